@@ -1,0 +1,108 @@
+"""Exceptions raised by the gateway.
+
+Every error the gateway raises on purpose derives from :class:`GatewayError`
+and is turned into a page or a status code at one boundary
+(:mod:`gateway.pages`), never into a traceback::
+
+    GatewayError
+    ├── ConfigError              - the configuration cannot be used; start-up stops
+    ├── UnsafeRedirect           - a `next` target was refused
+    ├── StoreUnavailable         - the store cannot be read or written; fail closed (503)
+    ├── BadRequest               - malformed or oversized client input (400/413/431)
+    │   └── CSRFError            - a state-changing POST without a valid CSRF token (403)
+    ├── RateLimited              - too many attempts from one client (429)
+    ├── FetchError               - fetching a provider's document or endpoint failed
+    │   └── DiscoveryRefused     - the URL or address is not allowed (SSRF guard)
+    └── LoginFailed              - the OpenID exchange did not produce a verified identity
+        ├── LoginCancelled       - the person chose "Deny" / cancel at the provider
+        └── ProviderNotAllowed   - the answering provider is not on the allow list,
+                                   or not authoritative for the claimed identifier
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base class of every error the gateway raises deliberately."""
+
+
+class ConfigError(GatewayError):
+    """The configuration is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration: " + "; ".join(self.problems))
+
+
+class UnsafeRedirect(GatewayError):
+    """A redirect target was refused because it could leave this site."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        self.target = target
+        self.reason = reason
+        super().__init__(f"unsafe redirect target ({reason})")
+
+
+class StoreUnavailable(GatewayError):
+    """The store failed; callers must refuse rather than let requests through."""
+
+
+class BadRequest(GatewayError):
+    """Client input that is malformed or too large."""
+
+    status_code = 400
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class CSRFError(BadRequest):
+    """A POST that changes state arrived without a valid CSRF token."""
+
+    status_code = 403
+
+
+class RateLimited(GatewayError):
+    """Too many attempts from one client; ``retry_after`` is in seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"rate limited, retry after {retry_after}s")
+
+
+class FetchError(GatewayError):
+    """An HTTP fetch on behalf of python3-openid failed (timeout, size, status)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"{reason}: {url}")
+
+
+class DiscoveryRefused(FetchError):
+    """The gateway refused to fetch a URL (scheme, address or allow list)."""
+
+
+class LoginFailed(GatewayError):
+    """The OpenID exchange ended without a verified identity.
+
+    ``message`` is safe to show to the person; ``reason`` goes to the log.
+    """
+
+    def __init__(self, reason: str, message: str = "Invalid login. Please try again.") -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(reason)
+
+
+class LoginCancelled(LoginFailed):
+    """The person cancelled at the provider."""
+
+    def __init__(self) -> None:
+        super().__init__("cancelled at the provider", "Sign-in was cancelled.")
+
+
+class ProviderNotAllowed(LoginFailed):
+    """The provider or the asserted identifier is not acceptable here."""

@@ -1,0 +1,27 @@
+"""Shared value types: the identity the gateway vouches for, and ASGI aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A verified OpenID user.
+
+    ``user_id`` is the verified claimed identifier (OpenID 2.0 §11): the only
+    field that identifies the account. ``nickname`` and ``email`` are what the
+    provider said in *signed* SReg/AX fields and are informational only.
+    """
+
+    user_id: str
+    nickname: str
+    email: str = ""
