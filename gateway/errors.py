@@ -88,12 +88,13 @@ class DiscoveryRefused(FetchError):
 class LoginFailed(GatewayError):
     """The OpenID exchange ended without a verified identity.
 
-    ``message`` is safe to show to the person; ``reason`` goes to the log.
+    ``reason`` goes to the log; ``code`` picks the message shown to the person
+    (see ``gateway.pages.MESSAGES``), so no attacker-chosen text reaches a page.
     """
 
-    def __init__(self, reason: str, message: str = "Invalid login. Please try again.") -> None:
+    def __init__(self, reason: str, code: str = "invalid") -> None:
         self.reason = reason
-        self.message = message
+        self.code = code
         super().__init__(reason)
 
 
@@ -101,8 +102,11 @@ class LoginCancelled(LoginFailed):
     """The person cancelled at the provider."""
 
     def __init__(self) -> None:
-        super().__init__("cancelled at the provider", "Sign-in was cancelled.")
+        super().__init__("cancelled at the provider", "cancelled")
 
 
 class ProviderNotAllowed(LoginFailed):
     """The provider or the asserted identifier is not acceptable here."""
+
+    def __init__(self, reason: str, code: str = "not-allowed") -> None:
+        super().__init__(reason, code)

@@ -51,6 +51,8 @@ class Settings:
 
     # Where browsers reach the site; OpenID realm and return_to are built from it.
     public_url: str = "http://127.0.0.1:8080"
+    # Shown on the login page.
+    site_name: str = "OpenID Gateway"
     # itsdangerous key rotation: newest last; the newest signs, all verify.
     secret_keys: tuple[Secret, ...] = ()
     # Shared with the protected app, which checks the identity proof with it.
@@ -183,8 +185,8 @@ def validate(settings: Settings) -> list[str]:
         problems.append(
             f"public_url must be an absolute http(s) URL such as https://example.com, got {settings.public_url!r}"
         )
-    elif parts.query or parts.fragment or parts.username:
-        problems.append("public_url must not contain a query, fragment or user name")
+    elif parts.query or parts.fragment or parts.username or parts.path not in ("", "/"):
+        problems.append("public_url must be an origin such as https://example.com: no path, query or user name")
     if not settings.secret_keys:
         problems.append("secret_keys is empty: set GATEWAY_SECRET_KEYS to a random string of 32+ characters")
     elif not settings.dev_mode:

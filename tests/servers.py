@@ -46,6 +46,7 @@ class UvicornThread:
         self.url = f"http://127.0.0.1:{self.port}"
         config.setdefault("log_level", "warning")
         config.setdefault("lifespan", "on")
+        config.setdefault("loop", "asyncio")
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, **config))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 

@@ -1,0 +1,43 @@
+"""OpenID Gateway: sign people in with OpenID 2.0 in front of any web app.
+
+The public surface: build settings, build the ASGI app, and (for protected
+Python apps) verify the identity headers the gateway sends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import ConfigError, GatewayError
+from gateway.proof import HeaderNames, InvalidProof, ProofSigner, ProofVerifier
+from gateway.settings import Settings, load_settings
+from gateway.types import Identity
+
+if TYPE_CHECKING:
+    from gateway.app import GatewayApp, create_app
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The app pulls in Starlette and python3-openid; apps that only verify
+    # identity headers (gateway.proof) should not pay for that import.
+    if name in ("GatewayApp", "create_app"):
+        from gateway import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'gateway' has no attribute {name!r}")
+
+__all__ = [
+    "ConfigError",
+    "GatewayApp",
+    "GatewayError",
+    "HeaderNames",
+    "Identity",
+    "InvalidProof",
+    "ProofSigner",
+    "ProofVerifier",
+    "Settings",
+    "create_app",
+    "load_settings",
+]

@@ -1,0 +1,215 @@
+"""The gateway as one ASGI application.
+
+A thin dispatcher in front of everything: ``/_gateway/auth`` goes straight to
+the lean :class:`~gateway.authcheck.AuthCheck`; ``/login``, ``/logout`` and
+the rest of ``/_gateway/`` go to a small Starlette app with the sign-in pages;
+in proxy mode every other path is authenticated and forwarded upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gateway import account, pages
+from gateway.authcheck import AuthCheck
+from gateway.errors import BadRequest, RateLimited, StoreUnavailable
+from gateway.runtime import Runtime
+from gateway.settings import Settings, load_settings
+from gateway.types import Message, Receive, Scope, Send
+from gateway.web import STATIC, Pages, SecurityHeaders, client_of
+
+logger = logging.getLogger("gateway")
+
+GATEWAY_PREFIX = "/_gateway/"
+AUTH_PATH = "/_gateway/auth"
+
+
+def _pages_app(runtime: Runtime, auth: AuthCheck, site: Pages) -> Starlette:
+    async def health(request: Request) -> Response:
+        try:
+            await _ping(runtime)
+        except StoreUnavailable:
+            return PlainTextResponse("store unavailable\n", status_code=503)
+        return PlainTextResponse("ok\n")
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadRequest)
+        logger.warning("bad request %s %s: %s", request.method, request.url.path, exc)
+        if exc.status_code == 403:
+            return site.error(403, "Request refused", "This form has expired or did not come from this site. "
+                              "Please go back, reload the page and try again.")
+        return site.error(exc.status_code, "Bad request", "The request could not be understood.")
+
+    async def rate_limited(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RateLimited)
+        logger.warning("rate limited %s %s from %s", request.method, request.url.path,
+                       client_of(request))
+        return site.error(429, "Too many attempts", "There were too many sign-in attempts from your address.",
+                          retry_after=exc.retry_after)
+
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        logger.error("store unavailable on %s: %s", request.url.path, exc)
+        return site.error(503, "Temporarily unavailable", "Sign-in is unavailable for a moment. Please try again.")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        titles = {404: "Not found", 405: "Method not allowed"}
+        return site.error(exc.status_code, titles.get(exc.status_code, "Error"), exc.detail, back_url="/",
+                          back_label="Go to the home page")
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return site.error(500, "Something went wrong", "The gateway hit an unexpected error; it has been logged.")
+
+    app = Starlette(
+        routes=[
+            Route("/login", pages.login_page, methods=["GET"]),
+            Route("/login", pages.login_submit, methods=["POST"]),
+            Route("/logout", pages.logout, methods=["GET", "POST"]),
+            Route("/_gateway/callback", pages.callback, methods=["GET", "POST"]),
+            Route("/_gateway/account", account.account_page, methods=["GET"]),
+            Route("/_gateway/account/revoke", account.revoke_one, methods=["POST"]),
+            Route("/_gateway/account/signout-everywhere", account.sign_out_everywhere, methods=["POST"]),
+            Route("/_gateway/health", health, methods=["GET"]),
+            Mount("/_gateway/static", StaticFiles(directory=STATIC), name="static"),
+        ],
+        exception_handlers={
+            BadRequest: bad_request,
+            RateLimited: rate_limited,
+            StoreUnavailable: store_unavailable,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+    )
+    app.state.runtime = runtime
+    app.state.auth = auth
+    app.state.pages = site
+    return app
+
+
+async def _ping(runtime: Runtime) -> None:
+    from starlette.concurrency import run_in_threadpool
+
+    await run_in_threadpool(runtime.store.ping)
+
+
+class GatewayApp:
+    """The ASGI entry point: dispatches to the auth check, the pages or the proxy."""
+
+    def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
+        self.settings = settings
+        self.runtime = runtime or Runtime.from_settings(settings)
+        self.auth = AuthCheck(self.runtime)
+        self.site = Pages(site_name=settings.site_name)
+        self.pages = SecurityHeaders(_pages_app(self.runtime, self.auth, self.site))
+        self.proxy: Any = None
+        if settings.mode == "proxy":
+            from gateway.proxy import UpstreamProxy
+
+            self.proxy = UpstreamProxy.from_settings(settings)
+        self.public_paths = tuple(settings.public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path == AUTH_PATH:
+                await self.auth(scope, receive, send)
+            elif path.startswith(GATEWAY_PREFIX) or path in ("/login", "/logout") or self.proxy is None:
+                await self.pages(scope, receive, send)
+            else:
+                await self.forward(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        else:  # websockets are not proxied
+            await send({"type": "websocket.close", "code": 1008})
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # report start-up failures to the server, which stops
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        await self.runtime.revocation.start()
+        if self.proxy is not None:
+            await self.proxy.startup()
+
+    async def shutdown(self) -> None:
+        await self.runtime.revocation.stop()
+        if self.proxy is not None:
+            await self.proxy.shutdown()
+        self.runtime.exchange.fetcher.close()
+        self.runtime.store.close()
+
+    def _is_public(self, path: str) -> bool:
+        return any(path == p or path.startswith(p if p.endswith("/") else p + "/") for p in self.public_paths)
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Proxy mode: authenticate, then forward with identity headers (or redirect to sign-in)."""
+        client = scope.get("client")
+        peer = client[0] if client else None
+        forwarded_for = cookie = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookie = value.decode("latin-1") if cookie is None else cookie + "; " + value.decode("latin-1")
+            elif name == b"x-forwarded-for":
+                forwarded_for = value.decode("latin-1")
+        client_addr = self.runtime.client_address.resolve(peer, forwarded_for)
+        if self._is_public(scope["path"]):
+            await self.proxy.forward(scope, receive, send, (), client_addr=client_addr)
+            return
+        uri = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        if scope["query_string"]:
+            uri += "?" + scope["query_string"].decode("latin-1")
+        try:
+            session, refreshed = self.auth.authenticate(cookie, self.runtime.now())
+        except StoreUnavailable:
+            response: Response = self.site.error(503, "Temporarily unavailable",
+                                                 "The site cannot check your sign-in right now. Please try again.")
+            await response(scope, receive, send)
+            return
+        if session is None:
+            location = self.runtime.login_url(self.runtime.safe_next(uri))
+            await send({"type": "http.response.start", "status": 302,
+                        "headers": [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store"),
+                                    (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        extra = self.auth.identity_headers(session, scope["method"], uri)
+        if refreshed is not None:
+            cookie_header = (b"set-cookie", refreshed.encode("latin-1"))
+
+            async def send_with_cookie(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", []), cookie_header]
+                await send(message)
+
+            await self.proxy.forward(scope, receive, send_with_cookie, extra, client_addr=client_addr)
+        else:
+            await self.proxy.forward(scope, receive, send, extra, client_addr=client_addr)
+
+
+def create_app(settings: Settings) -> GatewayApp:
+    return GatewayApp(settings)
+
+
+def create_app_from_environ() -> GatewayApp:
+    """uvicorn factory (``--factory``): settings from ``GATEWAY_CONFIG`` and ``GATEWAY_*``."""
+    return GatewayApp(load_settings(os.environ.get("GATEWAY_CONFIG")))

@@ -1,0 +1,89 @@
+"""``GET /_gateway/auth``: nginx's ``auth_request`` asks "who is this?".
+
+This runs on every request of the protected site, so it is plain ASGI and does
+no I/O: the session cookie is verified with HMAC, revocation is a set lookup
+(:mod:`gateway.revocation`), and the proof for the app is one more HMAC.
+
+Answers:
+
+* ``200`` with the identity headers and their proof (nginx copies them into
+  the proxied request with ``auth_request_set``), plus ``Set-Cookie`` when the
+  session cookie is due for its idle-timeout refresh;
+* ``401`` with ``X-Gateway-Login: /login?next=<original URI, encoded>`` for
+  nginx's ``error_page 401`` redirect (nginx has no way to encode it itself);
+* ``503`` when revocations cannot be checked (store down): fail closed.
+
+nginx must pass the original request as ``X-Original-URI`` (``$request_uri``)
+and ``X-Original-Method`` (``$request_method``): the proof is bound to them.
+"""
+
+from __future__ import annotations
+
+from gateway.errors import StoreUnavailable
+from gateway.runtime import Runtime
+from gateway.sessions import Session, read_cookie
+from gateway.types import Receive, Scope, Send
+
+_NO_STORE = (b"cache-control", b"no-store")
+_EMPTY_BODY = {"type": "http.response.body", "body": b""}
+
+
+class AuthCheck:
+    """Decides whether a request carries a live session; shared by both modes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.codec = runtime.sessions
+        self.revocation = runtime.revocation
+        self.cookie_name = runtime.settings.session_cookie
+        self.names = runtime.header_names
+        self._login_header = b"x-gateway-login"
+
+    def authenticate(self, cookie_header: str | None, now: float) -> tuple[Session | None, str | None]:
+        """Return the live session (or None) and a refreshed ``Set-Cookie`` value (or None).
+
+        Raises :class:`StoreUnavailable` when revocations are not known to be current.
+        """
+        session = self.codec.decode(read_cookie(cookie_header, self.cookie_name), now)
+        if session is None:
+            return None, None
+        if not self.revocation.healthy:
+            raise StoreUnavailable("revocation list is stale")
+        if self.revocation.is_revoked(session.session_id):
+            return None, None
+        refreshed = None
+        if self.codec.needs_refresh(session, now):
+            refreshed = self.runtime.cookies.set(self.cookie_name, self.codec.refreshed(session))
+        return session, refreshed
+
+    def identity_headers(self, session: Session, method: str, uri: str) -> list[tuple[bytes, bytes]]:
+        pairs = self.runtime.proof.headers(session.identity, method, uri, self.names)
+        return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cookie = uri = method = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                cookie = value.decode("latin-1") if cookie is None else cookie + "; " + value.decode("latin-1")
+            elif name == b"x-original-uri":
+                uri = value.decode("latin-1")
+            elif name == b"x-original-method":
+                method = value.decode("latin-1")
+        try:
+            session, refreshed = self.authenticate(cookie, self.runtime.now())
+        except StoreUnavailable:
+            await send({"type": "http.response.start", "status": 503, "headers": [_NO_STORE]})
+            await send(_EMPTY_BODY)
+            return
+        if session is None:
+            login = self.runtime.login_url(self.runtime.safe_next(uri or "/"))
+            headers = [_NO_STORE, (self._login_header, login.encode("latin-1"))]
+            await send({"type": "http.response.start", "status": 401, "headers": headers})
+            await send(_EMPTY_BODY)
+            return
+        headers = self.identity_headers(session, method or "GET", uri or "/")
+        headers.append(_NO_STORE)
+        if refreshed is not None:
+            headers.append((b"set-cookie", refreshed.encode("latin-1")))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send(_EMPTY_BODY)

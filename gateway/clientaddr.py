@@ -1,0 +1,40 @@
+"""The real client address, believed only from proxies we trust.
+
+``X-Forwarded-For`` is read right to left and only while each hop is a
+trusted proxy; the first untrusted address is the client. A client cannot
+spoof its way past this: whatever it writes into the header sits to the left
+of the address our own proxy appended.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ClientAddress:
+    """Resolves the client address of a request from its peer and XFF header."""
+
+    def __init__(self, trusted_proxies: Iterable[str]) -> None:
+        self.trusted: tuple[Network, ...] = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+
+    def is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted)
+
+    def resolve(self, peer: str | None, forwarded_for: str | None) -> str:
+        address = peer or "unknown"
+        if not forwarded_for or not self.is_trusted(address):
+            return address
+        for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+            if not hop:
+                continue
+            address = hop
+            if not self.is_trusted(hop):
+                break
+        return address

@@ -1,0 +1,1 @@
+"""The OpenID 2.0 relying party: the exchange, its extensions, its fetcher and provider rules."""

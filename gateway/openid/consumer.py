@@ -1,0 +1,183 @@
+"""The OpenID 2.0 exchange: ``Consumer.begin`` → provider → ``Consumer.complete``.
+
+python3-openid is synchronous (it fetches documents and talks to the store);
+:class:`OpenIDExchange` methods block and are meant to run in a worker thread.
+
+The consumer's "session" receives non-JSON objects (the discovered endpoint).
+They stay in this process, keyed by the login state id, never in a cookie
+(Flask-OpenID pickles them into one: code execution if the key leaks). When
+the callback reaches another worker process, a fresh dict is used and the
+library re-discovers the claimed identifier: slower, equally safe.
+
+A successful response proves only the claimed identifier (OpenID 2.0 §11),
+which becomes the account key. The answering endpoint must be authoritative
+for it (:mod:`gateway.openid.providers`), and nickname/e-mail come only from
+signed extension fields (:mod:`gateway.openid.extensions`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import openid.fetchers
+from openid.consumer import consumer as openid_consumer
+from openid.consumer.discover import DiscoveryFailure
+from openid.fetchers import HTTPFetchingError
+
+from gateway.errors import DiscoveryRefused, GatewayError, LoginCancelled, LoginFailed, ProviderNotAllowed
+from gateway.openid.extensions import add_extension_requests, fallback_nickname, signed_profile
+from gateway.openid.fetcher import SafeFetcher, find_fetch_error
+from gateway.openid.providers import check_authority, check_endpoint_allowed
+from gateway.store import Store
+from gateway.types import Identity
+
+logger = logging.getLogger("gateway.openid")
+
+MAX_IDENTIFIER_LENGTH = 1024
+XRI_PREFIXES = ("=", "@", "+", "$", "!", "(", "xri://")
+SESSION_TTL = 900.0
+SESSION_CACHE_SIZE = 10_000
+
+
+class _PerThreadFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
+    """python3-openid has one process-wide fetcher; each exchange brings its own.
+
+    The exchange sets its fetcher for the worker thread it runs in, so two
+    gateways in one process (tests, or one per site) keep their own limits.
+    Outside an exchange the strictest fetcher (all defaults) is used.
+    """
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.default = SafeFetcher()
+
+    def fetch(self, url: str, body: str | bytes | None = None, headers: Mapping[str, str] | None = None) -> Any:
+        fetcher = getattr(self.local, "fetcher", None) or self.default
+        return fetcher.fetch(url, body, headers)
+
+
+_DISPATCH = _PerThreadFetcher()
+openid.fetchers.setDefaultFetcher(_DISPATCH, wrap_exceptions=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    """Where to send the browser: a redirect, or (long requests) a POSTed form."""
+
+    url: str
+    form_fields: Mapping[str, str] | None = None
+
+
+class OpenIDExchange:
+    """Begins and completes OpenID 2.0 sign-ins against one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        realm: str,
+        *,
+        require_email: bool = False,
+        provider_allowlist: Sequence[str] = (),
+        fetcher: SafeFetcher | None = None,
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher or SafeFetcher(allowlist=provider_allowlist)
+        self.realm = realm
+        self.require_email = require_email
+        self.provider_allowlist = tuple(provider_allowlist)
+        self._sessions: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- consumer sessions kept in this process ----------------------------
+
+    def _session(self, state_id: str, pop: bool = False) -> dict[str, Any]:
+        now = time.monotonic()
+        with self._lock:
+            while self._sessions and (
+                len(self._sessions) > SESSION_CACHE_SIZE or now - next(iter(self._sessions.values()))[0] > SESSION_TTL
+            ):
+                self._sessions.popitem(last=False)
+            if pop:
+                entry = self._sessions.pop(state_id, None)
+                return entry[1] if entry else {}
+            session: dict[str, Any] = {}
+            self._sessions[state_id] = (now, session)
+            return session
+
+    # -- the exchange --------------------------------------------------------
+
+    def begin(self, identifier: str, return_to: str, state_id: str) -> ProviderRequest:
+        """Discover the provider for ``identifier`` and build the request to send the browser to."""
+        identifier = identifier.strip()
+        if not identifier:
+            raise LoginFailed("empty identifier", "empty")
+        if len(identifier) > MAX_IDENTIFIER_LENGTH:
+            raise LoginFailed("identifier too long", "too-long")
+        if identifier.lower().startswith(XRI_PREFIXES):
+            raise LoginFailed(f"XRI identifier refused: {identifier!r}", "xri")
+        consumer = openid_consumer.Consumer(self._session(state_id), self.store)
+        _DISPATCH.local.fetcher = self.fetcher
+        try:
+            auth_request = consumer.begin(identifier)
+        except DiscoveryFailure as exc:
+            raise _discovery_failed(identifier, exc) from exc
+        except HTTPFetchingError as exc:
+            raise _discovery_failed(identifier, find_fetch_error(exc) or exc) from exc
+        except GatewayError as exc:
+            raise _discovery_failed(identifier, exc) from exc
+        finally:
+            _DISPATCH.local.fetcher = None
+        if auth_request is None:  # pragma: no cover - begin raises rather than returning None for OpenID 2
+            raise LoginFailed("no OpenID service found", "no-provider")
+        check_endpoint_allowed(auth_request.endpoint.server_url, self.provider_allowlist)
+        add_extension_requests(auth_request, self.require_email)
+        if auth_request.shouldSendRedirect():
+            return ProviderRequest(auth_request.redirectURL(self.realm, return_to))
+        message = auth_request.getMessage(self.realm, return_to)
+        return ProviderRequest(auth_request.endpoint.server_url, dict(message.toPostArgs()))
+
+    def complete(self, query: Mapping[str, str], current_url: str, state_id: str) -> Identity:
+        """Verify the provider's answer; return the identity or raise :class:`LoginFailed`."""
+        consumer = openid_consumer.Consumer(self._session(state_id, pop=True), self.store)
+        _DISPATCH.local.fetcher = self.fetcher
+        try:
+            response = consumer.complete(dict(query), current_url)
+        except (HTTPFetchingError, DiscoveryFailure, GatewayError) as exc:
+            fetch_error = find_fetch_error(exc)
+            code = "unreachable" if fetch_error is not None else "invalid"
+            raise LoginFailed(f"verification failed: {fetch_error or exc}", code) from exc
+        except Exception as exc:  # a third-party library on hostile input: contain, log, refuse
+            logger.exception("python3-openid raised while completing a sign-in")
+            raise LoginFailed(f"verification raised {type(exc).__name__}") from exc
+        finally:
+            _DISPATCH.local.fetcher = None
+        status = response.status
+        if status == openid_consumer.CANCEL:
+            raise LoginCancelled()
+        if status == openid_consumer.SETUP_NEEDED:
+            raise LoginFailed("provider answered setup_needed")
+        if status != openid_consumer.SUCCESS:
+            raise LoginFailed(f"provider response refused: {getattr(response, 'message', status)}")
+        claimed_id = response.identity_url
+        endpoint_url = response.endpoint.server_url
+        check_endpoint_allowed(endpoint_url, self.provider_allowlist)
+        check_authority(claimed_id, endpoint_url)
+        nickname, email = signed_profile(response)
+        if self.require_email and not email:
+            raise LoginFailed(f"no signed e-mail from {endpoint_url}", "email-required")
+        return Identity(claimed_id, fallback_nickname(nickname, email, claimed_id), email)
+
+
+def _discovery_failed(identifier: str, cause: object) -> LoginFailed:
+    if isinstance(cause, ProviderNotAllowed):
+        return cause
+    if isinstance(cause, BaseException) and not isinstance(cause, GatewayError):
+        cause = find_fetch_error(cause) or cause
+    code = "refused" if isinstance(cause, DiscoveryRefused) else "no-provider"
+    return LoginFailed(f"discovery of {identifier!r} failed: {cause}", code)

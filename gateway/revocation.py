@@ -1,0 +1,101 @@
+"""Which session ids are revoked, known without a database round trip per request.
+
+``/_gateway/auth`` runs on every request of the protected site, so it checks a
+set in memory. A background task refreshes that set from the store every
+``revocation_refresh`` seconds (only rows revoked since the last refresh), and
+a logout in this process adds to it at once. With several worker processes a
+revocation made by one worker reaches the others within one refresh interval.
+
+Fail closed: when the store cannot be read for longer than ``3 x interval``
+(at least 5 s) the cache reports itself unhealthy and the auth check answers
+503 until a refresh succeeds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from starlette.concurrency import run_in_threadpool
+
+from gateway.errors import StoreUnavailable
+from gateway.store import Store
+
+logger = logging.getLogger("gateway.revocation")
+
+FULL_RELOAD_EVERY = 600.0
+PURGE_EVERY = 600.0
+
+
+class RevocationCache:
+    """The revoked session ids, refreshed in the background."""
+
+    def __init__(self, store: Store, interval: float, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.interval = interval
+        self.clock = clock
+        self.revoked: set[str] = set()
+        self.max_staleness = max(5.0, 3 * interval)
+        self._last_ok = 0.0
+        self._high_water = 0.0
+        self._last_full = 0.0
+        self._last_purge = 0.0
+        self._task: asyncio.Task[None] | None = None
+        # Revoked here recently: kept across a full reload that may have read the store just before.
+        self._local: dict[str, float] = {}
+
+    @property
+    def healthy(self) -> bool:
+        return self.clock() - self._last_ok <= self.max_staleness
+
+    def is_revoked(self, session_id: str) -> bool:
+        return session_id in self.revoked
+
+    def add(self, session_id: str) -> None:
+        self.revoked.add(session_id)
+        self._local[session_id] = self.clock()
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._run(), name="revocation-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Load revocations since the last refresh; never raises."""
+        now = self.clock()
+        full = now - self._last_full >= FULL_RELOAD_EVERY
+        since = 0.0 if full else self._high_water - 1.0
+        try:
+            rows = await run_in_threadpool(self.store.revoked_since, since, now)
+            if now - self._last_purge >= PURGE_EVERY:
+                await run_in_threadpool(self.store.purge_expired, now)
+                self._last_purge = now
+        except StoreUnavailable as exc:
+            if self.healthy:
+                logger.error("store unavailable, revocations not refreshed: %s", exc)
+            return
+        ids = {session_id for session_id, _ in rows}
+        if full:
+            self._local = {sid: at for sid, at in self._local.items() if now - at < 60}
+            self.revoked = ids | self._local.keys()
+            self._last_full = now
+        else:
+            self.revoked.update(ids)
+        if rows:
+            self._high_water = max(self._high_water, max(revoked_at for _, revoked_at in rows))
+        if not self.healthy and self._last_ok:
+            logger.warning("store available again, revocations refreshed")
+        self._last_ok = now

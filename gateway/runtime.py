@@ -1,0 +1,91 @@
+"""Everything the gateway builds once at start-up from its settings.
+
+Codecs, signers, the store, the OpenID exchange and the limiters are made
+here, once, so that request handlers (and the hot path above all) only use
+them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from gateway.clientaddr import ClientAddress
+from gateway.csrf import CSRFTokens
+from gateway.openid.consumer import OpenIDExchange
+from gateway.openid.fetcher import SafeFetcher
+from gateway.proof import HeaderNames, ProofSigner
+from gateway.ratelimit import RateLimiter
+from gateway.redirects import safe_next
+from gateway.remember import RememberMe
+from gateway.revocation import RevocationCache
+from gateway.sessions import LOGIN_SALT, CookiePolicy, SessionCodec, TokenCodec
+from gateway.settings import Settings
+from gateway.store import SQLiteStore, Store
+
+CALLBACK_PATH = "/_gateway/callback"
+
+
+@dataclass
+class Runtime:
+    """The gateway's long-lived parts, built from :class:`Settings`."""
+
+    settings: Settings
+    store: Store
+    sessions: SessionCodec = field(init=False)
+    cookies: CookiePolicy = field(init=False)
+    login_states: TokenCodec = field(init=False)
+    remember: RememberMe = field(init=False)
+    csrf: CSRFTokens = field(init=False)
+    revocation: RevocationCache = field(init=False)
+    exchange: OpenIDExchange = field(init=False)
+    proof: ProofSigner = field(init=False)
+    header_names: HeaderNames = field(init=False)
+    client_address: ClientAddress = field(init=False)
+    login_limiter: RateLimiter = field(init=False)
+    failure_limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        keys = s.secret_key_values()
+        self.sessions = SessionCodec(keys, s.session_idle_timeout, s.session_max_lifetime)
+        self.cookies = CookiePolicy(s.https, s.cookie_domain)
+        self.login_states = TokenCodec(keys, LOGIN_SALT)
+        self.remember = RememberMe(self.store, keys, s.remember_lifetime, s.remember_grace)
+        self.csrf = CSRFTokens(keys)
+        self.revocation = RevocationCache(self.store, s.revocation_refresh)
+        self.exchange = OpenIDExchange(
+            self.store, s.public_origin + "/", require_email=s.require_email,
+            provider_allowlist=s.provider_allowlist, fetcher=SafeFetcher.from_settings(s),
+        )
+        self.proof = ProofSigner(str(s.proof_key))
+        self.header_names = HeaderNames(s.header_user, s.header_nickname, s.header_email, s.header_proof)
+        self.client_address = ClientAddress(s.trusted_proxies)
+        self.login_limiter = RateLimiter(s.login_rate_limit, s.login_rate_window)
+        self.failure_limiter = RateLimiter(s.failure_rate_limit, s.failure_rate_window)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        return cls(settings, SQLiteStore(settings.sqlite_path))
+
+    @property
+    def callback_url(self) -> str:
+        return self.settings.public_origin + CALLBACK_PATH
+
+    def safe_next(self, target: str | None) -> str:
+        s = self.settings
+        return safe_next(target, public_url=s.public_url, allowed_hosts=s.next_allowed_hosts,
+                         max_length=s.max_next_length)
+
+    def login_url(self, next_target: str, message: str | None = None) -> str:
+        """``/login?next=...`` with ``next`` percent-encoded, as nginx cannot encode it."""
+        params = {"next": next_target} if next_target and next_target != "/" else {}
+        if message:
+            params["m"] = message
+        return "/login" + ("?" + urlencode(params) if params else "")
+
+    @staticmethod
+    def now() -> float:
+        return time.time()

@@ -1,0 +1,144 @@
+"""Session, remember-me and login-state cookies (itsdangerous, with key rotation).
+
+The session cookie carries the session id and the identity, signed with the
+newest secret key and verified with any of them (itsdangerous' "list of keys,
+newest last"). Its timestamp is the time of the last refresh, so the idle
+timeout is just ``max_age`` on verification; the absolute lifetime is checked
+against the sign-in time inside the payload. Revocation is *not* decided here:
+see :mod:`gateway.revocation`.
+
+Decoding never raises: a tampered, expired, foreign or garbage cookie is
+simply "not signed in".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
+
+from gateway.types import Identity
+
+SESSION_SALT = "openid-gateway.session"
+REMEMBER_SALT = "openid-gateway.remember"
+LOGIN_SALT = "openid-gateway.login-state"
+MAX_COOKIE_LENGTH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A decoded, signature-checked session cookie."""
+
+    session_id: str
+    identity: Identity
+    auth_time: float
+    series_id: str | None
+    refreshed: float
+
+
+class SessionCodec:
+    """Signs and verifies session cookies; enforces idle and absolute lifetimes."""
+
+    def __init__(self, secret_keys: list[str], idle_timeout: int, max_lifetime: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_keys, salt=SESSION_SALT)
+        self.idle_timeout = idle_timeout
+        self.max_lifetime = max_lifetime
+        # Re-sign at most this often: often enough that an active user never
+        # idles out, rarely enough that most requests set no cookie.
+        self.refresh_after = max(1, min(300, idle_timeout // 10))
+
+    def encode(self, session_id: str, identity: Identity, auth_time: float, series_id: str | None) -> str:
+        payload = [session_id, identity.user_id, identity.nickname, identity.email, auth_time, series_id]
+        return self._serializer.dumps(payload)
+
+    def refreshed(self, session: Session) -> str:
+        return self.encode(session.session_id, session.identity, session.auth_time, session.series_id)
+
+    def decode(self, value: str | None, now: float) -> Session | None:
+        if not value or len(value) > MAX_COOKIE_LENGTH:
+            return None
+        try:
+            payload, signed_at = self._serializer.loads(value, max_age=self.idle_timeout, return_timestamp=True)
+        except (BadData, UnicodeError, ValueError, TypeError, json.JSONDecodeError):
+            return None
+        if not (isinstance(payload, list) and len(payload) == 6):
+            return None
+        session_id, user_id, nickname, email, auth_time, series_id = payload
+        if not (
+            isinstance(session_id, str)
+            and isinstance(user_id, str)
+            and user_id
+            and isinstance(nickname, str)
+            and isinstance(email, str)
+            and isinstance(auth_time, int | float)
+            and (series_id is None or isinstance(series_id, str))
+        ):
+            return None
+        if now - auth_time > self.max_lifetime:
+            return None
+        return Session(session_id, Identity(user_id, nickname, email), float(auth_time), series_id,
+                       signed_at.timestamp())
+
+    def needs_refresh(self, session: Session, now: float) -> bool:
+        return now - session.refreshed >= self.refresh_after
+
+
+class TokenCodec:
+    """Signs small string values (remember-me ``series:token``, login state ids)."""
+
+    def __init__(self, secret_keys: list[str], salt: str) -> None:
+        self._serializer = URLSafeSerializer(secret_keys, salt=salt)
+
+    def encode(self, value: str) -> str:
+        return self._serializer.dumps(value)
+
+    def decode(self, value: str | None) -> str | None:
+        if not value or len(value) > MAX_COOKIE_LENGTH:
+            return None
+        try:
+            result = self._serializer.loads(value)
+        except (BadData, UnicodeError, ValueError, TypeError, json.JSONDecodeError):
+            return None
+        return result if isinstance(result, str) else None
+
+
+def read_cookie(header: str | None, name: str) -> str | None:
+    """Return the first cookie called ``name`` from a Cookie header, without a full parse.
+
+    The hot path looks for one cookie; a full parse of every cookie is wasted work.
+    """
+    if not header:
+        return None
+    prefix = name + "="
+    for part in header.split(";"):
+        part = part.strip()
+        if part.startswith(prefix):
+            value = part[len(prefix) :]
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value
+    return None
+
+
+class CookiePolicy:
+    """Builds ``Set-Cookie`` values with the gateway's attributes, precomputed once.
+
+    HttpOnly and SameSite=Lax always; ``Secure`` when the public URL is https;
+    ``Domain`` only when configured (a host-only cookie is the safer default).
+    """
+
+    def __init__(self, secure: bool, domain: str = "") -> None:
+        suffix = "; HttpOnly; SameSite=Lax"
+        if secure:
+            suffix += "; Secure"
+        if domain:
+            suffix += f"; Domain={domain}"
+        self._suffix = suffix
+
+    def set(self, name: str, value: str, *, max_age: int | None = None, path: str = "/") -> str:
+        age = f"; Max-Age={max_age}" if max_age is not None else ""
+        return f"{name}={value}; Path={path}{age}{self._suffix}"
+
+    def delete(self, name: str, *, path: str = "/") -> str:
+        return f"{name}=; Path={path}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{self._suffix}"

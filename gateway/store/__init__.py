@@ -1,0 +1,8 @@
+"""Persistence behind one interface: :class:`Store`, with SQLite as the default."""
+
+from __future__ import annotations
+
+from gateway.store.base import RememberRecord, SessionRecord, Store
+from gateway.store.sqlite import SQLiteStore
+
+__all__ = ["RememberRecord", "SQLiteStore", "SessionRecord", "Store"]

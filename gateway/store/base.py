@@ -1,0 +1,76 @@
+"""What the gateway persists, as one small interface.
+
+A store keeps python3-openid's associations and nonces, the server-side
+session records (so a session can be revoked) and the remember-me series.
+Every method is synchronous and may block: callers on the event loop run them
+in a worker thread. Every failure is raised as
+:class:`~gateway.errors.StoreUnavailable` so that callers fail closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A signed-in browser session; the cookie carries only its id and identity."""
+
+    session_id: str
+    user_id: str
+    created: float
+    expires: float
+    series_id: str | None = None
+    user_agent: str = ""
+    client_addr: str = ""
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RememberRecord:
+    """A remember-me series: the browser holds ``series_id`` and a token; we hold its hash."""
+
+    series_id: str
+    token_hash: str
+    user_id: str
+    nickname: str
+    email: str
+    created: float
+    last_used: float
+    expires: float
+    previous_hash: str | None = None
+    rotated_at: float | None = None
+    user_agent: str = ""
+    revoked_at: float | None = None
+
+
+class Store(Protocol):
+    """The gateway's persistence; python3-openid's store methods included."""
+
+    # python3-openid's OpenIDStore interface (associations and nonces).
+    def storeAssociation(self, server_url: str, association: object) -> None: ...  # noqa: N802
+    def getAssociation(self, server_url: str, handle: str | None = None) -> object | None: ...  # noqa: N802
+    def removeAssociation(self, server_url: str, handle: str) -> bool: ...  # noqa: N802
+    def useNonce(self, server_url: str, timestamp: int, salt: str) -> bool: ...  # noqa: N802
+    def cleanupNonces(self) -> int: ...  # noqa: N802
+    def cleanupAssociations(self) -> int: ...  # noqa: N802
+
+    # Sessions.
+    def create_session(self, record: SessionRecord) -> None: ...
+    def revoke_session(self, session_id: str, now: float) -> None: ...
+    def revoke_user(self, user_id: str, now: float) -> None: ...
+    def revoke_series_sessions(self, series_id: str, now: float) -> None: ...
+    def list_sessions(self, user_id: str, now: float) -> list[SessionRecord]: ...
+    def revoked_since(self, since: float, now: float) -> list[tuple[str, float]]: ...
+
+    # Remember-me series.
+    def create_series(self, record: RememberRecord) -> None: ...
+    def get_series(self, series_id: str) -> RememberRecord | None: ...
+    def rotate_series(self, series_id: str, old_hash: str, new_hash: str, now: float) -> bool: ...
+    def revoke_series(self, series_id: str, now: float) -> None: ...
+
+    # Housekeeping.
+    def purge_expired(self, now: float) -> int: ...
+    def ping(self) -> None: ...
+    def close(self) -> None: ...

@@ -1,0 +1,243 @@
+"""The default store: one SQLite file under the state directory.
+
+python3-openid's own ``SQLiteStore`` is unusable here: importing it fails
+without psycopg2, it shares one cursor between threads and ``createTables``
+has no ``IF NOT EXISTS``. This store uses one connection guarded by a lock
+(calls arrive from a thread pool), WAL mode so readers do not wait on the
+writer, and turns every sqlite3 error into ``StoreUnavailable``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from openid.association import Association
+from openid.store import nonce as openid_nonce
+
+from gateway.errors import StoreUnavailable
+from gateway.store.base import RememberRecord, SessionRecord
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS associations (
+    server_url TEXT NOT NULL, handle TEXT NOT NULL, secret BLOB NOT NULL,
+    issued INTEGER NOT NULL, lifetime INTEGER NOT NULL, assoc_type TEXT NOT NULL,
+    PRIMARY KEY (server_url, handle));
+CREATE TABLE IF NOT EXISTS nonces (
+    server_url TEXT NOT NULL, timestamp INTEGER NOT NULL, salt TEXT NOT NULL,
+    PRIMARY KEY (server_url, timestamp, salt));
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
+    series_id TEXT, user_agent TEXT NOT NULL DEFAULT '', client_addr TEXT NOT NULL DEFAULT '',
+    revoked_at REAL);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
+CREATE INDEX IF NOT EXISTS sessions_revoked ON sessions (revoked_at);
+CREATE TABLE IF NOT EXISTS remember_series (
+    series_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, user_id TEXT NOT NULL,
+    nickname TEXT NOT NULL, email TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL,
+    expires REAL NOT NULL, previous_hash TEXT, rotated_at REAL, user_agent TEXT NOT NULL DEFAULT '',
+    revoked_at REAL);
+CREATE INDEX IF NOT EXISTS remember_user ON remember_series (user_id);
+"""
+
+
+class SQLiteStore:
+    """Associations, nonces, sessions and remember-me series in one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        with self._lock:
+            try:
+                self._conn = self._connect(create=True)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store {str(self.path)!r}: {exc}") from exc
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _connect(self, create: bool = False) -> sqlite3.Connection:
+        # Only start-up creates the file: a store deleted under a running gateway
+        # would otherwise come back empty and forget every revocation.
+        if not self.path.parent.is_dir():
+            raise StoreUnavailable(f"state directory {str(self.path.parent)!r} does not exist")
+        if not create and not self.path.exists():
+            raise StoreUnavailable(f"SQLite store {str(self.path)!r} is missing")
+        conn = sqlite3.connect(self.path, timeout=2.0, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+        return conn
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` under the lock; reconnect after a failure so the store heals itself."""
+        with self._lock:
+            try:
+                if self._conn is None or not self.path.exists():
+                    self._reset()
+                    self._conn = self._connect()
+                return work(self._conn)
+            except sqlite3.Error as exc:
+                self._reset()
+                raise StoreUnavailable(f"SQLite store {str(self.path)!r}: {exc}") from exc
+
+    def _reset(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing a broken connection
+                pass
+            self._conn = None
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        return self._call(lambda conn: conn.execute(sql, params).rowcount)
+
+    def ping(self) -> None:
+        self._call(lambda conn: conn.execute("SELECT count(*) FROM sessions WHERE 0").fetchone())
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
+
+    # -- python3-openid's OpenIDStore interface ---------------------------
+
+    def storeAssociation(self, server_url: str, association: Association) -> None:  # noqa: N802
+        self._execute(
+            "INSERT OR REPLACE INTO associations VALUES (?, ?, ?, ?, ?, ?)",
+            (server_url, association.handle, association.secret, association.issued,
+             association.lifetime, association.assoc_type),
+        )
+
+    def getAssociation(self, server_url: str, handle: str | None = None) -> Association | None:  # noqa: N802
+        def work(conn: sqlite3.Connection) -> list[Any]:
+            if handle is None:
+                sql = "SELECT handle, secret, issued, lifetime, assoc_type FROM associations WHERE server_url = ?"
+                return conn.execute(sql, (server_url,)).fetchall()
+            sql = ("SELECT handle, secret, issued, lifetime, assoc_type FROM associations"
+                   " WHERE server_url = ? AND handle = ?")
+            return conn.execute(sql, (server_url, handle)).fetchall()
+
+        live: list[Association] = []
+        for row in self._call(work):
+            assoc = Association(row[0], bytes(row[1]), row[2], row[3], row[4])
+            if assoc.expiresIn == 0:
+                self.removeAssociation(server_url, assoc.handle)
+            else:
+                live.append(assoc)
+        return max(live, key=lambda a: a.issued) if live else None
+
+    def removeAssociation(self, server_url: str, handle: str) -> bool:  # noqa: N802
+        sql = "DELETE FROM associations WHERE server_url = ? AND handle = ?"
+        return self._execute(sql, (server_url, handle)) > 0
+
+    def useNonce(self, server_url: str, timestamp: int, salt: str) -> bool:  # noqa: N802
+        """Record a response nonce; False when seen before or outside the skew window (replay)."""
+        if abs(timestamp - time.time()) > openid_nonce.SKEW:
+            return False
+
+        def work(conn: sqlite3.Connection) -> bool:
+            try:
+                conn.execute("INSERT INTO nonces VALUES (?, ?, ?)", (server_url, timestamp, salt))
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+        return self._call(work)
+
+    def cleanupNonces(self) -> int:  # noqa: N802
+        return self._execute("DELETE FROM nonces WHERE timestamp < ?", (int(time.time()) - openid_nonce.SKEW,))
+
+    def cleanupAssociations(self) -> int:  # noqa: N802
+        return self._execute("DELETE FROM associations WHERE issued + lifetime < ?", (int(time.time()),))
+
+    # -- sessions ---------------------------------------------------------
+
+    def create_session(self, record: SessionRecord) -> None:
+        self._execute(
+            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            (record.session_id, record.user_id, record.created, record.expires, record.series_id,
+             record.user_agent[:256], record.client_addr),
+        )
+
+    def revoke_session(self, session_id: str, now: float) -> None:
+        self._execute("UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
+                      (now, session_id))
+
+    def revoke_series_sessions(self, series_id: str, now: float) -> None:
+        self._execute("UPDATE sessions SET revoked_at = ? WHERE series_id = ? AND revoked_at IS NULL",
+                      (now, series_id))
+
+    def revoke_user(self, user_id: str, now: float) -> None:
+        """Sign a user out everywhere: every session and every remember-me series."""
+
+        def work(conn: sqlite3.Connection) -> None:
+            with self._transaction(conn):
+                conn.execute("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                             (now, user_id))
+                conn.execute("UPDATE remember_series SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                             (now, user_id))
+
+        self._call(work)
+
+    def list_sessions(self, user_id: str, now: float) -> list[SessionRecord]:
+        sql = ("SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires > ?"
+               " ORDER BY created DESC")
+        rows = self._call(lambda conn: conn.execute(sql, (user_id, now)).fetchall())
+        return [SessionRecord(*row) for row in rows]
+
+    def revoked_since(self, since: float, now: float) -> list[tuple[str, float]]:
+        sql = "SELECT session_id, revoked_at FROM sessions WHERE revoked_at >= ? AND expires > ?"
+        return [(row[0], row[1]) for row in self._call(lambda conn: conn.execute(sql, (since, now)).fetchall())]
+
+    # -- remember-me series -----------------------------------------------
+
+    def create_series(self, record: RememberRecord) -> None:
+        self._execute(
+            "INSERT INTO remember_series VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL)",
+            (record.series_id, record.token_hash, record.user_id, record.nickname, record.email,
+             record.created, record.last_used, record.expires, record.user_agent[:256]),
+        )
+
+    def get_series(self, series_id: str) -> RememberRecord | None:
+        sql = "SELECT * FROM remember_series WHERE series_id = ?"
+        row = self._call(lambda conn: conn.execute(sql, (series_id,)).fetchone())
+        return RememberRecord(*row) if row else None
+
+    def rotate_series(self, series_id: str, old_hash: str, new_hash: str, now: float) -> bool:
+        """Replace the token hash only if ``old_hash`` is still current (compare-and-swap)."""
+        sql = ("UPDATE remember_series SET previous_hash = token_hash, token_hash = ?, rotated_at = ?,"
+               " last_used = ? WHERE series_id = ? AND token_hash = ? AND revoked_at IS NULL")
+        return self._execute(sql, (new_hash, now, now, series_id, old_hash)) == 1
+
+    def revoke_series(self, series_id: str, now: float) -> None:
+        self._execute("UPDATE remember_series SET revoked_at = ? WHERE series_id = ? AND revoked_at IS NULL",
+                      (now, series_id))
+
+    def purge_expired(self, now: float) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            with self._transaction(conn):
+                count = conn.execute("DELETE FROM sessions WHERE expires < ?", (now,)).rowcount
+                count += conn.execute("DELETE FROM remember_series WHERE expires < ?", (now,)).rowcount
+            return count
+
+        removed = self._call(work)
+        self.cleanupNonces()
+        self.cleanupAssociations()
+        return removed
