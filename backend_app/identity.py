@@ -1,0 +1,93 @@
+"""Who is asking: the gateway's identity headers, believed only with a valid proof.
+
+The app has no login of its own. The gateway in front of it adds identity
+headers and a short-lived proof signed over the method, the request URI and the
+header values (:mod:`gateway.proof`). :class:`ProofMiddleware` checks that proof
+on every request before routing: a request without identity headers is
+anonymous, one with a valid proof carries an :class:`~gateway.types.Identity`,
+and anything else is refused with 401 - never downgraded to anonymous, so that a
+misconfigured gateway is noticed rather than silently logging everybody out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from urllib.parse import quote
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from gateway.proof import InvalidProof, ProofVerifier
+from gateway.types import ASGIApp, Identity, Receive, Scope, Send
+
+logger = logging.getLogger("backend_app.identity")
+
+SCOPE_KEY = "gateway.identity"
+
+Refusal = Callable[[Request, InvalidProof], Response]
+
+
+def identity_of(conn: HTTPConnection) -> Identity | None:
+    """The identity :class:`ProofMiddleware` verified for this request, if any."""
+    identity: Identity | None = conn.scope.get(SCOPE_KEY)
+    return identity
+
+
+def request_uri(scope: Scope) -> str:
+    """The request target exactly as the client sent it: what the proof signs.
+
+    ``scope["path"]`` is already percent-decoded, so it is used (re-encoded)
+    only by servers that do not provide ``raw_path``.
+    """
+    raw_path: bytes | None = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path is not None else quote(scope["path"])
+    query: bytes = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+class ProofMiddleware:
+    """Verify the gateway's proof and store the identity in the ASGI scope.
+
+    Only the four configured headers are looked at, in one pass over the raw
+    header list; a repeated identity header is refused outright, since which
+    copy a component reads would otherwise decide who the user is.
+    """
+
+    def __init__(self, app: ASGIApp, verifier: ProofVerifier, refusal: Refusal) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.refusal = refusal
+        self._wanted = {name.lower().encode("latin-1"): name for name in verifier.names.all()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            scope[SCOPE_KEY] = self._verify(scope)
+        except InvalidProof as exc:
+            logger.warning("refused %s %r: %s", scope.get("method", "GET"), request_uri(scope), exc)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            response = self.refusal(Request(scope), exc)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _verify(self, scope: Scope) -> Identity | None:
+        found: dict[str, str] = {}
+        wanted = self._wanted
+        for raw_name, raw_value in scope["headers"]:
+            name = wanted.get(raw_name)
+            if name is not None:
+                if name in found:
+                    raise InvalidProof(f"{name} header sent twice")
+                found[name] = raw_value.decode("latin-1")
+        if not found:
+            return None
+        return self.verifier.verify(found, scope.get("method", "GET"), request_uri(scope))
+
+
+__all__ = ["SCOPE_KEY", "ProofMiddleware", "Refusal", "identity_of", "request_uri"]

@@ -1,0 +1,177 @@
+"""The microblog's pages and its one JSON endpoint.
+
+Every page shows who the app believes is signed in, as the gateway vouched for
+it (:mod:`backend_app.identity`). The app links to the gateway's ``/login`` and
+``/logout`` and never handles credentials itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from backend_app.database import Database, User
+from backend_app.identity import identity_of
+from gateway.proof import InvalidProof
+
+MAX_POST_LENGTH = 280
+PAGE_SIZE = 50
+LOGIN_PATH = "/login"
+LOGOUT_PATH = "/logout"
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+
+# No inline scripts or styles anywhere, so the policy can be strict.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
+        " base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def template_environment() -> jinja2.Environment:
+    """Every template is HTML, so every template is escaped."""
+    loader = jinja2.FileSystemLoader(TEMPLATES_DIR)
+    return jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True)
+
+
+class PostRejected(ValueError):
+    """A post body that cannot be published; the message is shown to the author."""
+
+
+def clean_post_body(text: str) -> str:
+    """The body to store: stripped, line endings normalised, 1 to 280 characters."""
+    body = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not body:
+        raise PostRejected("Write something first: the post is empty.")
+    if len(body) > MAX_POST_LENGTH:
+        raise PostRejected(f"A post has at most {MAX_POST_LENGTH} characters; this one has {len(body)}.")
+    return body
+
+
+def is_cross_site(request: Request) -> bool:
+    """Whether the browser says a state-changing request came from another site.
+
+    The app has no session of its own to hang a CSRF token on; Fetch Metadata
+    (``Sec-Fetch-Site``) lets it refuse forms posted from other sites whatever
+    the gateway's cookie settings are.
+    """
+    return request.headers.get("sec-fetch-site", "") in ("cross-site", "same-site")
+
+
+def login_url(path: str) -> str:
+    return f"{LOGIN_PATH}?next={quote(path, safe='/')}"
+
+
+class Pages:
+    """The route handlers, bound to one database and one template set."""
+
+    def __init__(self, database: Database, templates: Jinja2Templates | None = None) -> None:
+        self.database = database
+        self.templates = templates or Jinja2Templates(env=template_environment())
+
+    async def current_user(self, request: Request) -> User | None:
+        """The local user of the verified identity, created on its first visit."""
+        identity = identity_of(request)
+        if identity is None:
+            return None
+        return await run_in_threadpool(self.database.sync_user, identity)
+
+    def render(
+        self, request: Request, name: str, me: User | None, status_code: int = 200, **context: Any
+    ) -> Response:
+        context.update(me=me, login_url=login_url(request.url.path), logout_url=LOGOUT_PATH)
+        return self.templates.TemplateResponse(
+            request, name, context, status_code=status_code, headers=SECURITY_HEADERS
+        )
+
+    async def home(self, request: Request) -> Response:
+        me = await self.current_user(request)
+        return await self._home(request, me)
+
+    async def _home(
+        self, request: Request, me: User | None, status_code: int = 200, message: str = "", draft: str = ""
+    ) -> Response:
+        posts = await run_in_threadpool(self.database.recent_posts, PAGE_SIZE)
+        return self.render(
+            request,
+            "index.html",
+            me,
+            status_code,
+            posts=posts,
+            message=message,
+            draft=draft,
+            max_length=MAX_POST_LENGTH,
+        )
+
+    async def publish(self, request: Request) -> Response:
+        me = await self.current_user(request)
+        if me is None:
+            return self.render(request, "error.html", None, 403, title="Sign in to write a post", message="")
+        if is_cross_site(request):
+            return self.render(
+                request, "error.html", me, 403, title="Refused", message="Posts can only be written from this site."
+            )
+        form = await request.form(max_files=0, max_fields=5, max_part_size=16 * 1024)
+        text = form.get("body")
+        text = text if isinstance(text, str) else ""
+        try:
+            body = clean_post_body(text)
+        except PostRejected as exc:
+            return await self._home(request, me, 400, message=str(exc), draft=text)
+        await run_in_threadpool(self.database.add_post, me, body)
+        return RedirectResponse("/", status_code=303)
+
+    async def user(self, request: Request) -> Response:
+        me = await self.current_user(request)
+        nickname: str = request.path_params["nickname"]
+        author = await run_in_threadpool(self.database.user_by_nickname, nickname)
+        if author is None:
+            return self.render(
+                request, "error.html", me, 404, title="No such user", message=f"Nobody here is called {nickname}."
+            )
+        posts = await run_in_threadpool(self.database.posts_of, author, PAGE_SIZE)
+        return self.render(request, "user.html", me, author=author, posts=posts)
+
+    async def whoami(self, request: Request) -> Response:
+        """The identity the app sees: for operators checking their set-up."""
+        identity = identity_of(request)
+        if identity is None:
+            return JSONResponse({"user": None})
+        return JSONResponse({"user": identity.user_id, "nickname": identity.nickname, "email": identity.email})
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        """Starlette's 404/405/400 (bad form) as pages in the site's layout."""
+        assert isinstance(exc, HTTPException)
+        me = await self.current_user(request)
+        response = self.render(
+            request, "error.html", me, exc.status_code, title=_TITLES.get(exc.status_code, "Error"), message=exc.detail
+        )
+        response.headers.update(exc.headers or {})
+        return response
+
+    def refused(self, request: Request, exc: InvalidProof) -> Response:
+        """The 401 page for a request whose identity headers lack a valid proof."""
+        return self.render(
+            request,
+            "error.html",
+            None,
+            401,
+            title="The gateway's proof is missing or invalid",
+            message="This request carries identity headers that the gateway did not vouch for. Sign in again.",
+        )
+
+
+_TITLES = {400: "Bad request", 404: "Page not found", 405: "Method not allowed", 413: "Too large"}
+
+__all__ = ["MAX_POST_LENGTH", "Pages", "PostRejected", "clean_post_body", "is_cross_site", "login_url"]
