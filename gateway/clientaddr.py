@@ -32,8 +32,10 @@ class ClientAddress:
         if not forwarded_for or not self.is_trusted(address):
             return address
         for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
-            if not hop:
-                continue
+            try:
+                ipaddress.ip_address(hop)
+            except ValueError:
+                break  # garbage: the last address we could trust is the best we know
             address = hop
             if not self.is_trusted(hop):
                 break

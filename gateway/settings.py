@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Secret
 
 from gateway.errors import ConfigError
+from gateway.openid.providers import allowlist_problems
 
 ENV_PREFIX = "GATEWAY_"
 MIN_SECRET_LENGTH = 32
@@ -224,6 +225,7 @@ def validate(settings: Settings) -> list[str]:
     headers = [settings.header_user, settings.header_nickname, settings.header_email, settings.header_proof]
     if len({h.lower() for h in headers}) != len(headers):
         problems.append("header_user, header_nickname, header_email and header_proof must differ")
+    problems.extend(allowlist_problems(settings.provider_allowlist))
     for path in settings.public_paths:
         if not path.startswith("/"):
             problems.append(f"public_paths: {path!r} must start with '/'")

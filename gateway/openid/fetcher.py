@@ -1,0 +1,398 @@
+"""The HTTP fetcher python3-openid uses: bounded in time and size, and no SSRF tool.
+
+Whatever a visitor types into the login form makes the gateway fetch it
+(discovery) and then POST to whatever endpoint that document names. The
+library's default fetcher (urllib) has no timeout, follows redirects anywhere
+and honours ``*_proxy`` variables. :class:`SafeFetcher` replaces it:
+
+* http and https only; no XRI, no user name in the URL (:func:`check_url`);
+* every connection goes to an address that was resolved, checked
+  (:mod:`gateway.openid.addresses`) and connected to in one step
+  (:class:`GuardedBackend`), so DNS rebinding finds no window;
+* redirects are followed by hand, each hop re-checked, at most
+  ``max_redirects``; POSTs are never redirected (their body is signed data);
+* connect and read timeouts plus an overall deadline, a byte cap on the
+  body, no cookies, no proxies, no compression;
+* with an allow list, only URLs under an allowed prefix are fetched.
+
+Errors: :class:`~gateway.errors.FetchError` (timeout, size, connection,
+redirects) and its subclass :class:`~gateway.errors.DiscoveryRefused` (the URL
+or address is not allowed). :func:`install_fetcher` keeps python3-openid's
+exception wrapping, so the library sees ``openid.fetchers.HTTPFetchingError``
+whose ``why`` is our error, and the consumer sees:
+
+* discovery in ``Consumer.begin()``: ``DiscoveryFailure`` ("Error fetching
+  XRDS document: ..."), our error in its ``__context__``;
+* association in ``begin()`` (with a store): logged, and the login goes on
+  without an association (stateless, checked by check_authentication later);
+* check_authentication in ``complete()``: logged, and ``complete()`` returns a
+  FAILURE response ("Server denied check_authentication");
+* re-discovery of the claimed identifier in ``complete()``: **not caught by
+  the library**: ``HTTPFetchingError`` leaves ``Consumer.complete()``; the
+  caller must catch it.
+
+:func:`find_fetch_error` digs our error out of any of these. (Unwrapped, a
+slow association endpoint would make ``begin()`` raise, not go stateless.)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+import openid.fetchers
+
+from gateway.errors import DiscoveryRefused, FetchError
+from gateway.openid.addresses import is_forbidden_address, parse_host_address
+from gateway.openid.providers import is_url_allowed
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
+
+Resolver = Callable[[str, int], Sequence[str]]
+"""``(host, port) -> addresses`` as strings; IPv6 zone ids (``%eth0``) allowed."""
+
+USER_AGENT = "openid-gateway (python3-openid)"
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# python3-openid's xri.identifierScheme(): these make an identifier an XRI.
+XRI_AUTHORITIES = frozenset("!=@+$(")
+# XRIs resolve through http://proxy.xri.net/, long dead and now anyone's.
+XRI_PROXY_HOSTS = frozenset({"xri.net", "proxy.xri.net"})
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Every address ``getaddrinfo`` gives (DNS, /etc/hosts, numeric spellings)."""
+    return list(dict.fromkeys(str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+
+
+def check_url(url: str, allowlist: Sequence[str] = ()) -> None:
+    """Raise :class:`DiscoveryRefused` for a URL the gateway must never fetch. No network.
+
+    The consumer should call it on the typed identifier before ``begin()``:
+    python3-openid sends XRIs (``=name``) to a public proxy resolver.
+    """
+    if url.startswith("xri://") or url[:1] in XRI_AUTHORITIES:
+        raise DiscoveryRefused(url, "XRI identifiers are not supported")
+    try:
+        parsed = httpx.URL(url)
+        netloc = urlsplit(url).netloc
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise DiscoveryRefused(url, f"malformed URL ({exc})") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise DiscoveryRefused(url, "only http and https URLs may be fetched")
+    if parsed.userinfo or "@" in netloc:
+        raise DiscoveryRefused(url, "URLs with a user name are refused")
+    if not parsed.host:
+        raise DiscoveryRefused(url, "the URL has no host")
+    if parsed.host.rstrip(".") in XRI_PROXY_HOSTS:
+        raise DiscoveryRefused(url, "XRI resolution is not supported")
+    if not (is_url_allowed(url, allowlist) and is_url_allowed(str(parsed), allowlist)):
+        raise DiscoveryRefused(url, "not on the provider allow list")
+
+
+class GuardedBackend(httpcore.SyncBackend):
+    """An httpcore network backend that connects only to addresses it has checked.
+
+    Checking a name and letting the socket layer resolve it again leaves a
+    window for DNS rebinding (a TTL-0 record answering a public address to the
+    check and 127.0.0.1 to the connect). Here one resolution is both checked
+    and used: the socket connects to the IP literal. httpcore still gives TLS
+    the host name, so SNI and certificate checks are unaffected. A name with
+    any forbidden address is refused as a whole.
+    """
+
+    def __init__(self, *, allow_private_addresses: bool = False, resolver: Resolver = system_resolver) -> None:
+        self.allow_private_addresses = allow_private_addresses
+        self.resolver = resolver
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        error: httpcore.ConnectError | None = None
+        for address in self.resolve(host, port, timeout):
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out")
+            try:
+                return self.connect_address(address, port, remaining, local_address, socket_options)
+            except httpcore.ConnectError as exc:  # refused: try the next address; a timeout ends it
+                error = exc
+        raise httpcore.ConnectError(f"cannot connect to {host}:{port} ({error})")
+
+    def connect_address(
+        self,
+        address: str,
+        port: int,
+        timeout: float | None,
+        local_address: str | None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None,
+    ) -> httpcore.NetworkStream:
+        """Connect to one checked IP literal (no resolution happens for a literal)."""
+        return super().connect_tcp(address, port, timeout, local_address, socket_options)
+
+    def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
+        """The addresses of ``host``, every one checked; raises :class:`DiscoveryRefused`."""
+        literal = parse_host_address(host)
+        addresses = [str(literal)] if literal is not None else _resolve_within(self.resolver, host, port, timeout)
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} has no address")
+        for address in addresses:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError as exc:
+                raise DiscoveryRefused(host, f"{host} resolved to a malformed address {address!r}") from exc
+            if not self.allow_private_addresses and is_forbidden_address(ip):
+                raise DiscoveryRefused(host, f"{host} resolves to a forbidden address {address}")
+        return addresses
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """``httpx.HTTPTransport`` whose connection pool connects through a :class:`GuardedBackend`."""
+
+    def __init__(
+        self,
+        network_backend: httpcore.NetworkBackend,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        limits: httpx.Limits | None = None,
+    ) -> None:
+        context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        super().__init__(verify=context, trust_env=False, limits=limits)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=network_backend,
+        )
+
+
+class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
+    """python3-openid's fetcher, hardened; one per process, safe to share between threads.
+
+    ``total_timeout`` (default ``connect_timeout + 2 * read_timeout``) bounds a
+    whole :meth:`fetch`, redirects included. ``network_backend`` replaces the
+    :class:`GuardedBackend` built from ``allow_private_addresses`` and
+    ``resolver`` (tests use it to stand in for the Internet).
+    """
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 5.0,
+        total_timeout: float | None = None,
+        max_bytes: int = 1024 * 1024,
+        max_redirects: int = 5,
+        allow_private_addresses: bool = False,
+        allowlist: Sequence[str] = (),
+        resolver: Resolver | None = None,
+        network_backend: httpcore.NetworkBackend | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        limits: httpx.Limits | None = None,
+    ) -> None:
+        if network_backend is not None and (resolver is not None or allow_private_addresses):
+            raise ValueError("pass either network_backend or resolver/allow_private_addresses")
+        if network_backend is None:
+            network_backend = GuardedBackend(
+                allow_private_addresses=allow_private_addresses, resolver=resolver or system_resolver
+            )
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.total_timeout = total_timeout if total_timeout is not None else connect_timeout + 2 * read_timeout
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
+        self.allowlist = tuple(allowlist)
+        self._client = httpx.Client(
+            transport=GuardedTransport(network_backend, ssl_context=ssl_context, limits=limits),
+            trust_env=False,
+            follow_redirects=False,
+            # One client serves every visitor: a cookie one provider sets must not follow the next visitor.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=())),
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SafeFetcher:
+        return cls(
+            connect_timeout=settings.fetch_connect_timeout,
+            read_timeout=settings.fetch_read_timeout,
+            max_bytes=settings.fetch_max_bytes,
+            max_redirects=settings.fetch_max_redirects,
+            allow_private_addresses=settings.allow_private_addresses,
+            allowlist=settings.provider_allowlist,
+        )
+
+    def fetch(
+        self, url: str, body: str | bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> openid.fetchers.HTTPResponse:
+        """GET ``url``, or POST ``body`` (already url-encoded) to it; HTTP error statuses are returned."""
+        deadline = time.monotonic() + self.total_timeout
+        method = "GET" if body is None else "POST"
+        content = body.encode() if isinstance(body, str) else body
+        request_headers = {k: v for k, v in (headers or {}).items() if body is None or k.lower() != "content-type"}
+        if body is not None:
+            request_headers["Content-Type"] = "application/x-www-form-urlencoded"
+        current = url
+        seen = {url}
+        for _ in range(self.max_redirects + 1):
+            check_url(current, self.allowlist)
+            response = self._send(method, current, request_headers, content, deadline)
+            try:
+                location = response.headers.get("location")
+                if method == "POST" or response.status_code not in REDIRECT_STATUSES or not location:
+                    return self._read(current, response, deadline)
+                try:
+                    current = str(response.url.join(location))
+                except httpx.InvalidURL as exc:
+                    raise DiscoveryRefused(location, f"malformed redirect from {current}") from exc
+            finally:
+                response.close()
+            if current in seen:
+                raise FetchError(current, "redirect loop")
+            seen.add(current)
+        raise FetchError(url, f"more than {self.max_redirects} redirects")
+
+    def _send(
+        self, method: str, url: str, headers: dict[str, str], content: bytes | None, deadline: float
+    ) -> httpx.Response:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError(url, "timed out")
+        connect = min(self.connect_timeout, remaining)
+        read = min(self.read_timeout, remaining)
+        timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+        try:
+            request = self._client.build_request(method, url, headers=headers, content=content, timeout=timeout)
+            return self._client.send(request, stream=True)
+        except DiscoveryRefused as exc:
+            raise DiscoveryRefused(url, exc.reason) from exc
+        except httpx.TimeoutException as exc:
+            raise FetchError(url, "timed out") from exc
+        except httpx.InvalidURL as exc:
+            raise DiscoveryRefused(url, f"malformed URL ({exc})") from exc
+        except httpx.HTTPError as exc:
+            raise FetchError(url, f"request failed ({exc})") from exc
+
+    def _read(self, url: str, response: httpx.Response, deadline: float) -> openid.fetchers.HTTPResponse:
+        """Read at most ``max_bytes`` of body before the deadline, then stop and hang up."""
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise FetchError(url, f"compressed response ({encoding}) despite Accept-Encoding: identity")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            raise FetchError(url, "response too large")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_raw():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise FetchError(url, "response too large")
+                if time.monotonic() > deadline:
+                    raise FetchError(url, "timed out")
+                chunks.append(chunk)
+        except httpx.TimeoutException as exc:
+            raise FetchError(url, "timed out") from exc
+        except httpx.HTTPError as exc:
+            raise FetchError(url, f"reading the response failed ({exc})") from exc
+        return openid.fetchers.HTTPResponse(
+            final_url=url,
+            status=response.status_code,
+            headers=dict(response.headers.items()),  # httpx gives lower-case names, repeats joined
+            body=_decode(b"".join(chunks), response.charset_encoding),
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SafeFetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def install_fetcher(fetcher: SafeFetcher) -> None:
+    """Make ``fetcher`` python3-openid's process-wide fetcher, keeping its exception wrapping.
+
+    Wrapping is what the library's association and check_authentication code
+    expects (it catches ``HTTPFetchingError`` only); see the module docstring.
+    """
+    openid.fetchers.setDefaultFetcher(fetcher, wrap_exceptions=True)
+
+
+def find_fetch_error(exc: BaseException) -> FetchError | None:
+    """Our :class:`FetchError` behind a python3-openid exception, if a fetch caused it.
+
+    Follows ``HTTPFetchingError.why`` and the ``__cause__``/``__context__``
+    chain, so ``DiscoveryFailure`` from ``begin()`` and ``HTTPFetchingError``
+    from ``complete()`` both lead back to it.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, FetchError):
+            return current
+        why: Any = getattr(current, "why", None)
+        current = why if isinstance(why, BaseException) else (current.__cause__ or current.__context__)
+    return None
+
+
+def _resolve_within(resolver: Resolver, host: str, port: int, timeout: float | None) -> list[str]:
+    """Run ``resolver`` with a deadline: ``getaddrinfo`` has none, and an attacker's DNS can stall."""
+    if timeout is None:
+        return list(resolver(host, port))
+    result: list[str] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.extend(resolver(host, port))
+        except BaseException as exc:  # handed to the waiting thread below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=f"resolve {host}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise httpcore.ConnectTimeout(f"resolving {host} timed out")
+    if errors:
+        if isinstance(errors[0], OSError):
+            raise httpcore.ConnectError(f"cannot resolve {host} ({errors[0]})") from errors[0]
+        raise errors[0]
+    return result
+
+
+def _decode(data: bytes, charset: str | None) -> str:
+    """The body as text: python3-openid parses HTML, XRDS and key-value form from ``str``."""
+    for encoding in (charset, "utf-8"):
+        if encoding:
+            try:
+                return data.decode(encoding)
+            except (LookupError, UnicodeDecodeError):
+                continue
+    return data.decode("latin-1")
+
+
+__all__ = [
+    "GuardedBackend", "GuardedTransport", "Resolver", "SafeFetcher",
+    "check_url", "find_fetch_error", "install_fetcher", "system_resolver",
+]

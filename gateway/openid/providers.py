@@ -1,0 +1,180 @@
+"""Which providers may speak here, and for which identifiers (pure).
+
+Two separate questions, both asked after python3-openid has verified a
+positive assertion:
+
+* **Allow list** (``provider_allowlist``): when the operator lists URL
+  prefixes, only endpoints (and, in the fetcher, only documents) under one of
+  them are acceptable. ``https://steamcommunity.com/openid`` admits
+  ``https://steamcommunity.com/openid/login`` but not ``/openidx`` nor
+  ``http://`` nor ``steamcommunity.com.evil.example``.
+* **Authority**: a successful OpenID response proves only that the answering
+  endpoint vouches for the claimed identifier (OpenID 2.0 §11). The gateway
+  uses the claimed identifier as the account key, so for providers it knows it
+  also insists that their identifiers come from their endpoint and that their
+  endpoint asserts only identifiers of their own shape. A Steam ID asserted by
+  any other endpoint is refused, whatever discovery said.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from gateway.errors import ProviderNotAllowed
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _Origin(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+
+
+def _origin(url: str) -> _Origin | None:
+    """Scheme, host and port; ``None`` unless an http(s) URL with a host and no user name."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = _host(url)
+    if scheme not in _DEFAULT_PORTS or not host or parts.username is not None:
+        return None
+    return _Origin(scheme, host, port or _DEFAULT_PORTS[scheme])
+
+
+def _host(url: str) -> str:
+    """Lower-case host without a trailing dot (``Example.COM.`` names ``example.com``)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    return host.rstrip(".")
+
+
+def _canonical(url: str) -> tuple[_Origin, str, str] | None:
+    origin = _origin(url)
+    if origin is None:
+        return None
+    parts = urlsplit(url)
+    return origin, parts.path or "/", parts.query
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRule:
+    """A provider's authority: its one endpoint and the identifiers it may assert.
+
+    ``claimed_id_pattern`` must match the whole claimed identifier; write it
+    with ``[0-9]`` rather than ``\\d`` (which also matches non-ASCII digits).
+    ``identifier_host`` defaults to the endpoint's host: claimed identifiers on
+    that host are accepted from ``endpoint`` only.
+    """
+
+    name: str
+    endpoint: str
+    claimed_id_pattern: re.Pattern[str]
+    identifier_host: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.identifier_host:
+            object.__setattr__(self, "identifier_host", _host(self.endpoint))
+
+    def is_endpoint(self, endpoint_url: str) -> bool:
+        return _canonical(endpoint_url) == _canonical(self.endpoint)
+
+
+STEAM = ProviderRule(
+    name="Steam",
+    endpoint="https://steamcommunity.com/openid/login",
+    claimed_id_pattern=re.compile(r"https://steamcommunity\.com/openid/id/7656119[0-9]{10}"),
+)
+UBUNTU_ONE = ProviderRule(
+    name="Ubuntu One",
+    endpoint="https://login.ubuntu.com/+openid",
+    claimed_id_pattern=re.compile(r"https://login\.ubuntu\.com/\+id/[A-Za-z0-9]+"),
+)
+DEFAULT_RULES: tuple[ProviderRule, ...] = (STEAM, UBUNTU_ONE)
+
+
+def check_authority(claimed_id: str, endpoint_url: str, rules: Sequence[ProviderRule] = DEFAULT_RULES) -> None:
+    """Refuse an assertion that a known provider's rule forbids.
+
+    Raises :class:`ProviderNotAllowed` when ``claimed_id`` lives on a known
+    provider's host but ``endpoint_url`` is not that provider's endpoint, or
+    when a known endpoint asserts an identifier not of its shape. Identifiers
+    of unknown hosts from unknown endpoints pass: python3-openid's discovery
+    check already ties them to their endpoint (OpenID 2.0 §11.2).
+    """
+    claimed_host = _host(claimed_id)
+    for rule in rules:
+        from_endpoint = rule.is_endpoint(endpoint_url)
+        if from_endpoint and not rule.claimed_id_pattern.fullmatch(claimed_id):
+            raise ProviderNotAllowed(f"{rule.name} endpoint asserted a foreign identifier {claimed_id!r}")
+        if claimed_host == rule.identifier_host and not from_endpoint:
+            raise ProviderNotAllowed(f"{rule.name} identifier {claimed_id!r} asserted by {endpoint_url!r}")
+
+
+def is_url_allowed(url: str, allowlist: Sequence[str]) -> bool:
+    """True when ``url`` lies under one of the ``allowlist`` prefixes (or the list is empty).
+
+    Scheme, host and port compare exactly; the path compares as a prefix on a
+    segment boundary. URLs with dot segments (``/openid/../admin``, also
+    percent-encoded) or backslashes never match: a server may normalise them
+    to a path outside the prefix after the check.
+    """
+    if not allowlist:
+        return True
+    origin = _origin(url)
+    if origin is None:
+        return False
+    path = urlsplit(url).path or "/"
+    decoded = unquote(path)
+    if "\\" in decoded or any(segment in (".", "..") for segment in decoded.split("/")):
+        return False
+    for entry in allowlist:
+        if _origin(entry) != origin:
+            continue
+        prefix = urlsplit(entry).path or "/"
+        if prefix.endswith("/"):
+            if path.startswith(prefix):
+                return True
+        elif path == prefix or path.startswith(prefix + "/"):
+            return True
+    return False
+
+
+def check_endpoint_allowed(endpoint_url: str, allowlist: Sequence[str]) -> None:
+    """Raise :class:`ProviderNotAllowed` unless the answering endpoint is on the allow list."""
+    if not is_url_allowed(endpoint_url, allowlist):
+        raise ProviderNotAllowed(f"endpoint {endpoint_url!r} is not on the provider allow list")
+
+
+def allowlist_problems(allowlist: Sequence[str]) -> list[str]:
+    """Every unusable allow list entry, worded for ``settings.validate``."""
+    problems = []
+    for entry in allowlist:
+        parts = urlsplit(entry)
+        if _origin(entry) is None or parts.query or parts.fragment:
+            problems.append(
+                f"provider_allowlist: {entry!r} must be an http(s) URL prefix such as"
+                " https://steamcommunity.com/openid (no user name, query or fragment)"
+            )
+    return problems
+
+
+__all__ = [
+    "DEFAULT_RULES",
+    "STEAM",
+    "UBUNTU_ONE",
+    "ProviderRule",
+    "allowlist_problems",
+    "check_authority",
+    "check_endpoint_allowed",
+    "is_url_allowed",
+]

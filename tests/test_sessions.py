@@ -1,0 +1,100 @@
+"""Session cookies: signing, lifetimes, key rotation, and decoding that never raises."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given
+from hypothesis import strategies as st
+from itsdangerous import URLSafeTimedSerializer
+
+from gateway.sessions import SESSION_SALT, CookiePolicy, SessionCodec, TokenCodec, read_cookie
+from gateway.types import Identity
+
+ALICE = Identity("https://op.example/id/alice", "alice", "alice@example.test")
+OLD, NEW = "old-key-" + "o" * 32, "new-key-" + "n" * 32
+
+
+def codec(*keys: str, idle: int = 3600, lifetime: int = 86400) -> SessionCodec:
+    return SessionCodec(list(keys), idle, lifetime)
+
+
+def test_round_trip() -> None:
+    c = codec(NEW)
+    now = time.time()
+    session = c.decode(c.encode("sid", ALICE, now, "series"), now)
+    assert session is not None
+    assert (session.session_id, session.identity, session.series_id) == ("sid", ALICE, "series")
+
+
+def test_tampered_cookie_is_not_signed_in() -> None:
+    c = codec(NEW)
+    value = c.encode("sid", ALICE, time.time(), None)
+    assert c.decode(value[:-2] + ("xx" if value[-2:] != "xx" else "yy"), time.time()) is None
+
+
+def test_cookie_signed_with_a_foreign_key_is_not_signed_in() -> None:
+    value = codec("someone-else-" + "x" * 32).encode("sid", ALICE, time.time(), None)
+    assert codec(NEW).decode(value, time.time()) is None
+
+
+def test_idle_timeout_uses_the_last_refresh(monkeypatch) -> None:
+    import itsdangerous.timed
+
+    c = codec(NEW, idle=60)
+    real = time.time()
+    monkeypatch.setattr(itsdangerous.timed, "time", type("Clock", (), {"time": staticmethod(lambda: real - 120)}))
+    idle_cookie = c.encode("sid", ALICE, real - 120, None)  # last refreshed two minutes ago
+    monkeypatch.undo()
+    assert c.decode(idle_cookie, real) is None
+    assert c.decode(c.encode("sid", ALICE, real - 120, None), real) is not None  # refreshed just now
+
+
+def test_absolute_lifetime_is_enforced_even_when_refreshed() -> None:
+    c = codec(NEW, lifetime=100)
+    value = c.encode("sid", ALICE, time.time() - 101, None)  # signed just now, signed in long ago
+    assert c.decode(value, time.time()) is None
+
+
+def test_key_rotation_newest_signs_all_verify_removal_signs_out() -> None:
+    before = codec(OLD).encode("sid", ALICE, time.time(), None)
+    rotated = codec(OLD, NEW)
+    assert rotated.decode(before, time.time()) is not None  # rotating does not sign anyone out
+    after = rotated.encode("sid", ALICE, time.time(), None)
+    assert codec(NEW).decode(after, time.time()) is not None  # the newest key signed it
+    assert codec(NEW).decode(before, time.time()) is None  # removing the old key does
+
+
+def test_refresh_is_due_after_a_tenth_of_the_idle_timeout() -> None:
+    c = codec(NEW, idle=1000)
+    session = c.decode(c.encode("sid", ALICE, time.time(), None), time.time())
+    assert session is not None
+    assert not c.needs_refresh(session, time.time())
+    assert c.needs_refresh(session, time.time() + 101)
+
+
+@given(st.one_of(st.none(), st.text(max_size=5000), st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
+def test_decoding_never_raises(value: str | None) -> None:
+    assert codec(NEW).decode(value, time.time()) is None
+    assert TokenCodec([NEW], "salt").decode(value) is None
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=20), st.floats()), max_size=8))
+def test_validly_signed_garbage_payloads_are_not_sessions(payload: list[object]) -> None:
+    value = URLSafeTimedSerializer([NEW], salt=SESSION_SALT).dumps(payload)
+    session = codec(NEW).decode(value, time.time())
+    assert session is None or isinstance(session.identity.user_id, str)
+
+
+def test_read_cookie_finds_one_cookie() -> None:
+    header = 'a=1; gw_session="quoted"; gw_session_x=2'
+    assert read_cookie(header, "gw_session") == "quoted"
+    assert read_cookie(header, "gw") is None
+    assert read_cookie(None, "gw_session") is None
+
+
+def test_cookie_policy_attributes() -> None:
+    secure = CookiePolicy(secure=True, domain="example.com").set("n", "v", max_age=10)
+    assert secure == "n=v; Path=/; Max-Age=10; HttpOnly; SameSite=Lax; Secure; Domain=example.com"
+    assert "Secure" not in CookiePolicy(secure=False).set("n", "v")
+    assert "Max-Age=0" in CookiePolicy(secure=False).delete("n")
