@@ -183,7 +183,8 @@ async def callback(request: Request) -> Response:
     next_target = runtime.safe_next(query.get("next"))
     state_cookie_name = STATE_COOKIE_PREFIX + state_id
     bound = bool(state_id) and runtime.login_states.decode(request.cookies.get(state_cookie_name)) == state_id
-    if not bound and request.method == "POST" and RESUBMIT_FIELD not in query:
+    looks_like_answer = bool(state_id) and "openid.mode" in query
+    if not bound and looks_like_answer and request.method == "POST" and RESUBMIT_FIELD not in query:
         # A cross-site POST carries no SameSite=Lax cookie: re-post from our origin once.
         fields = sorted({k: v for k, v in query.items() if k not in request.query_params}.items())
         fields.append((RESUBMIT_FIELD, "1"))

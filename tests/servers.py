@@ -47,6 +47,7 @@ class UvicornThread:
         config.setdefault("log_level", "warning")
         config.setdefault("lifespan", "on")
         config.setdefault("loop", "asyncio")
+        config.setdefault("proxy_headers", False)  # as `openid-gateway serve`: we resolve XFF ourselves
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, **config))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
