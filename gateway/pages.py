@@ -81,7 +81,8 @@ def csrf_cookie(request: Request) -> tuple[str, list[str]]:
 
 def check_csrf(request: Request, form: FormData) -> None:
     token = form.get("csrf_token")
-    if not runtime_of(request).csrf.is_valid(request.cookies.get(CSRF_COOKIE), token if isinstance(token, str) else None):
+    form_token = token if isinstance(token, str) else None
+    if not runtime_of(request).csrf.is_valid(request.cookies.get(CSRF_COOKIE), form_token):
         logger.warning("CSRF check failed for %s %s from %s", request.method, request.url.path, client_of(request))
         raise CSRFError("missing or invalid CSRF token")
 
@@ -100,7 +101,8 @@ async def sign_in(request: Request, identity: Identity, remember: bool, series_i
     cookies = []
     if remember and series_id is None:
         series_id, remember_cookie = await run_in_threadpool(runtime.remember.issue, identity, user_agent, now)
-        cookies.append(runtime.cookies.set(settings.remember_cookie, remember_cookie, max_age=settings.remember_lifetime))
+        cookies.append(
+            runtime.cookies.set(settings.remember_cookie, remember_cookie, max_age=settings.remember_lifetime))
     session_id = secrets.token_urlsafe(18)
     record = SessionRecord(session_id, identity.user_id, now, now + settings.session_max_lifetime, series_id,
                            user_agent, client_of(request))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +84,11 @@ class Pages:
         return response
 
 
-def redirect(url: str, cookies: list[str] = (), status: int = 303) -> Response:  # type: ignore[assignment]
-    response = RedirectResponse(url, status_code=status)
-    for cookie in cookies:
-        response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
-    return response
+def redirect(url: str, cookies: Sequence[str] = (), status: int = 303) -> Response:
+    return add_cookies(RedirectResponse(url, status_code=status), cookies)
 
 
-def add_cookies(response: Response, cookies: list[str]) -> Response:
+def add_cookies(response: Response, cookies: Sequence[str]) -> Response:
     for cookie in cookies:
         response.raw_headers.append((b"set-cookie", cookie.encode("latin-1")))
     return response

@@ -42,7 +42,8 @@ _PREFIXES = (
 _HOSTS = (
     "evil.com", "EVIL.COM", "216.58.214.206", "3627734734", "0xd83ad6ce", "0330.072.0326.0316", "0xd8.0x3a.0xd6.0xce",
     "[::ffff:d83a:d6ce]", "www.whitelisteddomain.tld@evil.com", "www.whitelisteddomain.tld.evil.com",
-    "evil.com%2f%2e%2e", "evil.com%00.www.whitelisteddomain.tld", "evil%E3%80%82com", "evil.com\\@www.whitelisteddomain.tld",
+    "evil.com%2f%2e%2e", "evil.com%00.www.whitelisteddomain.tld", "evil%E3%80%82com",
+    "evil.com\\@www.whitelisteddomain.tld",
 )
 _SUFFIXES = ("", "/", "/%2e%2e", "?www.whitelisteddomain.tld", "#www.whitelisteddomain.tld", ":80/x")
 _SCHEMES = ("javascript:alert(1)", "JaVaScRiPt:alert(1)", "java%0d%0ascript:alert(1)", "javascript%3aalert(1)",

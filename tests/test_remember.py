@@ -34,7 +34,7 @@ def test_restore_rotates_the_token(store: SQLiteStore) -> None:
 
 def test_the_token_is_never_stored(store: SQLiteStore) -> None:
     remember = RememberMe(store, KEYS, lifetime=3600, grace=0)
-    series_id, cookie = remember.issue(ALICE, "UA", time.time())
+    _, cookie = remember.issue(ALICE, "UA", time.time())
     token = remember.codec.decode(cookie).split(":", 1)[1]  # type: ignore[union-attr]
     assert token not in store.path.read_bytes().decode("latin-1")
 

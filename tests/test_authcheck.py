@@ -1,0 +1,79 @@
+"""GET /_gateway/auth, the answer to nginx's auth_request (in process; the nginx tests run it for real)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.app import GatewayApp
+from gateway.proof import ProofVerifier
+from gateway.types import Identity
+from tests.conftest import PROOF_KEY, make_settings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+ALICE = Identity("https://op.example/id/alice", "alice", "a@example.test")
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> GatewayApp:
+    return GatewayApp(make_settings(tmp_path, 8080))
+
+
+@pytest.fixture
+def client(app: GatewayApp) -> Iterator[TestClient]:
+    with TestClient(app, follow_redirects=False) as c:
+        yield c
+
+
+def session_cookie(app: GatewayApp, session_id: str = "sid", signed_in: float | None = None) -> str:
+    value = app.runtime.sessions.encode(session_id, ALICE, signed_in or time.time(), None)
+    return f"{app.settings.session_cookie}={value}"
+
+
+def test_no_session_is_401_with_an_encoded_login_url(client: TestClient) -> None:
+    response = client.get("/_gateway/auth", headers={"X-Original-URI": "/p?a=1&b=x%20y"})
+    assert response.status_code == 401
+    assert response.headers["x-gateway-login"] == "/login?next=%2Fp%3Fa%3D1%26b%3Dx%2520y"
+
+
+def test_unsafe_original_uri_falls_back_to_root(client: TestClient) -> None:
+    response = client.get("/_gateway/auth", headers={"X-Original-URI": "//evil.example/"})
+    assert response.headers["x-gateway-login"] == "/login"
+
+
+def test_session_gets_identity_headers_with_a_proof_for_the_original_request(app: GatewayApp,
+                                                                             client: TestClient) -> None:
+    response = client.get("/_gateway/auth", headers={"X-Original-URI": "/p?q=1", "X-Original-Method": "POST",
+                                                     "Cookie": session_cookie(app)})
+    assert response.status_code == 200
+    assert ProofVerifier(PROOF_KEY).verify(response.headers, "POST", "/p?q=1") == ALICE
+    assert "set-cookie" not in response.headers  # fresh cookie: nothing to refresh
+
+
+def test_an_ageing_session_cookie_is_refreshed(app: GatewayApp, client: TestClient, monkeypatch) -> None:
+    import itsdangerous.timed
+
+    cookie = session_cookie(app)
+    later = time.time() + app.runtime.sessions.refresh_after + 1
+    monkeypatch.setattr(app.runtime, "now", lambda: later)
+    monkeypatch.setattr(itsdangerous.timed, "time", type("Clock", (), {"time": staticmethod(lambda: later)}))
+    response = client.get("/_gateway/auth", headers={"Cookie": cookie})
+    assert response.status_code == 200
+    assert response.headers["set-cookie"].startswith(app.settings.session_cookie + "=")
+
+
+def test_revoked_session_is_401(app: GatewayApp, client: TestClient) -> None:
+    app.runtime.revocation.add("sid")
+    assert client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)}).status_code == 401
+
+
+def test_stale_revocation_list_fails_closed(app: GatewayApp, client: TestClient, monkeypatch) -> None:
+    monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
+    assert client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)}).status_code == 503
