@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import json
 import os
+import re
 import secrets
 import tomllib
 import typing
@@ -226,6 +227,9 @@ def validate(settings: Settings) -> list[str]:
     if len({h.lower() for h in headers}) != len(headers):
         problems.append("header_user, header_nickname, header_email and header_proof must differ")
     problems.extend(allowlist_problems(settings.provider_allowlist))
+    for host in settings.next_allowed_hosts:
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", host):
+            problems.append(f"next_allowed_hosts: {host!r} must be a host name or host:port, without a scheme")
     for path in settings.public_paths:
         if not path.startswith("/"):
             problems.append(f"public_paths: {path!r} must start with '/'")
