@@ -94,12 +94,18 @@ class Process:
         return self
 
     def output(self) -> str:
+        """What the process printed; only once it has exited (reading closes the pipe)."""
         if self.proc is None or self.proc.stdout is None or self.proc.poll() is None:
             return ""
-        return self.proc.stdout.read().decode(errors="replace")
+        with self.proc.stdout:
+            return self.proc.stdout.read().decode(errors="replace")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -108,6 +114,8 @@ class Process:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     def __enter__(self) -> Process:
         return self.start()

@@ -1,0 +1,34 @@
+"""``python -m devtools.openid_provider``: serve the development provider with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import uvicorn
+
+from devtools.openid_provider.app import create_app
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.openid_provider",
+        description="Development OpenID 2.0 provider — not for production. Anyone can sign in as anyone.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8001, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--base-url", help="externally visible URL (default: taken from each request's Host)")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    base_url = args.base_url.rstrip("/") if args.base_url else None
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"Development OpenID provider (not for production): {base_url or f'http://{host}:{args.port}'}", flush=True)
+    uvicorn.run(create_app(base_url), host=args.host, port=args.port, log_level=args.log_level)
+
+
+if __name__ == "__main__":
+    main()

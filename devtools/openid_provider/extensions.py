@@ -1,0 +1,63 @@
+"""SReg 1.1 and AX 1.0 answers, limited to what each profile is willing to release."""
+
+from __future__ import annotations
+
+from openid.extensions import ax, sreg
+from openid.server.server import CheckIDRequest, OpenIDResponse, ProtocolError
+
+from devtools.openid_provider.profiles import Profile
+
+# Relying parties use three families of AX type URIs for the same three facts.
+AX_TYPES: dict[str, str] = {
+    f"{family}/{path}": field
+    for family in ("http://axschema.org", "http://schema.openid.net", "http://openid.net/schema")
+    for path, field in (("namePerson/friendly", "nickname"), ("contact/email", "email"), ("namePerson", "fullname"))
+}
+
+
+def _sreg_request(request: CheckIDRequest) -> sreg.SRegRequest:
+    return sreg.SRegRequest.fromOpenIDRequest(request)
+
+
+def _ax_request(request: CheckIDRequest) -> ax.FetchRequest | None:
+    return ax.FetchRequest.fromOpenIDRequest(request)
+
+
+def check(request: CheckIDRequest) -> None:
+    """Refuse malformed extension arguments before anyone is asked to consent.
+
+    Raises ProtocolError, which the endpoint sends back to the relying party.
+    """
+    try:
+        _sreg_request(request)
+        _ax_request(request)
+    except (ValueError, KeyError) as exc:  # AXError and SRegNamespaceError are ValueErrors
+        raise ProtocolError(request.message, f"malformed extension arguments: {exc}") from exc
+
+
+def released(request: CheckIDRequest, profile: Profile) -> list[str]:
+    """The field names the relying party asked for and would receive (for the consent page)."""
+    fields: set[str] = set()
+    if profile.sreg:
+        fields.update(_sreg_request(request).allRequestedFields())
+    fetch = _ax_request(request) if profile.ax else None
+    if fetch is not None:
+        fields.update(AX_TYPES[uri] for uri in fetch.requested_attributes if uri in AX_TYPES)
+    return sorted(fields & set(profile.fields))
+
+
+def add_to(response: OpenIDResponse, request: CheckIDRequest, profile: Profile, username: str) -> None:
+    """Attach the profile's SReg and AX answers for ``username`` to a positive assertion."""
+    values = profile.attributes(username)
+    if profile.sreg:
+        sreg_request = _sreg_request(request)
+        if sreg_request.wereFieldsRequested():
+            response.addExtension(sreg.SRegResponse.extractResponse(sreg_request, values))
+    fetch = _ax_request(request) if profile.ax else None
+    if fetch is not None:
+        answer = ax.FetchResponse(fetch)
+        for uri in fetch.requested_attributes:
+            field = AX_TYPES.get(uri)
+            if field in values:
+                answer.addValue(uri, values[field])
+        response.addExtension(answer)

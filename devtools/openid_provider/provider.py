@@ -1,0 +1,136 @@
+"""The state one app instance shares between its pages, and python3-openid's server side.
+
+``Provider`` resolves the public base URL, owns the association store and the pending
+consent requests, and turns the library's responses into Starlette responses.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from openid.association import Association
+from openid.server.server import (
+    ENCODE_KVFORM,
+    ENCODE_URL,
+    EncodingError,
+    MalformedReturnURL,
+    MalformedTrustRoot,
+    OpenIDResponse,
+    ProtocolError,
+    Server,
+    UntrustedReturnURL,
+)
+from openid.store.memstore import MemoryStore
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from devtools.openid_provider.pages import autosubmit_page, error_page
+from devtools.openid_provider.pending import PendingRequests
+from devtools.openid_provider.profiles import Profile
+
+
+class LockedMemoryStore(MemoryStore):  # type: ignore[misc]
+    """python3-openid's MemoryStore made safe for the thread pool the endpoint runs in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.RLock()
+
+    def storeAssociation(self, server_url: str, assoc: Association) -> None:
+        with self._lock:
+            super().storeAssociation(server_url, assoc)
+
+    def getAssociation(self, server_url: str, handle: str | None = None) -> Association | None:
+        with self._lock:
+            return super().getAssociation(server_url, handle)
+
+    def removeAssociation(self, server_url: str, handle: str) -> bool:
+        with self._lock:
+            return bool(super().removeAssociation(server_url, handle))
+
+    def useNonce(self, server_url: str, timestamp: int, salt: str) -> bool:
+        with self._lock:
+            return bool(super().useNonce(server_url, timestamp, salt))
+
+    def cleanupNonces(self) -> int:
+        with self._lock:
+            return int(super().cleanupNonces())
+
+    def cleanupAssociations(self) -> int:
+        with self._lock:
+            return int(super().cleanupAssociations())
+
+
+def describe(error: ProtocolError) -> str:
+    """A sentence for a person; some library errors stringify as "None"."""
+    if isinstance(error, MalformedReturnURL):
+        return f"openid.return_to is not a valid URL: {error.return_to!r}"
+    if isinstance(error, MalformedTrustRoot):
+        return f"openid.realm is not a valid realm: {error}"
+    return str(error)
+
+
+def _is_association(response: OpenIDResponse | ProtocolError) -> bool:
+    return isinstance(response, OpenIDResponse) and response.request.mode == "associate"
+
+
+def _without_assoc_type(kv_body: str) -> str:
+    return "".join(line for line in kv_body.splitlines(keepends=True) if not line.startswith("assoc_type:"))
+
+
+def _form_of(response: OpenIDResponse | ProtocolError) -> tuple[str, dict[str, str]]:
+    """Where an indirect response goes, and its fields, for a form the browser POSTs."""
+    if isinstance(response, ProtocolError):
+        return response.getReturnTo(), response.toMessage().toPostArgs()
+    return response.request.return_to, response.fields.toPostArgs()
+
+
+class Provider:
+    """Everything one ``create_app`` instance shares: base URL, associations, pending requests."""
+
+    def __init__(self, base_url: str | None) -> None:
+        self._base_url = base_url.rstrip("/") if base_url else None
+        self.store = LockedMemoryStore()
+        self.pending = PendingRequests()
+
+    def base(self, request: Request) -> str:
+        """The configured public URL, or the scheme and host the request was sent to."""
+        return self._base_url or f"{request.url.scheme}://{request.url.netloc}"
+
+    def server(self, base: str, profile: Profile) -> Any:
+        """A library server for one profile's endpoint (cheap: all state lives in the store)."""
+        return Server(self.store, profile.endpoint(base))
+
+    def respond(
+        self, request: Request, response: OpenIDResponse | ProtocolError, profile: Profile, base: str,
+    ) -> Response:
+        """Sign when needed and send: key-value form to the relying party, else via the browser.
+
+        Must run off the event loop: signing may create an association in the store.
+        """
+        server = self.server(base, profile)
+        if response.whichEncoding() == ENCODE_KVFORM:  # a direct response (OpenID 2.0 §5.1.2)
+            encoded = server.encodeResponse(response)
+            body = encoded.body if profile.assoc_type_in_reply or not _is_association(response) \
+                else _without_assoc_type(encoded.body)
+            return PlainTextResponse(body, status_code=encoded.code)
+        try:
+            if isinstance(response, OpenIDResponse) and response.needsSigning():
+                response = server.signatory.sign(response)
+        except EncodingError as exc:
+            return error_page(request, 400, f"The answer cannot be signed: {exc}")
+        if response.whichEncoding() == ENCODE_URL:
+            return RedirectResponse(response.encodeToURL(), status_code=302)
+        return autosubmit_page(request, *_form_of(response))
+
+    def refuse(self, request: Request, error: ProtocolError, profile: Profile, base: str) -> Response:
+        """Answer a bad request: to the relying party when it can be reached safely, else a page.
+
+        OpenID 2.0 §5.2.3 sends indirect errors to openid.return_to "if present and valid";
+        a malformed or untrusted return_to gets a page instead of a redirect.
+        """
+        unsafe = isinstance(error, MalformedReturnURL | UntrustedReturnURL | MalformedTrustRoot)
+        if unsafe or error.whichEncoding() is None:
+            return error_page(request, 400, describe(error))
+        return self.respond(request, error, profile, base)
