@@ -79,6 +79,7 @@ class Process:
         self.env = {**os.environ, **(env or {})}
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
+        self._output = ""
 
     def start(self, wait_port: int | None = None) -> Process:
         self.proc = subprocess.Popen(
@@ -94,28 +95,29 @@ class Process:
         return self
 
     def output(self) -> str:
-        """What the process printed; only once it has exited (reading closes the pipe)."""
-        if self.proc is None or self.proc.stdout is None or self.proc.poll() is None:
-            return ""
-        with self.proc.stdout:
-            return self.proc.stdout.read().decode(errors="replace")
+        """What the process printed; empty while it runs (reading then would block)."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self._collect()
+        return self._output
+
+    def _collect(self) -> None:
+        assert self.proc is not None
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            with self.proc.stdout:
+                self._output += self.proc.stdout.read().decode(errors="replace")
 
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is not None:
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._collect()
 
     def __enter__(self) -> Process:
         return self.start()

@@ -242,6 +242,4 @@ def test_command_line_serves_the_provider_and_prints_its_url(person: httpx.Clien
     finally:
         command.stop()
     output = command.output()
-    assert command.proc is not None and command.proc.stdout is not None
-    command.proc.stdout.close()  # Process.output() leaves the pipe open (a ResourceWarning)
     assert output.splitlines()[0] == f"Development OpenID provider (not for production): http://127.0.0.1:{port}"
