@@ -182,7 +182,9 @@ class GatewayApp:
             session, refreshed = self.auth.authenticate(cookie, self.runtime.now())
         except StoreUnavailable:
             response: Response = self.site.error(503, "Temporarily unavailable",
-                                                 "The site cannot check your sign-in right now. Please try again.")
+                                                 "The site cannot check your sign-in right now. Please try again.",
+                                                 retry_after=5)
+            response.headers["Cache-Control"] = "no-store"
             await response(scope, receive, send)
             return
         if session is None:

@@ -198,6 +198,11 @@ def validate(settings: Settings) -> list[str]:
                     f"secret_keys[{index}] is weak: use at least {MIN_SECRET_LENGTH} random characters"
                     " (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
                 )
+    for value in (*settings.secret_key_values(), str(settings.proof_key or "")):
+        if "REPLACE-ME" in value:
+            problems.append("a key still says REPLACE-ME: generate real ones (python3 -c 'import secrets; "
+                            "print(secrets.token_urlsafe(32))')")
+            break
     if settings.proof_key is None:
         problems.append("proof_key is missing: set GATEWAY_PROOF_KEY (shared with the protected app)")
     elif not settings.dev_mode and len(str(settings.proof_key)) < MIN_SECRET_LENGTH:
@@ -243,6 +248,11 @@ def _fill_development_secrets(settings: Settings) -> Settings:
     changes: dict[str, Any] = {}
     if not settings.secret_keys:
         changes["secret_keys"] = (Secret(secrets.token_urlsafe(32)),)
+    for value in (*settings.secret_key_values(), str(settings.proof_key or "")):
+        if "REPLACE-ME" in value:
+            problems.append("a key still says REPLACE-ME: generate real ones (python3 -c 'import secrets; "
+                            "print(secrets.token_urlsafe(32))')")
+            break
     if settings.proof_key is None:
         changes["proof_key"] = Secret(secrets.token_urlsafe(32))
     return dataclasses.replace(settings, **changes) if changes else settings

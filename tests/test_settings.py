@@ -65,3 +65,11 @@ def test_check_config_validates_without_starting(tmp_path: Path) -> None:
     assert result.returncode == 0 and "configuration OK" in result.stdout
     missing = run_cli("check-config", "--config", str(tmp_path / "missing.toml"), env={"PATH": "/usr/bin:/bin"})
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_the_example_config_validates_once_its_keys_are_replaced() -> None:
+    example = Path(__file__).parents[1] / "deploy" / "gateway.example.toml"
+    with pytest.raises(ConfigError, match="REPLACE-ME"):
+        load_settings(example, {})
+    settings = load_settings(example, GOOD)
+    assert settings.mode == "auth_request"

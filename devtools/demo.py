@@ -1,0 +1,123 @@
+"""``python -m devtools.demo`` (``make demo``): the whole site on this machine, ready to sign in.
+
+Starts the development OpenID provider, the microblog, the gateway and nginx
+(with the project's nginx.conf) on fixed loopback ports, prints where to go,
+and stops everything on Ctrl-C or SIGTERM. State (the gateway's store, the
+microblog's posts, generated keys) lives in ``state/demo/``, so a restart
+keeps sessions and posts; delete that directory to start afresh.
+
+Development only: the provider lets anyone sign in as anyone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+from devtools.stack import DEMO_PORTS, LOCAL_PROVIDER_NAME, MODES, NginxNotFound, Stack
+
+DEFAULT_STATE_DIR = Path("state") / "demo"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devtools.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--mode", choices=MODES, default="auth_request",
+                        help="auth_request: nginx asks the gateway (mode 1); proxy: the gateway forwards (mode 2)")
+    parser.add_argument("--port", type=int, default=DEMO_PORTS.nginx, help="nginx's port (default: %(default)s)")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: %(default)s")
+    return parser.parse_args(argv)
+
+
+def demo_secrets(state_dir: Path) -> tuple[list[str], str]:
+    """The gateway's secret keys and proof key, generated once and kept in the state directory."""
+    path = state_dir / "secrets.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        return list(data["secret_keys"]), str(data["proof_key"])
+    keys, proof = [secrets.token_urlsafe(32)], secrets.token_urlsafe(32)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"secret_keys": keys, "proof_key": proof}, fh, indent=2)
+    return keys, proof
+
+
+def _progress(label: str, event: str) -> None:
+    if event == "starting":
+        print(f"starting {label}… ", end="", flush=True)
+    elif event == "ok":
+        print("ok", flush=True)
+    else:
+        print("FAILED", flush=True)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_on(signum: int, frame: FrameType | None) -> None:
+    """The first stop signal unwinds into ``Stack.__exit__``; more of them must not cut that short."""
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def banner(stack: Stack) -> str:
+    return f"""
+The demo is running (mode {stack.mode}). Open:
+
+    {stack.url}/
+
+To sign in, click "{LOCAL_PROVIDER_NAME}", type any user name and press Allow.
+
+    nginx      {stack.url}   (what a browser uses)
+    gateway    {stack.gateway_url}   (/login, /logout, /_gateway/)
+    app        {stack.app_url}   (the microblog; it refuses forged identity headers)
+    provider   {stack.provider_url}   (development only: anyone can sign in as anyone)
+    logs       {stack.log_dir}/
+
+Press Ctrl-C to stop.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    state_dir: Path = args.state_dir.resolve()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _stop_on)
+    try:
+        secret_keys, proof_key = demo_secrets(state_dir)
+        stack = Stack(args.mode, ports=replace(DEMO_PORTS, nginx=args.port), state_dir=state_dir,
+                      secret_keys=secret_keys, proof_key=proof_key, progress=_progress)
+    except NginxNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        with stack:
+            print(banner(stack), flush=True)
+            while all(process.running for process in stack.processes.values()):
+                time.sleep(0.5)
+            stopped = [name for name, process in stack.processes.items() if not process.running]
+            print(f"error: {', '.join(stopped)} stopped unexpectedly; see {stack.log_dir}/", file=sys.stderr)
+            for name in stopped:
+                print(stack.log(name, tail=20), file=sys.stderr)
+            print("stopping…", flush=True)
+            return 1
+    except KeyboardInterrupt:
+        print("\nstopped.", flush=True)
+        return 0
+    except RuntimeError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

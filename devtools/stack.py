@@ -1,0 +1,333 @@
+"""The whole thing on loopback: OpenID provider, app, gateway and nginx, each a real process.
+
+:class:`Stack` is what ``make demo``, the nginx tests and the benchmark run::
+
+    with Stack(mode="proxy", log_dir=Path("logs")) as stack:
+        httpx.get(stack.url + "/")            # through nginx
+
+nginx runs with the project's own configuration: the checked-in ``nginx.conf``
+and ``deploy/nginx/*.conf``, copied into a temporary nginx prefix after
+:func:`render_nginx_conf` swapped in the ports (the file names its addresses
+once each, 127.0.0.1:8080, :9000 and :8000) and, for mode 2, swapped the
+marked mode 1 block for ``include deploy/nginx/proxy-mode.conf;``. What the
+tests exercise is therefore exactly what an operator copies.
+
+Development only: the provider lets anyone sign in as anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from devtools.processes import Process, free_port, port_is_free
+from gateway.settings import DEFAULT_PROVIDERS
+
+Mode = Literal["auth_request", "proxy"]
+MODES: tuple[Mode, ...] = ("auth_request", "proxy")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NGINX_CONF = PROJECT_ROOT / "nginx.conf"
+NGINX_SNIPPETS = PROJECT_ROOT / "deploy" / "nginx"
+# The directives of the checked-in nginx.conf that name each server's address.
+CONF_ADDRESSES = {
+    "nginx": "listen 127.0.0.1:8080;",
+    "gateway": "server 127.0.0.1:9000;",
+    "app": "server 127.0.0.1:8000;",
+}
+MODE1_BEGIN = "# --- mode 1 (auth_request): begin"
+MODE1_END = "# --- mode 1 (auth_request): end"
+PROXY_MODE_INCLUDE = "include deploy/nginx/proxy-mode.conf;"
+NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
+LOCAL_PROVIDER_NAME = "Local dev provider"
+START_TIMEOUT = 30.0
+
+# Called with (component, "starting" | "ok" | "failed").
+Progress = Callable[[str, str], None]
+
+
+class NginxNotFound(RuntimeError):
+    """No nginx binary: the stack cannot run (and the nginx tests must fail, not skip)."""
+
+
+def find_nginx() -> str:
+    """The nginx binary: on PATH, or in sbin (not on a normal user's PATH on Debian)."""
+    found = shutil.which("nginx")
+    if found:
+        return found
+    for candidate in NGINX_CANDIDATES:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise NginxNotFound("nginx not found: apt-get install nginx")
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """The four loopback ports of a stack."""
+
+    nginx: int
+    gateway: int
+    app: int
+    provider: int
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(free_port(), free_port(), free_port(), free_port())
+
+
+DEMO_PORTS = Ports(nginx=8080, gateway=9000, app=8000, provider=8001)
+
+
+def render_nginx_conf(mode: Mode, ports: Ports, template: str | None = None) -> str:
+    """The checked-in ``nginx.conf`` for these ports and this mode.
+
+    Raises ValueError when the file no longer has each address (and, for
+    mode 2, the marked block) exactly once: better than a silently wrong config.
+    """
+    text = NGINX_CONF.read_text() if template is None else template
+    for name, directive in CONF_ADDRESSES.items():
+        if text.count(directive) != 1:
+            raise ValueError(f"nginx.conf must contain {directive!r} exactly once to be rendered")
+        address = directive.rsplit(" ", 1)[1].rstrip(";")
+        text = text.replace(directive, directive.replace(address, f"127.0.0.1:{getattr(ports, name)}"))
+    if mode == "proxy":
+        if text.count(MODE1_BEGIN) != 1 or text.count(MODE1_END) != 1:
+            raise ValueError(f"nginx.conf must mark the mode 1 block with {MODE1_BEGIN!r} and {MODE1_END!r}")
+        start = text.index(MODE1_BEGIN)
+        end = text.index("\n", text.index(MODE1_END))
+        text = text[:start] + PROXY_MODE_INCLUDE + text[end:]
+    elif mode != "auth_request":
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return text
+
+
+def write_nginx_prefix(prefix: Path, conf_text: str) -> Path:
+    """Lay out an nginx prefix: the rendered config and the snippets it includes, by relative path."""
+    conf = prefix / "nginx.conf"
+    conf.write_text(conf_text)
+    snippets = prefix / "deploy" / "nginx"
+    snippets.mkdir(parents=True, exist_ok=True)
+    for snippet in NGINX_SNIPPETS.glob("*.conf"):
+        shutil.copyfile(snippet, snippets / snippet.name)
+    return conf
+
+
+def _clean_environ() -> dict[str, str]:
+    """This process's environment minus any GATEWAY_*/MICROBLOG_* setting that would leak in."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "MICROBLOG_"))}
+
+
+class Stack:
+    """Provider, app (or another ASGI upstream), gateway and nginx on loopback ports.
+
+    ``upstream``: an ASGI import string (``"tests.upstream_app:app"``) served
+    with uvicorn instead of the microblog. ``state_dir`` holds the gateway's and
+    the app's state (a temporary directory, removed on exit, when not given);
+    ``log_dir`` one log file per process (default ``<state_dir>/logs``) and
+    nginx's access log, ``nginx-access.log``.
+    ``gateway_env`` adds or overrides ``GATEWAY_*`` settings.
+
+    Everything is stopped, process groups and all, on exit or when starting fails.
+    """
+
+    def __init__(
+        self,
+        mode: Mode = "auth_request",
+        *,
+        ports: Ports | None = None,
+        upstream: str | None = None,
+        state_dir: Path | None = None,
+        log_dir: Path | None = None,
+        secret_keys: Sequence[str] | None = None,
+        proof_key: str | None = None,
+        gateway_env: Mapping[str, str] | None = None,
+        public_paths: Sequence[str] = ("/static/",),
+        progress: Progress | None = None,
+        log_level: str = "info",
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.mode: Mode = mode
+        self.nginx = find_nginx()  # first: a missing nginx is reported before anything starts
+        self.ports = ports or Ports.free()
+        self.upstream = upstream
+        self._own_state_dir = state_dir is None
+        self.state_dir = Path(tempfile.mkdtemp(prefix="openid-gateway-stack-")) if state_dir is None else state_dir
+        self.log_dir = log_dir if log_dir is not None else self.state_dir / "logs"
+        self.secret_keys = list(secret_keys) if secret_keys else [secrets.token_urlsafe(32)]
+        self.proof_key = proof_key or secrets.token_urlsafe(32)
+        self.gateway_env = dict(gateway_env or {})
+        self.public_paths = tuple(public_paths)
+        self.progress = progress
+        self.log_level = log_level
+        self.nginx_prefix: Path | None = None
+        self.processes: dict[str, Process] = {}
+
+    # -- addresses ----------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Where a browser goes: nginx."""
+        return f"http://127.0.0.1:{self.ports.nginx}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    @property
+    def app_url(self) -> str:
+        """The app itself, bypassing nginx and the gateway."""
+        return f"http://127.0.0.1:{self.ports.app}"
+
+    @property
+    def provider_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.provider}"
+
+    @property
+    def provider_identifier(self) -> str:
+        """The local provider's OP identifier: sign in as any user name."""
+        return self.provider_url + "/openid"
+
+    @property
+    def gateway_state_dir(self) -> Path:
+        return self.state_dir / "gateway"
+
+    @property
+    def app_state_dir(self) -> Path:
+        return self.state_dir / "app"
+
+    # -- processes ----------------------------------------------------------------------------
+
+    def gateway_environ(self) -> dict[str, str]:
+        """The gateway's settings, as ``GATEWAY_*`` variables."""
+        providers = [{"name": LOCAL_PROVIDER_NAME, "identifier": self.provider_identifier}]
+        providers += [{"name": p.name, "identifier": p.identifier} for p in DEFAULT_PROVIDERS]
+        env = {
+            "GATEWAY_PUBLIC_URL": self.url,
+            "GATEWAY_SECRET_KEYS": json.dumps(self.secret_keys),
+            "GATEWAY_PROOF_KEY": self.proof_key,
+            "GATEWAY_STATE_DIR": str(self.gateway_state_dir),
+            "GATEWAY_HOST": "127.0.0.1",
+            "GATEWAY_PORT": str(self.ports.gateway),
+            "GATEWAY_MODE": self.mode,
+            "GATEWAY_UPSTREAM_URL": self.app_url,
+            "GATEWAY_PUBLIC_PATHS": json.dumps(list(self.public_paths)),
+            "GATEWAY_ALLOW_PRIVATE_ADDRESSES": "true",  # the local provider is on loopback
+            "GATEWAY_PROVIDERS": json.dumps(providers),
+            "GATEWAY_LOG_LEVEL": self.log_level,
+        }
+        env.update(self.gateway_env)
+        return env
+
+    def _process(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Process:
+        process = Process(argv, env={"PYTHONUNBUFFERED": "1", **(env or {})}, base_env=_clean_environ(),
+                          cwd=PROJECT_ROOT, log_path=self.log_dir / f"{name}.log", name=name)
+        self.processes[name] = process
+        return process
+
+    def _nginx_argv(self) -> list[str]:
+        self.nginx_prefix = Path(tempfile.mkdtemp(prefix="openid-gateway-nginx-"))
+        # Run as root, nginx's workers drop to an unprivileged user that must reach its temp dirs.
+        self.nginx_prefix.chmod(0o755)
+        conf = write_nginx_prefix(self.nginx_prefix, render_nginx_conf(self.mode, self.ports))
+        # nginx.conf logs requests to access.log under the prefix: keep that file with the other logs.
+        (self.nginx_prefix / "access.log").symlink_to((self.log_dir / "nginx-access.log").resolve())
+        return [self.nginx, "-p", f"{self.nginx_prefix}/", "-c", str(conf), "-e", "stderr", "-g", "daemon off;"]
+
+    def start(self) -> Stack:
+        """Start every process, then wait for each to listen, in order (reporting progress)."""
+        busy = [port for port in (self.ports.provider, self.ports.app, self.ports.gateway, self.ports.nginx)
+                if not port_is_free(port)]
+        if busy:
+            raise RuntimeError(f"port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.gateway_state_dir.mkdir(parents=True, exist_ok=True)
+        self.app_state_dir.mkdir(parents=True, exist_ok=True)
+        python = sys.executable
+        host = ["--host", "127.0.0.1"]
+        steps: list[tuple[str, Process, int]] = []
+        provider = self._process("provider", [
+            python, "-m", "devtools.openid_provider", *host, "--port", str(self.ports.provider),
+            "--base-url", self.provider_url, "--log-level", self.log_level])
+        steps.append(("the OpenID provider", provider, self.ports.provider))
+        if self.upstream is None:
+            app = self._process("app", [
+                python, "-m", "backend_app", *host, "--port", str(self.ports.app),
+                "--state-dir", str(self.app_state_dir), "--log-level", self.log_level,
+            ], {"MICROBLOG_PROOF_KEY": self.proof_key})
+            steps.append(("the app (microblog)", app, self.ports.app))
+        else:
+            app = self._process("app", [
+                python, "-m", "uvicorn", self.upstream, *host, "--port", str(self.ports.app),
+                "--log-level", self.log_level])
+            steps.append((f"the app ({self.upstream})", app, self.ports.app))
+        gateway = self._process("gateway", [python, "-m", "gateway", "serve"], self.gateway_environ())
+        steps.append((f"the gateway (mode {self.mode})", gateway, self.ports.gateway))
+        try:
+            nginx = self._process("nginx", self._nginx_argv())
+            steps.append(("nginx", nginx, self.ports.nginx))
+            for _, process, _ in steps:
+                process.start()
+            for label, process, port in steps:
+                self._report(label, "starting")
+                try:
+                    process.wait_for_port(port, timeout=START_TIMEOUT)
+                except RuntimeError:
+                    self._report(label, "failed")
+                    raise
+                self._report(label, "ok")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _report(self, label: str, event: str) -> None:
+        if self.progress is not None:
+            self.progress(label, event)
+
+    def stop(self) -> None:
+        """Stop nginx first, then the gateway, the app and the provider; remove temporary directories."""
+        for name in ("nginx", "gateway", "app", "provider"):
+            process = self.processes.get(name)
+            if process is not None:
+                process.close()
+        if self.nginx_prefix is not None:
+            shutil.rmtree(self.nginx_prefix, ignore_errors=True)
+            self.nginx_prefix = None
+        if self._own_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def log(self, name: str, tail: int | None = 60) -> str:
+        """The output of one process (``provider``, ``app``, ``gateway``, ``nginx``)."""
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return ""
+        lines = path.read_text(errors="replace").splitlines()
+        return "\n".join(lines if tail is None else lines[-tail:])
+
+    def logs(self, tail: int = 30) -> str:
+        """Every process's last lines: for assertion messages."""
+        return "\n".join(f"--- {name}.log ---\n{self.log(name, tail)}" for name in self.processes)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+__all__ = [
+    "DEMO_PORTS", "LOCAL_PROVIDER_NAME", "MODES", "Mode", "NginxNotFound", "Ports", "Stack", "find_nginx",
+    "render_nginx_conf", "write_nginx_prefix",
+]
