@@ -248,11 +248,6 @@ def _fill_development_secrets(settings: Settings) -> Settings:
     changes: dict[str, Any] = {}
     if not settings.secret_keys:
         changes["secret_keys"] = (Secret(secrets.token_urlsafe(32)),)
-    for value in (*settings.secret_key_values(), str(settings.proof_key or "")):
-        if "REPLACE-ME" in value:
-            problems.append("a key still says REPLACE-ME: generate real ones (python3 -c 'import secrets; "
-                            "print(secrets.token_urlsafe(32))')")
-            break
     if settings.proof_key is None:
         changes["proof_key"] = Secret(secrets.token_urlsafe(32))
     return dataclasses.replace(settings, **changes) if changes else settings

@@ -1,0 +1,218 @@
+"""A small plain-ASGI upstream for the proxy tests, the nginx tests and the benchmark.
+
+Serve it with ``UvicornThread(app)`` or ``uvicorn tests.upstream_app:app``.
+
+Routes:
+
+- ``/hello``              a fixed ``hello`` (the trivial app of the benchmark)
+- ``/echo``, ``/echo/...``  JSON of the method, path, raw path, query, headers and client it received
+- ``/upload``             streams the request body; JSON ``{"bytes": n, "sha256": hex}``
+- ``/download?size=N``    N bytes of :func:`pattern` in 64 KiB chunks (``&chunked=1``: no Content-Length)
+- ``/redirect``           302 to ``/elsewhere``
+- ``/cookies``            two ``Set-Cookie`` headers
+- ``/status/<code>``      that status (no body for 1xx, 204, 304)
+- ``/slow?seconds=S``     answers after S seconds
+- ``/drop``               promises 1 MiB, sends one chunk, then the connection dies
+- ``/hop``                 answers with hop-by-hop headers (and ``x-kept: yes``) a proxy must drop
+- ``/connections``        how many distinct client connections have reached this app
+
+Serve it with ``proxy_headers=False`` (``--no-proxy-headers``) so that ``client``
+is the real peer, not what an ``X-Forwarded-For`` header says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs
+
+CHUNK = 64 * 1024
+_BLOCK = bytes(range(256)) * (CHUNK // 256)
+
+# (host, port) of every client connection seen: the proxy's pool reuse shows here.
+connections_seen: set[tuple[str, int]] = set()
+# Downloads still being sent: one that outlives its client shows a leak.
+active_downloads = 0
+
+
+def pattern(size: int) -> Iterator[bytes]:
+    """The deterministic bytes ``/download`` sends, in 64 KiB chunks."""
+    while size > 0:
+        chunk = _BLOCK if size >= CHUNK else _BLOCK[:size]
+        size -= len(chunk)
+        yield chunk
+
+
+def pattern_sha256(size: int) -> str:
+    digest = hashlib.sha256()
+    for chunk in pattern(size):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    client = scope.get("client")
+    if client:
+        connections_seen.add((client[0], client[1]))
+    path: str = scope["path"]
+    if path == "/hello":
+        await _respond(send, 200, b"hello")
+        return
+    query = {k: v[-1] for k, v in parse_qs(scope["query_string"].decode("latin-1")).items()}
+    handler = _ROUTES.get(path)
+    if handler is None and path.startswith("/echo/"):
+        handler = _echo
+    if handler is not None:
+        await handler(scope, receive, send, query)
+    elif path.startswith("/status/"):
+        await _status(send, int(path[len("/status/") :]))
+    else:
+        await _respond(send, 404, b"not found")
+
+
+async def _respond(
+    send: Any,
+    status: int,
+    body: bytes,
+    content_type: bytes = b"text/plain",
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    headers.extend(extra or ())
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _json(send: Any, data: Any, status: int = 200) -> None:
+    await _respond(send, status, json.dumps(data).encode(), b"application/json")
+
+
+async def _read_body(receive: Any) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    count = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        count += len(chunk)
+        digest.update(chunk)
+        if not message.get("more_body", False):
+            break
+    return count, digest.hexdigest()
+
+
+async def _echo(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    count, _ = await _read_body(receive)
+    client = scope.get("client")
+    await _json(
+        send,
+        {
+            "method": scope["method"],
+            "path": scope["path"],
+            "raw_path": (scope.get("raw_path") or b"").decode("latin-1"),
+            "query_string": scope["query_string"].decode("latin-1"),
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+            "client": list(client) if client else None,
+            "body_bytes": count,
+        },
+    )
+
+
+async def _upload(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    count, sha = await _read_body(receive)
+    await _json(send, {"bytes": count, "sha256": sha})
+
+
+async def _download(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    global active_downloads
+    size = int(query.get("size", "0"))
+    headers = [(b"content-type", b"application/octet-stream")]
+    if query.get("chunked") != "1":
+        headers.append((b"content-length", str(size).encode()))
+    await _read_body(receive)
+    active_downloads += 1
+    disconnected = asyncio.ensure_future(receive())  # completes when the client goes
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for chunk in pattern(size):
+            if disconnected.done():
+                return
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(0)  # a send to a gone client does not yield; let the watcher run
+        await send({"type": "http.response.body", "body": b""})
+    finally:
+        disconnected.cancel()
+        active_downloads -= 1
+
+
+async def _redirect(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    await _respond(send, 302, b"", extra=[(b"location", b"/elsewhere")])
+
+
+async def _cookies(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    cookies = [(b"set-cookie", b"a=1; Path=/; HttpOnly"), (b"set-cookie", b"b=2; Path=/; Secure")]
+    await _respond(send, 200, b"cookies", extra=cookies)
+
+
+async def _status(send: Any, code: int) -> None:
+    if code < 200 or code in (204, 304):
+        await send({"type": "http.response.start", "status": code, "headers": [(b"etag", b'"v1"')]})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await _respond(send, code, f"status {code}".encode())
+
+
+async def _slow(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    await asyncio.sleep(float(query.get("seconds", "1")))
+    await _respond(send, 200, b"slow")
+
+
+async def _drop(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    # Returning before the promised length makes uvicorn close the connection.
+    headers = [(b"content-type", b"application/octet-stream"), (b"content-length", str(1024 * 1024).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": _BLOCK, "more_body": True})
+
+
+async def _hop(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    hop = [
+        (b"connection", b"x-internal"),
+        (b"x-internal", b"secret"),
+        (b"keep-alive", b"timeout=5"),
+        (b"proxy-authenticate", b"Basic"),
+        (b"trailer", b"x-checksum"),
+        (b"upgrade", b"h2c"),
+        (b"x-kept", b"yes"),
+    ]
+    await _respond(send, 200, b"hop", extra=hop)
+
+
+async def _connections(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    await _json(send, {"connections": len(connections_seen)})
+
+
+_ROUTES = {
+    "/echo": _echo,
+    "/upload": _upload,
+    "/download": _download,
+    "/redirect": _redirect,
+    "/cookies": _cookies,
+    "/slow": _slow,
+    "/drop": _drop,
+    "/hop": _hop,
+    "/connections": _connections,
+}
