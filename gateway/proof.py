@@ -75,7 +75,7 @@ class ProofSigner:
 class HeaderNames:
     """The four header names, configurable on both sides."""
 
-    __slots__ = ("user", "nickname", "email", "proof")
+    __slots__ = ("email", "nickname", "proof", "user")
 
     def __init__(
         self,

@@ -118,14 +118,14 @@ class SQLiteStore:
 
     # -- python3-openid's OpenIDStore interface ---------------------------
 
-    def storeAssociation(self, server_url: str, association: Association) -> None:  # noqa: N802
+    def storeAssociation(self, server_url: str, association: Association) -> None:
         self._execute(
             "INSERT OR REPLACE INTO associations VALUES (?, ?, ?, ?, ?, ?)",
             (server_url, association.handle, association.secret, association.issued,
              association.lifetime, association.assoc_type),
         )
 
-    def getAssociation(self, server_url: str, handle: str | None = None) -> Association | None:  # noqa: N802
+    def getAssociation(self, server_url: str, handle: str | None = None) -> Association | None:
         def work(conn: sqlite3.Connection) -> list[Any]:
             if handle is None:
                 sql = "SELECT handle, secret, issued, lifetime, assoc_type FROM associations WHERE server_url = ?"
@@ -143,11 +143,11 @@ class SQLiteStore:
                 live.append(assoc)
         return max(live, key=lambda a: a.issued) if live else None
 
-    def removeAssociation(self, server_url: str, handle: str) -> bool:  # noqa: N802
+    def removeAssociation(self, server_url: str, handle: str) -> bool:
         sql = "DELETE FROM associations WHERE server_url = ? AND handle = ?"
         return self._execute(sql, (server_url, handle)) > 0
 
-    def useNonce(self, server_url: str, timestamp: int, salt: str) -> bool:  # noqa: N802
+    def useNonce(self, server_url: str, timestamp: int, salt: str) -> bool:
         """Record a response nonce; False when seen before or outside the skew window (replay)."""
         if abs(timestamp - time.time()) > openid_nonce.SKEW:
             return False
@@ -161,10 +161,10 @@ class SQLiteStore:
 
         return self._call(work)
 
-    def cleanupNonces(self) -> int:  # noqa: N802
+    def cleanupNonces(self) -> int:
         return self._execute("DELETE FROM nonces WHERE timestamp < ?", (int(time.time()) - openid_nonce.SKEW,))
 
-    def cleanupAssociations(self) -> int:  # noqa: N802
+    def cleanupAssociations(self) -> int:
         return self._execute("DELETE FROM associations WHERE issued + lifetime < ?", (int(time.time()),))
 
     # -- sessions ---------------------------------------------------------
