@@ -78,6 +78,7 @@ class Process:
         self.name = name or Path(self.argv[0]).name
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._kept_output = ""
 
     def start(self, wait_port: int | None = None, timeout: float = 15.0) -> Process:
         if self.log_path is not None:
@@ -137,14 +138,16 @@ class Process:
 
     def output(self, tail: int | None = None) -> str:
         """What the process has written so far (the last ``tail`` lines)."""
-        if self._log is None:
-            return ""
-        self._log.flush()
         if self.log_path is not None:
-            text = self.log_path.read_bytes().decode(errors="replace")
-        else:
+            if self._log is not None:
+                self._log.flush()
+            text = self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else ""
+        elif self._log is not None:
+            self._log.flush()
             self._log.seek(0)
             text = self._log.read().decode(errors="replace")
+        else:
+            text = self._kept_output
         if tail is not None:
             text = "\n".join(text.splitlines()[-tail:])
         return text
@@ -165,10 +168,14 @@ class Process:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         self.proc.wait()
+        self.close()
 
     def close(self) -> None:
+        """Stop the process and close its log; the output stays readable."""
         self.stop()
         if self._log is not None:
+            if self.log_path is None:
+                self._kept_output = self.output()
             self._log.close()
             self._log = None
 

@@ -15,6 +15,7 @@ origin (a same-origin POST carries the cookie) before it is judged.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from urllib.parse import urlencode
 
@@ -37,6 +38,7 @@ STATE_COOKIE_PREFIX = "gw_state_"
 STATE_LIFETIME = 900
 MAX_FIELDS = 40
 RESUBMIT_FIELD = "gw_resubmit"
+STATE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe's alphabet
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -182,6 +184,8 @@ async def callback(request: Request) -> Response:
         form = await read_form(request)
         query.update({k: v for k, v in form.items() if isinstance(v, str)})
     state_id = query.get("gw_state", "")
+    if not STATE_ID.fullmatch(state_id):  # it names a cookie below: only what POST /login issues
+        state_id = ""
     next_target = runtime.safe_next(query.get("next"))
     state_cookie_name = STATE_COOKIE_PREFIX + state_id
     bound = bool(state_id) and runtime.login_states.decode(request.cookies.get(state_cookie_name)) == state_id

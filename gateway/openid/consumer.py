@@ -166,6 +166,8 @@ class OpenIDExchange:
             raise LoginFailed(f"provider response refused: {getattr(response, 'message', status)}")
         claimed_id = response.identity_url
         endpoint_url = response.endpoint.server_url
+        if not claimed_id:  # OpenID 2.0 §10.1: an assertion about no identifier proves nobody
+            raise LoginFailed(f"{endpoint_url} asserted no identifier")
         check_endpoint_allowed(endpoint_url, self.provider_allowlist)
         check_authority(claimed_id, endpoint_url)
         nickname, email = signed_profile(response)
