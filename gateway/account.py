@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.pages import check_csrf, csrf_cookie, current_session, form_text, read_form, runtime_of
+from gateway.sessions import Session
 from gateway.web import add_cookies, redirect
 
 logger = logging.getLogger("gateway.account")
@@ -30,11 +32,16 @@ async def account_page(request: Request) -> Response:
     return add_cookies(page, cookies)
 
 
-async def revoke_one(request: Request) -> Response:
-    runtime = runtime_of(request)
+async def signed_in_form(request: Request) -> tuple[FormData, Session | None]:
+    """The form of a POST to the account pages, CSRF-checked, and the session posting it."""
     form = await read_form(request)
     check_csrf(request, form)
-    session = current_session(request)
+    return form, current_session(request)
+
+
+async def revoke_one(request: Request) -> Response:
+    runtime = runtime_of(request)
+    form, session = await signed_in_form(request)
     if session is None:
         return redirect(runtime.login_url(ACCOUNT_PATH))
     target = form_text(form, "session_id")
@@ -52,9 +59,7 @@ async def revoke_one(request: Request) -> Response:
 
 async def sign_out_everywhere(request: Request) -> Response:
     runtime = runtime_of(request)
-    form = await read_form(request)
-    check_csrf(request, form)
-    session = current_session(request)
+    _, session = await signed_in_form(request)
     if session is None:
         return redirect(runtime.login_url(ACCOUNT_PATH))
     user_id = session.identity.user_id
@@ -65,6 +70,4 @@ async def sign_out_everywhere(request: Request) -> Response:
         runtime.revocation.add(record.session_id)
     runtime.revocation.add(session.session_id)
     logger.info("%s signed out everywhere (%d sessions)", user_id, len(owned))
-    settings = runtime.settings
-    clear = [runtime.cookies.delete(settings.session_cookie), runtime.cookies.delete(settings.remember_cookie)]
-    return redirect(runtime.login_url("/", "signed-out-everywhere"), clear)
+    return redirect(runtime.login_url("/", "signed-out-everywhere"), runtime.sign_out_cookies())

@@ -228,8 +228,7 @@ async def logout(request: Request) -> Response:
         form = await read_form(request)
         check_csrf(request, form)
         next_param = form_text(form, "next") or None
-    settings = runtime.settings
-    clear = [runtime.cookies.delete(settings.session_cookie), runtime.cookies.delete(settings.remember_cookie)]
+    clear = runtime.sign_out_cookies()
     try:
         await revoke_browser(request)
     except StoreUnavailable:

@@ -86,6 +86,10 @@ class Runtime:
             params["m"] = message
         return "/login" + ("?" + urlencode(params) if params else "")
 
+    def sign_out_cookies(self) -> list[str]:
+        """``Set-Cookie`` values that clear the session and remember-me cookies."""
+        return [self.cookies.delete(self.settings.session_cookie), self.cookies.delete(self.settings.remember_cookie)]
+
     @staticmethod
     def now() -> float:
         return time.time()

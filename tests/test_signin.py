@@ -14,7 +14,7 @@ import pytest
 
 from gateway.proof import ProofVerifier
 from tests.conftest import PROOF_KEY, RunningGateway
-from tests.htmlforms import submit
+from tests.htmlforms import forms, submit
 from tests.servers import UvicornThread
 from tests.signin import consent, sign_in, start_login
 
@@ -173,19 +173,6 @@ def test_logout_post_redirects_to_a_validated_next(gateway: RunningGateway, prov
 # -- failures end on the login page, never with a session -----------------------------------------------
 
 
-def provider_redirect(client: httpx.Client, gateway: RunningGateway, identifier: str, username: str = "alice",
-                      decision: str = "allow") -> str:
-    """Run the round trip up to the provider's redirect back to the gateway, and return that URL."""
-    page = start_login(client, gateway.url, identifier)
-    response = submit(client, page, {"username": username} if "readonly" not in page.text else {},
-                      button=("decision", decision))
-    # follow_redirects is on: the last hop went to the gateway; take the callback URL from history.
-    for hop in [*response.history, response]:
-        if urlsplit(str(hop.url)).path == "/_gateway/callback":
-            return str(hop.url)
-    raise AssertionError("no callback in the redirect chain")
-
-
 def no_follow(client: httpx.Client, url: str) -> httpx.Response:
     return client.get(url, follow_redirects=False)
 
@@ -201,8 +188,6 @@ def intercept_callback(client: httpx.Client, gateway: RunningGateway, identifier
     """The callback URL as the provider sent it, without letting the browser follow it yet."""
     page = start_login(client, gateway.url, identifier)
     data = {"username": "alice"} if "readonly" not in page.text else {}
-    from tests.htmlforms import forms
-
     form = forms(page.text)[0]
     values = {**dict(form.fields), **data, "decision": "allow"}
     answer = client.post(str(page.url.join(form.action)), data=values, follow_redirects=False)
