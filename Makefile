@@ -28,10 +28,8 @@ lint: venv
 	@$(BIN)/mypy
 
 test: system-deps venv lint
-	@echo "==> pytest"
+	@echo "==> pytest (includes a smoke run of the benchmark: tests/test_bench_smoke.py)"
 	@$(BIN)/python -m pytest
-	@echo "==> benchmark smoke run"
-	@$(BIN)/python -m bench --smoke
 
 demo: venv
 	@scripts/install-system-deps nginx

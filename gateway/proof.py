@@ -18,10 +18,12 @@ can import it on its own.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping
 from urllib.parse import quote, unquote
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
+from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from gateway.types import Identity
 
@@ -57,12 +59,20 @@ class ProofSigner:
 
     def __init__(self, key: str | bytes) -> None:
         self._signer = _signer(key)
+        # itsdangerous derives the HMAC key from the secret and the salt on
+        # every signature; the gateway signs on every request, so derive it once.
+        self._key = self._signer.derive_key()
 
     def sign(self, method: str, uri: str, user: str, nickname: str, email: str) -> str:
-        """Return the proof (``<timestamp>.<signature>``) for encoded header values."""
+        """Return the proof (``<timestamp>.<signature>``) for encoded header values.
+
+        Byte for byte what ``TimestampSigner.sign`` makes (the verifier uses
+        it), computed with one HMAC call instead of two.
+        """
         message = _message(method, uri, user, nickname, email)
-        signed = self._signer.sign(message)
-        return signed[len(message) + 1 :].decode("ascii")
+        timestamp = base64_encode(int_to_bytes(self._signer.get_timestamp()))
+        signature = base64_encode(hmac.digest(self._key, message + b"." + timestamp, "sha256"))
+        return (timestamp + b"." + signature).decode("ascii")
 
     def headers(self, identity: Identity, method: str, uri: str, names: HeaderNames) -> list[tuple[str, str]]:
         user = encode_header_value(identity.user_id)

@@ -9,6 +9,13 @@ see :mod:`gateway.revocation`.
 
 Decoding never raises: a tampered, expired, foreign or garbage cookie is
 simply "not signed in".
+
+The auth check decodes the same cookie on every request of a browser, so a
+verified cookie is remembered for a few seconds (:class:`VerifiedCookies`):
+the signature is then checked once per cookie value and interval, while the
+idle and absolute lifetimes are still checked on every request (and
+revocation, by the caller). Only cookies that verified are remembered, so
+garbage cannot fill the cache.
 """
 
 from __future__ import annotations
@@ -24,6 +31,9 @@ SESSION_SALT = "openid-gateway.session"
 REMEMBER_SALT = "openid-gateway.remember"
 LOGIN_SALT = "openid-gateway.login-state"
 MAX_COOKIE_LENGTH = 4096
+# Verified session cookies kept in memory: at most this many, each for at most this long.
+VERIFIED_CACHE_SIZE = 2048
+VERIFIED_CACHE_TTL = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +57,8 @@ class SessionCodec:
         # Re-sign at most this often: often enough that an active user never
         # idles out, rarely enough that most requests set no cookie.
         self.refresh_after = max(1, min(300, idle_timeout // 10))
+        # Per codec, never shared: a hit must mean "verified with *these* keys".
+        self._verified = VerifiedCookies()
 
     def encode(self, session_id: str, identity: Identity, auth_time: float, series_id: str | None) -> str:
         payload = [session_id, identity.user_id, identity.nickname, identity.email, auth_time, series_id]
@@ -56,8 +68,30 @@ class SessionCodec:
         return self.encode(session.session_id, session.identity, session.auth_time, session.series_id)
 
     def decode(self, value: str | None, now: float) -> Session | None:
+        """The session in ``value`` if its signature is valid and it is within both lifetimes, else None."""
         if not value or len(value) > MAX_COOKIE_LENGTH:
             return None
+        session = self._verified.get(value, now)
+        if session is None:
+            session = self._verify(value)
+            if session is None:
+                return None
+            self._verified.put(value, session, now)
+        return session if self.alive(session, now) else None
+
+    def alive(self, session: Session, now: float) -> bool:
+        """Within the idle timeout (since the cookie was last signed) and the absolute lifetime.
+
+        The idle check is itsdangerous' ``max_age`` check (whole seconds),
+        repeated for remembered cookies. A signature from the future was
+        refused when the cookie was verified; if the clock goes back, the
+        cache verifies again (:meth:`VerifiedCookies.get`).
+        """
+        return (int(now) - int(session.refreshed) <= self.idle_timeout
+                and now - session.auth_time <= self.max_lifetime)
+
+    def _verify(self, value: str) -> Session | None:
+        """Check the signature and the payload's shape: the expensive part of :meth:`decode`."""
         try:
             payload, signed_at = self._serializer.loads(value, max_age=self.idle_timeout, return_timestamp=True)
         except (BadData, UnicodeError, ValueError, TypeError, json.JSONDecodeError):
@@ -75,13 +109,53 @@ class SessionCodec:
             and (series_id is None or isinstance(series_id, str))
         ):
             return None
-        if now - auth_time > self.max_lifetime:
-            return None
         return Session(session_id, Identity(user_id, nickname, email), float(auth_time), series_id,
                        signed_at.timestamp())
 
     def needs_refresh(self, session: Session, now: float) -> bool:
         return now - session.refreshed >= self.refresh_after
+
+
+class VerifiedCookies:
+    """Session cookies whose signature verified recently: value -> (session, when verified).
+
+    Bounded in size (the oldest entry goes first) and in time (an entry older
+    than ``ttl`` seconds is verified again), so memory stays small whatever
+    the traffic and a cookie's signature is re-checked every few seconds.
+    Keyed by the whole cookie value, signature included: a hit means these
+    exact bytes verified with the current keys. Lifetimes and revocation are
+    not cached; callers check them on every request.
+    """
+
+    __slots__ = ("_entries", "size", "ttl")
+
+    def __init__(self, size: int = VERIFIED_CACHE_SIZE, ttl: float = VERIFIED_CACHE_TTL) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._entries: dict[str, tuple[Session, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, value: str, now: float) -> Session | None:
+        entry = self._entries.get(value)
+        if entry is None:
+            return None
+        if 0 <= now - entry[1] < self.ttl:
+            return entry[0]
+        self._entries.pop(value, None)
+        return None
+
+    def put(self, value: str, session: Session, now: float) -> None:
+        if self.size <= 0:
+            return
+        entries = self._entries
+        while len(entries) >= self.size:
+            try:
+                del entries[next(iter(entries))]
+            except (StopIteration, KeyError, RuntimeError):  # changed meanwhile: the next put evicts
+                break
+        entries[value] = (session, now)
 
 
 class TokenCodec:

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.app import GatewayApp
@@ -77,3 +78,38 @@ def test_revoked_session_is_401(app: GatewayApp, client: TestClient) -> None:
 def test_stale_revocation_list_fails_closed(app: GatewayApp, client: TestClient, monkeypatch) -> None:
     monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
     assert client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)}).status_code == 503
+
+
+def test_revocation_applies_to_a_cookie_checked_a_moment_ago(app: GatewayApp, client: TestClient) -> None:
+    headers = {"Cookie": session_cookie(app)}
+    assert client.get("/_gateway/auth", headers=headers).status_code == 200
+    app.runtime.revocation.add("sid")
+    assert client.get("/_gateway/auth", headers=headers).status_code == 401
+
+
+def test_an_outage_fails_closed_for_a_cookie_checked_a_moment_ago(app: GatewayApp, client: TestClient,
+                                                                   monkeypatch) -> None:
+    headers = {"Cookie": session_cookie(app)}
+    assert client.get("/_gateway/auth", headers=headers).status_code == 200
+    monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
+    assert client.get("/_gateway/auth", headers=headers).status_code == 503
+
+
+def test_every_answer_has_a_length_so_it_is_sent_in_one_piece(app: GatewayApp, client: TestClient,
+                                                               monkeypatch) -> None:
+    answers = [client.get("/_gateway/auth"), client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)})]
+    monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
+    answers.append(client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)}))
+    assert [a.status_code for a in answers] == [401, 200, 503]
+    for answer in answers:
+        assert answer.headers["content-length"] == "0" and "transfer-encoding" not in answer.headers
+
+
+def test_identity_headers_match_the_proof_signers(app: GatewayApp) -> None:
+    session = app.runtime.sessions.decode(session_cookie(app).split("=", 1)[1], time.time())
+    assert session is not None
+    ours = app.auth.identity_headers(session, "GET", "/p")
+    theirs = app.runtime.proof.headers(ALICE, "GET", "/p", app.runtime.header_names)
+    assert [(n.decode(), v.decode()) for n, v in ours[:3]] == [(n.lower(), v) for n, v in theirs[:3]]
+    assert ours[3][0] == b"x-gateway-proof"
+    assert ProofVerifier(PROOF_KEY).verify(httpx.Headers(ours), "GET", "/p") == ALICE

@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 
-from gateway.sessions import SESSION_SALT, CookiePolicy, SessionCodec, TokenCodec, read_cookie
+from gateway.sessions import (
+    SESSION_SALT,
+    VERIFIED_CACHE_TTL,
+    CookiePolicy,
+    SessionCodec,
+    TokenCodec,
+    VerifiedCookies,
+    read_cookie,
+)
 from gateway.types import Identity
 
 ALICE = Identity("https://op.example/id/alice", "alice", "alice@example.test")
@@ -98,3 +106,63 @@ def test_cookie_policy_attributes() -> None:
     assert secure == "n=v; Path=/; Max-Age=10; HttpOnly; SameSite=Lax; Secure; Domain=example.com"
     assert "Secure" not in CookiePolicy(secure=False).set("n", "v")
     assert "Max-Age=0" in CookiePolicy(secure=False).delete("n")
+
+
+# -- verified cookies are remembered, lifetimes are not ---------------------------------------
+
+
+def test_a_remembered_cookie_still_idles_out() -> None:
+    c = codec(NEW, idle=60)
+    now = time.time()
+    value = c.encode("sid", ALICE, now, None)
+    assert c.decode(value, now) is not None  # verified once, now remembered
+    assert c.decode(value, now + 61) is None
+
+
+def test_a_remembered_cookie_still_reaches_its_absolute_lifetime() -> None:
+    c = codec(NEW, lifetime=100)
+    now = time.time()
+    value = c.encode("sid", ALICE, now - 99, None)
+    assert c.decode(value, now) is not None
+    assert c.decode(value, now + 2) is None
+
+
+def test_a_tampered_copy_of_a_remembered_cookie_is_not_signed_in() -> None:
+    c = codec(NEW)
+    now = time.time()
+    value = c.encode("sid", ALICE, now, None)
+    assert c.decode(value, now) is not None
+    assert c.decode(value[:-2] + ("xx" if value[-2:] != "xx" else "yy"), now) is None
+
+
+def test_a_remembered_cookie_is_verified_again_after_a_few_seconds(monkeypatch) -> None:
+    c = codec(NEW)
+    now = time.time()
+    value = c.encode("sid", ALICE, now, None)
+    assert c.decode(value, now) is not None
+    verified: list[str] = []
+    verify = c._verify
+    monkeypatch.setattr(c, "_verify", lambda v: verified.append(v) or verify(v))
+    assert c.decode(value, now + 1) is not None
+    assert verified == []
+    assert c.decode(value, now + VERIFIED_CACHE_TTL + 0.5) is not None
+    assert verified == [value]
+
+
+def test_the_verified_cookie_cache_is_bounded() -> None:
+    c = codec(NEW)
+    now = time.time()
+    session = c.decode(c.encode("sid", ALICE, now, None), now)
+    assert session is not None
+    cache = VerifiedCookies(size=3, ttl=60)
+    for i in range(10):
+        cache.put(str(i), session, now)
+    assert len(cache) == 3
+    assert cache.get("9", now) is session and cache.get("0", now) is None
+
+
+def test_garbage_is_never_remembered() -> None:
+    c = codec(NEW)
+    for value in ("garbage", "a.b.c", codec("other-" + "x" * 32).encode("sid", ALICE, time.time(), None)):
+        assert c.decode(value, time.time()) is None
+    assert len(c._verified) == 0

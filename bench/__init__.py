@@ -1,0 +1,8 @@
+"""The benchmark: the gateway against its ceiling, on one machine, in one run (``python -m bench``).
+
+Modules: :mod:`bench.cli` (the command), :mod:`bench.runner` (stacks, rounds,
+memory run, sign-ins), :mod:`bench.stacks` (the project's stack plus the direct
+route), :mod:`bench.wrk` (exact wrk results), :mod:`bench.signin` (browser-like
+sign-ins over async httpx), :mod:`bench.procstat` (CPU and memory from
+``/proc``), :mod:`bench.report` (the markdown tables).
+"""

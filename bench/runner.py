@@ -1,0 +1,292 @@
+"""One benchmark run: start the stacks, drive them with wrk and the sign-in client, collect numbers.
+
+For each upstream (the trivial ``/hello`` app, then the microblog's home page)
+two stacks run side by side, a mode 1 stack (whose nginx also serves the
+direct route) and a mode 2 stack. Every scenario is warmed up, then measured
+in interleaved rounds (round 1 of every scenario, then round 2, ...) so that
+a burst of activity elsewhere on the machine hits them all alike; the table
+reports each scenario's best round. Each round gets a freshly signed-in
+session cookie, so no run outlives the cookie's refresh interval and measures
+re-signing instead of checking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bench import procstat, signin, wrk
+from bench.stacks import MICROBLOG_PATH, TRIVIAL_PATH, TRIVIAL_UPSTREAM, BenchStack
+from devtools.stack import Mode
+
+Upstream = Literal["trivial", "microblog"]
+SESSION_COOKIE = "gw_session"
+AUTH_PATH = "/_gateway/auth"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """How long and how hard; :data:`FULL` and :data:`SMOKE` are the two presets."""
+
+    rounds: int
+    duration: float
+    warmup: float
+    connections: int
+    threads: int
+    paced: float  # seconds of the steady-load latency run per scenario; 0 skips it
+    pace_ms: float  # each connection's mean (random) pause after an answer in that run
+    signin_concurrency: int
+    signin_seconds: float | None
+    signin_count: int | None
+    soak: float  # seconds of the memory run per gateway mode; 0 skips it
+    soak_every: float
+    microblog: bool = True
+    gateway_env: Mapping[str, str] = field(default_factory=dict)
+    smoke: bool = False
+
+
+FULL = Config(rounds=3, duration=10, warmup=3, connections=32, threads=2, paced=10, pace_ms=32,
+              signin_concurrency=32, signin_seconds=10, signin_count=None, soak=60, soak_every=5)
+# Every code path of a full run, each for about a second.
+SMOKE = Config(rounds=1, duration=1, warmup=0, connections=4, threads=2, paced=1, pace_ms=32,
+               signin_concurrency=2, signin_seconds=None, signin_count=6, soak=1, soak_every=0.5, smoke=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    upstream: Upstream
+    row: int
+    label: str
+    stack: BenchStack
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    signed_in: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    result: wrk.WrkResult
+    cpu: procstat.CPUUsage
+
+    def cpu_per_request(self, component: str) -> float:
+        """Microseconds of CPU per request (``wrk`` for the load generator)."""
+        seconds = self.result.cpu if component == "wrk" else self.cpu.components.get(component, 0.0)
+        return 1e6 * seconds / self.result.requests if self.result.requests else 0.0
+
+
+@dataclass
+class Measurement:
+    scenario: Scenario
+    rounds: list[Round] = field(default_factory=list)
+    paced: wrk.WrkResult | None = None
+
+    @property
+    def best(self) -> Round:
+        return max(self.rounds, key=lambda r: r.result.rps)
+
+
+@dataclass(frozen=True, slots=True)
+class Soak:
+    mode: str
+    seconds: float
+    samples: list[tuple[float, float]]  # (seconds since start, RSS MiB)
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignIns:
+    rate: signin.SignInRate
+    latencies: list[float]
+    cpu: procstat.CPUUsage
+    concurrency: int
+
+
+@dataclass
+class Results:
+    config: Config
+    measurements: list[Measurement] = field(default_factory=list)
+    soaks: list[Soak] = field(default_factory=list)
+    signins: SignIns | None = None
+    peak_memory: dict[str, float] = field(default_factory=dict)  # "trivial mode 1" -> VmHWM MiB
+    gateway_processes: int = 1
+    background_percent: float = 0.0  # other processes' CPU just before the run, % of one CPU
+    errors: list[str] = field(default_factory=list)
+
+    def direct(self, upstream: Upstream) -> Measurement | None:
+        return next((m for m in self.measurements if m.scenario.upstream == upstream and m.scenario.row == 1), None)
+
+
+def background_load(seconds: float) -> float:
+    """CPU used by every other process on the machine over ``seconds``, in % of one CPU."""
+    meter = procstat.CPUMeter({})
+    meter.start()
+    time.sleep(seconds)
+    return meter.stop().foreign_percent
+
+
+class Runner:
+    def __init__(self, config: Config, progress: Progress) -> None:
+        self.config = config
+        self.progress = progress
+        self.results = Results(config)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _cookie(self, stack: BenchStack, next_path: str) -> str:
+        return asyncio.run(signin.session_cookie(stack.url, stack.provider_identifier, next_path=next_path))
+
+    def _headers(self, scenario: Scenario, next_path: str) -> dict[str, str]:
+        headers = dict(scenario.headers)
+        if scenario.signed_in:
+            headers["Cookie"] = f"{SESSION_COOKIE}={self._cookie(scenario.stack, next_path)}"
+        return headers
+
+    def _wrk(self, scenario: Scenario, next_path: str, seconds: float, pace_ms: float = 0.0) -> Round:
+        headers = self._headers(scenario, next_path)
+        meter = procstat.CPUMeter(scenario.stack.pids())
+        meter.start()
+        result = wrk.run(scenario.url, duration=seconds, connections=self.config.connections,
+                         threads=self.config.threads, headers=headers, pace_ms=pace_ms)
+        usage = meter.stop(extra=result.cpu)
+        scenario.stack.check_running()
+        if result.errors:
+            self.results.errors.append(f"{scenario.upstream} row {scenario.row} ({scenario.label}): "
+                                       f"{result.describe_errors()}")
+        return Round(result, usage)
+
+    @contextlib.contextmanager
+    def _stacks(self, upstream: Upstream) -> Iterator[tuple[BenchStack, BenchStack]]:
+        app = TRIVIAL_UPSTREAM if upstream == "trivial" else None
+        with contextlib.ExitStack() as stacks:
+            pair = []
+            modes: tuple[tuple[int, Mode], ...] = ((1, "auth_request"), (2, "proxy"))
+            for number, mode in modes:
+
+                def report(label: str, event: str, number: int = number) -> None:
+                    if event != "starting":
+                        self.progress(f"{upstream} stack, mode {number}: {label} {event}")
+
+                stack = BenchStack(mode, upstream=app, gateway_env=self.config.gateway_env, progress=report)
+                stacks.enter_context(stack)
+                pair.append(stack)
+            yield pair[0], pair[1]
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def run(self) -> Results:
+        self.results.background_percent = background_load(0.5 if self.config.smoke else 2.0)
+        self.progress(f"other processes use {self.results.background_percent:.0f}% of one CPU before the run"
+                      + (" — expect noisy numbers" if self.results.background_percent > 20 else ""))
+        upstreams: list[Upstream] = ["trivial", "microblog"] if self.config.microblog else ["trivial"]
+        for upstream in upstreams:
+            with self._stacks(upstream) as (mode1, mode2):
+                self._group(upstream, mode1, mode2)
+        return self.results
+
+    def _group(self, upstream: Upstream, mode1: BenchStack, mode2: BenchStack) -> None:
+        path = TRIVIAL_PATH if upstream == "trivial" else MICROBLOG_PATH
+        scenarios = [
+            Scenario(upstream, 1, "nginx → app (direct, no auth)", mode1, mode1.direct_url + path, signed_in=False),
+            Scenario(upstream, 2, "nginx auth_request → gateway → app (mode 1)", mode1, mode1.url + path),
+            Scenario(upstream, 3, "nginx → gateway proxy → app (mode 2)", mode2, mode2.url + path),
+        ]
+        if upstream == "trivial":
+            scenarios.append(Scenario(upstream, 4, "gateway /_gateway/auth alone", mode1, mode1.gateway_url + AUTH_PATH,
+                                      {"X-Original-URI": path, "X-Original-Method": "GET"}))
+        measurements = [Measurement(s) for s in scenarios]
+        self.results.measurements.extend(measurements)
+        cfg = self.config
+        if cfg.warmup > 0:
+            for m in measurements:
+                self.progress(f"{upstream} row {m.scenario.row}: warm-up {cfg.warmup:g} s")
+                self._wrk(m.scenario, path, cfg.warmup)
+        for n in range(1, cfg.rounds + 1):
+            for m in measurements:
+                r = self._wrk(m.scenario, path, cfg.duration)
+                m.rounds.append(r)
+                self.progress(f"{upstream} row {m.scenario.row} round {n}/{cfg.rounds}: {r.result.rps:,.0f} req/s, "
+                              f"p99 {r.result.p99:.2f} ms, others' CPU {r.cpu.foreign_percent:.0f}%"
+                              + (f"  ERRORS: {r.result.describe_errors()}" if r.result.errors else ""))
+        if cfg.paced > 0:
+            for m in measurements:
+                m.paced = self._wrk(m.scenario, path, cfg.paced, cfg.pace_ms).result
+                self.progress(f"{upstream} row {m.scenario.row} at a steady {m.paced.rps:,.0f} req/s: "
+                              f"p50 {m.paced.p50:.2f} ms, p99 {m.paced.p99:.2f} ms")
+        if upstream == "trivial":
+            for number, stack, scenario in ((1, mode1, scenarios[1]), (2, mode2, scenarios[2])):
+                if cfg.soak > 0:
+                    self._soak(f"mode {number}", stack, scenario, path)
+            self._signins(mode1, path)
+        for number, stack in ((1, mode1), (2, mode2)):
+            mem = procstat.memory(stack.pid("gateway"))
+            self.results.peak_memory[f"{upstream}, mode {number}"] = mem.peak
+            self.results.gateway_processes = mem.processes
+
+    def _soak(self, mode: str, stack: BenchStack, scenario: Scenario, path: str) -> None:
+        cfg = self.config
+        self.progress(f"memory: {cfg.soak:g} s of full load on the gateway ({mode}), RSS every {cfg.soak_every:g} s")
+        headers = self._headers(scenario, path)
+        outcome: list[wrk.WrkResult | BaseException] = []
+
+        def load() -> None:
+            try:
+                outcome.append(wrk.run(scenario.url, duration=cfg.soak, connections=cfg.connections,
+                                       threads=cfg.threads, headers=headers))
+            except BaseException as exc:  # handed to the main thread
+                outcome.append(exc)
+
+        gateway = stack.pid("gateway")
+        thread = threading.Thread(target=load, name="soak-wrk")
+        started = time.monotonic()
+        thread.start()
+        samples = []
+        while thread.is_alive():
+            elapsed = time.monotonic() - started
+            samples.append((elapsed, procstat.memory(gateway).rss))
+            thread.join(timeout=cfg.soak_every)
+        samples.append((time.monotonic() - started, procstat.memory(gateway).rss))
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        stack.check_running()
+        if result.errors:
+            self.results.errors.append(f"memory run ({mode}): {result.describe_errors()}")
+        self.results.soaks.append(Soak(mode, cfg.soak, samples, result.requests))
+        self.progress(f"memory ({mode}): RSS {samples[0][1]:.1f} MiB at start, {samples[-1][1]:.1f} MiB after "
+                      f"{samples[-1][0]:.0f} s ({result.rps:,.0f} req/s)")
+
+    def _signins(self, stack: BenchStack, path: str) -> None:
+        cfg = self.config
+        what = f"{cfg.signin_count} sign-ins" if cfg.signin_count else f"{cfg.signin_seconds:g} s of sign-ins"
+        self.progress(f"sign-ins: {what}, {cfg.signin_concurrency} browsers at once, through nginx and the "
+                      "local provider")
+        if cfg.warmup > 0:
+            self.progress(f"sign-ins: warm-up {cfg.warmup:g} s")
+            warm = asyncio.run(signin.sign_in_rate(stack.url, stack.provider_identifier,
+                                                   concurrency=cfg.signin_concurrency, duration=cfg.warmup,
+                                                   next_path=path))
+            if warm.errors:
+                self.results.errors.append(f"sign-ins (warm-up): {warm.errors} failed ({warm.first_error})")
+        meter = procstat.CPUMeter(stack.pids())
+        latencies: list[float] = []
+        meter.start()
+        rate = asyncio.run(signin.sign_in_rate(stack.url, stack.provider_identifier,
+                                               concurrency=cfg.signin_concurrency, count=cfg.signin_count,
+                                               duration=cfg.signin_seconds, next_path=path, latencies=latencies))
+        usage = meter.stop()
+        stack.check_running()
+        if rate.errors or not rate.completed:
+            self.results.errors.append(f"sign-ins: {rate.errors} failed of {rate.errors + rate.completed} "
+                                       f"({rate.first_error or 'none completed'})")
+        self.results.signins = SignIns(rate, latencies, usage, cfg.signin_concurrency)
+        self.progress(f"sign-ins: {rate.completed} completed ({rate.per_second:,.1f}/s), {rate.errors} errors")
+
+
+__all__ = ["FULL", "SMOKE", "Config", "Measurement", "Results", "Round", "Runner", "Scenario", "SignIns", "Soak"]
