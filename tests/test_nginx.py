@@ -9,6 +9,7 @@ tests/upstream_app.py), the gateway and nginx.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import pytest
 from devtools import stack as stack_module
 from devtools.stack import NGINX_CONF, NginxNotFound, Ports, Stack, find_nginx, render_nginx_conf
 from gateway.proof import ProofVerifier
+from tests import upstream_app
 from tests.htmlforms import submit
 from tests.signin import consent, follow_autopost, sign_in
 from tests.stack_fixtures import echo_stack_fixture, stack_fixture  # noqa: F401 - fixtures
@@ -223,6 +225,35 @@ def test_app_redirects_and_cookies_pass_through_unchanged(echo_stack: Stack) -> 
         cookies = dave.get(echo_stack.url + "/cookies")
         app_cookies = [c for c in cookies.headers.get_list("set-cookie") if not c.startswith("gw_")]
         assert len(app_cookies) == 2, cookies.headers
+
+
+def gateway_peak_rss_kib(stack: Stack) -> int:
+    proc = stack.processes["gateway"].proc
+    assert proc is not None
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_large_download_and_upload_stream_through_with_bounded_gateway_memory(echo_stack: Stack) -> None:
+    """Mode 2 streams bodies through the gateway; mode 1 never sees them. Either way its memory stays flat."""
+    size = 64 * 1024 * 1024
+    with signed_in(echo_stack, "frank") as frank:
+        before = gateway_peak_rss_kib(echo_stack)
+        digest = hashlib.sha256()
+        received = 0
+        with frank.stream("GET", echo_stack.url + f"/download?size={size}") as response:
+            assert response.status_code == 200
+            for chunk in response.iter_bytes():
+                received += len(chunk)
+                digest.update(chunk)
+        assert received == size
+        assert digest.hexdigest() == hashlib.sha256(b"".join(upstream_app.pattern(size))).hexdigest()
+        body = b"x" * (900 * 1024)  # under nginx.conf's client_max_body_size 1m
+        upload = frank.post(echo_stack.url + "/upload", content=body)
+        assert upload.status_code == 200 and upload.json()["bytes"] == len(body)
+        assert gateway_peak_rss_kib(echo_stack) - before < 32 * 1024, "the gateway held the body in memory"
 
 
 # -- signing out, the auth endpoint, failures -------------------------------------------------------
