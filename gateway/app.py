@@ -116,11 +116,14 @@ class GatewayApp:
 
             self.proxy = UpstreamProxy.from_settings(settings)
         self.public_paths = tuple(settings.public_paths)
+        self.max_header_bytes = settings.max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path = scope["path"]
-            if path == AUTH_PATH:
+            if sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
+                await self.headers_too_large(scope, receive, send)
+            elif path == AUTH_PATH:
                 await self.auth(scope, receive, send)
             elif path.startswith(GATEWAY_PREFIX) or path in ("/login", "/logout") or self.proxy is None:
                 await self.pages(scope, receive, send)
@@ -157,6 +160,15 @@ class GatewayApp:
             await self.proxy.shutdown()
         self.runtime.exchange.fetcher.close()
         self.runtime.store.close()
+
+    async def headers_too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """431: the HTTP server in front (uvicorn with httptools) sets no limit of its own."""
+        logger.warning("request headers over %d bytes refused: %s %s", self.max_header_bytes, scope["method"],
+                       scope["path"][:200])
+        response: Response = self.site.error(431, "Request headers too large",
+                                             "Your browser sent too much data (often: too many cookies).",
+                                             back_url="/", back_label="Go to the home page")
+        await SecurityHeaders(response)(scope, receive, send)
 
     def _is_public(self, path: str) -> bool:
         return any(path == p or path.startswith(p if p.endswith("/") else p + "/") for p in self.public_paths)

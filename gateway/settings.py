@@ -110,6 +110,7 @@ class Settings:
     failure_rate_limit: int = 10
     failure_rate_window: int = 300
     max_next_length: int = 2048
+    max_header_bytes: int = 32 * 1024
     max_form_bytes: int = 16 * 1024
 
     # Proxy mode (mode 2).
@@ -213,9 +214,10 @@ def validate(settings: Settings) -> list[str]:
         up = urlsplit(settings.upstream_url)
         if up.scheme not in ("http", "https") or not up.hostname:
             problems.append("upstream_url must be an http(s) URL in proxy mode, e.g. http://127.0.0.1:8000")
-    for name in ("session_idle_timeout", "session_max_lifetime", "remember_lifetime", "proof_max_age"):
+    for name in ("session_idle_timeout", "session_max_lifetime", "remember_lifetime", "proof_max_age",
+                 "max_header_bytes", "max_form_bytes", "max_next_length"):
         if getattr(settings, name) <= 0:
-            problems.append(f"{name} must be a positive number of seconds")
+            problems.append(f"{name} must be a positive number")
     if settings.workers < 1:
         problems.append("workers must be at least 1")
     if not 0 < settings.port < 65536:

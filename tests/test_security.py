@@ -264,3 +264,12 @@ def test_login_during_store_outage_is_a_clean_503(gateway: RunningGateway, provi
     finally:
         database.with_suffix(".away").rename(database)
     assert not signed_in(browser, gateway)
+
+
+def test_oversized_request_headers_are_refused_with_431(gateway: RunningGateway) -> None:
+    for path in ("/login", "/_gateway/auth", "/echo"):
+        response = httpx.get(gateway.url + path, headers={"x-big": "a" * 40_000})
+        assert response.status_code == 431, path
+    cookies = "; ".join(f"c{i}={'v' * 100}" for i in range(400))
+    assert httpx.get(gateway.url + "/login", headers={"cookie": cookies}).status_code == 431
+    assert httpx.get(gateway.url + "/login").status_code == 200
