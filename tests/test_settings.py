@@ -73,3 +73,16 @@ def test_the_example_config_validates_once_its_keys_are_replaced() -> None:
         load_settings(example, {})
     settings = load_settings(example, GOOD)
     assert settings.mode == "auth_request"
+
+
+def test_every_setting_is_documented_in_the_readme_and_the_example() -> None:
+    import dataclasses
+
+    from gateway.settings import Settings
+
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text()
+    example = (root / "deploy" / "gateway.example.toml").read_text()
+    for field in dataclasses.fields(Settings):
+        assert f"`{field.name}`" in readme, f"README's configuration reference lacks {field.name}"
+        assert f"{field.name} =" in example or f"[[{field.name}]]" in example, f"example lacks {field.name}"
