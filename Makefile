@@ -14,8 +14,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "==> installing Python packages into $(VENV)"
-	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet -e '.[test]'
+	@$(BIN)/python -m pip install --quiet --upgrade pip 2> $(VENV)/pip.log || { cat $(VENV)/pip.log; exit 1; }
+	@$(BIN)/python -m pip install --quiet -e '.[test]' 2>> $(VENV)/pip.log || { cat $(VENV)/pip.log; exit 1; }
 	@touch $(STAMP)
 
 system-deps:
