@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -24,6 +24,7 @@ from devtools.stack import NGINX_CONF, NginxNotFound, Ports, Stack, find_nginx, 
 from gateway.proof import ProofVerifier
 from tests import upstream_app
 from tests.htmlforms import submit
+from tests.payloads import generated_payloads, load_payloads
 from tests.signin import consent, follow_autopost, sign_in
 from tests.stack_fixtures import echo_stack_fixture, stack_fixture  # noqa: F401 - fixtures
 
@@ -254,6 +255,22 @@ def test_large_download_and_upload_stream_through_with_bounded_gateway_memory(ec
         upload = frank.post(echo_stack.url + "/upload", content=body)
         assert upload.status_code == 200 and upload.json()["bytes"] == len(body)
         assert gateway_peak_rss_kib(echo_stack) - before < 32 * 1024, "the gateway held the body in memory"
+
+
+def test_open_redirect_corpus_falls_back_through_nginx(stack: Stack, alice: httpx.Client,
+                                                       client: httpx.Client) -> None:
+    """The corpus, raw and percent-encoded, through nginx's real login and logout flows."""
+    payloads = (*load_payloads(), *generated_payloads()[::10])
+    for payload in payloads:
+        forms = [quote(payload, safe="")]
+        if payload.isascii() and payload.isprintable() and " " not in payload and "#" not in payload:
+            forms.append(payload)
+        for raw in forms:
+            for who, path in ((alice, "/login"), (client, "/logout")):
+                response = who.get(f"{stack.url}{path}?next={raw}")
+                location = response.headers.get("location", "")
+                assert response.status_code in (302, 303), (payload, response.status_code)
+                assert location.startswith("/") and not location.startswith(("//", "/\\")), (payload, location)
 
 
 # -- signing out, the auth endpoint, failures -------------------------------------------------------
