@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -96,8 +97,6 @@ def _pages_app(runtime: Runtime, auth: AuthCheck, site: Pages) -> Starlette:
 
 
 async def _ping(runtime: Runtime) -> None:
-    from starlette.concurrency import run_in_threadpool
-
     await run_in_threadpool(runtime.store.ping)
 
 
