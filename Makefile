@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 system-deps:
-	@scripts/install-system-deps nginx chromium wrk
+	@scripts/install-system-deps nginx chromium wrk openssl
 
 lint: venv
 	@echo "==> ruff"
