@@ -2,8 +2,11 @@
 
 ``/_gateway/auth`` runs on every request of the protected site, so it checks a
 set in memory. A background task refreshes that set from the store every
-``revocation_refresh`` seconds (only rows revoked since the last refresh), and
-a logout in this process adds to it at once. With several worker processes a
+``revocation_refresh`` seconds, reading only the revocation log entries after
+the last sequence number it saw (numbers follow commit order, so no
+revocation is missed however workers' clocks and commits interleave), and a
+logout in this process adds to it at once. A full reload every 10 minutes
+drops expired sessions from memory. With several worker processes a
 revocation made by one worker reaches the others within one refresh interval.
 
 Fail closed: when the store cannot be read for longer than ``3 x interval``
@@ -40,7 +43,7 @@ class RevocationCache:
         self.revoked: set[str] = set()
         self.max_staleness = max(5.0, 3 * interval)
         self._last_ok = 0.0
-        self._high_water = 0.0
+        self._seq = 0
         self._last_full = 0.0
         self._last_purge = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -77,9 +80,8 @@ class RevocationCache:
         """Load revocations since the last refresh; never raises."""
         now = self.clock()
         full = now - self._last_full >= FULL_RELOAD_EVERY
-        since = 0.0 if full else self._high_water - 1.0
         try:
-            rows = await run_in_threadpool(self.store.revoked_since, since, now)
+            ids, seq = await run_in_threadpool(self.store.revocations_after, 0 if full else self._seq, now)
             if now - self._last_purge >= PURGE_EVERY:
                 await run_in_threadpool(self.store.purge_expired, now)
                 self._last_purge = now
@@ -87,15 +89,13 @@ class RevocationCache:
             if self.healthy:
                 logger.error("store unavailable, revocations not refreshed: %s", exc)
             return
-        ids = {session_id for session_id, _ in rows}
         if full:
             self._local = {sid: at for sid, at in self._local.items() if now - at < 60}
-            self.revoked = ids | self._local.keys()
+            self.revoked = set(ids) | self._local.keys()
             self._last_full = now
         else:
             self.revoked.update(ids)
-        if rows:
-            self._high_water = max(self._high_water, max(revoked_at for _, revoked_at in rows))
+        self._seq = max(self._seq, seq)
         if not self.healthy and self._last_ok:
             logger.warning("store available again, revocations refreshed")
         self._last_ok = now

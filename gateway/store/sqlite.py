@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     revoked_at REAL);
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
 CREATE INDEX IF NOT EXISTS sessions_revoked ON sessions (revoked_at);
+CREATE TABLE IF NOT EXISTS revocations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS remember_series (
     series_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, user_id TEXT NOT NULL,
     nickname TEXT NOT NULL, email TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL,
@@ -176,21 +178,43 @@ class SQLiteStore:
              record.user_agent[:256], record.client_addr),
         )
 
+    # Which sessions a revocation ends, by what they share. Fixed strings, never user input.
+    _BY_SESSION = "session_id = ?"
+    _BY_SERIES = "series_id = ?"
+    _BY_USER = "user_id = ?"
+
+    @staticmethod
+    def _revoke_where(conn: sqlite3.Connection, where: str, key: str, now: float) -> None:
+        """Mark live sessions revoked and log them, in the caller's transaction.
+
+        The log's sequence numbers follow commit order (SQLite has one writer at
+        a time), so a reader that remembers the last number it saw misses no
+        revocation, however the writers' clocks and commits interleave.
+        """
+        conn.execute(f"INSERT INTO revocations (session_id, expires) SELECT session_id, expires FROM sessions"  # noqa: S608
+                     f" WHERE {where} AND revoked_at IS NULL", (key,))
+        conn.execute(f"UPDATE sessions SET revoked_at = ? WHERE {where} AND revoked_at IS NULL",  # noqa: S608
+                     (now, key))
+
+    def _revoke(self, where: str, key: str, now: float) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with self._transaction(conn):
+                self._revoke_where(conn, where, key, now)
+
+        self._call(work)
+
     def revoke_session(self, session_id: str, now: float) -> None:
-        self._execute("UPDATE sessions SET revoked_at = ? WHERE session_id = ? AND revoked_at IS NULL",
-                      (now, session_id))
+        self._revoke(self._BY_SESSION, session_id, now)
 
     def revoke_series_sessions(self, series_id: str, now: float) -> None:
-        self._execute("UPDATE sessions SET revoked_at = ? WHERE series_id = ? AND revoked_at IS NULL",
-                      (now, series_id))
+        self._revoke(self._BY_SERIES, series_id, now)
 
     def revoke_user(self, user_id: str, now: float) -> None:
         """Sign a user out everywhere: every session and every remember-me series."""
 
         def work(conn: sqlite3.Connection) -> None:
             with self._transaction(conn):
-                conn.execute("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-                             (now, user_id))
+                self._revoke_where(conn, self._BY_USER, user_id, now)
                 conn.execute("UPDATE remember_series SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
                              (now, user_id))
 
@@ -202,9 +226,10 @@ class SQLiteStore:
         rows = self._call(lambda conn: conn.execute(sql, (user_id, now)).fetchall())
         return [SessionRecord(*row) for row in rows]
 
-    def revoked_since(self, since: float, now: float) -> list[tuple[str, float]]:
-        sql = "SELECT session_id, revoked_at FROM sessions WHERE revoked_at >= ? AND expires > ?"
-        return [(row[0], row[1]) for row in self._call(lambda conn: conn.execute(sql, (since, now)).fetchall())]
+    def revocations_after(self, seq: int, now: float) -> tuple[list[str], int]:
+        sql = "SELECT seq, session_id FROM revocations WHERE seq > ? AND expires > ? ORDER BY seq"
+        rows = self._call(lambda conn: conn.execute(sql, (seq, now)).fetchall())
+        return [row[1] for row in rows], (rows[-1][0] if rows else seq)
 
     # -- remember-me series -----------------------------------------------
 
@@ -235,6 +260,7 @@ class SQLiteStore:
             with self._transaction(conn):
                 count = conn.execute("DELETE FROM sessions WHERE expires < ?", (now,)).rowcount
                 count += conn.execute("DELETE FROM remember_series WHERE expires < ?", (now,)).rowcount
+                conn.execute("DELETE FROM revocations WHERE expires < ?", (now,))
             return count
 
         removed = self._call(work)

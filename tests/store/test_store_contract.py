@@ -56,11 +56,26 @@ def test_sessions_revoke_one_user_or_series(store: Store) -> None:
         store.create_session(session(sid, user, series))
     now = time.time()
     store.revoke_series_sessions("s1", now)
-    assert {s for s, _ in store.revoked_since(0, now)} == {"b"}
+    assert set(store.revocations_after(0, now)[0]) == {"b"}
     store.revoke_user("u", now + 1)
-    assert {s for s, _ in store.revoked_since(0, now)} == {"a", "b"}
+    assert set(store.revocations_after(0, now)[0]) == {"a", "b"}
     assert [s.session_id for s in store.list_sessions("v", now)] == ["c"]
     assert store.list_sessions("u", now) == []
+
+
+def test_revocation_log_positions_follow_commit_order_not_clocks(store: Store) -> None:
+    """A revocation stamped with an older clock but committed later is still read after the newer one."""
+    for sid in ("early", "late"):
+        store.create_session(session(sid))
+    now = time.time()
+    store.revoke_session("late", now + 100)  # a worker whose clock runs ahead commits first
+    seen, position = store.revocations_after(0, now)
+    assert seen == ["late"]
+    store.revoke_session("early", now - 100)  # another commits afterwards, stamped earlier
+    assert store.revocations_after(position, now) == (["early"], position + 1)
+    assert store.revocations_after(position + 1, now) == ([], position + 1)
+    store.revoke_session("early", now)  # revoking twice logs nothing new
+    assert store.revocations_after(position + 1, now)[0] == []
 
 
 def series(sid: str = "s", token_hash: str = "h1") -> RememberRecord:
@@ -81,7 +96,9 @@ def test_series_rotation_is_compare_and_swap(store: Store) -> None:
 def test_purge_removes_expired_rows(store: Store) -> None:
     store.create_session(session("x"))
     store.create_series(series())
+    store.revoke_session("x", time.time())
     assert store.purge_expired(time.time() + 7200) == 2
+    assert store.revocations_after(0, 0.0)[0] == []  # the log of expired sessions is purged too
 
 
 def test_concurrent_use_from_threads(store: Store) -> None:
@@ -111,7 +128,7 @@ def test_a_deleted_store_is_unavailable_until_restored(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable):
         store.ping()
     with pytest.raises(StoreUnavailable):
-        store.revoked_since(0, time.time())
+        store.revocations_after(0, time.time())
     (tmp_path / "moved").rename(path)
     store.ping()  # heals by itself
     store.close()
