@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -170,7 +171,17 @@ class GatewayApp:
         await SecurityHeaders(response)(scope, receive, send)
 
     def _is_public(self, path: str) -> bool:
-        return any(path == p or path.startswith(p if p.endswith("/") else p + "/") for p in self.public_paths)
+        """Whether ``path`` is under a public prefix, and unambiguously so.
+
+        The app behind may normalise what we forward (``/static/../admin``,
+        ``/static/%2e%2e;/admin``, ``/static//x``, backslashes) into a protected
+        path, so such paths are never public: they need a signed-in user.
+        """
+        if not any(path == p or path.startswith(p if p.endswith("/") else p + "/") for p in self.public_paths):
+            return False
+        if "\\" in path or "//" in path:
+            return False
+        return not any(unquote(segment).split(";", 1)[0] in (".", "..") for segment in path.split("/"))
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy mode: authenticate, then forward with identity headers (or redirect to sign-in)."""

@@ -273,3 +273,25 @@ def test_oversized_request_headers_are_refused_with_431(gateway: RunningGateway)
     cookies = "; ".join(f"c{i}={'v' * 100}" for i in range(400))
     assert httpx.get(gateway.url + "/login", headers={"cookie": cookies}).status_code == 431
     assert httpx.get(gateway.url + "/login").status_code == 200
+
+
+def raw_get(url: str, target: str) -> int:
+    """Send a request line exactly as written (httpx would normalise dot segments away)."""
+    import socket
+
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("target", ["/static/../echo", "/static/%2e%2e/echo", "/static/%2E%2E;/echo",
+                                    "/static/..;/echo", "/static//echo", "/static/.%2e/echo", "/static/..%5cecho"])
+def test_public_prefix_with_dot_segments_is_not_public(gateway_factory: GatewayFactory, target: str) -> None:
+    """An app that normalises /static/../echo to /echo would otherwise serve it without sign-in."""
+    gateway = gateway_factory(public_paths=("/static/",))
+    assert raw_get(gateway.url, "/static/file.css") != 302  # public: reaches the app
+    assert raw_get(gateway.url, target) == 302, target  # ambiguous: sign in first
