@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway import account, pages
-from gateway.authcheck import AuthCheck
+from gateway.authcheck import AuthCheck, scan_headers
 from gateway.errors import BadRequest, RateLimited, StoreUnavailable
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
@@ -186,14 +186,8 @@ class GatewayApp:
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy mode: authenticate, then forward with identity headers (or redirect to sign-in)."""
         client = scope.get("client")
-        peer = client[0] if client else None
-        forwarded_for = cookie = None
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                cookie = value.decode("latin-1") if cookie is None else cookie + "; " + value.decode("latin-1")
-            elif name == b"x-forwarded-for":
-                forwarded_for = value.decode("latin-1")
-        client_addr = self.runtime.client_address.resolve(peer, forwarded_for)
+        cookie, _, _, forwarded_for = scan_headers(scope["headers"])
+        client_addr = self.runtime.client_address.resolve(client[0] if client else None, forwarded_for)
         if self._is_public(scope["path"]):
             await self.proxy.forward(scope, receive, send, (), client_addr=client_addr)
             return

@@ -26,8 +26,11 @@ revocation lookup, the store's health and a fresh proof.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import NamedTuple
+
 from gateway.errors import StoreUnavailable
-from gateway.proof import encode_header_value
+from gateway.proof import encode_identity
 from gateway.runtime import Runtime
 from gateway.sessions import Session, read_cookie
 from gateway.types import Identity, Receive, Scope, Send
@@ -40,6 +43,30 @@ IDENTITY_CACHE_SIZE = 2048
 
 # (user, nickname, email) encoded for a header, and the three header pairs built from them.
 _Encoded = tuple[str, str, str, tuple[tuple[bytes, bytes], ...]]
+
+
+class RequestHeaders(NamedTuple):
+    """The few request headers the hot path reads, collected in one pass."""
+
+    cookie: str | None
+    original_uri: str | None
+    original_method: str | None
+    forwarded_for: str | None
+
+
+def scan_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
+    """One pass over the ASGI headers; several Cookie headers are joined as one (RFC 9113 §8.2.3)."""
+    cookie = uri = method = forwarded_for = None
+    for name, value in headers:
+        if name == b"cookie":
+            cookie = value.decode("latin-1") if cookie is None else cookie + "; " + value.decode("latin-1")
+        elif name == b"x-original-uri":
+            uri = value.decode("latin-1")
+        elif name == b"x-original-method":
+            method = value.decode("latin-1")
+        elif name == b"x-forwarded-for":
+            forwarded_for = value.decode("latin-1")
+    return RequestHeaders(cookie, uri, method, forwarded_for)
 
 
 class AuthCheck:
@@ -81,8 +108,7 @@ class AuthCheck:
         return [*pairs, (self._proof_name, proof.encode("latin-1"))]
 
     def _encode(self, identity: Identity) -> _Encoded:
-        values = (encode_header_value(identity.user_id), encode_header_value(identity.nickname),
-                  encode_header_value(identity.email))
+        values = encode_identity(identity)
         pairs = tuple((name, value.encode("latin-1")) for name, value in zip(self._value_names, values, strict=True))
         encoded = (*values, pairs)
         while len(self._encoded) >= IDENTITY_CACHE_SIZE:
@@ -91,14 +117,7 @@ class AuthCheck:
         return encoded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        cookie = uri = method = None
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                cookie = value.decode("latin-1") if cookie is None else cookie + "; " + value.decode("latin-1")
-            elif name == b"x-original-uri":
-                uri = value.decode("latin-1")
-            elif name == b"x-original-method":
-                method = value.decode("latin-1")
+        cookie, uri, method, _ = scan_headers(scope["headers"])
         try:
             session, refreshed = self.authenticate(cookie, self.runtime.now())
         except StoreUnavailable:

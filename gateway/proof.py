@@ -40,6 +40,12 @@ def encode_header_value(value: str) -> str:
     return quote(value, safe=_SAFE)
 
 
+def encode_identity(identity: Identity) -> tuple[str, str, str]:
+    """The user, nickname and e-mail header values, as sent and as signed."""
+    return (encode_header_value(identity.user_id), encode_header_value(identity.nickname),
+            encode_header_value(identity.email))
+
+
 def decode_header_value(value: str) -> str:
     return unquote(value, errors="strict")
 
@@ -75,9 +81,7 @@ class ProofSigner:
         return (timestamp + b"." + signature).decode("ascii")
 
     def headers(self, identity: Identity, method: str, uri: str, names: HeaderNames) -> list[tuple[str, str]]:
-        user = encode_header_value(identity.user_id)
-        nickname = encode_header_value(identity.nickname)
-        email = encode_header_value(identity.email)
+        user, nickname, email = encode_identity(identity)
         proof = self.sign(method, uri, user, nickname, email)
         return [(names.user, user), (names.nickname, nickname), (names.email, email), (names.proof, proof)]
 

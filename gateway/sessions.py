@@ -147,14 +147,12 @@ class VerifiedCookies:
         return None
 
     def put(self, value: str, session: Session, now: float) -> None:
+        # Used from the event loop only (the auth check and the pages), never from worker threads.
         if self.size <= 0:
             return
         entries = self._entries
         while len(entries) >= self.size:
-            try:
-                del entries[next(iter(entries))]
-            except (StopIteration, KeyError, RuntimeError):  # changed meanwhile: the next put evicts
-                break
+            del entries[next(iter(entries))]
         entries[value] = (session, now)
 
 
