@@ -200,8 +200,7 @@ class GatewayApp:
             response: Response = self.site.error(503, "Temporarily unavailable",
                                                  "The site cannot check your sign-in right now. Please try again.",
                                                  retry_after=5)
-            response.headers["Cache-Control"] = "no-store"
-            await response(scope, receive, send)
+            await SecurityHeaders(response)(scope, receive, send)  # no-store and the CSP, as every gateway page
             return
         if session is None:
             location = self.runtime.login_url(self.runtime.safe_next(uri))

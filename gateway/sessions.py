@@ -21,6 +21,7 @@ garbage cannot fill the cache.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
@@ -209,8 +210,25 @@ class CookiePolicy:
         self._suffix = suffix
 
     def set(self, name: str, value: str, *, max_age: int | None = None, path: str = "/") -> str:
+        _check_cookie(name, value)
         age = f"; Max-Age={max_age}" if max_age is not None else ""
         return f"{name}={value}; Path={path}{age}{self._suffix}"
 
     def delete(self, name: str, *, path: str = "/") -> str:
+        _check_cookie(name, "")
         return f"{name}=; Path={path}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{self._suffix}"
+
+
+# RFC 6265 §4.1.1: a token for the name, cookie-octets for the value.
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COOKIE_VALUE = re.compile(r"[!#-+\--:<-\[\]-~]*")
+
+
+def is_cookie_name(name: str) -> bool:
+    return _COOKIE_NAME.fullmatch(name) is not None
+
+
+def _check_cookie(name: str, value: str) -> None:
+    """Refuse to build a header from a name or value that could split or smuggle it."""
+    if not is_cookie_name(name) or not _COOKIE_VALUE.fullmatch(value):
+        raise ValueError(f"not a valid cookie name/value: {name[:64]!r}")

@@ -26,6 +26,7 @@ from starlette.datastructures import Secret
 
 from gateway.errors import ConfigError
 from gateway.openid.providers import allowlist_problems
+from gateway.sessions import is_cookie_name
 
 ENV_PREFIX = "GATEWAY_"
 MIN_SECRET_LENGTH = 32
@@ -230,6 +231,9 @@ def validate(settings: Settings) -> list[str]:
     for provider in settings.providers:
         if urlsplit(provider.identifier).scheme not in ("http", "https"):
             problems.append(f"providers: {provider.name!r} needs an http(s) identifier")
+    for name in ("session_cookie", "remember_cookie"):
+        if not is_cookie_name(getattr(settings, name)) or getattr(settings, name).startswith("gw_state_"):
+            problems.append(f"{name} must be a cookie name of letters, digits and -_. (not gw_state_*)")
     headers = [settings.header_user, settings.header_nickname, settings.header_email, settings.header_proof]
     if len({h.lower() for h in headers}) != len(headers):
         problems.append("header_user, header_nickname, header_email and header_proof must differ")

@@ -166,3 +166,14 @@ def test_garbage_is_never_remembered() -> None:
     for value in ("garbage", "a.b.c", codec("other-" + "x" * 32).encode("sid", ALICE, time.time(), None)):
         assert c.decode(value, time.time()) is None
     assert len(c._verified) == 0
+
+
+def test_cookie_policy_refuses_names_and_values_that_could_split_a_header() -> None:
+    import pytest
+
+    policy = CookiePolicy(secure=False)
+    for name, value in (("a b", "v"), ("n", "v;Secure=0"), ("n", "v\r\nSet-Cookie: x=1"), ("n\u2603", "v")):
+        with pytest.raises(ValueError):
+            policy.set(name, value)
+    with pytest.raises(ValueError):
+        policy.delete("x\r\ny")

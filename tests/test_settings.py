@@ -86,3 +86,8 @@ def test_every_setting_is_documented_in_the_readme_and_the_example() -> None:
     for field in dataclasses.fields(Settings):
         assert f"`{field.name}`" in readme, f"README's configuration reference lacks {field.name}"
         assert f"{field.name} =" in example or f"[[{field.name}]]" in example, f"example lacks {field.name}"
+
+
+def test_cookie_names_must_be_tokens() -> None:
+    with pytest.raises(ConfigError, match="session_cookie"):
+        load_settings(None, {**GOOD, "GATEWAY_SESSION_COOKIE": "my session"})
