@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from gateway.revocation import RevocationCache
 from gateway.store import SessionRecord, SQLiteStore
+
+
+def run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run in a thread of its own: Playwright's sync API may hold this thread's event loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
 
 
 def make(tmp_path: Path) -> tuple[SQLiteStore, RevocationCache]:
@@ -26,7 +35,7 @@ def test_revocations_committed_out_of_clock_order_are_all_seen(tmp_path: Path) -
         store.revoke_session("b", time.time() - 60)  # a slow write, stamped before it
         await cache.refresh()
 
-    asyncio.run(scenario())
+    run(scenario())
     assert cache.is_revoked("a") and cache.is_revoked("b") and not cache.is_revoked("c")
     store.close()
 
@@ -42,13 +51,13 @@ def test_unreadable_store_turns_unhealthy_and_recovers(tmp_path: Path) -> None:
     store, cache = make(tmp_path)
     now = [time.time()]
     cache.clock = lambda: now[0]
-    asyncio.run(cache.refresh())
+    run(cache.refresh())
     assert cache.healthy
     store.path.rename(tmp_path / "away")
     now[0] += cache.max_staleness + 1
-    asyncio.run(cache.refresh())
+    run(cache.refresh())
     assert not cache.healthy  # the auth check answers 503 from here on
     (tmp_path / "away").rename(store.path)
-    asyncio.run(cache.refresh())
+    run(cache.refresh())
     assert cache.healthy
     store.close()
