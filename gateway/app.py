@@ -14,20 +14,17 @@ from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.responses import Response
 
-from gateway import account, pages
 from gateway.authcheck import AuthCheck, scan_headers
+from gateway.endpoints import Services, routes
 from gateway.errors import BadRequest, RateLimited, StoreUnavailable
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
 from gateway.types import Message, Receive, Scope, Send
-from gateway.web import STATIC, Pages, SecurityHeaders, client_of
+from gateway.web import Pages, SecurityHeaders, client_of
 
 logger = logging.getLogger("gateway")
 
@@ -35,13 +32,9 @@ GATEWAY_PREFIX = "/_gateway/"
 AUTH_PATH = "/_gateway/auth"
 
 
-def _pages_app(runtime: Runtime, auth: AuthCheck, site: Pages) -> Starlette:
-    async def health(request: Request) -> Response:
-        try:
-            await _ping(runtime)
-        except StoreUnavailable:
-            return PlainTextResponse("store unavailable\n", status_code=503)
-        return PlainTextResponse("ok\n")
+def _pages_app(services: Services) -> Starlette:
+    site = services.pages
+    client_address = services.runtime.client_address
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BadRequest)
@@ -54,7 +47,7 @@ def _pages_app(runtime: Runtime, auth: AuthCheck, site: Pages) -> Starlette:
     async def rate_limited(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RateLimited)
         logger.warning("rate limited %s %s from %s", request.method, request.url.path,
-                       client_of(request))
+                       client_of(request, client_address))
         return site.error(429, "Too many attempts", "There were too many sign-in attempts from your address.",
                           retry_after=exc.retry_after)
 
@@ -71,18 +64,8 @@ def _pages_app(runtime: Runtime, auth: AuthCheck, site: Pages) -> Starlette:
     async def server_error(request: Request, exc: Exception) -> Response:
         return site.error(500, "Something went wrong", "The gateway hit an unexpected error; it has been logged.")
 
-    app = Starlette(
-        routes=[
-            Route("/login", pages.login_page, methods=["GET"]),
-            Route("/login", pages.login_submit, methods=["POST"]),
-            Route("/logout", pages.logout, methods=["GET", "POST"]),
-            Route("/_gateway/callback", pages.callback, methods=["GET", "POST"]),
-            Route("/_gateway/account", account.account_page, methods=["GET"]),
-            Route("/_gateway/account/revoke", account.revoke_one, methods=["POST"]),
-            Route("/_gateway/account/signout-everywhere", account.sign_out_everywhere, methods=["POST"]),
-            Route("/_gateway/health", health, methods=["GET"]),
-            Mount("/_gateway/static", StaticFiles(directory=STATIC), name="static"),
-        ],
+    return Starlette(
+        routes=routes(services),
         exception_handlers={
             BadRequest: bad_request,
             RateLimited: rate_limited,
@@ -91,14 +74,6 @@ def _pages_app(runtime: Runtime, auth: AuthCheck, site: Pages) -> Starlette:
             Exception: server_error,
         },
     )
-    app.state.runtime = runtime
-    app.state.auth = auth
-    app.state.pages = site
-    return app
-
-
-async def _ping(runtime: Runtime) -> None:
-    await run_in_threadpool(runtime.store.ping)
 
 
 class GatewayApp:
@@ -109,7 +84,7 @@ class GatewayApp:
         self.runtime = runtime or Runtime.from_settings(settings)
         self.auth = AuthCheck(self.runtime)
         self.site = Pages(site_name=settings.site_name)
-        self.pages = SecurityHeaders(_pages_app(self.runtime, self.auth, self.site))
+        self.pages = SecurityHeaders(_pages_app(Services(self.runtime, self.auth, self.site)))
         self.proxy: Any = None
         if settings.mode == "proxy":
             from gateway.proxy import UpstreamProxy

@@ -2,7 +2,7 @@
 
 Every error the gateway raises on purpose derives from :class:`GatewayError`
 and is turned into a page or a status code at one boundary
-(:mod:`gateway.pages`), never into a traceback::
+(:mod:`gateway.app`), never into a traceback::
 
     GatewayError
     ├── ConfigError              - the configuration cannot be used; start-up stops
@@ -89,7 +89,7 @@ class LoginFailed(GatewayError):
     """The OpenID exchange ended without a verified identity.
 
     ``reason`` goes to the log; ``code`` picks the message shown to the person
-    (see ``gateway.pages.MESSAGES``), so no attacker-chosen text reaches a page.
+    (see ``gateway.web.MESSAGES``), so no attacker-chosen text reaches a page.
     """
 
     def __init__(self, reason: str, code: str = "invalid") -> None:

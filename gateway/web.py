@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway.clientaddr import ClientAddress
 from gateway.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("gateway")
@@ -94,11 +95,10 @@ def add_cookies(response: Response, cookies: Sequence[str]) -> Response:
     return response
 
 
-def client_of(request: Request) -> str:
+def client_of(request: Request, client_address: ClientAddress) -> str:
     """The client address, from the trusted proxy chain (see :mod:`gateway.clientaddr`)."""
-    runtime = request.app.state.runtime
     peer = request.client.host if request.client else None
-    return str(runtime.client_address.resolve(peer, request.headers.get("x-forwarded-for")))
+    return client_address.resolve(peer, request.headers.get("x-forwarded-for"))
 
 
 class SecurityHeaders:

@@ -1,0 +1,39 @@
+"""The gateway's own HTTP endpoints: sign-in, callback, sign-out, account, health.
+
+Each module holds one group of endpoints as a class built from
+:class:`Services`, so a handler receives what it uses through typed wiring
+instead of fetching it back from ``request.app.state``. :func:`routes` lists
+them for the Starlette app in :mod:`gateway.app`.
+"""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gateway.endpoints.account import AccountEndpoints
+from gateway.endpoints.callback import CallbackEndpoint
+from gateway.endpoints.health import HealthEndpoint
+from gateway.endpoints.login import LoginEndpoints
+from gateway.endpoints.logout import LogoutEndpoint
+from gateway.endpoints.services import Services
+from gateway.web import STATIC
+
+
+def routes(services: Services) -> list[BaseRoute]:
+    login = LoginEndpoints(services)
+    account = AccountEndpoints(services)
+    return [
+        Route("/login", login.page, methods=["GET"]),
+        Route("/login", login.submit, methods=["POST"]),
+        Route("/logout", LogoutEndpoint(services).logout, methods=["GET", "POST"]),
+        Route("/_gateway/callback", CallbackEndpoint(services).callback, methods=["GET", "POST"]),
+        Route("/_gateway/account", account.page, methods=["GET"]),
+        Route("/_gateway/account/revoke", account.revoke_one, methods=["POST"]),
+        Route("/_gateway/account/signout-everywhere", account.sign_out_everywhere, methods=["POST"]),
+        Route("/_gateway/health", HealthEndpoint(services).health, methods=["GET"]),
+        Mount("/_gateway/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+__all__ = ["Services", "routes"]

@@ -1,0 +1,78 @@
+"""``/_gateway/account``: the signed-in user's sessions, and "sign out everywhere"."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.endpoints.forms import CSRFForms, form_text
+from gateway.endpoints.services import Services
+from gateway.sessions import Session
+from gateway.web import add_cookies, redirect
+
+logger = logging.getLogger("gateway.account")
+
+ACCOUNT_PATH = "/_gateway/account"
+
+
+class AccountEndpoints:
+    """The account page and its two forms."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.runtime = services.runtime
+        self.forms = CSRFForms(services.runtime)
+
+    async def page(self, request: Request) -> Response:
+        runtime = self.runtime
+        session = self.services.current_session(request)
+        if session is None:
+            return redirect(runtime.login_url(ACCOUNT_PATH))
+        sessions = await run_in_threadpool(runtime.store.list_sessions, session.identity.user_id, runtime.now())
+        sessions = [s for s in sessions if not runtime.revocation.is_revoked(s.session_id)]
+        token, cookies = self.forms.form_token(request)
+        page = self.services.pages.render(
+            "account.html", identity=session.identity, sessions=sessions, current_id=session.session_id,
+            csrf_token=token)
+        return add_cookies(page, cookies)
+
+    async def signed_in_form(self, request: Request) -> tuple[FormData, Session | None]:
+        """The form of a POST to the account pages, CSRF-checked, and the session posting it."""
+        form = await self.forms.read_checked(request)
+        return form, self.services.current_session(request)
+
+    async def revoke_one(self, request: Request) -> Response:
+        runtime = self.runtime
+        form, session = await self.signed_in_form(request)
+        if session is None:
+            return redirect(runtime.login_url(ACCOUNT_PATH))
+        target = form_text(form, "session_id")
+        now = runtime.now()
+        owned = await run_in_threadpool(runtime.store.list_sessions, session.identity.user_id, now)
+        for record in owned:
+            if record.session_id == target:
+                await run_in_threadpool(runtime.store.revoke_session, target, now)
+                if record.series_id:
+                    await run_in_threadpool(runtime.remember.revoke, record.series_id, now)
+                runtime.revocation.add(target)
+                logger.info("%s ended session %s", session.identity.user_id, target)
+        return redirect(ACCOUNT_PATH)
+
+    async def sign_out_everywhere(self, request: Request) -> Response:
+        runtime = self.runtime
+        _, session = await self.signed_in_form(request)
+        if session is None:
+            return redirect(runtime.login_url(ACCOUNT_PATH))
+        user_id = session.identity.user_id
+        now = runtime.now()
+        owned = await run_in_threadpool(runtime.store.list_sessions, user_id, now)
+        await run_in_threadpool(runtime.store.revoke_user, user_id, now)
+        for record in owned:
+            runtime.revocation.add(record.session_id)
+        runtime.revocation.add(session.session_id)
+        logger.info("%s signed out everywhere (%d sessions)", user_id, len(owned))
+        return redirect(runtime.login_url("/", "signed-out-everywhere"), runtime.sign_out_cookies())

@@ -1,0 +1,96 @@
+"""``/login``: the login page (GET) and the start of an OpenID round trip (POST).
+
+The round trip is bound to the browser that started it: ``POST /login`` sets
+a short-lived cookie named after a random state id and puts that id (with
+``next`` and the remember-me choice) in ``return_to``, whose query parameters
+python3-openid requires to come back unchanged; the callback
+(:mod:`gateway.endpoints.callback`) signs in only when the browser presents
+the matching cookie, so an assertion pushed into a victim's browser (login
+CSRF) is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.endpoints.forms import CSRFForms, form_text
+from gateway.endpoints.services import Services
+from gateway.endpoints.signin import start_session
+from gateway.errors import LoginFailed
+from gateway.runtime import CALLBACK_PATH
+from gateway.web import add_cookies, redirect
+
+logger = logging.getLogger("gateway.login")
+
+STATE_COOKIE_PREFIX = "gw_state_"
+STATE_LIFETIME = 900
+
+
+class LoginEndpoints:
+    """``GET /login`` and ``POST /login``."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.runtime = services.runtime
+        self.forms = CSRFForms(services.runtime)
+
+    async def page(self, request: Request) -> Response:
+        runtime = self.runtime
+        next_target = runtime.safe_next(request.query_params.get("next"))
+        if self.services.current_session(request) is not None:
+            return redirect(next_target)
+        cookies: list[str] = []
+        remember_cookie = request.cookies.get(runtime.settings.remember_cookie)
+        if remember_cookie:
+            restored = await run_in_threadpool(runtime.remember.restore, remember_cookie, runtime.now())
+            if restored is not None:
+                cookies = await start_session(self.services, request, restored.identity, remember=True,
+                                              series_id=restored.series_id)
+                if restored.cookie is not None:
+                    cookies.append(runtime.cookies.set(runtime.settings.remember_cookie, restored.cookie,
+                                                       max_age=runtime.settings.remember_lifetime))
+                logger.info("session restored from remember-me for %s", restored.identity.user_id)
+                return redirect(next_target, cookies)
+            cookies.append(runtime.cookies.delete(runtime.settings.remember_cookie))
+        return self.render(request, next_target, request.query_params.get("m"), cookies=cookies)
+
+    def render(self, request: Request, next_target: str, message: str | None, *, identifier: str = "",
+               remember: bool = False, status: int = 200, cookies: list[str] | None = None) -> Response:
+        token, csrf_cookies = self.forms.form_token(request)
+        response = self.services.pages.render(
+            "login.html", status=status, message=message, next=next_target, identifier=identifier,
+            remember=remember, providers=self.runtime.settings.providers, csrf_token=token,
+        )
+        return add_cookies(response, (cookies or []) + csrf_cookies)
+
+    async def submit(self, request: Request) -> Response:
+        runtime = self.runtime
+        form = await self.forms.read_checked(request)
+        client = self.services.client(request)
+        runtime.login_limiter.hit(client)
+        next_target = runtime.safe_next(form_text(form, "next"))
+        remember = form_text(form, "remember") in ("1", "on", "yes")
+        identifier = form_text(form, "provider") or form_text(form, "identifier")
+        state_id = secrets.token_urlsafe(16)
+        return_to = runtime.callback_url + "?" + urlencode(
+            {"gw_state": state_id, "next": next_target, "remember": "1" if remember else "0"})
+        try:
+            provider_request = await run_in_threadpool(runtime.exchange.begin, identifier, return_to, state_id)
+        except LoginFailed as exc:
+            logger.warning("sign-in start failed for %s: %s", client, exc.reason)
+            return self.render(request, next_target, exc.code, identifier=identifier[:1024], remember=remember,
+                               status=400)
+        state_cookie = runtime.cookies.set(STATE_COOKIE_PREFIX + state_id, runtime.login_states.encode(state_id),
+                                           max_age=STATE_LIFETIME, path=CALLBACK_PATH)
+        if provider_request.form_fields is None:
+            return redirect(provider_request.url, [state_cookie])
+        response = self.services.pages.render(
+            "autopost.html", title="Continue to your provider", action=provider_request.url,
+            fields=sorted(provider_request.form_fields.items()), detail="Taking you to your OpenID provider…")
+        return add_cookies(response, [state_cookie])
