@@ -194,6 +194,43 @@ def read_cookie(header: str | None, name: str) -> str | None:
     return None
 
 
+def read_cookies(header: str | None, name: str) -> list[str]:
+    """Every cookie called ``name`` in a Cookie header, in order.
+
+    A browser sends several cookies of one name when they differ in Domain or
+    Path (a sibling subdomain can plant one): whoever acts on "the" session
+    (logout) must see every copy, not whichever a parser happens to keep.
+    """
+    if not header:
+        return []
+    prefix = name + "="
+    values = []
+    for part in header.split(";"):
+        part = part.strip()
+        if part.startswith(prefix):
+            value = part[len(prefix) :]
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            values.append(value)
+    return values
+
+
+def strip_cookies(header: str, names: frozenset[str], prefixes: tuple[str, ...] = ()) -> str:
+    """The Cookie header without the cookies named in ``names`` or starting with ``prefixes``.
+
+    The gateway's cookies sign a person in: the app behind it (and its access
+    logs) must never receive them. The app's own cookies pass unchanged, in order.
+    """
+    kept = []
+    for part in header.split(";"):
+        name = part.split("=", 1)[0].strip()
+        if name in names or (prefixes and name.startswith(prefixes)):
+            continue
+        if part.strip():
+            kept.append(part.strip())
+    return "; ".join(kept)
+
+
 class CookiePolicy:
     """Builds ``Set-Cookie`` values with the gateway's attributes, precomputed once.
 
