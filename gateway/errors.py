@@ -11,6 +11,7 @@ and is turned into a page or a status code at one boundary
     ├── BadRequest               - malformed or oversized client input (400/413/431)
     │   └── CSRFError            - a state-changing POST without a valid CSRF token (403)
     ├── RateLimited              - too many attempts from one client (429)
+    ├── InvalidProof             - identity headers an app received are not vouched for (gateway.proof)
     ├── FetchError               - fetching a provider's document or endpoint failed
     │   └── DiscoveryRefused     - the URL or address is not allowed (SSRF guard)
     └── LoginFailed              - the OpenID exchange did not produce a verified identity
@@ -70,6 +71,10 @@ class RateLimited(GatewayError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(f"rate limited, retry after {retry_after}s")
+
+
+class InvalidProof(GatewayError):
+    """The identity headers are not vouched for by the gateway (raised on the app's side)."""
 
 
 class FetchError(GatewayError):
