@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import RateLimited
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import RateLimiter, client_key
 
 
 class Clock:
@@ -34,3 +34,34 @@ def test_check_does_not_count() -> None:
     limiter.hit("a")
     with pytest.raises(RateLimited):
         limiter.check("a")
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("192.0.2.7", "192.0.2.7"),
+    ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+    ("2001:DB8:1:2::ffff", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:3:4:5:6%eth0", "2001:db8:1:2::/64"),
+    ("::ffff:192.0.2.7", "192.0.2.7"),
+    ("unknown", "unknown"),
+])
+def test_client_key_is_the_ipv4_address_or_the_ipv6_slash_64(address: str, key: str) -> None:
+    assert client_key(address) == key
+
+
+def test_an_ipv6_host_cannot_escape_the_limit_by_changing_address_within_its_64() -> None:
+    limiter = RateLimiter(3, 60, Clock())
+    for interface_id in range(3):
+        limiter.hit(f"2001:db8:aaaa:bbbb::{interface_id + 1:x}")
+    with pytest.raises(RateLimited):
+        limiter.hit("2001:db8:aaaa:bbbb:dead:beef:1:2")
+    with pytest.raises(RateLimited):
+        limiter.check("2001:db8:aaaa:bbbb::ffff")
+    limiter.hit("2001:db8:aaaa:bbbc::1")  # the next /64 is another client
+
+
+def test_ipv4_clients_are_limited_per_address() -> None:
+    limiter = RateLimiter(1, 60, Clock())
+    limiter.hit("192.0.2.1")
+    limiter.hit("192.0.2.2")
+    with pytest.raises(RateLimited):
+        limiter.hit("192.0.2.1")
