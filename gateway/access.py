@@ -1,0 +1,411 @@
+"""Who may reach which path: the one access decision of both modes.
+
+The auth check (mode 1), the proxy (mode 2) and the ``check-access`` command
+all ask :meth:`AccessPolicy.decide` and nothing else. Rules are an ordered
+list; the first rule whose conditions (host, path, methods) all match
+decides; ``default_policy`` decides the rest. Policies:
+
+* ``public``: no sign-in; identity headers are stripped;
+* ``signed_in``: anyone signed in;
+* ``allow``: only people matching one of the rule's subjects;
+* ``deny``: nobody.
+
+Rules match the *path only*, never the query string (oauth2-proxy's
+GHSA-7rh7-c77v-6434 came from matching the whole URI). And the path the app
+will serve is not always the path as written: apps and frameworks decode
+``%2e%2e`` and ``%2f``, resolve ``..``, drop ``;params``, fold case, strip a
+trailing dot or space, read ``\\`` as ``/``. A spelling must never reach a
+stricter-ruled path through a looser rule, so an ambiguous path is judged
+under *every* reading an app might give it, and the strictest decision wins
+(:func:`path_readings`). A plain path - the common case - has one reading
+(two when it has capitals), and costs one pass over the rules.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+from urllib.parse import unquote
+
+Policy = Literal["public", "signed_in", "allow", "deny"]
+POLICIES: tuple[Policy, ...] = ("public", "signed_in", "allow", "deny")
+SUBJECT_KINDS = ("user", "email", "domain", "group", "provider")
+DEFAULT_RULE = "default_policy"
+
+# A path made of these, without dot segments or "//", means one thing to every app.
+_PLAIN_PATH = re.compile(r"(/[A-Za-z0-9\-_~!$&'()*+,=:@]+(\.[A-Za-z0-9\-_~!$&'()*+,=:@]+)*)*/?")
+_METHOD = re.compile(r"[A-Z]{1,20}")
+_HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
+
+
+class RuleError(ValueError):
+    """A rule of the configuration cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """What the rules may know of a signed-in person.
+
+    ``email`` is set only when the provider vouched for it (a signed field);
+    ``groups`` come from the ``[groups]`` table (and, later, the provider).
+    """
+
+    user_id: str
+    email: str = ""
+    groups: frozenset[str] = frozenset()
+    provider: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """``user:<id>``, ``email:<address>``, ``domain:<d>`` (``.d`` with subdomains), ``group:<g>``, ``provider:<p>``."""
+
+    kind: str
+    value: str
+
+    def matches(self, person: Person) -> bool:
+        if self.kind == "user":
+            return person.user_id == self.value
+        if self.kind == "group":
+            return self.value in person.groups
+        if self.kind == "provider":
+            return bool(person.provider) and person.provider.lower() == self.value
+        email = person.email.lower()
+        if not email or "@" not in email:
+            return False
+        if self.kind == "email":
+            return email == self.value
+        domain = email.rsplit("@", 1)[1]
+        if self.value.startswith("."):  # ".example.com": the domain and its subdomains
+            return domain == self.value[1:] or domain.endswith(self.value)
+        return domain == self.value
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One entry of ``rules``: conditions (all must match) and a policy."""
+
+    name: str
+    policy: Policy
+    hosts: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    path_regex: re.Pattern[str] | None = None
+    methods: frozenset[str] = frozenset()
+    subjects: tuple[Subject, ...] = ()
+
+    def matches(self, method: str, host: str, path: str) -> bool:
+        if self.methods and method not in self.methods:
+            return False
+        if self.hosts and not any(_host_matches(pattern, host) for pattern in self.hosts):
+            return False
+        if self.paths and not any(_prefix_matches(prefix, path) for prefix in self.paths):
+            return False
+        return self.path_regex is None or self.path_regex.search(path) is not None
+
+    def admits(self, person: Person | None) -> bool | None:
+        """True/False for the person; None when the answer is "sign in first"."""
+        if self.policy == "public":
+            return True
+        if self.policy == "deny":
+            return False
+        if person is None:
+            return None
+        return self.policy == "signed_in" or any(subject.matches(person) for subject in self.subjects)
+
+
+Outcome = Literal["allow", "sign_in", "forbidden"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer: ``allow`` (``public`` says whether identity headers are withheld), ``sign_in`` or ``forbidden``.
+
+    ``rule`` names the rule that decided (for the 403 page, the logs and
+    ``check-access``). "Unavailable" is not a decision: the callers raise
+    :class:`~gateway.errors.StoreUnavailable` before asking.
+    """
+
+    outcome: Outcome
+    rule: str
+    public: bool = False
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """The ordered rules, the default policy and the groups table, built once from the settings."""
+
+    rules: tuple[Rule, ...] = ()
+    default_policy: Policy = "signed_in"
+    groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    _default: Rule = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_default", Rule(DEFAULT_RULE, self.default_policy))
+
+    @property
+    def trivial(self) -> bool:
+        """No rules and the default ``signed_in``: every protected request only needs a session."""
+        return not self.rules and self.default_policy == "signed_in"
+
+    def person(self, user_id: str, email: str = "", provider: str = "",
+               provider_groups: Iterable[str] = ()) -> Person:
+        """A :class:`Person` with the groups the ``[groups]`` table gives them.
+
+        A member written as an e-mail address matches only a vouched e-mail,
+        anything else only the user identifier: an identifier that happens to
+        look like an address never stands in for one.
+        """
+        email_key = "email:" + email.lower() if email else None
+        groups = {name for name, members in self.groups.items()
+                  if "user:" + user_id in members or (email_key is not None and email_key in members)}
+        return Person(user_id, email, frozenset(groups) | frozenset(provider_groups), provider)
+
+    def rule_for(self, method: str, host: str, path: str) -> Rule:
+        """The first rule matching one reading of the path (``default_policy`` when none does)."""
+        for rule in self.rules:
+            if rule.matches(method, host, path):
+                return rule
+        return self._default
+
+    def decide(self, person: Person | None, method: str, host: str, path: str) -> Decision:
+        """Decide for ``method host path`` (path without the query string), under every reading of the path.
+
+        Each reading picks its rule; the strictest answer wins: forbidden by
+        any reading beats "sign in", which beats allow. Headers are withheld
+        (``public``) only when every reading is public.
+        """
+        method = method.upper()
+        host = normalise_host(host)
+        if self.trivial:
+            return Decision("allow" if person is not None else "sign_in", DEFAULT_RULE)
+        outcome: Outcome = "allow"
+        decided_by = ""
+        public = True
+        for reading in path_readings(path):
+            rule = self.rule_for(method, host, reading)
+            admitted = rule.admits(person)
+            public = public and rule.policy == "public"
+            if admitted is False:
+                return Decision("forbidden", rule.name)
+            if admitted is None and outcome == "allow":
+                outcome, decided_by = "sign_in", rule.name
+            elif not decided_by:
+                decided_by = rule.name
+        return Decision(outcome, decided_by, public=public and outcome == "allow")
+
+
+def normalise_host(host: str) -> str:
+    """The Host header's name, lower case, without the port or a trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0].rstrip(".") if ":" in host else host.rstrip(".")
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
+    return host == pattern
+
+
+def _prefix_matches(prefix: str, path: str) -> bool:
+    """``/admin`` matches ``/admin`` and ``/admin/...``, not ``/administrator``; ``/admin/`` only below it."""
+    if prefix.endswith("/"):
+        return path.startswith(prefix) or path == prefix[:-1]
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def path_readings(path: str) -> tuple[str, ...]:
+    """Every path an app might serve for ``path`` as written (query string already removed).
+
+    A plain path (letters, digits, ``-._~`` and sub-delimiters, no dot
+    segments, no ``//``) reads one way, plus its lower-case form for
+    case-insensitive apps. Anything else is decoded up to three times and
+    each decoding read with every combination of the normalisations apps
+    apply: ``\\`` as ``/``, ``;params`` dropped, repeated ``/`` merged,
+    trailing dots and whitespace of a segment dropped, dot segments resolved.
+    """
+    if _PLAIN_PATH.fullmatch(path):
+        return (path,) if path == path.lower() else (path, path.lower())
+    if len(path) <= _CACHED_PATH_LENGTH:
+        return _ambiguous_readings(path)
+    return _ambiguous_readings.__wrapped__(path)
+
+
+_CACHED_PATH_LENGTH = 512
+
+
+@lru_cache(maxsize=1024)  # bounded in entries and, through _CACHED_PATH_LENGTH, in bytes
+def _ambiguous_readings(path: str) -> tuple[str, ...]:
+    decodings = [path]
+    for _ in range(3):
+        decoded = unquote(decodings[-1])
+        if decoded == decodings[-1]:
+            break
+        decodings.append(decoded)
+    readings: dict[str, None] = {}
+    steps = (_backslashes, _drop_params, _merge_slashes, _trim_segments)
+    for text in decodings:
+        for chosen in itertools.product((False, True), repeat=len(steps)):
+            reading = text
+            for step, apply in zip(steps, chosen, strict=True):
+                if apply:
+                    reading = step(reading)
+            for candidate in (reading, _resolve_dots(reading)):
+                candidate = candidate if candidate.startswith("/") else "/" + candidate
+                readings.setdefault(candidate)
+                readings.setdefault(candidate.lower())
+    return tuple(readings)
+
+
+def _backslashes(path: str) -> str:
+    return path.replace("\\", "/")
+
+
+def _drop_params(path: str) -> str:
+    return "/".join(segment.split(";", 1)[0] for segment in path.split("/"))
+
+
+def _merge_slashes(path: str) -> str:
+    return re.sub(r"/{2,}", "/", path)
+
+
+def _trim_segments(path: str) -> str:
+    return "/".join(segment if segment in (".", "..") else segment.rstrip(". \t\r\n\x00") for segment in
+                    path.split("/"))
+
+
+def _resolve_dots(path: str) -> str:
+    """RFC 3986 §5.2.4 remove_dot_segments, as most servers do it."""
+    output: list[str] = []
+    segments = path.split("/")
+    for segment in segments[1:] if path.startswith("/") else segments:
+        if segment == "..":
+            if output:
+                output.pop()
+        elif segment != ".":
+            output.append(segment)
+    trailing = segments[-1] in (".", "..") and path != "/"
+    return "/" + "/".join(output) + ("/" if trailing and output else "")
+
+
+# --- building the policy from the configuration ---------------------------------------------------
+
+
+def parse_subject(text: str) -> Subject:
+    kind, sep, value = text.partition(":")
+    kind = kind.strip().lower()
+    if not sep or kind not in SUBJECT_KINDS or not value.strip():
+        raise RuleError(f"subject {text!r} must be one of {', '.join(k + ':…' for k in SUBJECT_KINDS)}")
+    value = value.strip()
+    if kind in ("email", "domain", "provider"):
+        value = value.lower()
+    if kind == "email" and "@" not in value:
+        raise RuleError(f"subject {text!r}: an e-mail address needs an @")
+    if kind == "domain" and ("@" in value or not re.fullmatch(r"\.?[a-z0-9]([a-z0-9.-]*[a-z0-9])?", value)):
+        raise RuleError(f"subject {text!r}: a domain is example.com, or .example.com for its subdomains too")
+    return Subject(kind, value)
+
+
+_RULE_KEYS = {"name", "hosts", "paths", "path_regex", "methods", "policy", "subjects"}
+
+
+def parse_rule(index: int, raw: Mapping[str, Any]) -> Rule:
+    """One ``[[rules]]`` table; raises :class:`RuleError` naming ``rules[index]``."""
+    label = f"rules[{index}]"
+    if not isinstance(raw, Mapping):
+        raise RuleError(f"{label} must be a table")
+    unknown = set(raw) - _RULE_KEYS
+    if unknown:
+        raise RuleError(f"{label}: unknown key(s) {', '.join(sorted(unknown))} "
+                        f"(known: {', '.join(sorted(_RULE_KEYS))})")
+    name = raw.get("name", label)
+    if not isinstance(name, str) or not name:
+        raise RuleError(f"{label}: name must be a string")
+    label = f"{label} ({name})" if "name" in raw else label
+    policy = raw.get("policy")
+    if policy not in POLICIES:
+        raise RuleError(f"{label}: policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+    hosts = _strings(raw.get("hosts", []), label, "hosts")
+    for host in hosts:
+        if not _HOST_PATTERN.fullmatch(host.lower()):
+            raise RuleError(f"{label}: host {host!r} must be a name such as app.example.com or *.example.com")
+    paths = _strings(raw.get("paths", []), label, "paths")
+    for path in paths:
+        if not path.startswith("/") or "?" in path or not _PLAIN_PATH.fullmatch(path):
+            raise RuleError(f"{label}: path {path!r} must be a plain path prefix such as /admin (no query, no dots)")
+    regex = raw.get("path_regex")
+    compiled = None
+    if regex is not None:
+        if not isinstance(regex, str):
+            raise RuleError(f"{label}: path_regex must be a string")
+        try:
+            compiled = re.compile(regex)
+        except re.error as exc:
+            raise RuleError(f"{label}: path_regex {regex!r} is not a regular expression: {exc}") from exc
+    methods = [m.upper() for m in _strings(raw.get("methods", []), label, "methods")]
+    for method in methods:
+        if not _METHOD.fullmatch(method):
+            raise RuleError(f"{label}: method {method!r} is not an HTTP method")
+    subjects = tuple(_subjects(raw.get("subjects", []), label))
+    if policy == "allow" and not subjects:
+        raise RuleError(f"{label}: policy 'allow' needs subjects (who is allowed)")
+    if policy != "allow" and subjects:
+        raise RuleError(f"{label}: subjects only apply to policy 'allow'")
+    return Rule(name, policy, tuple(h.lower() for h in hosts), tuple(paths), compiled, frozenset(methods), subjects)
+
+
+def _strings(value: Any, label: str, key: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise RuleError(f"{label}: {key} must be a list of strings")
+    return list(value)
+
+
+def _subjects(value: Any, label: str) -> Iterable[Subject]:
+    for text in _strings(value, label, "subjects"):
+        try:
+            yield parse_subject(text)
+        except RuleError as exc:
+            raise RuleError(f"{label}: {exc}") from None
+
+
+def parse_groups(raw: Any) -> dict[str, frozenset[str]]:
+    """``[groups]``: group name -> members (user identifiers or e-mail addresses)."""
+    if not isinstance(raw, Mapping):
+        raise RuleError("groups must be a table of name = [members]")
+    groups = {}
+    for name, members in raw.items():
+        if not isinstance(members, list) or not all(isinstance(m, str) and m for m in members):
+            raise RuleError(f"groups.{name} must be a list of user identifiers or e-mail addresses")
+        groups[str(name)] = frozenset(_member_key(m) for m in members)
+    return groups
+
+
+def _member_key(member: str) -> str:
+    """``email:<address>`` for an e-mail address (case-insensitive), ``user:<identifier>`` for the rest."""
+    if "@" in member and "://" not in member and "/" not in member:
+        return "email:" + member.lower()
+    return "user:" + member
+
+
+__all__ = [
+    "AccessPolicy",
+    "Decision",
+    "Person",
+    "Policy",
+    "Rule",
+    "RuleError",
+    "Subject",
+    "normalise_host",
+    "parse_groups",
+    "parse_rule",
+    "parse_subject",
+    "path_readings",
+]
