@@ -1,8 +1,8 @@
 """Who is asking: the gateway's identity headers, believed only with a valid proof.
 
 The app has no login of its own. The gateway in front of it adds identity
-headers and a short-lived proof signed over the method, the request URI and the
-header values (:mod:`gateway.proof`). :class:`ProofMiddleware` checks that proof
+headers and a short-lived proof signed over the method, the Host, the request
+URI and the header values (:mod:`gateway.proof`). :class:`ProofMiddleware` checks that proof
 on every request before routing: a request without identity headers is
 anonymous, one with a valid proof carries an :class:`~gateway.types.Identity`,
 and anything else is refused with 401 - never downgraded to anonymous, so that a
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from urllib.parse import quote
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from gateway.proof import InvalidProof, ProofVerifier
+from gateway.proof import InvalidProof, ProofVerifier, request_uri
 from gateway.types import ASGIApp, Identity, Receive, Scope, Send
 
 logger = logging.getLogger("backend_app.identity")
@@ -34,24 +33,14 @@ def identity_of(conn: HTTPConnection) -> Identity | None:
     return identity
 
 
-def request_uri(scope: Scope) -> str:
-    """The request target exactly as the client sent it: what the proof signs.
-
-    ``scope["path"]`` is already percent-decoded, so it is used (re-encoded)
-    only by servers that do not provide ``raw_path``.
-    """
-    raw_path: bytes | None = scope.get("raw_path")
-    path = raw_path.decode("latin-1") if raw_path is not None else quote(scope["path"])
-    query: bytes = scope.get("query_string", b"")
-    return f"{path}?{query.decode('latin-1')}" if query else path
-
-
 class ProofMiddleware:
     """Verify the gateway's proof and store the identity in the ASGI scope.
 
-    Only the four configured headers are looked at, in one pass over the raw
-    header list; a repeated identity header is refused outright, since which
-    copy a component reads would otherwise decide who the user is.
+    Only the four configured headers and ``Host`` are looked at, in one pass
+    over the raw header list; a repeated identity header is refused outright,
+    since which copy a component reads would otherwise decide who the user is.
+    The proof must have been made for the Host this request arrived with (the
+    first one, as the gateway's proxy forwards the first).
     """
 
     def __init__(self, app: ASGIApp, verifier: ProofVerifier, refusal: Refusal) -> None:
@@ -78,6 +67,7 @@ class ProofMiddleware:
 
     def _verify(self, scope: Scope) -> Identity | None:
         found: dict[str, str] = {}
+        host: bytes | None = None
         wanted = self._wanted
         for raw_name, raw_value in scope["headers"]:
             name = wanted.get(raw_name)
@@ -85,9 +75,12 @@ class ProofMiddleware:
                 if name in found:
                     raise InvalidProof(f"{name} header sent twice")
                 found[name] = raw_value.decode("latin-1")
+            elif raw_name == b"host" and host is None:
+                host = raw_value
         if not found:
             return None
-        return self.verifier.verify(found, scope.get("method", "GET"), request_uri(scope))
+        host_value = host.decode("latin-1") if host is not None else ""
+        return self.verifier.verify(found, scope.get("method", "GET"), host_value, request_uri(scope))
 
 
 __all__ = ["SCOPE_KEY", "ProofMiddleware", "Refusal", "identity_of", "request_uri"]

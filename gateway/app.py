@@ -21,6 +21,7 @@ from starlette.responses import Response
 from gateway.authcheck import AuthCheck, scan_headers
 from gateway.endpoints import Services, routes
 from gateway.errors import BadRequest, RateLimited, StoreUnavailable
+from gateway.proof import request_uri
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
 from gateway.types import Message, Receive, Scope, Send
@@ -161,14 +162,12 @@ class GatewayApp:
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy mode: authenticate, then forward with identity headers (or redirect to sign-in)."""
         client = scope.get("client")
-        cookie, _, _, forwarded_for = scan_headers(scope["headers"])
+        cookie, _, _, forwarded_for, host = scan_headers(scope["headers"])
         client_addr = self.runtime.client_address.resolve(client[0] if client else None, forwarded_for)
         if self._is_public(scope["path"]):
             await self.proxy.forward(scope, receive, send, (), client_addr=client_addr)
             return
-        uri = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-        if scope["query_string"]:
-            uri += "?" + scope["query_string"].decode("latin-1")
+        uri = request_uri(scope)
         try:
             session, refreshed = self.auth.authenticate(cookie, self.runtime.now())
         except StoreUnavailable:
@@ -184,7 +183,7 @@ class GatewayApp:
                                     (b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return
-        extra = self.auth.identity_headers(session, scope["method"], uri)
+        extra = self.auth.identity_headers(session, scope["method"], host or "", uri)
         if refreshed is not None:
             cookie_header = (b"set-cookie", refreshed.encode("latin-1"))
 

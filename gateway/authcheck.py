@@ -13,8 +13,9 @@ Answers:
   nginx's ``error_page 401`` redirect (nginx has no way to encode it itself);
 * ``503`` when revocations cannot be checked (store down): fail closed.
 
-nginx must pass the original request as ``X-Original-URI`` (``$request_uri``)
-and ``X-Original-Method`` (``$request_method``): the proof is bound to them.
+nginx must pass the original request as ``X-Original-URI`` (``$request_uri``),
+``X-Original-Method`` (``$request_method``) and ``Host`` (``$http_host``, as it
+sends to the app): the proof is bound to them.
 
 Kept lean (``python -m bench`` measures it): the session codec remembers
 verified cookies for a few seconds, the encoded identity headers are built
@@ -44,14 +45,17 @@ IDENTITY_CACHE_SIZE = 2048
 _Encoded = tuple[str, str, str, tuple[tuple[bytes, bytes], ...]]
 
 
-# (Cookie, X-Original-URI, X-Original-Method, X-Forwarded-For): a plain tuple, the
+# (Cookie, X-Original-URI, X-Original-Method, X-Forwarded-For, Host): a plain tuple, the
 # cheapest thing to build and unpack on every request.
-RequestHeaders = tuple[str | None, str | None, str | None, str | None]
+RequestHeaders = tuple[str | None, str | None, str | None, str | None, str | None]
 
 
 def scan_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
-    """One pass over the ASGI headers; several Cookie headers are joined as one (RFC 9113 §8.2.3)."""
-    cookie = uri = method = forwarded_for = None
+    """One pass over the ASGI headers; several Cookie headers are joined as one (RFC 9113 §8.2.3).
+
+    Of several Host headers the first counts, as in the proxy (the one it forwards).
+    """
+    cookie = uri = method = forwarded_for = host = None
     for name, value in headers:
         if name == b"cookie":
             cookie = value.decode("latin-1") if cookie is None else cookie + "; " + value.decode("latin-1")
@@ -61,7 +65,9 @@ def scan_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
             method = value.decode("latin-1")
         elif name == b"x-forwarded-for":
             forwarded_for = value.decode("latin-1")
-    return cookie, uri, method, forwarded_for
+        elif name == b"host" and host is None:
+            host = value.decode("latin-1")
+    return cookie, uri, method, forwarded_for, host
 
 
 class AuthCheck:
@@ -96,10 +102,10 @@ class AuthCheck:
             refreshed = self.runtime.cookies.set(self.cookie_name, self.codec.refreshed(session))
         return session, refreshed
 
-    def identity_headers(self, session: Session, method: str, uri: str) -> list[tuple[bytes, bytes]]:
+    def identity_headers(self, session: Session, method: str, host: str, uri: str) -> list[tuple[bytes, bytes]]:
         """The identity headers and a fresh proof for this request (what ``ProofSigner.headers`` gives)."""
         user, nickname, email, pairs = self._encoded.get(session.identity) or self._encode(session.identity)
-        proof = self.proof.sign(method, uri, user, nickname, email)
+        proof = self.proof.sign(method, host, uri, user, nickname, email)
         return [*pairs, (self._proof_name, proof.encode("latin-1"))]
 
     def _encode(self, identity: Identity) -> _Encoded:
@@ -112,7 +118,7 @@ class AuthCheck:
         return encoded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        cookie, uri, method, _ = scan_headers(scope["headers"])
+        cookie, uri, method, _, host = scan_headers(scope["headers"])
         try:
             session, refreshed = self.authenticate(cookie, self.runtime.now())
         except StoreUnavailable:
@@ -125,7 +131,7 @@ class AuthCheck:
             await send({"type": "http.response.start", "status": 401, "headers": headers})
             await send(_EMPTY_BODY)
             return
-        headers = self.identity_headers(session, method or "GET", uri or "/")
+        headers = self.identity_headers(session, method or "GET", host or "", uri or "/")
         headers += (_NO_STORE, _NO_BODY)
         if refreshed is not None:
             headers.append((b"set-cookie", refreshed.encode("latin-1")))

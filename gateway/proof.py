@@ -2,37 +2,49 @@
 
 Headers alone can be forged by anyone who reaches the app directly. So next to
 the identity headers the gateway sends a *proof*: a short-lived HMAC-SHA256
-signature (itsdangerous ``TimestampSigner``) over the request method, the
-request URI and the identity header values. An app holding the shared
-``proof_key`` checks it with :class:`ProofVerifier`; a request with identity
-headers but no valid proof must be treated as anonymous or refused.
+over the request method, the ``Host`` the request was sent to, the request URI
+and the identity header values. An app holding the shared ``proof_key`` checks
+it with :class:`ProofVerifier`; a request with identity headers but no valid
+proof must be refused.
+
+The signed message is a list of netstrings (``<length>:<bytes>,``), so no value
+can run into the next one whatever it contains (the first format joined values
+with separators, and moving the tail of an e-mail address into the proof kept
+it valid). The proof is ``v2.<timestamp>.<signature>`` and nothing else is
+accepted. README.md ("Identity headers") gives the same recipe for other
+languages; ``tests/test_proof.py`` checks it.
 
 Header values are UTF-8, percent-encoded outside printable ASCII and for ``%``
 itself (an ASCII nickname or e-mail arrives unchanged). The proof signs the
 values *as sent*, so an app verifies first and decodes after.
 
-This module has no dependency beyond itsdangerous so that protected Python apps
-can import it on its own.
+This module needs nothing beyond the standard library, so that protected
+Python apps can import it on its own.
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import hmac
-from collections.abc import Mapping
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import quote, unquote
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
-from itsdangerous.encoding import base64_encode, int_to_bytes
-
+from gateway.errors import InvalidProof
 from gateway.types import Identity
 
-PROOF_SALT = "openid-gateway.identity-proof"
+PROOF_VERSION = "v2"
+# The first signed field: names what is signed, so this HMAC can never be mistaken for another use of the key.
+PROOF_CONTEXT = b"openid-gateway.identity-proof.v2"
+_CONTEXT_FIELD = b"%d:%b," % (len(PROOF_CONTEXT), PROOF_CONTEXT)
+DEFAULT_MAX_AGE = 30
+# v2.<decimal Unix time, no leading zero>.<base64url HMAC-SHA256, no padding: 43 characters>
+_PROOF_FORMAT = re.compile(re.escape(PROOF_VERSION) + r"\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})", re.ASCII)
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
-
-class InvalidProof(Exception):
-    """The identity headers are not vouched for by the gateway."""
+Clock = Callable[[], float]
 
 
 def encode_header_value(value: str) -> str:
@@ -50,44 +62,55 @@ def decode_header_value(value: str) -> str:
     return unquote(value, errors="strict")
 
 
-def _signer(key: str | bytes) -> TimestampSigner:
-    return TimestampSigner(key, salt=PROOF_SALT, key_derivation="hmac", digest_method=hashlib.sha256)
+def request_uri(scope: Mapping[str, Any]) -> str:
+    """The request target of an ASGI request as the client sent it: what the proof signs.
+
+    One definition for the gateway, its proxy and the apps, so that both ends
+    of the proof build the same string. ``scope["path"]`` is already
+    percent-decoded, so it is used (re-encoded) only by servers that do not
+    provide ``raw_path``. An empty query adds nothing, as in the proof.
+    """
+    raw_path: bytes | None = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path is not None else quote(scope["path"])
+    query: bytes = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
 
 
-def _message(method: str, uri: str, user: str, nickname: str, email: str) -> bytes:
-    if uri.endswith("?"):  # "/path?" reaches most apps as "/path": sign what both sides see
+def proof_message(timestamp: str, method: str, host: str, uri: str, *values: str) -> bytes:
+    """The bytes the proof's HMAC covers: every signed field as a netstring, in order.
+
+    ``values`` are the identity header values in :meth:`HeaderNames.identity`
+    order, as sent (a new identity header is signed by adding it there).
+    Strings carry the bytes as received (latin-1, as ASGI and WSGI decode
+    them, so a netstring's length in characters is its length in bytes);
+    ``UnicodeEncodeError`` means a value that cannot have come off the wire.
+    The method is upper-cased and the Host lower-cased (ASCII letters only),
+    and one trailing ``?`` is dropped from the URI: ``/path?`` reaches most
+    apps as ``/path``.
+    """
+    if uri.endswith("?"):
         uri = uri[:-1]
-    return "\n".join((method.upper(), uri, user, nickname, email)).encode("utf-8")
+    fields = (timestamp, _ascii_case(method, str.upper), _ascii_case(host, str.lower), uri, *values)
+    return _CONTEXT_FIELD + "".join([f"{len(field)}:{field}," for field in fields]).encode("latin-1")
 
 
-class ProofSigner:
-    """Produces identity headers with a proof; used by the gateway."""
+def _ascii_case(value: str, change: Callable[[str], str]) -> str:
+    """``change`` applied to ASCII letters only, the same in every language (``str.upper`` maps ``ß`` to ``SS``)."""
+    if value.isascii():
+        return change(value)
+    return "".join(change(c) if c.isascii() else c for c in value)
 
-    def __init__(self, key: str | bytes) -> None:
-        self._signer = _signer(key)
-        # itsdangerous derives the HMAC key from the secret and the salt on
-        # every signature; the gateway signs on every request, so derive it once.
-        self._key = self._signer.derive_key()
 
-    def sign(self, method: str, uri: str, user: str, nickname: str, email: str) -> str:
-        """Return the proof (``<timestamp>.<signature>``) for encoded header values.
+def _signature(key: bytes, message: bytes) -> bytes:
+    return base64.urlsafe_b64encode(hmac.digest(key, message, "sha256")).rstrip(b"=")
 
-        Byte for byte what ``TimestampSigner.sign`` makes (the verifier uses
-        it), computed with one HMAC call instead of two.
-        """
-        message = _message(method, uri, user, nickname, email)
-        timestamp = base64_encode(int_to_bytes(self._signer.get_timestamp()))
-        signature = base64_encode(hmac.digest(self._key, message + b"." + timestamp, "sha256"))
-        return (timestamp + b"." + signature).decode("ascii")
 
-    def headers(self, identity: Identity, method: str, uri: str, names: HeaderNames) -> list[tuple[str, str]]:
-        user, nickname, email = encode_identity(identity)
-        proof = self.sign(method, uri, user, nickname, email)
-        return [(names.user, user), (names.nickname, nickname), (names.email, email), (names.proof, proof)]
+def _key_bytes(key: str | bytes) -> bytes:
+    return key.encode("utf-8") if isinstance(key, str) else key
 
 
 class HeaderNames:
-    """The four header names, configurable on both sides."""
+    """The identity and proof header names, configurable on both sides."""
 
     __slots__ = ("email", "nickname", "proof", "user")
 
@@ -103,23 +126,58 @@ class HeaderNames:
         self.email = email
         self.proof = proof
 
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.user, self.nickname, self.email, self.proof)
+    def identity(self) -> tuple[str, ...]:
+        """The identity headers, in the order the proof signs their values."""
+        return (self.user, self.nickname, self.email)
+
+    def all(self) -> tuple[str, ...]:
+        return (*self.identity(), self.proof)
+
+
+class ProofSigner:
+    """Produces identity headers with a proof; used by the gateway."""
+
+    def __init__(self, key: str | bytes, clock: Clock = time.time) -> None:
+        self._key = _key_bytes(key)
+        self._clock = clock
+
+    def sign(self, method: str, host: str, uri: str, *values: str) -> str:
+        """The proof (``v2.<timestamp>.<signature>``) for this request and these encoded header values.
+
+        ``values`` are user, nickname and e-mail as sent (see :func:`proof_message`).
+        """
+        timestamp = str(int(self._clock()))
+        signature = _signature(self._key, proof_message(timestamp, method, host, uri, *values))
+        return f"{PROOF_VERSION}.{timestamp}.{signature.decode('ascii')}"
+
+    def headers(self, identity: Identity, method: str, host: str, uri: str,
+                names: HeaderNames) -> list[tuple[str, str]]:
+        values = encode_identity(identity)
+        proof = self.sign(method, host, uri, *values)
+        return [*zip(names.identity(), values, strict=True), (names.proof, proof)]
 
 
 class ProofVerifier:
-    """Checks identity headers on the app's side of the gateway."""
+    """Checks identity headers on the app's side of the gateway.
 
-    def __init__(self, key: str | bytes, max_age: int = 30, names: HeaderNames | None = None) -> None:
-        self._signer = _signer(key)
+    ``host`` and ``uri`` are what the app received: the ``Host`` header
+    (port included when sent) and the request target (:func:`request_uri`).
+    A proof made for another site, page, method or person, in any other
+    format, or older than ``max_age`` seconds is refused.
+    """
+
+    def __init__(self, key: str | bytes, max_age: int = DEFAULT_MAX_AGE, names: HeaderNames | None = None,
+                 clock: Clock = time.time) -> None:
+        self._key = _key_bytes(key)
         self.max_age = max_age
         self.names = names or HeaderNames()
+        self._clock = clock
 
-    def verify(self, headers: Mapping[str, str], method: str, uri: str) -> Identity | None:
+    def verify(self, headers: Mapping[str, str], method: str, host: str, uri: str) -> Identity | None:
         """Return the vouched-for identity, ``None`` when no identity is claimed.
 
         Raises :class:`InvalidProof` when identity headers are present but the
-        proof is missing, forged, for another request, or older than ``max_age``.
+        proof is missing, malformed, forged, for another request, or expired.
         """
         user = headers.get(self.names.user)
         proof = headers.get(self.names.proof)
@@ -127,16 +185,28 @@ class ProofVerifier:
             return None
         if not user or not proof:
             raise InvalidProof("identity header without proof")
-        nickname = headers.get(self.names.nickname, "")
-        email = headers.get(self.names.email, "")
-        message = _message(method, uri, user, nickname, email)
+        found = _PROOF_FORMAT.fullmatch(proof)
+        if found is None:
+            raise InvalidProof("proof is not in the v2 format")
+        timestamp, signature = found.groups()
+        values = [headers.get(name, "") for name in self.names.identity()]
         try:
-            self._signer.unsign(message + b"." + proof.encode("latin-1"), max_age=self.max_age)
-        except SignatureExpired as exc:
-            raise InvalidProof("proof expired") from exc
-        except (BadSignature, UnicodeEncodeError) as exc:
-            raise InvalidProof("proof does not match") from exc
+            expected = _signature(self._key, proof_message(timestamp, method, host, uri, *values))
+        except UnicodeEncodeError as exc:
+            raise InvalidProof("a signed value is not latin-1") from exc
+        if not hmac.compare_digest(expected, signature.encode("ascii")):
+            raise InvalidProof("proof does not match")
+        age = int(self._clock()) - int(timestamp)
+        if age > self.max_age:
+            raise InvalidProof("proof expired")
+        if age < 0:
+            raise InvalidProof("proof from the future (are the clocks in sync?)")
+        user, nickname, email = values
         try:
             return Identity(decode_header_value(user), decode_header_value(nickname), decode_header_value(email))
         except UnicodeDecodeError as exc:
             raise InvalidProof("identity header is not UTF-8") from exc
+
+
+__all__ = ["DEFAULT_MAX_AGE", "HeaderNames", "InvalidProof", "ProofSigner", "ProofVerifier", "decode_header_value",
+           "encode_header_value", "encode_identity", "proof_message", "request_uri"]

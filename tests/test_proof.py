@@ -8,57 +8,216 @@ import hmac
 import time
 
 import pytest
+from itsdangerous import TimestampSigner
 
-from gateway.proof import HeaderNames, InvalidProof, ProofSigner, ProofVerifier
+from gateway import InvalidProof as ExportedInvalidProof
+from gateway.errors import GatewayError
+from gateway.proof import HeaderNames, InvalidProof, ProofSigner, ProofVerifier, request_uri
 from gateway.types import Identity
 
 KEY = "k" * 40
 ALICE = Identity("https://op.example/id/alice", "Zoë", "alice@example.test")
+BOB = Identity("https://op.example/id/bob", "bob", "bob@victim.org.attacker.example")
+HOST = "app.example:8443"
+NOW = 1_800_000_000
 
 
-def readme_verify(key: str, headers: dict[str, str], method: str, uri: str, max_age: int = 30) -> bool:
-    """The README's algorithm, without itsdangerous."""
-    if uri.endswith("?"):
+def readme_verify(key: str, headers: dict[str, str], method: str, host: str, uri: str, now: float,
+                  max_age: int = 30) -> bool:
+    """The README's recipe, step by step, in plain hmac (no gateway code)."""
+    parts = headers["X-Gateway-Proof"].split(".")
+    if len(parts) != 3 or parts[0] != "v2":
+        return False
+    timestamp, signature = parts[1], parts[2]
+    if not (timestamp.isascii() and timestamp.isdigit()) or timestamp.startswith("0"):
+        return False
+    if uri[-1:] == "?":
         uri = uri[:-1]
-    timestamp, signature = headers["X-Gateway-Proof"].split(".")
-    message = "\n".join([method, uri, headers["X-Gateway-User"], headers["X-Gateway-Nickname"],
-                         headers["X-Gateway-Email"]]).encode()
-    derived = hmac.new(key.encode(), b"openid-gateway.identity-proof", hashlib.sha256).digest()
-    expected = hmac.new(derived, message + b"." + timestamp.encode(), hashlib.sha256).digest()
-    given = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
-    issued = int.from_bytes(base64.urlsafe_b64decode(timestamp + "=" * (-len(timestamp) % 4)), "big")
-    return hmac.compare_digest(expected, given) and 0 <= time.time() - issued <= max_age
+    fields = ["openid-gateway.identity-proof.v2", timestamp, method.upper(), host.lower(), uri,
+              headers["X-Gateway-User"], headers.get("X-Gateway-Nickname", ""), headers.get("X-Gateway-Email", "")]
+    message = b""
+    for field in fields:
+        data = field.encode("latin-1")
+        message += str(len(data)).encode() + b":" + data + b","
+    mac = hmac.new(key.encode("utf-8"), message, hashlib.sha256).digest()
+    expected = base64.urlsafe_b64encode(mac).decode().replace("=", "")
+    age = int(now) - int(timestamp)
+    return hmac.compare_digest(expected, signature) and 0 <= age <= max_age
 
 
-def headers_for(identity: Identity, method: str = "GET", uri: str = "/a?b=1") -> dict[str, str]:
-    return dict(ProofSigner(KEY).headers(identity, method, uri, HeaderNames()))
+def headers_for(identity: Identity, method: str = "GET", uri: str = "/a?b=1", host: str = HOST,
+                at: int = NOW) -> dict[str, str]:
+    return dict(ProofSigner(KEY, clock=lambda: at).headers(identity, method, host, uri, HeaderNames()))
+
+
+def verifier(now: float = NOW) -> ProofVerifier:
+    """The verifier exactly as an app builds it (default max_age), at a chosen time."""
+    return ProofVerifier(KEY, clock=lambda: now)
+
+
+def old_format_proof(method: str, uri: str, user: str, nickname: str, email: str, key: str = KEY) -> str:
+    """A proof as the first format made it: itsdangerous TimestampSigner over newline-joined values."""
+    signer = TimestampSigner(key, salt="openid-gateway.identity-proof", key_derivation="hmac",
+                             digest_method=hashlib.sha256)
+    signed = signer.sign("\n".join((method, uri, user, nickname, email))).decode()
+    return ".".join(signed.rsplit(".", 2)[1:])
 
 
 def test_readme_recipe_verifies_the_gateway_proof() -> None:
     headers = headers_for(ALICE)
     assert headers["X-Gateway-Nickname"] == "Zo%C3%AB"  # non-ASCII is percent-encoded
-    assert readme_verify(KEY, headers, "GET", "/a?b=1")
-    assert not readme_verify(KEY, headers, "POST", "/a?b=1")
-    assert not readme_verify("other" * 10, headers, "GET", "/a?b=1")
+    assert headers["X-Gateway-Proof"].startswith(f"v2.{NOW}.")
+    assert readme_verify(KEY, headers, "GET", HOST, "/a?b=1", NOW)
+    assert readme_verify(KEY, headers, "GET", HOST, "/a?b=1", NOW + 30)
+    assert not readme_verify(KEY, headers, "GET", HOST, "/a?b=1", NOW + 31)
+    assert not readme_verify(KEY, headers, "POST", HOST, "/a?b=1", NOW)
+    assert not readme_verify(KEY, headers, "GET", "other.example", "/a?b=1", NOW)
+    assert not readme_verify("other" * 10, headers, "GET", HOST, "/a?b=1", NOW)
+
+
+def test_readme_recipe_and_verifier_agree_on_case_and_trailing_question_mark() -> None:
+    headers = headers_for(ALICE, method="get", host="App.Example:8443", uri="/p?")
+    assert readme_verify(KEY, headers, "GET", "app.example:8443", "/p", NOW)
+    assert verifier().verify(headers, "GET", "app.example:8443", "/p") == ALICE
 
 
 def test_verifier_returns_the_decoded_identity() -> None:
-    assert ProofVerifier(KEY).verify(headers_for(ALICE), "GET", "/a?b=1") == ALICE
+    assert verifier().verify(headers_for(ALICE), "GET", HOST, "/a?b=1") == ALICE
+
+
+def test_moving_the_end_of_the_email_into_the_proof_is_refused() -> None:
+    """The first format split ``message.proof`` on its last dot.
+
+    So e-mail ``bob@victim.org`` with proof ``attacker.example.<proof>`` verified.
+    """
+    headers = headers_for(BOB)
+    forged = {**headers, "X-Gateway-Email": "bob@victim.org",
+              "X-Gateway-Proof": "attacker.example." + headers["X-Gateway-Proof"]}
+    with pytest.raises(InvalidProof):
+        verifier().verify(forged, "GET", HOST, "/a?b=1")
+    assert not readme_verify(KEY, forged, "GET", HOST, "/a?b=1", NOW)
+
+
+@pytest.mark.parametrize(("user", "nickname"), [("https://op.example/id/alic", "eZo%C3%AB"),
+                                                ("https://op.example/id/alice" + "Zo", "%C3%AB")])
+def test_moving_bytes_between_fields_is_refused(user: str, nickname: str) -> None:
+    headers = {**headers_for(ALICE), "X-Gateway-User": user, "X-Gateway-Nickname": nickname}
+    with pytest.raises(InvalidProof, match="does not match"):
+        verifier().verify(headers, "GET", HOST, "/a?b=1")
+
+
+def test_proof_for_one_host_is_refused_at_another() -> None:
+    headers = headers_for(ALICE, host="wiki.example")
+    assert verifier().verify(headers, "GET", "wiki.example", "/a?b=1") == ALICE
+    for other in ("admin.example", "wiki.example:8080", "wiki.example.", ""):
+        with pytest.raises(InvalidProof, match="does not match"):
+            verifier().verify(headers, "GET", other, "/a?b=1")
+
+
+def test_host_port_is_part_of_what_is_signed() -> None:
+    with pytest.raises(InvalidProof):
+        verifier().verify(headers_for(ALICE, host="app.example:8443"), "GET", "app.example", "/a?b=1")
+
+
+def test_old_format_proof_is_refused() -> None:
+    user, nickname, email = "https://op.example/id/alice", "alice", "alice@example.test"
+    headers = {"X-Gateway-User": user, "X-Gateway-Nickname": nickname, "X-Gateway-Email": email,
+               "X-Gateway-Proof": old_format_proof("GET", "/a", user, nickname, email)}
+    with pytest.raises(InvalidProof, match="not in the v2 format"):
+        ProofVerifier(KEY).verify(headers, "GET", HOST, "/a")
+
+
+def _non_canonical(signature: str) -> str:
+    """The same 32 bytes with the unused low bits of the last base64 character set."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return signature[:-1] + alphabet[alphabet.index(signature[-1]) | 1]
+
+
+def _proof_variants() -> list[str]:
+    _, timestamp, signature = headers_for(ALICE)["X-Gateway-Proof"].split(".")
+    return [
+        f"v1.{timestamp}.{signature}",
+        f"V2.{timestamp}.{signature}",
+        f"{timestamp}.{signature}",
+        f"v2.{timestamp}.{signature}.",
+        f"v2.{timestamp}.{signature}=",
+        f"v2.0{timestamp}.{signature}",
+        f"v2.+{timestamp}.{signature}",
+        f"v2.{timestamp}.{signature} ",
+        f"v2..{timestamp}.{signature}",
+        f"v2.{timestamp}.{signature[:-1]}",
+        f"v2.{timestamp}.{base64.b64encode(base64.urlsafe_b64decode(signature + '=')).decode()}",
+        f"v2.{timestamp}.{_non_canonical(signature)}",
+        f"v2.{'٣' * len(timestamp)}.{signature}",  # Unicode digits
+    ]
+
+
+@pytest.mark.parametrize("proof", _proof_variants())
+def test_only_the_exact_proof_format_is_accepted(proof: str) -> None:
+    good = headers_for(ALICE)
+    assert proof != good["X-Gateway-Proof"]
+    with pytest.raises(InvalidProof):
+        verifier().verify({**good, "X-Gateway-Proof": proof}, "GET", HOST, "/a?b=1")
+
+
+def test_default_max_age_is_thirty_seconds() -> None:
+    headers = headers_for(ALICE, at=NOW)
+    assert verifier(now=NOW + 30).verify(headers, "GET", HOST, "/a?b=1") == ALICE
+    with pytest.raises(InvalidProof, match="expired"):
+        verifier(now=NOW + 31).verify(headers, "GET", HOST, "/a?b=1")
+
+
+def test_default_clock_is_the_real_time() -> None:
+    issued = int(time.time()) - 31
+    with pytest.raises(InvalidProof, match="expired"):
+        ProofVerifier(KEY).verify(headers_for(ALICE, at=issued), "GET", HOST, "/a?b=1")
+    assert ProofVerifier(KEY).verify(headers_for(ALICE, at=int(time.time())), "GET", HOST, "/a?b=1") == ALICE
+    assert ProofVerifier(KEY).verify(dict(ProofSigner(KEY).headers(ALICE, "GET", HOST, "/", HeaderNames())),
+                                     "GET", HOST, "/") == ALICE
+
+
+def test_proof_from_the_future_is_refused() -> None:
+    with pytest.raises(InvalidProof, match="future"):
+        verifier(now=NOW).verify(headers_for(ALICE, at=NOW + 5), "GET", HOST, "/a?b=1")
 
 
 @pytest.mark.parametrize(("field", "value"), [("X-Gateway-User", "https://evil/"), ("X-Gateway-Email", "x@y"),
-                                              ("X-Gateway-Proof", "1.2")])
+                                              ("X-Gateway-Nickname", "Zo%C3%AB "), ("X-Gateway-Proof", "1.2")])
 def test_any_change_breaks_the_proof(field: str, value: str) -> None:
     headers = {**headers_for(ALICE), field: value}
     with pytest.raises(InvalidProof):
-        ProofVerifier(KEY).verify(headers, "GET", "/a?b=1")
+        verifier().verify(headers, "GET", HOST, "/a?b=1")
+
+
+@pytest.mark.parametrize(("method", "uri"), [("POST", "/a?b=1"), ("GET", "/a?b=2"), ("GET", "/a"), ("GET", "/A?b=1")])
+def test_proof_for_another_request_is_refused(method: str, uri: str) -> None:
+    with pytest.raises(InvalidProof):
+        verifier().verify(headers_for(ALICE), method, HOST, uri)
 
 
 def test_identity_without_proof_is_refused_and_no_identity_is_anonymous() -> None:
     with pytest.raises(InvalidProof):
-        ProofVerifier(KEY).verify({"X-Gateway-User": "https://op/id/x"}, "GET", "/")
-    assert ProofVerifier(KEY).verify({}, "GET", "/") is None
+        verifier().verify({"X-Gateway-User": "https://op/id/x"}, "GET", HOST, "/")
+    assert verifier().verify({}, "GET", HOST, "/") is None
 
 
 def test_trailing_question_mark_is_signed_as_the_app_sees_it() -> None:
-    assert ProofVerifier(KEY).verify(headers_for(ALICE, uri="/path?"), "GET", "/path") == ALICE
+    assert verifier().verify(headers_for(ALICE, uri="/path?"), "GET", HOST, "/path") == ALICE
+
+
+def test_invalid_proof_is_a_gateway_error_exported_from_the_package() -> None:
+    assert issubclass(InvalidProof, GatewayError)
+    assert ExportedInvalidProof is InvalidProof
+
+
+@pytest.mark.parametrize(
+    ("scope", "uri"),
+    [
+        ({"raw_path": b"/user/b%C3%B6b", "path": "/user/böb", "query_string": b""}, "/user/b%C3%B6b"),
+        ({"raw_path": b"/a%2Fb", "path": "/a/b", "query_string": b"x=%2F&y"}, "/a%2Fb?x=%2F&y"),
+        ({"path": "/user/böb", "query_string": b"q=1"}, "/user/b%C3%B6b?q=1"),
+        ({"raw_path": b"/p", "path": "/p", "query_string": b""}, "/p"),
+    ],
+)
+def test_request_uri_is_the_target_as_sent(scope: dict[str, object], uri: str) -> None:
+    assert request_uri(scope) == uri

@@ -18,12 +18,18 @@ def server(settings: AppSettings) -> Iterator[UvicornThread]:
         yield running
 
 
+def host_of(server: UvicornThread) -> str:
+    """The Host header httpx sends to the server: what the app checks the proof against."""
+    return httpx.URL(server.url).netloc.decode("ascii")
+
+
 def test_signed_requests_over_http(server: UvicornThread, settings: AppSettings) -> None:
+    host = host_of(server)
     with httpx.Client(base_url=server.url, follow_redirects=False) as http:
         assert http.get("/api/whoami").json() == {"user": None}
-        posted = http.post("/", data={"body": "over <the> wire"}, headers=sign(ALICE, "POST", "/"))
+        posted = http.post("/", data={"body": "over <the> wire"}, headers=sign(ALICE, "POST", "/", host=host))
         assert posted.status_code == 303
-        page = http.get("/", headers=sign(ALICE, "GET", "/"))
+        page = http.get("/", headers=sign(ALICE, "GET", "/", host=host))
         assert "Hi, <a" in page.text
         assert "over &lt;the&gt; wire" in page.text
     assert settings.sqlite_path.exists()
@@ -31,10 +37,20 @@ def test_signed_requests_over_http(server: UvicornThread, settings: AppSettings)
 
 def test_proof_covers_the_raw_target_over_http(server: UvicornThread) -> None:
     uri = "/api/whoami?next=%2Fuser%2Fb%C3%B6b&x"
+    host = host_of(server)
     with httpx.Client(base_url=server.url) as http:
-        assert http.get(uri, headers=sign(ALICE, "GET", uri)).json()["user"] == ALICE.user_id
+        assert http.get(uri, headers=sign(ALICE, "GET", uri, host=host)).json()["user"] == ALICE.user_id
         decoded = "/api/whoami?next=/user/böb&x"
-        assert http.get(uri, headers=sign(ALICE, "GET", decoded)).status_code == 401
+        assert http.get(uri, headers=sign(ALICE, "GET", decoded, host=host)).status_code == 401
+
+
+def test_proof_is_bound_to_the_host_over_http(server: UvicornThread) -> None:
+    """A proof for one site behind the gateway is refused by an app reached under another Host."""
+    with httpx.Client(base_url=server.url) as http:
+        other = http.get("/api/whoami", headers=sign(ALICE, "GET", "/api/whoami", host="wiki.example"))
+        assert other.status_code == 401
+        named = [*sign(ALICE, "GET", "/api/whoami", host="wiki.example"), ("Host", "wiki.example")]
+        assert http.get("/api/whoami", headers=named).json()["user"] == ALICE.user_id
 
 
 def test_forged_headers_are_refused_over_http(server: UvicornThread) -> None:
