@@ -10,22 +10,27 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ConfigError, GatewayError
 from gateway.proof import HeaderNames, InvalidProof, ProofSigner, ProofVerifier
-from gateway.settings import Settings, load_settings
 from gateway.types import Identity
 
 if TYPE_CHECKING:
     from gateway.app import GatewayApp, create_app
+    from gateway.settings import Settings, load_settings
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    # The app pulls in Starlette and python3-openid; apps that only verify
-    # identity headers (gateway.proof) should not pay for that import.
+    # The app pulls in Starlette and python3-openid (the settings Starlette too);
+    # apps that only verify identity headers (gateway.proof, standard library
+    # only) should not pay for that import.
     if name in ("GatewayApp", "create_app"):
         from gateway import app
 
         return getattr(app, name)
+    if name in ("Settings", "load_settings"):
+        from gateway import settings
+
+        return getattr(settings, name)
     raise AttributeError(f"module 'gateway' has no attribute {name!r}")
 
 __all__ = [

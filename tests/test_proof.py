@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from itsdangerous import TimestampSigner
@@ -221,3 +224,13 @@ def test_invalid_proof_is_a_gateway_error_exported_from_the_package() -> None:
 )
 def test_request_uri_is_the_target_as_sent(scope: dict[str, object], uri: str) -> None:
     assert request_uri(scope) == uri
+
+
+def test_apps_can_import_the_verifier_without_the_gateways_dependencies() -> None:
+    """``import gateway.proof`` loads the standard library only: Python apps need nothing else."""
+    code = ("import sys, gateway.proof; "
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} & {'starlette', 'itsdangerous', 'openid', "
+            "'httpx', 'uvicorn', 'jinja2'})))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.stdout.strip() == ""
