@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import select
 import socket
 import ssl
 from collections import deque
@@ -25,9 +27,30 @@ import httptools
 HIGH_WATER = 512 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
 
+logger = logging.getLogger("gateway.proxy")
+
 
 class UpstreamTimeout(Exception):
     """The upstream did not connect, answer or read within its time limit."""
+
+
+class _Overrun(Exception):
+    """Bytes follow the end of a response: stops llhttp before it parses them."""
+
+
+def _unread(fd: int) -> bytes | None:
+    """The first byte the event loop has not delivered yet: None if none, b"" at EOF."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    if not poller.poll(0):
+        return None  # the common case: one system call
+    sock = socket.socket(fileno=fd)
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return b""
+    finally:
+        sock.detach()
 
 
 def _expire(waiter: asyncio.Future[Any], reason: str) -> None:
@@ -50,6 +73,7 @@ class Connection(asyncio.Protocol):
         self.read_paused = False
         self.client_left = False
         self.error = ""
+        self.fd = -1
         self._reset_parser = False
         self.begin(False)
 
@@ -80,20 +104,21 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         sock = transport.get_extra_info("socket")
         if sock is not None:
+            self.fd = sock.fileno()
             with contextlib.suppress(OSError, AttributeError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
         if self.idle or self.done:
-            # Bytes nobody asked for: the connection cannot be trusted any more.
-            self.keep_alive = False
-            self.close()
+            self._overrun()
             return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            if not self.done:
+            if self.done:
+                self._overrun()
+            else:
                 self.error = f"invalid response from upstream ({type(exc).__name__}: {exc})"
             self.close()
         self.wake()
@@ -113,6 +138,14 @@ class Connection(asyncio.Protocol):
         self.wake()
 
     # -- httptools callbacks -----------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            # A second message in the same read. Parsed on, its headers would join
+            # this response's (an attacker's Location or Set-Cookie); left
+            # unparsed on a pooled connection, they would answer the next request,
+            # perhaps another person's. Stop here; the connection is closed.
+            raise _Overrun
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
@@ -143,8 +176,7 @@ class Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self.done:
-            self.keep_alive = False
-            return
+            raise _Overrun  # a body after a HEAD response
         self.body.append(body)
         self.buffered += len(body)
         if self.buffered > HIGH_WATER and not self.read_paused and self.transport is not None:
@@ -191,6 +223,32 @@ class Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def reusable(self) -> bool:
+        """An idle connection may carry the next request: open, and nothing unread on it.
+
+        Bytes can reach the socket after the event loop last looked at it; read
+        later, they would be taken for the answer to the next request.
+        """
+        if self.closed:
+            return False
+        if self.fd >= 0:
+            pending = _unread(self.fd)
+            if pending is not None:
+                # TLS: only an application-data record (type 23) is a stray answer.
+                if pending and (self.pool.ssl is None or pending == b"\x17"):
+                    self._overrun()
+                self.close()
+                return False
+        return True
+
+    def _overrun(self) -> None:
+        """The upstream sent more than its response framing said: never trust this connection again."""
+        if not self.closed:
+            logger.warning("upstream sent bytes after the end of a response (a wrong Content-Length?); "
+                           "connection closed, not reused")
+        self.keep_alive = False
+        self.close()
+
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.transport.close()
@@ -236,7 +294,7 @@ class Pool:
         while idle:
             conn = idle.pop()
             conn.idle = False
-            if not conn.closed:
+            if conn.reusable():
                 return conn, True
             self._free_slot()
         if self.count < self.size:
