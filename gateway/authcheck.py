@@ -77,7 +77,7 @@ class AuthCheck:
         self.runtime = runtime
         self.codec = runtime.sessions
         self.revocation = runtime.revocation
-        self.cookie_name = runtime.settings.session_cookie
+        self.cookie_name = runtime.session_cookie_name
         self.names = runtime.header_names
         self.proof = runtime.proof
         self._login_header = b"x-gateway-login"

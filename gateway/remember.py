@@ -91,9 +91,9 @@ class RememberMe:
                        "series and its sessions revoked", series_id, record.user_id)
         return None
 
-    def revoke(self, series_id: str, now: float) -> None:
-        self.store.revoke_series(series_id, now)
-        self.store.revoke_series_sessions(series_id, now)
+    def revoke(self, series_id: str, now: float) -> list[str]:
+        """End the series and the sessions restored from it; returns their ids (see ``Store.revoke_series``)."""
+        return self.store.revoke_series(series_id, now)
 
     def series_of(self, cookie: str | None) -> str | None:
         value = self.codec.decode(cookie)

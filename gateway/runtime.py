@@ -20,11 +20,12 @@ from gateway.ratelimit import RateLimiter
 from gateway.redirects import safe_next
 from gateway.remember import RememberMe
 from gateway.revocation import RevocationCache
-from gateway.sessions import LOGIN_SALT, CookiePolicy, SessionCodec, TokenCodec
+from gateway.sessions import LOGIN_SALT, CookiePolicy, SessionCodec, TokenCodec, host_cookie_name
 from gateway.settings import Settings
 from gateway.store import SQLiteStore, Store
 
 CALLBACK_PATH = "/_gateway/callback"
+CSRF_COOKIE = "gw_csrf"
 
 
 @dataclass
@@ -35,6 +36,10 @@ class Runtime:
     store: Store
     sessions: SessionCodec = field(init=False)
     cookies: CookiePolicy = field(init=False)
+    # The cookie names the gateway sets and reads: ``__Host-`` prefixed on https without cookie_domain.
+    session_cookie_name: str = field(init=False)
+    remember_cookie_name: str = field(init=False)
+    csrf_cookie_name: str = field(init=False)
     login_states: TokenCodec = field(init=False)
     remember: RememberMe = field(init=False)
     csrf: CSRFTokens = field(init=False)
@@ -49,8 +54,11 @@ class Runtime:
     def __post_init__(self) -> None:
         s = self.settings
         keys = s.secret_key_values()
-        self.sessions = SessionCodec(keys, s.session_idle_timeout, s.session_max_lifetime)
+        self.sessions = SessionCodec(keys, s.session_idle_timeout, s.session_max_lifetime, clock=lambda: self.now())
         self.cookies = CookiePolicy(s.https, s.cookie_domain)
+        self.session_cookie_name = host_cookie_name(s.session_cookie, s.https, s.cookie_domain)
+        self.remember_cookie_name = host_cookie_name(s.remember_cookie, s.https, s.cookie_domain)
+        self.csrf_cookie_name = host_cookie_name(CSRF_COOKIE, s.https, s.cookie_domain)
         self.login_states = TokenCodec(keys, LOGIN_SALT)
         self.remember = RememberMe(self.store, keys, s.remember_lifetime, s.remember_grace)
         self.csrf = CSRFTokens(keys)
@@ -87,8 +95,16 @@ class Runtime:
         return "/login" + ("?" + urlencode(params) if params else "")
 
     def sign_out_cookies(self) -> list[str]:
-        """``Set-Cookie`` values that clear the session and remember-me cookies."""
-        return [self.cookies.delete(self.settings.session_cookie), self.cookies.delete(self.settings.remember_cookie)]
+        """``Set-Cookie`` values that clear the session and remember-me cookies.
+
+        With a ``cookie_domain`` the host-only copies (set before it was
+        configured) are cleared too: a browser keeps both and sends both.
+        """
+        policies = [self.cookies]
+        if self.settings.cookie_domain:
+            policies.append(CookiePolicy(self.settings.https))
+        return [policy.delete(name) for policy in policies
+                for name in (self.session_cookie_name, self.remember_cookie_name)]
 
     @staticmethod
     def now() -> float:

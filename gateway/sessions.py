@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 
 from gateway.types import Identity
 
@@ -48,11 +51,33 @@ class Session:
     refreshed: float
 
 
-class SessionCodec:
-    """Signs and verifies session cookies; enforces idle and absolute lifetimes."""
+class ClockedSigner(TimestampSigner):
+    """itsdangerous' timestamp signer reading the time from ``clock`` instead of ``time.time``.
 
-    def __init__(self, secret_keys: list[str], idle_timeout: int, max_lifetime: int) -> None:
-        self._serializer = URLSafeTimedSerializer(secret_keys, salt=SESSION_SALT)
+    The signature's timestamp is the session's last refresh, so whoever tests
+    lifetimes needs to move this clock, not patch itsdangerous' module.
+    """
+
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self.clock())
+
+
+class SessionCodec:
+    """Signs and verifies session cookies; enforces idle and absolute lifetimes.
+
+    ``clock`` stamps new signatures and judges their age (itsdangerous'
+    ``max_age``); :meth:`decode`'s ``now`` judges the lifetimes. The gateway
+    passes the same time to both.
+    """
+
+    def __init__(self, secret_keys: list[str], idle_timeout: int, max_lifetime: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_keys, salt=SESSION_SALT, signer=ClockedSigner,
+                                                  signer_kwargs={"clock": clock})
         self.idle_timeout = idle_timeout
         self.max_lifetime = max_lifetime
         # Re-sign at most this often: often enough that an active user never
@@ -213,6 +238,18 @@ def read_cookies(header: str | None, name: str) -> list[str]:
                 value = value[1:-1]
             values.append(value)
     return values
+
+
+def host_cookie_name(name: str, https: bool, domain: str) -> str:
+    """``__Host-<name>`` when the site is https and its cookies carry no ``Domain``, else ``name``.
+
+    A browser accepts a ``__Host-`` cookie only from this very host, over
+    https, with ``Path=/`` and no ``Domain``: a sibling subdomain cannot plant
+    a second copy next to ours. Names already carrying a prefix are kept.
+    """
+    if https and not domain and not name.startswith(("__Host-", "__Secure-")):
+        return "__Host-" + name
+    return name
 
 
 def strip_cookies(header: str, names: frozenset[str], prefixes: tuple[str, ...] = ()) -> str:

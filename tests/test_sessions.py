@@ -46,16 +46,39 @@ def test_cookie_signed_with_a_foreign_key_is_not_signed_in() -> None:
     assert codec(NEW).decode(value, time.time()) is None
 
 
-def test_idle_timeout_uses_the_last_refresh(monkeypatch) -> None:
-    import itsdangerous.timed
+class Clock:
+    """The codec's clock, moved by the test."""
 
-    c = codec(NEW, idle=60)
-    real = time.time()
-    monkeypatch.setattr(itsdangerous.timed, "time", type("Clock", (), {"time": staticmethod(lambda: real - 120)}))
-    idle_cookie = c.encode("sid", ALICE, real - 120, None)  # last refreshed two minutes ago
-    monkeypatch.undo()
-    assert c.decode(idle_cookie, real) is None
-    assert c.decode(c.encode("sid", ALICE, real - 120, None), real) is not None  # refreshed just now
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_idle_timeout_uses_the_last_refresh() -> None:
+    clock = Clock()
+    c = SessionCodec([NEW], 60, 86400, clock=clock)
+    signed_in = clock.now
+    idle_cookie = c.encode("sid", ALICE, signed_in, None)
+    clock.now += 120  # two minutes without a refresh
+    assert c.decode(idle_cookie, clock.now) is None
+    assert c.decode(c.encode("sid", ALICE, signed_in, None), clock.now) is not None  # refreshed just now
+
+
+def test_refreshing_keeps_the_sign_in_time_so_an_active_session_still_ends() -> None:
+    """A refresh re-signs the cookie (new idle deadline) but must not restart the absolute lifetime."""
+    clock = Clock()
+    c = SessionCodec([NEW], 60, 300, clock=clock)
+    signed_in = clock.now
+    value = c.encode("sid", ALICE, signed_in, None)
+    while clock.now < signed_in + 300:
+        session = c.decode(value, clock.now)
+        assert session is not None and session.auth_time == signed_in
+        value = c.refreshed(session)  # the auth check re-signs an active session's cookie
+        clock.now += 30  # a request every 30 s: never idle
+    clock.now += 1
+    assert c.decode(value, clock.now) is None  # 301 s after sign-in, however active
 
 
 def test_absolute_lifetime_is_enforced_even_when_refreshed() -> None:

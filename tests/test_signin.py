@@ -148,7 +148,8 @@ def test_tampered_session_cookie_is_not_signed_in(gateway: RunningGateway, provi
 def test_logout_clears_both_cookies_and_signs_out(gateway: RunningGateway, provider: UvicornThread,
                                                   browser: httpx.Client) -> None:
     sign_in(browser, gateway.url, f"{provider.url}/id/alice", remember=True)
-    response = browser.get(gateway.url + "/logout", follow_redirects=False)
+    response = browser.get(gateway.url + "/logout", headers={"Sec-Fetch-Site": "same-origin"},
+                           follow_redirects=False)  # a click on this site's own link
     assert response.status_code == 303
     assert response.headers["location"] == "/login?m=signed-out"
     for name in (gateway.settings.session_cookie, gateway.settings.remember_cookie):

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from gateway.endpoints.forms import CSRFForms, form_text
 from gateway.endpoints.services import Services
+from gateway.endpoints.signout import SignOut
 from gateway.sessions import Session
 from gateway.web import add_cookies, redirect
 
@@ -26,6 +27,7 @@ class AccountEndpoints:
         self.services = services
         self.runtime = services.runtime
         self.forms = CSRFForms(services.runtime)
+        self.sign_out = SignOut(services.runtime)
 
     async def page(self, request: Request) -> Response:
         runtime = self.runtime
@@ -51,14 +53,11 @@ class AccountEndpoints:
         if session is None:
             return redirect(runtime.login_url(ACCOUNT_PATH))
         target = form_text(form, "session_id")
-        now = runtime.now()
-        owned = await run_in_threadpool(runtime.store.list_sessions, session.identity.user_id, now)
+        owned = await run_in_threadpool(runtime.store.list_sessions, session.identity.user_id, runtime.now())
         for record in owned:
             if record.session_id == target:
-                await run_in_threadpool(runtime.store.revoke_session, target, now)
-                if record.series_id:
-                    await run_in_threadpool(runtime.remember.revoke, record.series_id, now)
-                runtime.revocation.add(target)
+                # A remembered session ends with its series, and so does every session restored from it.
+                await self.sign_out.end([target], [record.series_id] if record.series_id else [])
                 logger.info("%s ended session %s", session.identity.user_id, target)
         return redirect(ACCOUNT_PATH)
 
@@ -68,11 +67,6 @@ class AccountEndpoints:
         if session is None:
             return redirect(runtime.login_url(ACCOUNT_PATH))
         user_id = session.identity.user_id
-        now = runtime.now()
-        owned = await run_in_threadpool(runtime.store.list_sessions, user_id, now)
-        await run_in_threadpool(runtime.store.revoke_user, user_id, now)
-        for record in owned:
-            runtime.revocation.add(record.session_id)
-        runtime.revocation.add(session.session_id)
-        logger.info("%s signed out everywhere (%d sessions)", user_id, len(owned))
+        ended = await self.sign_out.end_user(user_id, [session.session_id])
+        logger.info("%s signed out everywhere (%d sessions)", user_id, ended)
         return redirect(runtime.login_url("/", "signed-out-everywhere"), runtime.sign_out_cookies())

@@ -9,11 +9,11 @@ from starlette.requests import Request
 
 from gateway.errors import BadRequest, CSRFError
 from gateway.runtime import Runtime
+from gateway.sessions import read_cookie
 from gateway.web import client_of
 
 logger = logging.getLogger("gateway.forms")
 
-CSRF_COOKIE = "gw_csrf"
 MAX_FIELDS = 40
 
 
@@ -47,11 +47,11 @@ class CSRFForms:
 
     def cookie(self, request: Request) -> tuple[str, list[str]]:
         """The browser's CSRF cookie value, creating one (and its Set-Cookie) when missing."""
-        value = request.cookies.get(CSRF_COOKIE)
+        value = read_cookie(request.headers.get("cookie"), self.runtime.csrf_cookie_name)
         if value and 16 <= len(value) <= 64:
             return value, []
         value = self.runtime.csrf.new_cookie_value()
-        return value, [self.runtime.cookies.set(CSRF_COOKIE, value)]
+        return value, [self.runtime.cookies.set(self.runtime.csrf_cookie_name, value)]
 
     def form_token(self, request: Request) -> tuple[str, list[str]]:
         """A token for a form on this page, and the cookies to set with it."""
@@ -61,7 +61,8 @@ class CSRFForms:
     async def read_checked(self, request: Request) -> FormData:
         """The POSTed form, refused with 403 unless its token matches the browser's cookie."""
         form = await read_form(request, self.runtime.settings.max_form_bytes)
-        if not self.runtime.csrf.is_valid(request.cookies.get(CSRF_COOKIE), form_text(form, "csrf_token") or None):
+        cookie = read_cookie(request.headers.get("cookie"), self.runtime.csrf_cookie_name)
+        if not self.runtime.csrf.is_valid(cookie, form_text(form, "csrf_token") or None):
             logger.warning("CSRF check failed for %s %s from %s", request.method, request.url.path,
                            client_of(request, self.runtime.client_address))
             raise CSRFError("missing or invalid CSRF token")

@@ -24,6 +24,7 @@ from gateway.endpoints.services import Services
 from gateway.endpoints.signin import start_session
 from gateway.errors import LoginFailed
 from gateway.runtime import CALLBACK_PATH
+from gateway.sessions import read_cookie
 from gateway.web import add_cookies, redirect
 
 logger = logging.getLogger("gateway.login")
@@ -46,18 +47,18 @@ class LoginEndpoints:
         if self.services.current_session(request) is not None:
             return redirect(next_target)
         cookies: list[str] = []
-        remember_cookie = request.cookies.get(runtime.settings.remember_cookie)
+        remember_cookie = read_cookie(request.headers.get("cookie"), runtime.remember_cookie_name)
         if remember_cookie:
             restored = await run_in_threadpool(runtime.remember.restore, remember_cookie, runtime.now())
             if restored is not None:
                 cookies = await start_session(self.services, request, restored.identity, remember=True,
                                               series_id=restored.series_id)
                 if restored.cookie is not None:
-                    cookies.append(runtime.cookies.set(runtime.settings.remember_cookie, restored.cookie,
+                    cookies.append(runtime.cookies.set(runtime.remember_cookie_name, restored.cookie,
                                                        max_age=runtime.settings.remember_lifetime))
                 logger.info("session restored from remember-me for %s", restored.identity.user_id)
                 return redirect(next_target, cookies)
-            cookies.append(runtime.cookies.delete(runtime.settings.remember_cookie))
+            cookies.append(runtime.cookies.delete(runtime.remember_cookie_name))
         return self.render(request, next_target, request.query_params.get("m"), cookies=cookies)
 
     def render(self, request: Request, next_target: str, message: str | None, *, identifier: str = "",

@@ -1,36 +1,48 @@
-"""``/logout``: end the session and its remember-me series on the server, then leave."""
+"""``/logout``: end the whole login on the server, then leave.
+
+"The whole login" is every session cookie the browser sent that verifies
+(a sibling subdomain or an old ``cookie_domain`` can leave several), the
+remember-me series they and the remember-me cookies belong to, and every
+session restored from those series (a browser restart, a second device).
+"""
 
 from __future__ import annotations
 
 import logging
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.endpoints.forms import CSRFForms, form_text
 from gateway.endpoints.services import Services
+from gateway.endpoints.signout import SignOut
 from gateway.errors import StoreUnavailable
+from gateway.sessions import read_cookies
 from gateway.web import add_cookies, redirect
 
 logger = logging.getLogger("gateway.login")
 
+# Sec-Fetch-Site values of a navigation the person made on this site or typed themselves.
+SIGN_OUT_AT_ONCE = frozenset({"same-origin", "none"})
+
 
 class LogoutEndpoint:
-    """``GET/POST /logout``; a cross-site GET gets a confirmation page instead."""
+    """``GET/POST /logout``; a GET that may come from elsewhere gets a confirmation page instead."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self.runtime = services.runtime
         self.forms = CSRFForms(services.runtime)
+        self.sign_out = SignOut(services.runtime)
 
     async def logout(self, request: Request) -> Response:
         runtime = self.runtime
+        cookie_header = request.headers.get("cookie")
         if request.method == "GET":
             next_param = request.query_params.get("next")
-            fetch_site = request.headers.get("sec-fetch-site", "none")
-            if fetch_site not in ("none", "same-origin"):
-                # A cross-site GET (an <img>, a link on another site) must not sign anyone out.
+            if request.headers.get("sec-fetch-site") not in SIGN_OUT_AT_ONCE and self.signed_in(cookie_header):
+                # Another site (an <img>, a link), a sibling subdomain, or a browser that does not
+                # say where the request came from: none of them may sign anyone out.
                 token, cookies = self.forms.form_token(request)
                 page = self.services.pages.render("logout.html", next=runtime.safe_next(next_param),
                                                   csrf_token=token)
@@ -40,9 +52,8 @@ class LogoutEndpoint:
             next_param = form_text(form, "next") or None
         clear = runtime.sign_out_cookies()
         try:
-            await self.revoke_browser(request)
+            await self.revoke_browser(cookie_header)
         except StoreUnavailable:
-            logger.error("logout could not revoke server-side: store unavailable")
             page = self.services.pages.error(
                 503, "Sign-out incomplete", "You were signed out in this browser, but the server could not record "
                 "it. Please try again in a moment.")
@@ -50,15 +61,31 @@ class LogoutEndpoint:
         target = runtime.safe_next(next_param) if next_param else runtime.login_url("/", "signed-out")
         return redirect(target, clear)
 
-    async def revoke_browser(self, request: Request) -> None:
-        """End this browser's session and remember-me series on the server, not only in the browser."""
+    def signed_in(self, cookie_header: str | None) -> bool:
+        """Whether the request carries any session or remember-me cookie (only then is there anything to end)."""
+        runtime = self.runtime
+        return bool(read_cookies(cookie_header, runtime.session_cookie_name)
+                    or read_cookies(cookie_header, runtime.remember_cookie_name))
+
+    async def revoke_browser(self, cookie_header: str | None) -> None:
+        """End every session and series this browser's cookies name, on the server, not only in the browser."""
         runtime = self.runtime
         now = runtime.now()
-        session = runtime.sessions.decode(request.cookies.get(runtime.settings.session_cookie), now)
-        if session is not None:
-            await run_in_threadpool(runtime.store.revoke_session, session.session_id, now)
-            runtime.revocation.add(session.session_id)
-            logger.info("signed out %s", session.identity.user_id)
-        series_id = runtime.remember.series_of(request.cookies.get(runtime.settings.remember_cookie))
-        if series_id is not None:
-            await run_in_threadpool(runtime.remember.revoke, series_id, now)
+        sessions = [session for value in read_cookies(cookie_header, runtime.session_cookie_name)
+                    if (session := runtime.sessions.decode(value, now)) is not None]
+        session_ids = {session.session_id for session in sessions}
+        series_ids = {session.series_id for session in sessions if session.series_id is not None}
+        for value in read_cookies(cookie_header, runtime.remember_cookie_name):
+            if (series_id := runtime.remember.series_of(value)) is not None:
+                series_ids.add(series_id)
+        if not session_ids and not series_ids:
+            return
+        try:
+            await self.sign_out.end(session_ids, series_ids)
+        except StoreUnavailable:
+            logger.error("logout could not reach the store: sessions %s revoked in this process only, "
+                         "remember-me series %s not revoked", sorted(session_ids) or "none",
+                         sorted(series_ids) or "none")
+            raise
+        for session in sessions:
+            logger.info("signed out %s (session %s)", session.identity.user_id, session.session_id)

@@ -27,11 +27,11 @@ async def start_session(services: Services, request: Request, identity: Identity
     if remember and series_id is None:
         series_id, remember_cookie = await run_in_threadpool(runtime.remember.issue, identity, user_agent, now)
         cookies.append(
-            runtime.cookies.set(settings.remember_cookie, remember_cookie, max_age=settings.remember_lifetime))
+            runtime.cookies.set(runtime.remember_cookie_name, remember_cookie, max_age=settings.remember_lifetime))
     session_id = secrets.token_urlsafe(18)
     record = SessionRecord(session_id, identity.user_id, now, now + settings.session_max_lifetime, series_id,
                            user_agent, services.client(request))
     await run_in_threadpool(runtime.store.create_session, record)
-    cookies.append(runtime.cookies.set(settings.session_cookie,
+    cookies.append(runtime.cookies.set(runtime.session_cookie_name,
                                        runtime.sessions.encode(session_id, identity, now, series_id)))
     return cookies

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     revoked_at REAL);
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
 CREATE INDEX IF NOT EXISTS sessions_revoked ON sessions (revoked_at);
+CREATE INDEX IF NOT EXISTS sessions_series ON sessions (series_id);
 CREATE TABLE IF NOT EXISTS revocations (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS remember_series (
@@ -172,11 +173,23 @@ class SQLiteStore:
     # -- sessions ---------------------------------------------------------
 
     def create_session(self, record: SessionRecord) -> None:
-        self._execute(
-            "INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-            (record.session_id, record.user_id, record.created, record.expires, record.series_id,
-             record.user_agent[:256], record.client_addr),
-        )
+        """Record a session; one restored from a series revoked meanwhile is born revoked.
+
+        A restore that checked the series just before a logout ended it must
+        not leave a live session behind.
+        """
+
+        def work(conn: sqlite3.Connection) -> None:
+            with self._transaction(conn):
+                conn.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                             (record.session_id, record.user_id, record.created, record.expires,
+                              record.series_id, record.user_agent[:256], record.client_addr))
+                if record.series_id is not None and conn.execute(
+                        "SELECT 1 FROM remember_series WHERE series_id = ? AND revoked_at IS NOT NULL",
+                        (record.series_id,)).fetchone():
+                    self._revoke_where(conn, self._BY_SESSION, record.session_id, record.created)
+
+        self._call(work)
 
     # Which sessions a revocation ends, by what they share. Fixed strings, never user input.
     _BY_SESSION = "session_id = ?"
@@ -184,41 +197,40 @@ class SQLiteStore:
     _BY_USER = "user_id = ?"
 
     @staticmethod
-    def _revoke_where(conn: sqlite3.Connection, where: str, key: str, now: float) -> None:
+    def _revoke_where(conn: sqlite3.Connection, where: str, key: str, now: float) -> list[str]:
         """Mark live sessions revoked and log them, in the caller's transaction.
 
         The log's sequence numbers follow commit order (SQLite has one writer at
         a time), so a reader that remembers the last number it saw misses no
         revocation, however the writers' clocks and commits interleave.
+        Returns the ids of the matching unexpired sessions, revoked now or
+        before, for the caller's in-memory revocation set.
         """
         conn.execute(f"INSERT INTO revocations (session_id, expires) SELECT session_id, expires FROM sessions"  # noqa: S608
                      f" WHERE {where} AND revoked_at IS NULL", (key,))
         conn.execute(f"UPDATE sessions SET revoked_at = ? WHERE {where} AND revoked_at IS NULL",  # noqa: S608
                      (now, key))
-
-    def _revoke(self, where: str, key: str, now: float) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            with self._transaction(conn):
-                self._revoke_where(conn, where, key, now)
-
-        self._call(work)
+        rows = conn.execute(f"SELECT session_id FROM sessions WHERE {where} AND expires > ?",  # noqa: S608
+                            (key, now)).fetchall()
+        return [row[0] for row in rows]
 
     def revoke_session(self, session_id: str, now: float) -> None:
-        self._revoke(self._BY_SESSION, session_id, now)
-
-    def revoke_series_sessions(self, series_id: str, now: float) -> None:
-        self._revoke(self._BY_SERIES, series_id, now)
-
-    def revoke_user(self, user_id: str, now: float) -> None:
-        """Sign a user out everywhere: every session and every remember-me series."""
-
         def work(conn: sqlite3.Connection) -> None:
             with self._transaction(conn):
-                self._revoke_where(conn, self._BY_USER, user_id, now)
-                conn.execute("UPDATE remember_series SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-                             (now, user_id))
+                self._revoke_where(conn, self._BY_SESSION, session_id, now)
 
         self._call(work)
+
+    def revoke_user(self, user_id: str, now: float) -> list[str]:
+        """Sign a user out everywhere: every session and every remember-me series."""
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            with self._transaction(conn):
+                conn.execute("UPDATE remember_series SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                             (now, user_id))
+                return self._revoke_where(conn, self._BY_USER, user_id, now)
+
+        return self._call(work)
 
     def list_sessions(self, user_id: str, now: float) -> list[SessionRecord]:
         sql = ("SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires > ?"
@@ -251,9 +263,16 @@ class SQLiteStore:
                " last_used = ? WHERE series_id = ? AND token_hash = ? AND revoked_at IS NULL")
         return self._execute(sql, (new_hash, now, now, series_id, old_hash)) == 1
 
-    def revoke_series(self, series_id: str, now: float) -> None:
-        self._execute("UPDATE remember_series SET revoked_at = ? WHERE series_id = ? AND revoked_at IS NULL",
-                      (now, series_id))
+    def revoke_series(self, series_id: str, now: float) -> list[str]:
+        """End a remember-me series and every session restored from it, in one transaction."""
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            with self._transaction(conn):
+                conn.execute("UPDATE remember_series SET revoked_at = ? WHERE series_id = ? AND revoked_at IS NULL",
+                             (now, series_id))
+                return self._revoke_where(conn, self._BY_SERIES, series_id, now)
+
+        return self._call(work)
 
     def purge_expired(self, now: float) -> int:
         def work(conn: sqlite3.Connection) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -52,15 +53,50 @@ def session(sid: str, user: str = "u", series: str | None = None) -> SessionReco
 
 
 def test_sessions_revoke_one_user_or_series(store: Store) -> None:
-    for sid, user, series in (("a", "u", None), ("b", "u", "s1"), ("c", "v", None)):
-        store.create_session(session(sid, user, series))
+    for sid, user, series_id in (("a", "u", None), ("b", "u", "s1"), ("c", "v", None)):
+        store.create_session(session(sid, user, series_id))
     now = time.time()
-    store.revoke_series_sessions("s1", now)
+    assert store.revoke_series("s1", now) == ["b"]
     assert set(store.revocations_after(0, now)[0]) == {"b"}
-    store.revoke_user("u", now + 1)
+    assert set(store.revoke_user("u", now + 1)) == {"a", "b"}  # "b" revoked before: still named
     assert set(store.revocations_after(0, now)[0]) == {"a", "b"}
     assert [s.session_id for s in store.list_sessions("v", now)] == ["c"]
     assert store.list_sessions("u", now) == []
+
+
+def test_revoking_a_series_ends_it_and_every_session_restored_from_it(store: Store) -> None:
+    store.create_series(series("s1"))
+    store.create_series(series("s2"))
+    for sid, series_id in (("signed-in", "s1"), ("restarted", "s1"), ("other-device", "s1"), ("other", "s2")):
+        store.create_session(session(sid, series=series_id))
+    now = time.time()
+    assert sorted(store.revoke_series("s1", now)) == ["other-device", "restarted", "signed-in"]
+    record = store.get_series("s1")
+    assert record is not None and record.revoked_at == now
+    assert sorted(store.revocations_after(0, now)[0]) == ["other-device", "restarted", "signed-in"]
+    assert store.get_series("s2").revoked_at is None  # type: ignore[union-attr]
+    assert sorted(store.revoke_series("s1", now + 1)) == ["other-device", "restarted", "signed-in"]  # idempotent
+    assert len(store.revocations_after(0, now)[0]) == 3  # logged once
+
+
+def test_a_session_restored_from_a_revoked_series_is_born_revoked(store: Store) -> None:
+    """A restore that read the series just before a logout ended it leaves no live session."""
+    store.create_series(series("s1"))
+    store.revoke_series("s1", time.time())
+    store.create_session(session("late", series="s1"))
+    assert store.revocations_after(0, time.time())[0] == ["late"]
+    assert store.list_sessions("u", time.time()) == []
+
+
+def test_revoke_user_ends_every_remember_me_series_of_the_user(store: Store) -> None:
+    store.create_series(series("mine-1"))
+    store.create_series(series("mine-2"))
+    store.create_series(dataclasses.replace(series("theirs"), user_id="v"))
+    store.revoke_user("u", time.time())
+    assert store.get_series("mine-1").revoked_at is not None  # type: ignore[union-attr]
+    assert store.get_series("mine-2").revoked_at is not None  # type: ignore[union-attr]
+    assert store.get_series("theirs").revoked_at is None  # type: ignore[union-attr]
+    assert store.rotate_series("mine-1", "h1", "h2", time.time()) is False
 
 
 def test_revocation_log_positions_follow_commit_order_not_clocks(store: Store) -> None:

@@ -1,0 +1,69 @@
+"""Ending sessions: in this process at once, then in the store, retried briefly.
+
+Used by ``/logout`` and the account page. The sessions a caller already knows
+go into the in-memory revocation set *before* the store is written, so that a
+store outage still signs them out in this process; the store write (which
+also ends the remember-me series and returns the sessions restored from them)
+is retried a few times, then reported to the caller as
+:class:`~gateway.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection
+
+from starlette.concurrency import run_in_threadpool
+
+from gateway.errors import StoreUnavailable
+from gateway.runtime import Runtime
+
+# Pauses between attempts at the store write: under half a second in all, a person is waiting.
+RETRY_DELAYS = (0.05, 0.15, 0.3)
+
+
+class SignOut:
+    """Revokes sessions and remember-me series, locally first."""
+
+    def __init__(self, runtime: Runtime, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+        self.runtime = runtime
+        self.retry_delays = retry_delays
+
+    async def end(self, session_ids: Collection[str], series_ids: Collection[str]) -> None:
+        """End these sessions and series, and every session restored from the series.
+
+        Raises StoreUnavailable when the store could not record it: the known
+        sessions are then revoked in this process only.
+        """
+        runtime = self.runtime
+        for session_id in session_ids:
+            runtime.revocation.add(session_id)
+        now = runtime.now()
+
+        def work() -> list[str]:
+            for session_id in session_ids:
+                runtime.store.revoke_session(session_id, now)
+            return [sid for series_id in series_ids for sid in runtime.remember.revoke(series_id, now)]
+
+        for session_id in await self.with_retries(work):
+            runtime.revocation.add(session_id)
+
+    async def end_user(self, user_id: str, known: Collection[str]) -> int:
+        """Sign a user out everywhere (``known`` sessions locally first); returns how many sessions ended."""
+        runtime = self.runtime
+        for session_id in known:
+            runtime.revocation.add(session_id)
+        now = runtime.now()
+        ended = await self.with_retries(lambda: runtime.store.revoke_user(user_id, now))
+        for session_id in ended:
+            runtime.revocation.add(session_id)
+        return len(set(ended) | set(known))
+
+    async def with_retries(self, work: Callable[[], list[str]]) -> list[str]:
+        """Run a store write in a worker thread, again after each delay while the store is unavailable."""
+        for delay in self.retry_delays:
+            try:
+                return await run_in_threadpool(work)
+            except StoreUnavailable:
+                await asyncio.sleep(delay)
+        return await run_in_threadpool(work)
