@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway.browsers import browser_name
 from gateway.clientaddr import ClientAddress
 from gateway.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,9 +31,14 @@ STATIC = Path(__file__).parent / "static"
 MESSAGES: dict[str, tuple[str, str]] = {
     "invalid": ("error", "Invalid login. Please try again."),
     "cancelled": ("error", "Sign-in was cancelled at your provider."),
-    "expired": ("error", "Your sign-in attempt expired or was started in another browser. Please try again."),
+    "expired": ("error", "Your sign-in attempt expired or was started in another browser (or at another address "
+                "for this site than its usual one). Please try again."),
     "no-provider": ("error", "Could not find an OpenID provider at that address."),
     "refused": ("error", "Signing in with that address is not allowed here."),
+    "private-address": ("error", "That provider is on a private network address, which this site does not allow "
+                        "(site operators: see the allow_private_addresses setting)."),
+    "wrong-host": ("error", "This site is misconfigured: the address in your browser does not match the gateway's "
+                   "public_url setting, so sign-in cannot work from here. Please tell the site's operator."),
     "not-allowed": ("error", "That provider is not allowed here."),
     "unreachable": ("error", "Your provider did not answer in time. Please try again."),
     "email-required": ("error", "This site needs an e-mail address, and your provider did not send one."),
@@ -66,6 +72,7 @@ class Pages:
         self.env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                                auto_reload=False)
         self.env.filters["datetime"] = _datetime
+        self.env.filters["browser"] = browser_name
         self.site_name = site_name
 
     def render(self, template: str, status: int = 200, message: str | None = None, **context: Any) -> HTMLResponse:

@@ -44,8 +44,12 @@ class LogoutEndpoint:
                 # Another site (an <img>, a link), a sibling subdomain, or a browser that does not
                 # say where the request came from: none of them may sign anyone out.
                 token, cookies = self.forms.form_token(request)
+                try:  # the page says who is signed in, when the store can tell
+                    session = self.services.current_session(request)
+                except StoreUnavailable:
+                    session = None
                 page = self.services.pages.render("logout.html", next=runtime.safe_next(next_param),
-                                                  csrf_token=token)
+                                                  csrf_token=token, identity=session.identity if session else None)
                 return add_cookies(page, cookies)
         else:
             form = await self.forms.read_checked(request)
