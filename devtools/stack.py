@@ -134,7 +134,9 @@ class Stack:
     the app's state (a temporary directory, removed on exit, when not given);
     ``log_dir`` one log file per process (default ``<state_dir>/logs``) and
     nginx's access log, ``nginx-access.log``.
-    ``gateway_env`` adds or overrides ``GATEWAY_*`` settings.
+    ``gateway_env`` adds or overrides ``GATEWAY_*`` settings. ``nginx_template``
+    replaces the checked-in ``nginx.conf`` (rendered the same way): for tests of
+    a configuration an operator might get wrong.
 
     Everything is stopped, process groups and all, on exit or when starting fails.
     """
@@ -153,6 +155,7 @@ class Stack:
         public_paths: Sequence[str] = ("/static/",),
         progress: Progress | None = None,
         log_level: str = "info",
+        nginx_template: str | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -169,6 +172,7 @@ class Stack:
         self.public_paths = tuple(public_paths)
         self.progress = progress
         self.log_level = log_level
+        self.nginx_template = nginx_template
         self.nginx_prefix: Path | None = None
         self.processes: dict[str, Process] = {}
 
@@ -238,7 +242,7 @@ class Stack:
         self.nginx_prefix = Path(tempfile.mkdtemp(prefix="openid-gateway-nginx-"))
         # Run as root, nginx's workers drop to an unprivileged user that must reach its temp dirs.
         self.nginx_prefix.chmod(0o755)
-        conf = write_nginx_prefix(self.nginx_prefix, render_nginx_conf(self.mode, self.ports))
+        conf = write_nginx_prefix(self.nginx_prefix, render_nginx_conf(self.mode, self.ports, self.nginx_template))
         # nginx.conf logs requests to access.log under the prefix: keep that file with the other logs.
         (self.nginx_prefix / "access.log").symlink_to((self.log_dir / "nginx-access.log").resolve())
         return [self.nginx, "-p", f"{self.nginx_prefix}/", "-c", str(conf), "-e", "stderr", "-g", "daemon off;"]

@@ -13,6 +13,7 @@ is an error, never a skip: CI installs it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 
@@ -31,11 +32,12 @@ ECHO_APP = "tests.upstream_app:app"
 
 def start_stack(
     tmp_path_factory: pytest.TempPathFactory, mode: Mode, upstream: str | None = None,
-    gateway_env: Mapping[str, str] | None = None,
+    gateway_env: Mapping[str, str] | None = None, **options: Any,
 ) -> Iterator[Stack]:
+    """A started :class:`Stack` with the test settings; ``options`` go to ``Stack`` as they are."""
     base = tmp_path_factory.mktemp(f"stack-{mode}-{'microblog' if upstream is None else 'echo'}")
     stack = Stack(mode, upstream=upstream, state_dir=base / "state", log_dir=base / "logs",
-                  gateway_env={**TEST_GATEWAY_ENV, **(gateway_env or {})})
+                  gateway_env={**TEST_GATEWAY_ENV, **(gateway_env or {})}, **options)
     with stack:
         yield stack
 
