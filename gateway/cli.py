@@ -13,17 +13,20 @@ import sys
 from collections.abc import Sequence
 
 from gateway.errors import ConfigError
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings, load_settings, provider_address_warnings
 
 EXIT_CONFIG = 2
 
 
 def _load(config: str | None) -> Settings:
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except ConfigError as exc:
         print(f"openid-gateway: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+    for warning in provider_address_warnings(settings):
+        print(f"openid-gateway: warning: {warning}", file=sys.stderr)
+    return settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,7 +46,6 @@ def serve(settings: Settings, config: str | None) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if config:
         os.environ["GATEWAY_CONFIG"] = os.path.abspath(config)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
     uvicorn.run(
         "gateway.app:create_app_from_environ",
         factory=True,

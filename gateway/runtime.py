@@ -75,7 +75,8 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        # Owner only, whatever the umask: the store holds session ids and OpenID association secrets.
+        settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return cls(settings, SQLiteStore(settings.sqlite_path))
 
     @property
@@ -105,6 +106,20 @@ class Runtime:
             policies.append(CookiePolicy(self.settings.https))
         return [policy.delete(name) for policy in policies
                 for name in (self.session_cookie_name, self.remember_cookie_name)]
+
+    def gateway_cookie_names(self) -> tuple[frozenset[str], tuple[str, ...]]:
+        """Names and name prefixes of every cookie the gateway sets, for ``strip_cookies``.
+
+        They sign a person in: the app behind must never receive them. Each in
+        its plain, ``__Host-`` and ``__Secure-`` spelling, so a copy set before
+        the site moved to https (or planted by a sibling subdomain) is kept back too.
+        """
+        from gateway.endpoints.login import STATE_COOKIE_PREFIX  # the endpoints import this module
+
+        s = self.settings
+        spellings = ("", "__Host-", "__Secure-")
+        names = frozenset(p + name for name in (s.session_cookie, s.remember_cookie, CSRF_COOKIE) for p in spellings)
+        return names, tuple(p + STATE_COOKIE_PREFIX for p in spellings)
 
     @staticmethod
     def now() -> float:
