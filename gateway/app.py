@@ -90,7 +90,7 @@ class GatewayApp:
         if settings.mode == "proxy":
             from gateway.proxy import UpstreamProxy
 
-            self.proxy = UpstreamProxy.from_settings(settings)
+            self.proxy = UpstreamProxy.from_settings(settings, gateway_cookies=self.runtime.gateway_cookie_names())
         self.public_paths = tuple(settings.public_paths)
         self.max_header_bytes = settings.max_header_bytes
 
@@ -99,7 +99,9 @@ class GatewayApp:
             path = scope["path"]
             if sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
                 await self.headers_too_large(scope, receive, send)
-            elif path == AUTH_PATH:
+            elif path == AUTH_PATH and self.proxy is None:
+                # Only nginx may ask (mode 1). In proxy mode a client could name any
+                # X-Original-URI and collect proofs for it: the pages answer 404.
                 await self.auth(scope, receive, send)
             elif path.startswith(GATEWAY_PREFIX) or path in ("/login", "/logout") or self.proxy is None:
                 await self.pages(scope, receive, send)
@@ -162,10 +164,13 @@ class GatewayApp:
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy mode: authenticate, then forward with identity headers (or redirect to sign-in)."""
         client = scope.get("client")
+        peer = client[0] if client else None
         cookie, _, _, forwarded_for, host = scan_headers(scope["headers"])
-        client_addr = self.runtime.client_address.resolve(client[0] if client else None, forwarded_for)
+        client_addr = self.runtime.client_address.resolve(peer, forwarded_for)
+        # A trusted front proxy (nginx terminating TLS) says which scheme and port the client used.
+        trusted = peer is not None and self.runtime.client_address.is_trusted(peer)
         if self._is_public(scope["path"]):
-            await self.proxy.forward(scope, receive, send, (), client_addr=client_addr)
+            await self.proxy.forward(scope, receive, send, (), client_addr=client_addr, trusted_peer=trusted)
             return
         uri = request_uri(scope)
         try:
@@ -192,9 +197,10 @@ class GatewayApp:
                     message["headers"] = [*message.get("headers", []), cookie_header]
                 await send(message)
 
-            await self.proxy.forward(scope, receive, send_with_cookie, extra, client_addr=client_addr)
+            await self.proxy.forward(scope, receive, send_with_cookie, extra, client_addr=client_addr,
+                                     trusted_peer=trusted)
         else:
-            await self.proxy.forward(scope, receive, send, extra, client_addr=client_addr)
+            await self.proxy.forward(scope, receive, send, extra, client_addr=client_addr, trusted_peer=trusted)
 
 
 def create_app(settings: Settings) -> GatewayApp:

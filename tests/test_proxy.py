@@ -45,6 +45,7 @@ def proxy_app_from_env() -> Any:
         upstream_connect_timeout=float(env.get("PROXY_CONNECT_TIMEOUT", "2")),
         upstream_read_timeout=float(env.get("PROXY_READ_TIMEOUT", "5")),
         upstream_pool_size=int(env.get("PROXY_POOL_SIZE", "10")),
+        upstream_ca_bundle=env.get("PROXY_UPSTREAM_CA_BUNDLE", ""),
     )
     proxy = UpstreamProxy.from_settings(settings)
 
@@ -234,6 +235,7 @@ def test_forwarding_headers_are_the_proxys_own_and_host_is_kept(client: httpx.Cl
         "X_Forwarded_For": "203.0.113.67",
         "X-Forwarded-Proto": "https",
         "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Port": "8443",
         "X-Real-IP": "203.0.113.68",
         "Forwarded": "for=203.0.113.69",
     }
@@ -243,6 +245,7 @@ def test_forwarding_headers_are_the_proxys_own_and_host_is_kept(client: httpx.Cl
     assert headers_named(data, "x-real-ip") == ["127.0.0.1"]
     assert headers_named(data, "x-forwarded-proto") == ["http"]
     assert headers_named(data, "x-forwarded-host") == ["app.example.com"]
+    assert headers_named(data, "x-forwarded-port") == ["80"]
     assert headers_named(data, "forwarded") == []
     assert not [key for key, _ in data["headers"] if "_" in key]
 
@@ -482,7 +485,8 @@ def test_request_head_carries_host_first_and_reframes_the_body() -> None:
     assert mode == LENGTH
     assert head == (
         b"POST /p HTTP/1.1\r\nhost: site\r\nx-forwarded-for: 192.0.2.1\r\nx-real-ip: 192.0.2.1\r\n"
-        b"x-forwarded-proto: https\r\nx-forwarded-host: site\r\nx-gateway-user: alice\r\ncontent-length: 3\r\n\r\n"
+        b"x-forwarded-proto: https\r\nx-forwarded-host: site\r\nx-forwarded-port: 443\r\nx-gateway-user: alice\r\n"
+        b"content-length: 3\r\n\r\n"
     )
     head, mode = heads.build(b"PUT / HTTP/1.1", [(b"transfer-encoding", b"chunked")], [], None, b"http")
     assert mode == CHUNKED

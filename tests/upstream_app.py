@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -36,6 +37,8 @@ _BLOCK = bytes(range(256)) * (CHUNK // 256)
 connections_seen: set[tuple[str, int]] = set()
 # Downloads still being sent: one that outlives its client shows a leak.
 active_downloads = 0
+# The paths of the latest requests that reached the app: a refused request never shows here.
+paths_seen: deque[str] = deque(maxlen=1000)
 
 
 def pattern(size: int) -> Iterator[bytes]:
@@ -68,6 +71,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if client:
         connections_seen.add((client[0], client[1]))
     path: str = scope["path"]
+    paths_seen.append(path)
     if path == "/hello":
         await _respond(send, 200, b"hello")
         return

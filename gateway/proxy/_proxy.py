@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from gateway.proxy._connection import Connection, Pool, UpstreamTimeout
-from gateway.proxy._headers import CHUNKED, NO_BODY, RequestHeads, response_headers
+from gateway.proxy._headers import CHUNKED, NO_BODY, RequestHeads, UnsupportedTransferCoding, response_headers
 from gateway.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -24,9 +24,11 @@ logger = logging.getLogger("gateway.proxy")
 # connection when a pooled one turns out to have been closed by the upstream.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 PUBLIC_MESSAGES = {
+    400: "The request could not be understood.",
     502: "The application behind this site is not answering. Please try again in a moment.",
     504: "The application behind this site took too long to answer. Please try again in a moment.",
 }
+CERTIFICATE_MESSAGE = "The application behind this site could not be reached securely: its certificate was refused."
 
 
 def default_error_page(status: int, message: str) -> bytes:
@@ -40,10 +42,22 @@ def default_error_page(status: int, message: str) -> bytes:
 class _Failed(Exception):
     """Forwarding failed; ``status`` is what the client gets if nothing was sent yet."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, public: str = "") -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.public = public or PUBLIC_MESSAGES[status]
+
+
+def _connect_failure(exc: OSError) -> _Failed:
+    """The 502 for a failed connection; a refused certificate is named, with the setting that fixes it."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = (f"upstream TLS certificate refused ({exc.verify_message}); the upstream_url host must match "
+                  "the certificate, and upstream_ca_bundle name the CA that signed it if it is not a public one")
+        return _Failed(502, reason, CERTIFICATE_MESSAGE)
+    if isinstance(exc, ssl.SSLError):
+        return _Failed(502, f"TLS handshake with the upstream failed ({exc.reason or exc})", CERTIFICATE_MESSAGE)
+    return _Failed(502, f"cannot connect to the upstream ({exc.strerror or exc})")
 
 
 class UpstreamProxy:
@@ -54,14 +68,21 @@ class UpstreamProxy:
     - request and response bodies stream in both directions with flow control;
       memory per request stays bounded whatever the body size;
     - hop-by-hop headers (RFC 9110 §7.6.1) are dropped both ways;
-    - client-sent ``strip_headers`` (any case, ``-`` or ``_``) and forwarding
-      headers never reach the upstream; ``extra_headers`` and the proxy's own
-      ``X-Forwarded-For``/``X-Real-IP``/``X-Forwarded-Proto``/``X-Forwarded-Host`` do;
-    - the client's ``Host`` header is kept (like nginx ``proxy_set_header Host $host``)
-      so the application builds its public URLs; the upstream's redirects,
-      status codes and headers (each ``Set-Cookie``) come back untouched;
-    - an upstream that refuses gets a 502 page, one that is too slow a 504
-      page, one that breaks off mid-response a cut client connection; never
+    - client-sent ``strip_headers`` (any case, ``-`` or ``_``), forwarding
+      headers and URL-rewrite headers (``X-Original-URL``...) never reach the
+      upstream; ``extra_headers`` and the proxy's own ``X-Forwarded-For``/
+      ``X-Real-IP``/``X-Forwarded-Proto``/``X-Forwarded-Host``/``X-Forwarded-Port`` do;
+    - the cookies named by ``strip_cookies`` (the gateway's own) are removed
+      from ``Cookie``; the app's own cookies pass;
+    - the client's ``Host`` header is kept, port included, so the application
+      builds its public URLs; the upstream's redirects, status codes and headers
+      (each ``Set-Cookie``) come back untouched;
+    - a response ends where its framing says: bytes beyond it close the
+      upstream connection and are never parsed or served (no response splicing);
+    - a request body in a transfer coding other than ``chunked`` gets a 400 page;
+    - an upstream that refuses (or whose TLS certificate does not verify
+      against ``ca_bundle``, or the system's CAs) gets a 502 page, one that is
+      too slow a 504 page, one that breaks off mid-response a cut client connection; never
       a traceback. Each failure logs one line;
     - a client that leaves mid-response releases (closes) its upstream connection.
 
@@ -82,6 +103,8 @@ class UpstreamProxy:
         read_timeout: float,
         pool_size: int,
         error_page: Callable[[int, str], bytes] | None = None,
+        strip_cookies: tuple[Iterable[str], Iterable[str]] | None = None,
+        ca_bundle: str = "",
     ) -> None:
         parts = urlsplit(upstream_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -91,7 +114,8 @@ class UpstreamProxy:
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._tls = parts.scheme == "https"
         self._prefix = parts.path.rstrip("/").encode("latin-1")
-        self._heads = RequestHeads(strip_headers, parts.netloc.encode("latin-1"))
+        self._heads = RequestHeads(strip_headers, parts.netloc.encode("latin-1"), strip_cookies)
+        self.ca_bundle = ca_bundle
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.pool_size = pool_size
@@ -100,8 +124,13 @@ class UpstreamProxy:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, error_page: Callable[[int, str], bytes] | None = None
+        cls,
+        settings: Settings,
+        *,
+        error_page: Callable[[int, str], bytes] | None = None,
+        gateway_cookies: tuple[Iterable[str], Iterable[str]] | None = None,
     ) -> UpstreamProxy:
+        """The proxy ``settings`` describe; ``gateway_cookies`` are stripped unless ``pass_gateway_cookies``."""
         identity = (settings.header_user, settings.header_nickname, settings.header_email, settings.header_proof)
         return cls(
             settings.upstream_url,
@@ -110,11 +139,13 @@ class UpstreamProxy:
             read_timeout=settings.upstream_read_timeout,
             pool_size=settings.upstream_pool_size,
             error_page=error_page,
+            strip_cookies=None if settings.pass_gateway_cookies else gateway_cookies,
+            ca_bundle=settings.upstream_ca_bundle,
         )
 
     async def startup(self) -> None:
-        """Create the connection pool on the running loop."""
-        context = ssl.create_default_context() if self._tls else None
+        """Create the connection pool on the running loop (certificates verified, ``ca_bundle`` or the system's)."""
+        context = ssl.create_default_context(cafile=self.ca_bundle or None) if self._tls else None
         self._pool = Pool(self._host, self._port, context, self.pool_size, self.connect_timeout)
 
     async def shutdown(self) -> None:
@@ -130,14 +161,14 @@ class UpstreamProxy:
         extra_headers: Sequence[tuple[bytes, bytes]] = (),
         *,
         client_addr: str | None = None,
-        forwarded_proto: str | None = None,
+        trusted_peer: bool = False,
     ) -> None:
         """Send the request in ``scope`` upstream with ``extra_headers`` added; stream the answer.
 
         ``client_addr`` (default: ``scope["client"]``) replaces any ``X-Forwarded-For``
-        the client sent; ``forwarded_proto`` (default: ``scope["scheme"]``) becomes
-        ``X-Forwarded-Proto``. ``extra_headers`` are trusted: lower-case names,
-        values without CR or LF.
+        the client sent. ``X-Forwarded-Proto`` is ``scope["scheme"]`` unless the
+        peer is a ``trusted_peer`` proxy that sent its own (it terminated TLS).
+        ``extra_headers`` are trusted: lower-case names, values without CR or LF.
         """
         pool = self._pool
         if pool is None:
@@ -149,13 +180,19 @@ class UpstreamProxy:
         if client_addr is None:
             client = scope.get("client")
             client_addr = client[0] if client else None
-        head, mode = self._heads.build(
-            method.encode("latin-1") + b" " + target + b" HTTP/1.1",
-            scope["headers"],
-            extra_headers,
-            client_addr.encode("latin-1") if client_addr else None,
-            (forwarded_proto or scope.get("scheme", "http")).encode("latin-1"),
-        )
+        try:
+            head, mode = self._heads.build(
+                method.encode("latin-1") + b" " + target + b" HTTP/1.1",
+                scope["headers"],
+                extra_headers,
+                client_addr.encode("latin-1") if client_addr else None,
+                scope.get("scheme", "http").encode("latin-1"),
+                trusted_peer,
+            )
+        except UnsupportedTransferCoding as exc:
+            logger.warning("proxy %s %s refused: %s", method, raw_path.decode("latin-1"), exc)
+            await self._send_error(send, 400, PUBLIC_MESSAGES[400])
+            return
         first = b""
         more = False
         if mode != NO_BODY:
@@ -177,7 +214,7 @@ class UpstreamProxy:
         except _Failed as exc:
             logger.warning("proxy %s %s: %s", method, raw_path.decode("latin-1"), exc.reason)
             if not started:
-                await self._send_error(send, exc.status)
+                await self._send_error(send, exc.status, exc.public)
         finally:
             if conn is not None:
                 pool.release(conn, not conn.client_left)
@@ -193,7 +230,7 @@ class UpstreamProxy:
             except UpstreamTimeout as exc:
                 raise _Failed(504, str(exc)) from None
             except OSError as exc:
-                raise _Failed(502, f"cannot connect to the upstream ({exc.strerror or exc})") from None
+                raise _connect_failure(exc) from None
             conn.begin(method == "HEAD")
             conn.write(data)
             conn.request_sent = not more
@@ -270,8 +307,8 @@ class UpstreamProxy:
         finally:
             watcher.cancel()
 
-    async def _send_error(self, send: Send, status: int) -> None:
-        body = self._error_page(status, PUBLIC_MESSAGES[status])
+    async def _send_error(self, send: Send, status: int, message: str) -> None:
+        body = self._error_page(status, message)
         headers = [
             (b"content-type", b"text/html; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
