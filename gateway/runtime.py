@@ -75,7 +75,8 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        # Owner only, whatever the umask: the store holds session ids and OpenID association secrets.
+        settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return cls(settings, SQLiteStore(settings.sqlite_path))
 
     @property

@@ -9,6 +9,7 @@ operator fixes a config file in one pass.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import json
 import os
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Secret
 
 from gateway.errors import ConfigError
+from gateway.openid.addresses import is_forbidden_address, parse_host_address
 from gateway.openid.providers import allowlist_problems
 from gateway.sessions import is_cookie_name
 
@@ -53,6 +55,7 @@ class Settings:
     """Every setting of the gateway. See the README's configuration reference."""
 
     # Where browsers reach the site; OpenID realm and return_to are built from it.
+    # load_settings requires it outside dev_mode; the default serves development.
     public_url: str = "http://127.0.0.1:8080"
     # Shown on the login page.
     site_name: str = "OpenID Gateway"
@@ -68,6 +71,10 @@ class Settings:
     # Serving.
     host: str = "127.0.0.1"
     port: int = 9000
+    # uvicorn (httptools) caps neither header size nor header read time: a host
+    # other than loopback needs this set, saying nginx (or another proxy that
+    # does) is the only client.
+    behind_proxy: bool = False
     workers: int = 1
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     http: Literal["auto", "h11", "httptools"] = "auto"
@@ -144,6 +151,14 @@ class Settings:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _HINTS = typing.get_type_hints(Settings)
+# Never echoed back in an error message.
+_SECRET_FIELDS = frozenset({"secret_keys", "proof_key"})
+
+Source = Literal["file", "env"]
+
+
+class _BadValue(ValueError):
+    """A value of the wrong type; the message completes "<key> must be ..."."""
 
 
 def load_settings(
@@ -152,38 +167,56 @@ def load_settings(
 ) -> Settings:
     """Build and validate :class:`Settings` from a TOML file and the environment.
 
-    Raises :class:`ConfigError` listing every problem found.
+    Raises :class:`ConfigError` listing every problem found: unknown keys,
+    values of the wrong type and invalid values together, so one run of
+    ``check-config`` shows everything to fix.
     """
     env = os.environ if environ is None else environ
     problems: list[str] = []
-    raw: dict[str, Any] = {}
-    if config_file is not None:
-        raw.update(_read_toml(Path(config_file), problems))
-    for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
-            continue
-        key = name[len(ENV_PREFIX) :].lower()
-        if key not in _FIELDS:
-            problems.append(f"unknown environment variable {name}")
-            continue
-        raw[key] = value
     values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key not in _FIELDS:
-            problems.append(f"unknown setting {key!r}")
-            continue
-        try:
-            values[key] = _coerce(key, value)
-        except (TypeError, ValueError) as exc:
-            problems.append(f"{key}: {exc}")
-    if problems:
-        raise ConfigError(problems)
-    settings = Settings(**values)
-    settings = _fill_development_secrets(settings)
-    problems.extend(validate(settings))
+    failed: set[str] = set()
+    if config_file is not None:
+        for key, value in _read_toml(Path(config_file), problems).items():
+            _take(key, value, "file", values, failed, problems)
+    for name, value in env.items():
+        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG":
+            _take(name[len(ENV_PREFIX) :].lower(), value, "env", values, failed, problems)
+    if "public_url" not in values and "public_url" not in failed and not values.get("dev_mode", False):
+        problems.append("public_url is missing: set it to the address browsers use, e.g. https://example.com")
+    settings = _fill_development_secrets(Settings(**values))
+    # A key whose value was refused keeps its default: do not report the default's problems too.
+    problems.extend(p for p in validate(settings) if _subject(p) not in failed)
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _take(key: str, value: Any, source: Source, values: dict[str, Any], failed: set[str],
+          problems: list[str]) -> None:
+    """Coerce one TOML key or ``GATEWAY_*`` variable into ``values``, or record why not."""
+    label = _label(key, source)
+    if key not in _FIELDS:
+        what = "setting" if source == "file" else "environment variable"
+        near = difflib.get_close_matches(key, _FIELDS, n=1, cutoff=0.75)
+        hint = f" (did you mean {_label(near[0], source)}?)" if near else ""
+        problems.append(f"unknown {what} {label}{hint}")
+        return
+    try:
+        values[key] = _coerce(key, value, source)
+    except _BadValue as exc:
+        failed.add(key)
+        values.pop(key, None)
+        problems.append(f"{label} must be {exc}")
+
+
+def _label(key: str, source: Source) -> str:
+    return key if source == "file" else ENV_PREFIX + key.upper()
+
+
+def _subject(problem: str) -> str:
+    """The setting a validation message is about: its first word ("secret_keys[0] is weak" -> secret_keys)."""
+    match = re.match(r"[a-z_]+", problem)
+    return match.group(0) if match else ""
 
 
 def validate(settings: Settings) -> list[str]:
@@ -230,6 +263,20 @@ def validate(settings: Settings) -> list[str]:
         problems.append("workers must be at least 1")
     if not 0 < settings.port < 65536:
         problems.append("port must be between 1 and 65535")
+    upstream = urlsplit(settings.upstream_url)
+    if settings.mode == "proxy" and upstream.hostname and (
+            upstream.path not in ("", "/") or upstream.query or upstream.fragment or upstream.username is not None):
+        problems.append(
+            f"upstream_url must be an origin such as http://127.0.0.1:8000, got {settings.upstream_url!r}:"
+            " the app receives the path the browser asked for, which is what the identity proof signs,"
+            " so a path, query or user name here cannot be added"
+        )
+    if not settings.behind_proxy and not is_loopback_host(settings.host):
+        problems.append(
+            f"host = {settings.host!r} is not a loopback address: without nginx in front the gateway has no limit"
+            " on request header size or header read time (slow or huge headers tie it up); listen on 127.0.0.1,"
+            " or set behind_proxy = true if nginx (or another proxy that sets those limits) is its only client"
+        )
     for cidr in settings.trusted_proxies:
         try:
             ipaddress.ip_network(cidr, strict=False)
@@ -252,6 +299,43 @@ def validate(settings: Settings) -> list[str]:
         if not path.startswith("/"):
             problems.append(f"public_paths: {path!r} must start with '/'")
     return problems
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) can only be reached from this machine."""
+    if _is_localhost_name(host):
+        return True
+    address = parse_host_address(host)
+    return address is not None and address.is_loopback
+
+
+def _is_localhost_name(host: str) -> bool:
+    """``localhost`` and ``*.localhost`` always mean loopback (RFC 6761 section 6.3)."""
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
+def provider_address_warnings(settings: Settings) -> list[str]:
+    """Provider buttons the SSRF guard will refuse: on loopback or private addresses, the setting off.
+
+    Only literal addresses and ``localhost`` names are judged, without DNS: the
+    answer a resolver gives here (at deploy time, possibly on another network)
+    need not be the one the gateway gets at sign-in, where every address is
+    checked anyway, and a check must not hang on a slow resolver.
+    """
+    if settings.allow_private_addresses:
+        return []
+    found = []
+    for provider in settings.providers:
+        host = urlsplit(provider.identifier).hostname or ""
+        address = parse_host_address(host)
+        if _is_localhost_name(host) or (address is not None and is_forbidden_address(address)):
+            found.append(
+                f"provider {provider.name!r} ({provider.identifier}) is on a loopback or private address and"
+                " allow_private_addresses = false: its button will fail; set allow_private_addresses = true"
+                " (development only) or remove the provider"
+            )
+    return found
 
 
 def _fill_development_secrets(settings: Settings) -> Settings:
@@ -279,75 +363,114 @@ def _read_toml(path: Path, problems: list[str]) -> dict[str, Any]:
     return {}
 
 
-def _coerce(key: str, value: Any) -> Any:
-    """Turn a TOML or environment value into the field's type."""
+def _coerce(key: str, value: Any, source: Source) -> Any:
+    """Turn a TOML or environment value into the field's type, or raise :class:`_BadValue`.
+
+    TOML values must have the TOML type (a string is not a list, ``"9000"`` is
+    not a number); environment variables are strings, parsed as documented
+    (lists comma-separated or JSON, booleans true/false/1/0/yes/no/on/off).
+    """
     hint = _HINTS[key]
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    shown = "" if key in _SECRET_FIELDS else f", got {value!r}"
     if key == "providers":
-        return _providers(value)
+        return _providers(value, source)
     if key == "secret_keys":
-        return tuple(Secret(str(v)) for v in _as_list(value))
-    if key == "proof_key":
-        return Secret(str(value))
+        return tuple(Secret(v) for v in _strings(value, source, 'a list of strings, e.g. ["key1", "key2"]'))
     if origin is tuple:
-        return tuple(str(v) for v in _as_list(value))
+        return tuple(_strings(value, source, 'a list of strings, e.g. ["a", "b"]'))
+    if key == "proof_key":
+        if not isinstance(value, str):
+            raise _BadValue(f"a string, got a {_toml_type(value)}")
+        return Secret(value)
     if origin is Literal:
         if value not in args:
-            raise ValueError(f"must be one of {', '.join(map(repr, args))}, got {value!r}")
+            near = difflib.get_close_matches(str(value), [str(a) for a in args], n=1, cutoff=0.6)
+            hint_text = f" (did you mean {near[0]!r}?)" if near else ""
+            raise _BadValue(f"one of {', '.join(map(repr, args))}{shown}{hint_text}")
         return value
     if hint is bool:
-        return _as_bool(value)
+        return _as_bool(value, source, shown)
     if hint is int:
-        if isinstance(value, bool):
-            raise TypeError("must be a whole number")
-        return int(value)
+        return _as_number(value, source, int, f"a whole number{shown}")
     if hint is float:
-        return float(value)
-    if hint is Path:
-        return Path(str(value))
-    if hint is str:
-        if not isinstance(value, str):
-            raise TypeError("must be a string")
-        return value
-    raise TypeError(f"unsupported type {hint!r}")  # pragma: no cover - a new field without a coercion
+        return _as_number(value, source, float, f"a number{shown}")
+    if not isinstance(value, str):
+        raise _BadValue(f"a string{shown}")
+    return Path(value) if hint is Path else value
 
 
-def _as_list(value: Any) -> list[Any]:
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str):
+def _toml_type(value: Any) -> str:
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _strings(value: Any, source: Source, expected: str) -> list[str]:
+    """A list of strings: a TOML array, or (environment) comma-separated or a JSON array."""
+    if source == "env" and isinstance(value, str):
         text = value.strip()
-        if text.startswith("["):
-            parsed = json.loads(text)
-            if not isinstance(parsed, list):
-                raise ValueError("must be a list")
-            return parsed
-        return [item.strip() for item in text.split(",") if item.strip()]
-    raise TypeError("must be a list")
+        if not text.startswith("["):
+            return [item.strip() for item in text.split(",") if item.strip()]
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise _BadValue(f"{expected} (the value starts with '[' but is not JSON)") from None
+    if not isinstance(value, list):
+        raise _BadValue(f"{expected}, got a {_toml_type(value)}")
+    for item in value:
+        if not isinstance(item, str):
+            raise _BadValue(f"{expected}, got a list with a {_toml_type(item)} in it")
+    return value
 
 
-def _as_bool(value: Any) -> bool:
+def _as_number(value: Any, source: Source, kind: type[int] | type[float], expected: str) -> Any:
+    if isinstance(value, bool):
+        raise _BadValue(expected)
+    if isinstance(value, int) or (kind is float and isinstance(value, float)):
+        return kind(value)
+    if isinstance(value, str):
+        try:
+            number = kind(value.strip())
+        except ValueError:
+            raise _BadValue(expected) from None
+        if number != number or abs(number) == float("inf"):  # NaN, infinite
+            raise _BadValue(expected)
+        if source == "file":
+            raise _BadValue(expected + " (a TOML string: write the number without quotes)")
+        return number
+    raise _BadValue(expected)
+
+
+def _as_bool(value: Any, source: Source, shown: str) -> bool:
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"must be true or false, got {value!r}")
+    if source == "env":
+        text = value.strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+    raise _BadValue(f"true or false{shown}")
 
 
-def _providers(value: Any) -> tuple[Provider, ...]:
-    items = json.loads(value) if isinstance(value, str) else value
-    if not isinstance(items, list):
-        raise TypeError("must be a list of {name, identifier} tables")
+def _providers(value: Any, source: Source) -> tuple[Provider, ...]:
+    expected = "a list of {name, identifier} tables"
+    if source == "env" and isinstance(value, str):
+        expected = 'a JSON list of {"name": ..., "identifier": ...} objects'
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _BadValue(expected) from None
+    if not isinstance(value, list):
+        raise _BadValue(expected)
     result = []
-    for item in items:
-        if not isinstance(item, dict) or set(item) != {"name", "identifier"}:
-            raise ValueError("each provider needs exactly 'name' and 'identifier'")
-        result.append(Provider(str(item["name"]), str(item["identifier"])))
+    for item in value:
+        if (not isinstance(item, dict) or set(item) != {"name", "identifier"}
+                or not all(isinstance(v, str) for v in item.values())):
+            raise _BadValue(f"{expected}, each with exactly a 'name' and an 'identifier' string, got {item!r}")
+        result.append(Provider(item["name"], item["identifier"]))
     return tuple(result)
 
 
-__all__ = ["Mode", "Provider", "Settings", "load_settings", "validate"]
+__all__ = ["Mode", "Provider", "Settings", "is_loopback_host", "load_settings", "provider_address_warnings", "validate"]
