@@ -168,6 +168,21 @@ def test_a_public_path_drops_every_cookie_rather_than_pass_a_gateway_cookie(site
         assert received.get_list("cookie") == ["app=1; app2=2"]
 
 
+def test_pass_gateway_cookies_keeps_them_for_the_app_that_wants_them(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    stack_iter = start_stack(tmp_path_factory, "auth_request", ECHO_APP, {"GATEWAY_PASS_GATEWAY_COOKIES": "true"})
+    stack = next(stack_iter)
+    try:
+        with signed_in(stack, "gina") as gina:
+            session = gina.cookies["gw_session"]
+        cookies = cookie_header(session)
+        received = echo(httpx.get(stack.url + "/echo/private", headers={"Cookie": cookies}, timeout=15))
+        assert received.get_list("cookie") == [cookies]
+    finally:
+        next(stack_iter, None)
+
+
 # -- 3. Host with its port; 4. no path override headers --------------------------------------------
 
 
