@@ -7,7 +7,9 @@ no I/O: the session cookie is verified with HMAC, revocation is a set lookup
 Answers:
 
 * ``200`` with the identity headers and their proof (nginx copies them into
-  the proxied request with ``auth_request_set``), plus ``Set-Cookie`` when the
+  the proxied request with ``auth_request_set``), ``X-Gateway-Cookie``: the
+  Cookie header for the app, without the gateway's own cookies (they sign a
+  person in; kept with ``pass_gateway_cookies``), plus ``Set-Cookie`` when the
   session cookie is due for its idle-timeout refresh;
 * ``401`` with ``X-Gateway-Login: /login?next=<original URI, encoded>`` for
   nginx's ``error_page 401`` redirect (nginx has no way to encode it itself);
@@ -32,12 +34,13 @@ from collections.abc import Iterable
 from gateway.errors import StoreUnavailable
 from gateway.proof import encode_identity
 from gateway.runtime import Runtime
-from gateway.sessions import Session, read_cookie
+from gateway.sessions import Session, read_cookie, strip_cookies
 from gateway.types import Identity, Receive, Scope, Send
 
 _NO_STORE = (b"cache-control", b"no-store")
 _NO_BODY = (b"content-length", b"0")
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
+_APP_COOKIE = b"x-gateway-cookie"
 # Identities whose encoded headers are kept (oldest dropped first when full).
 IDENTITY_CACHE_SIZE = 2048
 
@@ -84,6 +87,8 @@ class AuthCheck:
         self._value_names = tuple(n.lower().encode("latin-1") for n in self.names.all()[:3])
         self._proof_name = self.names.proof.lower().encode("latin-1")
         self._encoded: dict[Identity, _Encoded] = {}
+        # (names, prefixes) of the cookies kept from the app; None: pass every cookie.
+        self._gateway_cookies = None if runtime.settings.pass_gateway_cookies else runtime.gateway_cookie_names()
 
     def authenticate(self, cookie_header: str | None, now: float) -> tuple[Session | None, str | None]:
         """Return the live session (or None) and a refreshed ``Set-Cookie`` value (or None).
@@ -107,6 +112,12 @@ class AuthCheck:
         user, nickname, email, pairs = self._encoded.get(session.identity) or self._encode(session.identity)
         proof = self.proof.sign(method, host, uri, user, nickname, email)
         return [*pairs, (self._proof_name, proof.encode("latin-1"))]
+
+    def app_cookie(self, cookie_header: str | None) -> str:
+        """The Cookie header the app may see: the client's, minus the gateway's cookies."""
+        if not cookie_header or self._gateway_cookies is None:
+            return cookie_header or ""
+        return strip_cookies(cookie_header, *self._gateway_cookies)
 
     def _encode(self, identity: Identity) -> _Encoded:
         values = encode_identity(identity)
@@ -133,6 +144,9 @@ class AuthCheck:
             return
         headers = self.identity_headers(session, method or "GET", host or "", uri or "/")
         headers += (_NO_STORE, _NO_BODY)
+        app_cookie = self.app_cookie(cookie)
+        if app_cookie:
+            headers.append((_APP_COOKIE, app_cookie.encode("latin-1")))
         if refreshed is not None:
             headers.append((b"set-cookie", refreshed.encode("latin-1")))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
