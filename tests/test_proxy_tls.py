@@ -25,11 +25,9 @@ def openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ca.pem signs server.pem (``localhost`` only); other-ca.pem signs nothing here."""
+def make_pki(d: Path) -> Path:
+    """In ``d``: ca.pem signs server.pem (``localhost`` only); other-ca.pem signs nothing here."""
     assert shutil.which("openssl"), "the TLS tests need the openssl command (make test installs it)"
-    d = tmp_path_factory.mktemp("pki")
     for ca in ("ca", "other-ca"):
         openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=Test {ca}",
                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
@@ -43,6 +41,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     openssl("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
             "-CAcreateserial", "-days", "2", "-extfile", str(d / "server.ext"), "-out", str(d / "server.pem"))
     return d
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
