@@ -7,7 +7,18 @@ BIN    := $(VENV)/bin
 MODE   ?= auth_request
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo bench lint typecheck system-deps venv clean
+.PHONY: test check pythons demo bench lint typecheck system-deps venv browser-deps clean
+
+# `make check`: the unit tests, in-process (no servers, no nginx, no browser). Server tests
+# (uvicorn on loopback, raw sockets), nginx and browser tests run in `make test`.
+UNIT_TESTS := tests/store tests/openid/test_addresses.py tests/openid/test_providers.py \
+	tests/test_redirects.py tests/test_sessions.py tests/test_remember.py tests/test_revocation.py \
+	tests/test_ratelimit.py tests/test_clientaddr.py tests/test_authcheck.py tests/test_settings.py \
+	tests/test_access.py tests/test_answers.py \
+	tests/backend_app/test_database.py tests/backend_app/test_identity.py tests/backend_app/test_nicknames.py \
+	tests/backend_app/test_pages.py tests/backend_app/test_settings.py \
+	tests/devtools/test_openid_provider_pending.py tests/devtools/test_openid_provider_profiles.py \
+	tests/devtools/test_openid_provider_refusals.py
 
 venv: $(STAMP)
 
@@ -19,7 +30,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 system-deps:
-	@scripts/install-system-deps nginx chromium wrk openssl
+	@scripts/install-system-deps nginx chromium wrk openssl npm
+
+# axe-core (the browser tests' accessibility checks), pinned by tests/browser/package-lock.json.
+browser-deps: tests/browser/node_modules/.package-lock.json
+
+tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/browser/package-lock.json
+	@echo "==> installing axe-core into tests/browser/node_modules"
+	@cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 
 lint: venv
 	@echo "==> ruff"
@@ -27,7 +45,16 @@ lint: venv
 	@echo "==> mypy --strict"
 	@$(BIN)/mypy
 
-test: system-deps venv lint
+# The quick loop: lint, types and the unit tests; no apt, no servers.
+check: venv lint
+	@echo "==> pytest (unit tests only; make test runs everything)"
+	@$(BIN)/python -m pytest -q $(UNIT_TESTS)
+
+# The unit and server tests on every Python >= 3.11 found (PATH, ~/.pyenv), each in .venv-3.X.
+pythons:
+	@scripts/test-pythons
+
+test: system-deps venv browser-deps lint
 	@echo "==> pytest (includes a smoke run of the benchmark: tests/test_bench_smoke.py)"
 	@$(BIN)/python -m pytest
 

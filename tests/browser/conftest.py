@@ -15,6 +15,7 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Cookie, Playwright, sync_playwright
@@ -37,11 +38,15 @@ ACTION_TIMEOUT_MS = 15_000
 
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    """Provider, microblog, gateway (mode 1) and nginx; each process logs to test-output/logs/browser/<module>/."""
+    """Provider, microblog, gateway (mode 1) and nginx; each process logs to test-output/logs/browser/<module>/.
+
+    A test module can add gateway settings with a module-level ``GATEWAY_SETTINGS`` dict.
+    """
+    gateway_env = {**GATEWAY_ENV, **getattr(request.module, "GATEWAY_SETTINGS", {})}
     log_dir = OUTPUT_DIR / "logs" / "browser" / request.module.__name__.rsplit(".", 1)[-1]
     shutil.rmtree(log_dir, ignore_errors=True)  # the processes append: start each run with empty logs
     try:
-        instance = Stack("auth_request", gateway_env=GATEWAY_ENV, log_dir=log_dir)
+        instance = Stack("auth_request", gateway_env=gateway_env, log_dir=log_dir)
     except NginxNotFound as exc:
         pytest.fail(f"the browser tests need nginx ({exc}); in CI a missing tool is an error, never a skip",
                     pytrace=False)
@@ -68,11 +73,14 @@ def chromium(playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture
 def new_context(chromium: Browser) -> Iterator[NewContext]:
-    """Open a browser context (a browser profile), optionally with cookies; all are closed after the test."""
+    """Open a browser context (a browser profile), optionally with cookies; all are closed after the test.
+
+    Keyword options go to Playwright's ``new_context`` (``bypass_csp``, ``java_script_enabled``, ``viewport``).
+    """
     opened: list[BrowserContext] = []
 
-    def open_context(cookies: Sequence[Cookie] = ()) -> BrowserContext:
-        context = chromium.new_context()
+    def open_context(cookies: Sequence[Cookie] = (), **options: Any) -> BrowserContext:
+        context = chromium.new_context(**options)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
         if cookies:
             context.add_cookies(list(cookies))  # type: ignore[arg-type]  # what cookies() returns, add_cookies takes
