@@ -39,7 +39,7 @@ def test_pages_carry_a_strict_content_security_policy(client: TestClient) -> Non
 
 def test_signed_in_user_sees_greeting_logout_link_and_form(client: TestClient) -> None:
     page = get(client, "/", ALICE)
-    assert 'Hi, <a href="/user/alice">alice</a>' in page
+    assert 'Hi, <a href="/user/alice" title="alice">alice</a>' in page
     assert 'href="/logout"' in page
     assert '<form class="compose" method="post" action="/">' in page
 
@@ -71,7 +71,7 @@ def test_nickname_is_escaped_and_made_url_safe(client: TestClient) -> None:
     mallory = Identity("https://mallory.example/", '<b>"mal"</b>', "")
     page = get(client, "/", mallory)
     assert "<b>" not in page
-    assert "Hi, <a href=\"/user/bmalb\">bmalb</a>" in page
+    assert "Hi, <a href=\"/user/bmalb\" title=\"bmalb\">bmalb</a>" in page
 
 
 def test_too_long_post_is_refused_and_shown_again(client: TestClient) -> None:
@@ -130,7 +130,7 @@ def test_unknown_path_is_a_404_page_in_the_layout(client: TestClient) -> None:
 def test_same_nickname_from_another_identity_gets_a_number(client: TestClient) -> None:
     other_alice = Identity("https://impostor.example/", "alice", "")
     get(client, "/", ALICE)
-    assert 'Hi, <a href="/user/alice2">alice2</a>' in get(client, "/", other_alice)
+    assert 'Hi, <a href="/user/alice2" title="alice2">alice2</a>' in get(client, "/", other_alice)
     publish(client, other_alice, "i am alice2")
     assert "i am alice2" in get(client, "/user/alice2")
     assert "i am alice2" not in get(client, "/user/alice")
