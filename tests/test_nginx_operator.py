@@ -225,7 +225,7 @@ def test_uploads_up_to_the_documented_client_max_body_size_pass(site: Stack) -> 
 # -- 5. the gateway stopped ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["auth_request"])
+@pytest.mark.parametrize("mode", MODES)
 def test_sign_in_pages_show_the_unavailable_page_while_the_gateway_is_down(
     tmp_path_factory: pytest.TempPathFactory, mode: Mode,
 ) -> None:
@@ -237,6 +237,7 @@ def test_sign_in_pages_show_the_unavailable_page_while_the_gateway_is_down(
             response = httpx.get(stack.url + path, timeout=15)
             assert response.status_code == 503, (path, response.status_code, response.text[:300])
             assert "Temporarily unavailable" in response.text, path
+            assert response.headers["cache-control"] == "no-store"
             assert response.headers["retry-after"] == "10"
         form = httpx.post(stack.url + "/login", data={"identifier": "x"}, timeout=15)
         assert form.status_code == 503 and "Temporarily unavailable" in form.text
