@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway import ratelimit
 from gateway.errors import RateLimited
 from gateway.ratelimit import RateLimiter, client_key
 
@@ -65,3 +66,20 @@ def test_ipv4_clients_are_limited_per_address() -> None:
     limiter.hit("192.0.2.2")
     with pytest.raises(RateLimited):
         limiter.hit("192.0.2.1")
+
+
+def test_the_table_is_bounded_and_drops_the_least_recently_counted_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ratelimit, "MAX_KEYS", 3)
+    limiter = RateLimiter(2, 60, Clock())
+    for key in ("a", "a", "b", "c"):
+        limiter.hit(key)
+    with pytest.raises(RateLimited):
+        limiter.hit("a")  # at its limit, still in the table
+    limiter.hit("d")  # the table is full: "a", counted longest ago, goes
+    assert len(limiter._counts) == 3
+    limiter.hit("a")  # forgotten: counts from zero again (the price of a bounded table)
+    limiter.hit("c")  # counted again: now the most recent
+    limiter.hit("e")  # "d" goes, not "c"
+    with pytest.raises(RateLimited):
+        limiter.hit("c")
+    assert len(limiter._counts) == 3

@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from gateway.revocation import RevocationCache
+from gateway.revocation import FULL_RELOAD_EVERY, RevocationCache
 from gateway.store import SessionRecord, SQLiteStore
 
 
@@ -60,4 +60,67 @@ def test_unreadable_store_turns_unhealthy_and_recovers(tmp_path: Path) -> None:
     (tmp_path / "away").rename(store.path)
     run(cache.refresh())
     assert cache.healthy
+    store.close()
+
+
+# -- start-up, full reloads and the staleness floor ---------------------------------------------
+
+
+def test_the_cache_is_not_healthy_before_its_first_successful_load(tmp_path: Path) -> None:
+    """Started with the store down, the auth check must answer 503, not trust an empty list."""
+    store, cache = make(tmp_path)
+    store.path.rename(tmp_path / "away")
+    assert not cache.healthy  # nothing loaded yet
+    run(cache.refresh())
+    assert not cache.healthy
+    (tmp_path / "away").rename(store.path)
+    run(cache.refresh())
+    assert cache.healthy
+    store.close()
+
+
+def test_a_full_reload_keeps_what_this_process_revoked_moments_before(tmp_path: Path) -> None:
+    store, cache = make(tmp_path)
+    now = [time.time()]
+    cache.clock = lambda: now[0]
+    run(cache.refresh())  # the first load is a full one
+    now[0] += FULL_RELOAD_EVERY - 1
+    cache.add("c")  # a logout here, whose store write the reload below does not see
+    now[0] += 1
+    run(cache.refresh())  # a full reload: the store knows nothing of "c"
+    assert cache.is_revoked("c")
+    store.close()
+
+
+def test_a_full_reload_forgets_revoked_sessions_once_they_have_expired(tmp_path: Path) -> None:
+    store, cache = make(tmp_path)
+    start = time.time()
+    store.create_session(SessionRecord("short", "u", start, start + 60))
+    store.revoke_session("short", start)
+    store.revoke_session("a", start)  # expires in an hour
+    now = [start]
+    cache.clock = lambda: now[0]
+    run(cache.refresh())
+    now[0] += 120
+    run(cache.refresh())  # incremental: nothing new, nothing dropped
+    assert cache.is_revoked("short") and cache.is_revoked("a")
+    now[0] = start + FULL_RELOAD_EVERY
+    run(cache.refresh())
+    assert not cache.is_revoked("short")  # expired: its cookie is refused anyway, memory stays small
+    assert cache.is_revoked("a")
+    store.close()
+
+
+def test_the_staleness_floor_is_five_seconds_or_three_intervals(tmp_path: Path) -> None:
+    store, _ = make(tmp_path)
+    for interval, floor in ((0.2, 5.0), (1.0, 5.0), (2.0, 6.0), (10.0, 30.0)):
+        assert RevocationCache(store, interval).max_staleness == floor
+    now = [time.time()]
+    cache = RevocationCache(store, 0.2, clock=lambda: now[0])
+    run(cache.refresh())
+    start = now[0]
+    now[0] = start + 4.9  # 24 missed refreshes of 0.2 s: still within the 5 s floor
+    assert cache.healthy
+    now[0] = start + 5.1
+    assert not cache.healthy
     store.close()
