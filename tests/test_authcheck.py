@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from gateway.app import GatewayApp
-from gateway.proof import ProofVerifier
+from gateway.proof import InvalidProof, ProofVerifier
 from gateway.types import Identity
 from tests.conftest import PROOF_KEY, make_settings
 
@@ -54,7 +54,7 @@ def test_session_gets_identity_headers_with_a_proof_for_the_original_request(app
     response = client.get("/_gateway/auth", headers={"X-Original-URI": "/p?q=1", "X-Original-Method": "POST",
                                                      "Cookie": session_cookie(app)})
     assert response.status_code == 200
-    assert ProofVerifier(PROOF_KEY).verify(response.headers, "POST", "/p?q=1") == ALICE
+    assert ProofVerifier(PROOF_KEY).verify(response.headers, "POST", "testserver", "/p?q=1") == ALICE
     assert "set-cookie" not in response.headers  # fresh cookie: nothing to refresh
 
 
@@ -105,8 +105,18 @@ def test_every_answer_has_a_length_so_it_is_sent_in_one_piece(app: GatewayApp, c
 def test_identity_headers_match_the_proof_signers(app: GatewayApp) -> None:
     session = app.runtime.sessions.decode(session_cookie(app).split("=", 1)[1], time.time())
     assert session is not None
-    ours = app.auth.identity_headers(session, "GET", "/p")
-    theirs = app.runtime.proof.headers(ALICE, "GET", "/p", app.runtime.header_names)
+    ours = app.auth.identity_headers(session, "GET", "app.example", "/p")
+    theirs = app.runtime.proof.headers(ALICE, "GET", "app.example", "/p", app.runtime.header_names)
     assert [(n.decode(), v.decode()) for n, v in ours[:3]] == [(n.lower(), v) for n, v in theirs[:3]]
     assert ours[3][0] == b"x-gateway-proof"
-    assert ProofVerifier(PROOF_KEY).verify(httpx.Headers(ours), "GET", "/p") == ALICE
+    assert ProofVerifier(PROOF_KEY).verify(httpx.Headers(ours), "GET", "app.example", "/p") == ALICE
+
+
+def test_proof_is_bound_to_the_host_nginx_passed(app: GatewayApp, client: TestClient) -> None:
+    """nginx sends the auth check the Host it sends the app; a proof for one site fails at another."""
+    response = client.get("/_gateway/auth", headers={"Host": "Wiki.Example:8443", "X-Original-URI": "/p",
+                                                     "Cookie": session_cookie(app)})
+    assert response.status_code == 200
+    assert ProofVerifier(PROOF_KEY).verify(response.headers, "GET", "wiki.example:8443", "/p") == ALICE
+    with pytest.raises(InvalidProof):
+        ProofVerifier(PROOF_KEY).verify(response.headers, "GET", "admin.example:8443", "/p")

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import html
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
 
+from gateway.app import GatewayApp
 from gateway.proof import ProofVerifier
-from tests.conftest import PROOF_KEY, RunningGateway
+from gateway.web import MESSAGES
+from tests.conftest import PROOF_KEY, GatewayFactory, RunningGateway, make_settings
 from tests.htmlforms import forms, submit
-from tests.servers import UvicornThread
+from tests.servers import UvicornThread, free_port
 from tests.signin import consent, sign_in, start_login
 
 
@@ -26,7 +30,7 @@ def whoami(client: httpx.Client, gateway: RunningGateway, path: str = "/echo") -
     echo = response.json()
     headers = httpx.Headers([tuple(pair) for pair in echo["headers"]])
     uri = echo["raw_path"] + ("?" + echo["query_string"] if echo["query_string"] else "")
-    identity = ProofVerifier(PROOF_KEY).verify(headers, echo["method"], uri)
+    identity = ProofVerifier(PROOF_KEY).verify(headers, echo["method"], headers.get("host", ""), uri)
     assert identity is not None
     return {"user": identity.user_id, "nickname": identity.nickname, "email": identity.email}
 
@@ -329,3 +333,60 @@ def test_provider_that_never_answers_gives_a_clean_error_within_the_timeout(
     assert "Could not find an OpenID provider" in response.text
     # read timeout is 2 s in the tests; the budget allows a few of them, never a hang
     assert elapsed < 15
+
+
+# -- setup mistakes get a message that names the setting ------------------------------------------
+
+
+def test_public_url_on_another_host_than_the_browser_is_named_before_the_provider(
+    tmp_path: Path, upstream: UvicornThread, provider: UvicornThread, browser: httpx.Client,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """public_url says localhost, the browser uses 127.0.0.1: the state cookie could never come back."""
+    port = free_port()
+    settings = make_settings(tmp_path, port, public_url=f"http://localhost:{port}", mode="proxy",
+                             upstream_url=upstream.url)
+    with UvicornThread(GatewayApp(settings), port=port) as server:
+        page = browser.get(server.url + "/login")
+        response = submit(browser, page, {"identifier": f"{provider.url}/id/alice"})
+    assert response.status_code == 400 and response.url.host == "127.0.0.1", response.text[:300]
+    assert MESSAGES["wrong-host"][1] in html.unescape(response.text)
+    assert f"public_url is http://localhost:{port}" in caplog.text
+    assert "state" not in "".join(browser.cookies.keys())  # no round trip was started
+
+
+def test_callback_on_another_host_than_public_url_is_named(
+    gateway: RunningGateway, provider: UvicornThread, browser: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy that rewrites Host: the callback arrives for a host the state cookie was not set for."""
+    url, _ = intercept_callback(browser, gateway, f"{provider.url}/id/alice")
+    with httpx.Client() as elsewhere:
+        response = elsewhere.get(url, headers={"Host": f"localhost:{gateway.server.port}"}, follow_redirects=False)
+    assert_refused(response)
+    assert "m=wrong-host" in response.headers["location"]
+    assert f"not to public_url {gateway.settings.public_url}" in caplog.text
+
+
+def test_callback_without_any_state_cookie_names_public_url_in_the_log(
+    gateway: RunningGateway, provider: UvicornThread, browser: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, _ = intercept_callback(browser, gateway, f"{provider.url}/id/alice")
+    with httpx.Client() as cookieless:
+        response = no_follow(cookieless, url)
+        assert_refused(response)
+        page = cookieless.get(gateway.url + response.headers["location"])
+    assert MESSAGES["expired"][1] in html.unescape(page.text)
+    assert "no gw_state_* cookie came back" in caplog.text
+    assert f"an address other than public_url ({gateway.settings.public_url}" in caplog.text
+
+
+def test_provider_on_a_private_address_names_allow_private_addresses(
+    gateway_factory: GatewayFactory, provider: UvicornThread, browser: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    gateway = gateway_factory(allow_private_addresses=False)
+    response, _ = login_attempt(browser, gateway, f"{provider.url}/id/alice")
+    assert response.status_code == 400
+    assert MESSAGES["private-address"][1] in html.unescape(response.text)
+    assert "allow_private_addresses" in response.text  # a hint for the operator, not the address itself
+    assert "127.0.0.1 refused: 127.0.0.1 is a private address; set allow_private_addresses = true to allow it" \
+        in caplog.text
