@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from gateway.authcheck import AuthCheck, scan_headers
 from gateway.endpoints import Services, routes
-from gateway.errors import BadRequest, RateLimited, StoreUnavailable
+from gateway.errors import BadRequest, RateLimited, SignInBusy, StoreUnavailable
 from gateway.proof import request_uri
 from gateway.runtime import Runtime
 from gateway.settings import Settings, load_settings
@@ -52,6 +52,13 @@ def _pages_app(services: Services) -> Starlette:
         return site.error(429, "Too many attempts", "There were too many sign-in attempts from your address.",
                           retry_after=exc.retry_after)
 
+    async def signin_busy(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInBusy)
+        logger.warning("sign-in refused, %d already in flight: %s %s from %s", exc.limit, request.method,
+                       request.url.path, client_of(request, client_address))
+        return site.error(503, "Too many sign-ins", "Too many sign-ins right now, please try again in a moment.",
+                          retry_after=exc.retry_after)
+
     async def store_unavailable(request: Request, exc: Exception) -> Response:
         logger.error("store unavailable on %s: %s", request.url.path, exc)
         return site.error(503, "Temporarily unavailable", "Sign-in is unavailable for a moment. Please try again.")
@@ -70,6 +77,7 @@ def _pages_app(services: Services) -> Starlette:
         exception_handlers={
             BadRequest: bad_request,
             RateLimited: rate_limited,
+            SignInBusy: signin_busy,
             StoreUnavailable: store_unavailable,
             HTTPException: http_error,
             Exception: server_error,

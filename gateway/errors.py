@@ -1,8 +1,15 @@
 """Exceptions raised by the gateway.
 
-Every error the gateway raises on purpose derives from :class:`GatewayError`
-and is turned into a page or a status code at one boundary
-(:mod:`gateway.app`), never into a traceback::
+Every error the gateway raises on purpose derives from :class:`GatewayError`,
+carries its context in attributes, and ends as a page, a status code or an
+exit status where it is caught, never as a traceback: ``ConfigError`` in
+:mod:`gateway.cli` (one line, exit status 2); the request errors in the
+exception handlers of :mod:`gateway.app` (the auth check answers nginx 503
+itself); ``UnsafeRedirect`` in :func:`gateway.redirects.safe_next` (back to
+``/``); ``FetchError`` in :mod:`gateway.openid.consumer`, as a
+``LoginFailed`` whose ``code`` the login and callback pages show.
+``InvalidProof`` is raised on the app's side, by
+:class:`gateway.proof.ProofVerifier`::
 
     GatewayError
     ├── ConfigError              - the configuration cannot be used; start-up stops
@@ -11,9 +18,11 @@ and is turned into a page or a status code at one boundary
     ├── BadRequest               - malformed or oversized client input (400/413/431)
     │   └── CSRFError            - a state-changing POST without a valid CSRF token (403)
     ├── RateLimited              - too many attempts from one client (429)
+    ├── SignInBusy               - too many sign-ins in flight in this process (503)
     ├── InvalidProof             - identity headers an app received are not vouched for (gateway.proof)
     ├── FetchError               - fetching a provider's document or endpoint failed
     │   └── DiscoveryRefused     - the URL or address is not allowed (SSRF guard)
+    │       └── PrivateAddressRefused - a private address, allowed only by a setting
     └── LoginFailed              - the OpenID exchange did not produce a verified identity
         ├── LoginCancelled       - the person chose "Deny" / cancel at the provider
         └── ProviderNotAllowed   - the answering provider is not on the allow list,
@@ -77,6 +86,19 @@ class InvalidProof(GatewayError):
     """The identity headers are not vouched for by the gateway (raised on the app's side)."""
 
 
+class SignInBusy(GatewayError):
+    """Every sign-in slot of this process is taken; ``retry_after`` is in seconds.
+
+    Sign-ins wait on providers (seconds each when one is slow); refusing the
+    excess at once keeps them from holding threads the rest of the site needs.
+    """
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        self.limit = limit
+        self.retry_after = retry_after
+        super().__init__(f"{limit} sign-ins in flight, retry after {retry_after}s")
+
+
 class FetchError(GatewayError):
     """An HTTP fetch on behalf of python3-openid failed (timeout, size, status)."""
 
@@ -88,6 +110,10 @@ class FetchError(GatewayError):
 
 class DiscoveryRefused(FetchError):
     """The gateway refused to fetch a URL (scheme, address or allow list)."""
+
+
+class PrivateAddressRefused(DiscoveryRefused):
+    """The URL's host is on a private or special-purpose address and ``allow_private_addresses`` is off."""
 
 
 class LoginFailed(GatewayError):

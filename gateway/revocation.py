@@ -12,6 +12,11 @@ revocation made by one worker reaches the others within one refresh interval.
 Fail closed: when the store cannot be read for longer than ``3 x interval``
 (at least 5 s) the cache reports itself unhealthy and the auth check answers
 503 until a refresh succeeds again.
+
+So the store reads run on a thread of their own, never in the thread pool the
+request handlers share: dozens of sign-ins waiting on a slow provider there
+would otherwise hold the refresh back until the cache went stale and every
+signed-in person got 503.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-
-from starlette.concurrency import run_in_threadpool
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from gateway.errors import StoreUnavailable
 from gateway.store import Store
@@ -31,6 +36,8 @@ logger = logging.getLogger("gateway.revocation")
 
 FULL_RELOAD_EVERY = 600.0
 PURGE_EVERY = 600.0
+
+T = TypeVar("T")
 
 
 class RevocationCache:
@@ -47,6 +54,7 @@ class RevocationCache:
         self._last_full = 0.0
         self._last_purge = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
         # Revoked here recently: kept across a full reload that may have read the store just before.
         self._local: dict[str, float] = {}
 
@@ -70,6 +78,15 @@ class RevocationCache:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    async def _in_own_thread(self, work: Callable[..., T], *args: object) -> T:
+        """Run a store call on this cache's own thread (made on first use, again after :meth:`stop`)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="revocation")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
 
     async def _run(self) -> None:
         while True:
@@ -81,9 +98,9 @@ class RevocationCache:
         now = self.clock()
         full = now - self._last_full >= FULL_RELOAD_EVERY
         try:
-            ids, seq = await run_in_threadpool(self.store.revocations_after, 0 if full else self._seq, now)
+            ids, seq = await self._in_own_thread(self.store.revocations_after, 0 if full else self._seq, now)
             if now - self._last_purge >= PURGE_EVERY:
-                await run_in_threadpool(self.store.purge_expired, now)
+                await self._in_own_thread(self.store.purge_expired, now)
                 self._last_purge = now
         except StoreUnavailable as exc:
             if self.healthy:

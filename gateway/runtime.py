@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from gateway.clientaddr import ClientAddress
 from gateway.csrf import CSRFTokens
+from gateway.openid.capacity import SignInCapacity
 from gateway.openid.consumer import OpenIDExchange
 from gateway.openid.fetcher import SafeFetcher
 from gateway.proof import HeaderNames, ProofSigner
@@ -45,6 +46,7 @@ class Runtime:
     csrf: CSRFTokens = field(init=False)
     revocation: RevocationCache = field(init=False)
     exchange: OpenIDExchange = field(init=False)
+    signins: SignInCapacity = field(init=False)
     proof: ProofSigner = field(init=False)
     header_names: HeaderNames = field(init=False)
     client_address: ClientAddress = field(init=False)
@@ -67,6 +69,7 @@ class Runtime:
             self.store, s.public_origin + "/", require_email=s.require_email,
             provider_allowlist=s.provider_allowlist, fetcher=SafeFetcher.from_settings(s),
         )
+        self.signins = SignInCapacity(self.exchange, s.max_signins_in_flight)
         self.proof = ProofSigner(str(s.proof_key))
         self.header_names = HeaderNames(s.header_user, s.header_nickname, s.header_email, s.header_proof)
         self.client_address = ClientAddress(s.trusted_proxies)

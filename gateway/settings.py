@@ -117,6 +117,9 @@ class Settings:
     login_rate_window: int = 60
     failure_rate_limit: int = 10
     failure_rate_window: int = 300
+    # Sign-ins (OpenID exchanges, which wait on providers) running at once per process, on
+    # threads of their own; beyond it a sign-in gets "try again in a moment" (503), the site carries on.
+    max_signins_in_flight: int = 32
     max_next_length: int = 2048
     max_header_bytes: int = 32 * 1024
     max_form_bytes: int = 16 * 1024
@@ -256,7 +259,7 @@ def validate(settings: Settings) -> list[str]:
         if settings.upstream_ca_bundle and not Path(settings.upstream_ca_bundle).is_file():
             problems.append(f"upstream_ca_bundle: {settings.upstream_ca_bundle!r} is not a readable PEM file")
     for name in ("session_idle_timeout", "session_max_lifetime", "remember_lifetime", "proof_max_age",
-                 "max_header_bytes", "max_form_bytes", "max_next_length"):
+                 "max_header_bytes", "max_form_bytes", "max_next_length", "max_signins_in_flight"):
         if getattr(settings, name) <= 0:
             problems.append(f"{name} must be a positive number")
     if settings.workers < 1:

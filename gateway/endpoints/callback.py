@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 import re
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.endpoints.forms import MAX_FIELDS, read_form
-from gateway.endpoints.login import STATE_COOKIE_PREFIX
+from gateway.endpoints.login import STATE_COOKIE_PREFIX, STATE_LIFETIME, state_cookie_returns
 from gateway.endpoints.services import Services
 from gateway.endpoints.signin import start_session
 from gateway.errors import BadRequest, LoginFailed
@@ -63,9 +62,9 @@ class CallbackEndpoint:
         clear_state = [runtime.cookies.delete(state_cookie_name, path=CALLBACK_PATH)] if state_id else []
         try:
             if not bound:
-                raise LoginFailed("login state missing: callback opened in another browser, or expired", "expired")
+                raise self.state_missing(request)
             current_url = runtime.callback_url + "?" + request.url.query
-            identity = await run_in_threadpool(runtime.exchange.complete, query, current_url, state_id)
+            identity = await runtime.signins.complete(query, current_url, state_id)
         except LoginFailed as exc:
             runtime.failure_limiter.hit(client)
             logger.warning("sign-in failed for %s: %s", client, exc.reason)
@@ -73,3 +72,16 @@ class CallbackEndpoint:
         cookies = await start_session(self.services, request, identity, remember=query.get("remember") == "1")
         logger.info("signed in %s (%s) from %s", identity.user_id, identity.nickname, client)
         return redirect(next_target, clear_state + cookies)
+
+    def state_missing(self, request: Request) -> LoginFailed:
+        """Why no login-state cookie matched, naming ``public_url`` when a setup mistake is the likely cause."""
+        public_url = self.runtime.settings.public_url
+        host = request.headers.get("host", "")
+        if not state_cookie_returns(host, public_url, self.runtime.settings.cookie_domain):
+            return LoginFailed(f"login state missing: the callback came to {host[:200]!r}, not to public_url "
+                               f"{public_url}; set public_url to the address browsers use", "wrong-host")
+        if not any(name.startswith(STATE_COOKIE_PREFIX) for name in request.cookies):
+            return LoginFailed(f"login state missing: no {STATE_COOKIE_PREFIX}* cookie came back. Started over "
+                               f"{STATE_LIFETIME}s ago or in another browser, or at an address other than public_url "
+                               f"({public_url}, where the provider sends browsers back)?", "expired")
+        return LoginFailed("login state missing: callback opened in another browser, or expired", "expired")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -31,6 +31,34 @@ logger = logging.getLogger("gateway.login")
 
 STATE_COOKIE_PREFIX = "gw_state_"
 STATE_LIFETIME = 900
+
+
+def host_name(host: str) -> str:
+    """The host name in a ``Host`` header or URL netloc: lower case, no port, no trailing dot ('' if none)."""
+    try:
+        return (urlsplit("//" + host).hostname or "").rstrip(".")
+    except ValueError:
+        return ""
+
+
+def _domain_matches(host: str, domain: str) -> bool:
+    domain = domain.lstrip(".").lower()
+    return host == domain or host.endswith("." + domain)
+
+
+def state_cookie_returns(request_host: str, public_url: str, cookie_domain: str = "") -> bool:
+    """Whether a cookie set in answer to a request for ``request_host`` is sent to ``public_url``'s callback.
+
+    The provider sends the browser back to ``public_url``; browsers match
+    cookies by host name, not port (RFC 6265 §8.5), or by ``cookie_domain``.
+    ``public_url = http://localhost:8080`` opened as ``127.0.0.1:8080`` is
+    the classic setup mistake: the sign-in would fail only after the provider.
+    An unknown host (no ``Host`` header) gets the benefit of the doubt.
+    """
+    ours, public = host_name(request_host), host_name(urlsplit(public_url).netloc)
+    if not ours or ours == public:
+        return True
+    return bool(cookie_domain) and _domain_matches(ours, cookie_domain) and _domain_matches(public, cookie_domain)
 
 
 class LoginEndpoints:
@@ -78,11 +106,18 @@ class LoginEndpoints:
         next_target = runtime.safe_next(form_text(form, "next"))
         remember = form_text(form, "remember") in ("1", "on", "yes")
         identifier = form_text(form, "provider") or form_text(form, "identifier")
+        host = request.headers.get("host", "")
+        if not state_cookie_returns(host, runtime.settings.public_url, runtime.settings.cookie_domain):
+            logger.warning("sign-in refused for %s: the browser is at %r but public_url is %s, so the login-state "
+                           "cookie would not come back to the callback; set public_url to the address browsers use",
+                           client, host[:200], runtime.settings.public_url)
+            return self.render(request, next_target, "wrong-host", identifier=identifier[:1024], remember=remember,
+                               status=400)
         state_id = secrets.token_urlsafe(16)
         return_to = runtime.callback_url + "?" + urlencode(
             {"gw_state": state_id, "next": next_target, "remember": "1" if remember else "0"})
         try:
-            provider_request = await run_in_threadpool(runtime.exchange.begin, identifier, return_to, state_id)
+            provider_request = await runtime.signins.begin(identifier, return_to, state_id)
         except LoginFailed as exc:
             logger.warning("sign-in start failed for %s: %s", client, exc.reason)
             return self.render(request, next_target, exc.code, identifier=identifier[:1024], remember=remember,

@@ -1,7 +1,8 @@
 """The OpenID 2.0 exchange: ``Consumer.begin`` → provider → ``Consumer.complete``.
 
 python3-openid is synchronous (it fetches documents and talks to the store);
-:class:`OpenIDExchange` methods block and are meant to run in a worker thread.
+:class:`OpenIDExchange` methods block and are meant to run in a worker thread
+(:mod:`gateway.openid.capacity` gives them threads of their own).
 
 The consumer's "session" receives non-JSON objects (the discovered endpoint).
 They stay in this process, keyed by the login state id, never in a cookie
@@ -30,7 +31,15 @@ from openid.consumer import consumer as openid_consumer
 from openid.consumer.discover import DiscoveryFailure
 from openid.fetchers import HTTPFetchingError
 
-from gateway.errors import DiscoveryRefused, GatewayError, LoginCancelled, LoginFailed, ProviderNotAllowed
+from gateway.errors import (
+    DiscoveryRefused,
+    FetchError,
+    GatewayError,
+    LoginCancelled,
+    LoginFailed,
+    PrivateAddressRefused,
+    ProviderNotAllowed,
+)
 from gateway.openid.extensions import add_extension_requests, fallback_nickname, signed_profile
 from gateway.openid.fetcher import SafeFetcher, find_fetch_error
 from gateway.openid.providers import check_authority, check_endpoint_allowed
@@ -51,6 +60,10 @@ class _PerThreadFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
     The exchange sets its fetcher for the worker thread it runs in, so two
     gateways in one process (tests, or one per site) keep their own limits.
     Outside an exchange the strictest fetcher (all defaults) is used.
+
+    The last fetch error of the thread is kept in ``local.error``: python3-openid
+    swallows a failed check_authentication into "server denied", and the
+    exchange needs to tell the person that the provider did not answer.
     """
 
     def __init__(self) -> None:
@@ -59,7 +72,11 @@ class _PerThreadFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
 
     def fetch(self, url: str, body: str | bytes | None = None, headers: Mapping[str, str] | None = None) -> Any:
         fetcher = getattr(self.local, "fetcher", None) or self.default
-        return fetcher.fetch(url, body, headers)
+        try:
+            return fetcher.fetch(url, body, headers)
+        except FetchError as exc:
+            self.local.error = exc
+            raise
 
 
 _DISPATCH = _PerThreadFetcher()
@@ -146,24 +163,31 @@ class OpenIDExchange:
         """Verify the provider's answer; return the identity or raise :class:`LoginFailed`."""
         consumer = openid_consumer.Consumer(self._session(state_id, pop=True), self.store)
         _DISPATCH.local.fetcher = self.fetcher
+        _DISPATCH.local.error = None
         try:
             response = consumer.complete(dict(query), current_url)
         except (HTTPFetchingError, DiscoveryFailure, GatewayError) as exc:
             fetch_error = find_fetch_error(exc)
-            code = "unreachable" if fetch_error is not None else "invalid"
+            code = "invalid" if fetch_error is None else _fetch_error_code(fetch_error)
             raise LoginFailed(f"verification failed: {fetch_error or exc}", code) from exc
         except Exception as exc:  # a third-party library on hostile input: contain, log, refuse
             logger.exception("python3-openid raised while completing a sign-in")
             raise LoginFailed(f"verification raised {type(exc).__name__}") from exc
         finally:
             _DISPATCH.local.fetcher = None
+            failed_fetch: FetchError | None = _DISPATCH.local.error
+            _DISPATCH.local.error = None
         status = response.status
         if status == openid_consumer.CANCEL:
             raise LoginCancelled()
         if status == openid_consumer.SETUP_NEEDED:
             raise LoginFailed("provider answered setup_needed")
         if status != openid_consumer.SUCCESS:
-            raise LoginFailed(f"provider response refused: {getattr(response, 'message', status)}")
+            message = getattr(response, "message", status)
+            if failed_fetch is not None:  # check_authentication could not be fetched; the library says "denied"
+                raise LoginFailed(f"provider did not answer check_authentication: {failed_fetch} "
+                                  f"(python3-openid: {message})", _fetch_error_code(failed_fetch))
+            raise LoginFailed(f"provider response refused: {message}")
         claimed_id = response.identity_url
         endpoint_url = response.endpoint.server_url
         if not claimed_id:  # OpenID 2.0 §10.1: an assertion about no identifier proves nobody
@@ -181,5 +205,14 @@ def _discovery_failed(identifier: str, cause: object) -> LoginFailed:
         return cause
     if isinstance(cause, BaseException) and not isinstance(cause, GatewayError):
         cause = find_fetch_error(cause) or cause
-    code = "refused" if isinstance(cause, DiscoveryRefused) else "no-provider"
+    code = _fetch_error_code(cause) if isinstance(cause, DiscoveryRefused) else "no-provider"
     return LoginFailed(f"discovery of {identifier!r} failed: {cause}", code)
+
+
+def _fetch_error_code(error: FetchError) -> str:
+    """The login page message for a failed fetch (``gateway.web.MESSAGES``)."""
+    if isinstance(error, PrivateAddressRefused):
+        return "private-address"
+    if isinstance(error, DiscoveryRefused):
+        return "refused"
+    return "unreachable"

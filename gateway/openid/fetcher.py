@@ -17,21 +17,27 @@ and honours ``*_proxy`` variables. :class:`SafeFetcher` replaces it:
 
 Errors: :class:`~gateway.errors.FetchError` (timeout, size, connection,
 redirects) and its subclass :class:`~gateway.errors.DiscoveryRefused` (the URL
-or address is not allowed). :func:`install_fetcher` keeps python3-openid's
-exception wrapping, so the library sees ``openid.fetchers.HTTPFetchingError``
-whose ``why`` is our error, and the consumer sees:
+or address is not allowed; :class:`~gateway.errors.PrivateAddressRefused` when
+``allow_private_addresses`` would allow it). python3-openid's process-wide
+fetcher is :mod:`gateway.openid.consumer`'s per-thread dispatcher to each
+exchange's ``SafeFetcher``, installed with the library's exception wrapping
+(:func:`install_fetcher` does the same for one fetcher), so the library sees
+``openid.fetchers.HTTPFetchingError`` whose ``why`` is our error, and the
+consumer sees:
 
 * discovery in ``Consumer.begin()``: ``DiscoveryFailure`` ("Error fetching
   XRDS document: ..."), our error in its ``__context__``;
 * association in ``begin()`` (with a store): logged, and the login goes on
   without an association (stateless, checked by check_authentication later);
 * check_authentication in ``complete()``: logged, and ``complete()`` returns a
-  FAILURE response ("Server denied check_authentication");
+  FAILURE response ("Server denied check_authentication"), our error nowhere
+  in it: the dispatcher keeps the thread's last fetch error instead, so the
+  exchange can say the provider did not answer;
 * re-discovery of the claimed identifier in ``complete()``: **not caught by
   the library**: ``HTTPFetchingError`` leaves ``Consumer.complete()``; the
   caller must catch it.
 
-:func:`find_fetch_error` digs our error out of any of these. (Unwrapped, a
+:func:`find_fetch_error` digs our error out of the exceptions. (Unwrapped, a
 slow association endpoint would make ``begin()`` raise, not go stateless.)
 """
 
@@ -51,7 +57,7 @@ import httpcore
 import httpx
 import openid.fetchers
 
-from gateway.errors import DiscoveryRefused, FetchError
+from gateway.errors import DiscoveryRefused, FetchError, PrivateAddressRefused
 from gateway.openid.addresses import is_forbidden_address, parse_host_address
 from gateway.openid.providers import is_url_allowed
 
@@ -157,7 +163,10 @@ class GuardedBackend(httpcore.SyncBackend):
             except ValueError as exc:
                 raise DiscoveryRefused(host, f"{host} resolved to a malformed address {address!r}") from exc
             if not self.allow_private_addresses and is_forbidden_address(ip):
-                raise DiscoveryRefused(host, f"{host} resolves to a forbidden address {address}")
+                kind = "private" if ip.is_private else "special-purpose"
+                # Named for the operator who put a provider on a private network: the setting that allows it.
+                raise PrivateAddressRefused(host, f"{host} refused: {address} is a {kind} address; "
+                                                  "set allow_private_addresses = true to allow it")
         return addresses
 
 
@@ -282,7 +291,7 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
             request = self._client.build_request(method, url, headers=headers, content=content, timeout=timeout)
             return self._client.send(request, stream=True)
         except DiscoveryRefused as exc:
-            raise DiscoveryRefused(url, exc.reason) from exc
+            raise type(exc)(url, exc.reason) from exc
         except httpx.TimeoutException as exc:
             raise FetchError(url, "timed out") from exc
         except httpx.InvalidURL as exc:

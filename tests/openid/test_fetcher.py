@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.errors import DiscoveryRefused, FetchError
+from gateway.errors import DiscoveryRefused, FetchError, PrivateAddressRefused
 from gateway.openid.addresses import is_forbidden_address
 from gateway.openid.fetcher import GuardedBackend, SafeFetcher, check_url, find_fetch_error, install_fetcher
 from gateway.settings import Settings
@@ -258,7 +258,8 @@ def test_private_addresses_are_fetched_when_allowed(
 
 def test_a_public_looking_name_resolving_to_loopback_is_refused(internet: Internet) -> None:
     fetcher, net = internet({"innocent.example": ["127.0.0.1"]})
-    with pytest.raises(DiscoveryRefused, match=r"forbidden address 127\.0\.0\.1"):
+    with pytest.raises(PrivateAddressRefused, match=r"127\.0\.0\.1 is a private address; "
+                                                    r"set allow_private_addresses = true to allow it"):
         fetcher.fetch("http://innocent.example/secret")
     assert net.connected == []
 
