@@ -9,6 +9,13 @@ is answered in one packet costs a single future and a single timer.
 Flow control both ways: reading from the upstream pauses while more than
 :data:`HIGH_WATER` response bytes wait for the client, and the forwarder waits
 while the upstream socket's write buffer is full.
+
+A response ends exactly where its framing says. A byte beyond it (a second
+message in the same read, bytes arriving later, or bytes waiting unread in the
+socket of an idle connection when it is taken from the pool) means the
+upstream and the proxy disagree about where messages begin: the connection is
+closed and those bytes are never parsed as part of this response or served as
+the answer to the next request, which may be another person's.
 """
 
 from __future__ import annotations
@@ -302,7 +309,9 @@ class Pool:
         else:
             handed = await self._wait_for_slot(wait_timeout)
             if handed is not None:
-                return handed, True
+                if handed.reusable():
+                    return handed, True
+                # Closed or with stray bytes: its slot is ours, for a new connection.
         try:
             return await self._connect(), False
         except BaseException:
