@@ -56,7 +56,7 @@ def _connect_failure(exc: OSError) -> _Failed:
                   "the certificate, and upstream_ca_bundle name the CA that signed it if it is not a public one")
         return _Failed(502, reason, CERTIFICATE_MESSAGE)
     if isinstance(exc, ssl.SSLError):
-        return _Failed(502, f"TLS handshake with the upstream failed ({exc.reason or exc})", CERTIFICATE_MESSAGE)
+        return _Failed(502, f"TLS handshake with the upstream failed ({exc.reason or exc})")
     return _Failed(502, f"cannot connect to the upstream ({exc.strerror or exc})")
 
 
