@@ -15,7 +15,9 @@ from gateway.sessions import (
     SessionCodec,
     TokenCodec,
     VerifiedCookies,
+    host_cookie_name,
     read_cookie,
+    read_cookies,
 )
 from gateway.types import Identity
 
@@ -122,6 +124,20 @@ def test_read_cookie_finds_one_cookie() -> None:
     assert read_cookie(header, "gw_session") == "quoted"
     assert read_cookie(header, "gw") is None
     assert read_cookie(None, "gw_session") is None
+
+
+def test_read_cookies_finds_every_copy_in_order() -> None:
+    header = 'gw_session=first; other=1; gw_session="second"; gw_session_x=3;gw_session=third'
+    assert read_cookies(header, "gw_session") == ["first", "second", "third"]
+    assert read_cookie(header, "gw_session") == "first"  # what the auth check uses: the same parser
+    assert read_cookies(None, "gw_session") == [] and read_cookies("a=1", "gw_session") == []
+
+
+def test_host_prefixed_names_only_on_https_without_a_cookie_domain() -> None:
+    assert host_cookie_name("gw_session", https=True, domain="") == "__Host-gw_session"
+    assert host_cookie_name("gw_session", https=True, domain="example.com") == "gw_session"
+    assert host_cookie_name("gw_session", https=False, domain="") == "gw_session"  # __Host- needs Secure
+    assert host_cookie_name("__Host-mine", https=True, domain="") == "__Host-mine"
 
 
 def test_cookie_policy_attributes() -> None:
