@@ -14,6 +14,7 @@ from pathlib import Path
 
 from starlette.datastructures import Secret
 
+from gateway.errors import ConfigError
 from gateway.proof import HeaderNames
 
 ENV_PREFIX = "MICROBLOG_"
@@ -31,14 +32,6 @@ ENV_VARS = {
     "header_email": "MICROBLOG_HEADER_EMAIL",
     "header_proof": "MICROBLOG_HEADER_PROOF",
 }
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; ``problems`` lists every problem found."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
 
 
 @dataclass(frozen=True, slots=True)

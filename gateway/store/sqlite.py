@@ -9,9 +9,12 @@ writer, and turns every sqlite3 error into ``StoreUnavailable``.
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +27,7 @@ from gateway.errors import StoreUnavailable
 from gateway.store.base import RememberRecord, SessionRecord
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS associations (
@@ -51,17 +55,41 @@ CREATE INDEX IF NOT EXISTS remember_user ON remember_series (user_id);
 """
 
 
+class _Handle:
+    """The store's connection, closable without the store.
+
+    A store dropped without :meth:`SQLiteStore.close` (a start-up that failed
+    half-way, a test) still closes its connection when it is collected, or at
+    exit: ``weakref.finalize`` calls :meth:`close`, which holds no reference
+    to the store.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self) -> None:
+        self.conn: sqlite3.Connection | None = None
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing a broken connection
+                pass
+
+
 class SQLiteStore:
     """Associations, nonces, sessions and remember-me series in one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._handle = _Handle()
+        weakref.finalize(self, self._handle.close)
         with self._lock:
             try:
-                self._conn = self._connect(create=True)
-            except sqlite3.Error as exc:
+                self._handle.conn = self._connect(create=True)
+            except (sqlite3.Error, OSError) as exc:
                 raise StoreUnavailable(f"SQLite store {str(self.path)!r}: {exc}") from exc
 
     # -- plumbing ---------------------------------------------------------
@@ -73,31 +101,54 @@ class SQLiteStore:
             raise StoreUnavailable(f"state directory {str(self.path.parent)!r} does not exist")
         if not create and not self.path.exists():
             raise StoreUnavailable(f"SQLite store {str(self.path)!r} is missing")
+        if create:
+            self._make_private()
         conn = sqlite3.connect(self.path, timeout=2.0, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(SCHEMA)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+        except BaseException:  # not a database, locked, disk full: the half-made connection must not leak
+            conn.close()
+            raise
         return conn
+
+    def _make_private(self) -> None:
+        """Create the file 0600 whatever the umask, and tighten one created looser before.
+
+        It holds session ids and association secrets. SQLite gives the -wal and
+        -shm files it creates the main file's mode; older ones are tightened too.
+        """
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            os.fchmod(fd, 0o600)  # the umask may have taken bits away (0o277 would leave it unwritable)
+            os.close(fd)
+        for path in (self.path, *(self.path.with_name(self.path.name + end) for end in ("-wal", "-shm"))):
+            try:
+                if path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                logger.warning("cannot make %s private (mode 0600): %s", path, exc.strerror)
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` under the lock; reconnect after a failure so the store heals itself."""
         with self._lock:
             try:
-                if self._conn is None or not self.path.exists():
+                if self._handle.conn is None or not self.path.exists():
                     self._reset()
-                    self._conn = self._connect()
-                return work(self._conn)
+                    self._handle.conn = self._connect()
+                return work(self._handle.conn)
             except sqlite3.Error as exc:
                 self._reset()
                 raise StoreUnavailable(f"SQLite store {str(self.path)!r}: {exc}") from exc
 
     def _reset(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:  # pragma: no cover - closing a broken connection
-                pass
-            self._conn = None
+        self._handle.close()
 
     @contextmanager
     def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:

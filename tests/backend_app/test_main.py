@@ -32,4 +32,5 @@ def test_start_without_proof_key_exits_2_with_one_line() -> None:
     )
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr == "error: MICROBLOG_PROOF_KEY is not set: use the gateway's proof_key\n"
+    assert result.stderr == ("error: invalid configuration:"
+                             " MICROBLOG_PROOF_KEY is not set: use the gateway's proof_key\n")
