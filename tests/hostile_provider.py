@@ -7,7 +7,8 @@ identifier, edit the answer before signing it (properly signed lies: a stale
 nonce, a foreign ``return_to``), tamper with the redirect after signing,
 sign with a handle the relying party never associated, refuse associations,
 answer ``check_authentication`` honestly, always "no", always "yes" (a lying
-OP) or never (a hang). It also serves hostile discovery documents:
+OP) or never (a hang), and answer everything slowly (``delay``). It also
+serves hostile discovery documents:
 
 - ``/openid``            OP identifier (XRDS, identifier_select) → ``/endpoint``
 - ``/id/<user>``         claimed identifier (XRDS), or a page delegating to another OP
@@ -85,6 +86,8 @@ CheckAuthentication = Literal["honest", "invalid", "lie", "hang"]
 class Misbehaviour:
     """What the hostile provider does wrong; the defaults make it a well-behaved provider.
 
+    ``delay``: every discovery document and endpoint answer waits that many
+    seconds (a slow provider), or until :attr:`HostileProvider.release` is set.
     ``claimed_id``/``local_id``: the identifier to assert (default: the one
     asked for; for identifier_select ``<base>/id/mallory``). ``before_signing``
     edits the answer's message (the lie is signed); ``after_signing`` edits
@@ -102,6 +105,7 @@ class Misbehaviour:
     associate: bool = True
     check_authentication: CheckAuthentication = "honest"
     delegate: tuple[str, str] | None = None
+    delay: float = 0.0
 
 
 class HostileProvider:
@@ -135,6 +139,7 @@ class HostileProvider:
     # -- the OP endpoint ----------------------------------------------------------------
 
     async def _endpoint(self, request: Request) -> Response:
+        await self._slow()
         args = dict(request.query_params)
         if request.method == "POST":
             async with request.form() as form:
@@ -162,10 +167,16 @@ class HostileProvider:
         web = self.server.encodeResponse(answer)
         return Response(web.body, status_code=web.code, headers=web.headers)
 
-    async def _hang(self) -> None:
-        deadline = time.monotonic() + HANG_LIMIT
+    async def _hang(self, limit: float = HANG_LIMIT) -> None:
+        deadline = time.monotonic() + min(limit, HANG_LIMIT)
         while not self.release.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+
+    async def _slow(self) -> None:
+        """``Misbehaviour.delay``: count the request in ``seen["slow"]``, then take that long to answer."""
+        if self.misbehaviour.delay > 0:
+            self.seen["slow"] += 1
+            await self._hang(self.misbehaviour.delay)
 
     def assertion(self, request: CheckIDRequest) -> str:
         """The callback URL of a positive assertion, misbehaving as configured."""
@@ -205,9 +216,11 @@ class HostileProvider:
     # -- discovery documents ----------------------------------------------------------
 
     async def _op_xrds(self, request: Request) -> Response:
+        await self._slow()
         return _xrds(XRDS.format(type=OPENID2_SERVER, endpoint=self.endpoint, local_id=""))
 
     async def _claimed_xrds(self, request: Request) -> Response:
+        await self._slow()
         endpoint, local_id = self.misbehaviour.delegate or (self.endpoint, "")
         delegation = f"<LocalID>{local_id}</LocalID>" if local_id else ""
         return _xrds(XRDS.format(type=OPENID2_SIGNON, endpoint=endpoint, local_id=delegation))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -123,4 +124,36 @@ def test_the_staleness_floor_is_five_seconds_or_three_intervals(tmp_path: Path) 
     assert cache.healthy
     now[0] = start + 5.1
     assert not cache.healthy
+    store.close()
+
+
+# -- its own thread ---------------------------------------------------------------------------
+
+
+def test_refresh_does_not_wait_behind_a_full_shared_thread_pool(tmp_path: Path) -> None:
+    """Slow sign-ins used to fill Starlette's shared pool; the refresh queued behind them and went stale."""
+    from anyio import to_thread
+    from starlette.concurrency import run_in_threadpool
+
+    store, cache = make(tmp_path)
+    store.revoke_session("b", time.time())
+    held = threading.Event()
+
+    async def scenario() -> None:
+        tokens = int(to_thread.current_default_thread_limiter().total_tokens)
+        blockers = [asyncio.create_task(run_in_threadpool(held.wait, 30)) for _ in range(tokens)]
+        try:
+            for _ in range(500):  # at most 5 s for them to take every token of the shared pool
+                if to_thread.current_default_thread_limiter().available_tokens == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert to_thread.current_default_thread_limiter().available_tokens == 0
+            await asyncio.wait_for(cache.refresh(), timeout=10)
+        finally:
+            held.set()
+            await asyncio.gather(*blockers)
+            await cache.stop()
+
+    run(scenario())
+    assert cache.healthy and cache.is_revoked("b")
     store.close()
