@@ -123,6 +123,8 @@ def microblog_post_error(page: Page, stack: Stack, new_context: NewContext) -> N
     page.get_by_label("Say something, mia").fill("   ")
     page.get_by_role("button", name="Post").click()
     expect(page.get_by_role("alert")).to_be_visible()
+    expect(page.get_by_label("Say something, mia")).to_be_focused()
+    expect(page.get_by_label("Say something, mia")).to_have_accessible_description(re.compile("^Write something"))
 
 
 def microblog_user(page: Page, stack: Stack, new_context: NewContext) -> None:
