@@ -19,7 +19,7 @@ from gateway.proof import HeaderNames
 
 ENV_PREFIX = "MICROBLOG_"
 _DEFAULT_NAMES = HeaderNames()
-_HEADER_SETTINGS = ("header_user", "header_nickname", "header_email", "header_proof")
+_HEADER_SETTINGS = ("header_user", "header_nickname", "header_email", "header_groups", "header_proof")
 _DEFAULT_HEADERS = dict(zip(_HEADER_SETTINGS, _DEFAULT_NAMES.all(), strict=True))
 
 # Setting name -> environment variable.
@@ -30,6 +30,7 @@ ENV_VARS = {
     "header_user": "MICROBLOG_HEADER_USER",
     "header_nickname": "MICROBLOG_HEADER_NICKNAME",
     "header_email": "MICROBLOG_HEADER_EMAIL",
+    "header_groups": "MICROBLOG_HEADER_GROUPS",
     "header_proof": "MICROBLOG_HEADER_PROOF",
 }
 
@@ -48,6 +49,7 @@ class AppSettings:
     header_user: str = _DEFAULT_NAMES.user
     header_nickname: str = _DEFAULT_NAMES.nickname
     header_email: str = _DEFAULT_NAMES.email
+    header_groups: str = _DEFAULT_NAMES.groups
     header_proof: str = _DEFAULT_NAMES.proof
 
     @property
@@ -55,7 +57,8 @@ class AppSettings:
         return self.state_dir / "microblog.sqlite3"
 
     def header_names(self) -> HeaderNames:
-        return HeaderNames(self.header_user, self.header_nickname, self.header_email, self.header_proof)
+        return HeaderNames(self.header_user, self.header_nickname, self.header_email, self.header_proof,
+                           self.header_groups)
 
 
 def load_app_settings(environ: Mapping[str, str] | None = None) -> AppSettings:
@@ -78,7 +81,7 @@ def load_app_settings(environ: Mapping[str, str] | None = None) -> AppSettings:
         if not _is_token(value):
             problems.append(f"{ENV_VARS[name]} must be an HTTP header name such as X-Gateway-User, got {value!r}")
     if len({value.lower() for value in headers.values()}) != len(headers):
-        problems.append("the four MICROBLOG_HEADER_* names must differ")
+        problems.append("the MICROBLOG_HEADER_* names must differ")
     state_dir = env.get(ENV_VARS["state_dir"], "") or "state"
     if problems:
         raise ConfigError(problems)

@@ -15,7 +15,9 @@ accepted. README.md ("Identity headers") gives the same recipe for other
 languages; ``tests/test_proof.py`` checks it.
 
 Header values are UTF-8, percent-encoded outside printable ASCII and for ``%``
-itself (an ASCII nickname or e-mail arrives unchanged). The proof signs the
+itself (an ASCII nickname or e-mail arrives unchanged). The groups header is a
+comma-separated, sorted list of names, each encoded the same way and with ``,``
+encoded too, so a name containing a comma stays one name. The proof signs the
 values *as sent*, so an app verifies first and decodes after.
 
 This module needs nothing beyond the standard library, so that protected
@@ -28,7 +30,7 @@ import base64
 import hmac
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -43,6 +45,7 @@ DEFAULT_MAX_AGE = 30
 # v2.<decimal Unix time, no leading zero>.<base64url HMAC-SHA256, no padding: 43 characters>
 _PROOF_FORMAT = re.compile(re.escape(PROOF_VERSION) + r"\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})", re.ASCII)
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+_SAFE_IN_GROUP = _SAFE.replace(",", "")
 
 Clock = Callable[[], float]
 
@@ -58,8 +61,22 @@ def encode_identity(identity: Identity) -> tuple[str, str, str]:
             encode_header_value(identity.email))
 
 
+def encode_groups(groups: Iterable[str]) -> str:
+    """The groups header value: the names sorted, deduplicated, each encoded, joined by ``,``.
+
+    Sorted so that the same groups always give the same signed value. An empty
+    name is not a group and is left out.
+    """
+    return ",".join(quote(name, safe=_SAFE_IN_GROUP) for name in sorted(set(groups)) if name)
+
+
 def decode_header_value(value: str) -> str:
     return unquote(value, errors="strict")
+
+
+def decode_groups(value: str) -> tuple[str, ...]:
+    """The group names of a groups header value (:func:`encode_groups`'s inverse); ``""`` is no groups."""
+    return tuple(unquote(name, errors="strict") for name in value.split(",") if name)
 
 
 def request_uri(scope: Mapping[str, Any]) -> str:
@@ -80,7 +97,8 @@ def proof_message(timestamp: str, method: str, host: str, uri: str, *values: str
     """The bytes the proof's HMAC covers: every signed field as a netstring, in order.
 
     ``values`` are the identity header values in :meth:`HeaderNames.identity`
-    order, as sent (a new identity header is signed by adding it there).
+    order (user, nickname, e-mail, groups), as sent (a new identity header is
+    signed by adding it there).
     Strings carry the bytes as received (latin-1, as ASGI and WSGI decode
     them, so a netstring's length in characters is its length in bytes);
     ``UnicodeEncodeError`` means a value that cannot have come off the wire.
@@ -112,7 +130,7 @@ def _key_bytes(key: str | bytes) -> bytes:
 class HeaderNames:
     """The identity and proof header names, configurable on both sides."""
 
-    __slots__ = ("email", "nickname", "proof", "user")
+    __slots__ = ("email", "groups", "nickname", "proof", "user")
 
     def __init__(
         self,
@@ -120,15 +138,17 @@ class HeaderNames:
         nickname: str = "X-Gateway-Nickname",
         email: str = "X-Gateway-Email",
         proof: str = "X-Gateway-Proof",
+        groups: str = "X-Gateway-Groups",
     ) -> None:
         self.user = user
         self.nickname = nickname
         self.email = email
         self.proof = proof
+        self.groups = groups
 
     def identity(self) -> tuple[str, ...]:
         """The identity headers, in the order the proof signs their values."""
-        return (self.user, self.nickname, self.email)
+        return (self.user, self.nickname, self.email, self.groups)
 
     def all(self) -> tuple[str, ...]:
         return (*self.identity(), self.proof)
@@ -141,19 +161,23 @@ class ProofSigner:
         self._key = _key_bytes(key)
         self._clock = clock
 
-    def sign(self, method: str, host: str, uri: str, *values: str) -> str:
+    def sign(self, method: str, host: str, uri: str, user: str, nickname: str, email: str, *,
+             groups: str = "") -> str:
         """The proof (``v2.<timestamp>.<signature>``) for this request and these encoded header values.
 
-        ``values`` are user, nickname and e-mail as sent (see :func:`proof_message`).
+        The values are as sent (:func:`encode_identity`, :func:`encode_groups`;
+        see :func:`proof_message`). ``groups`` is always signed, empty or not,
+        so that adding a groups header to a proof made without one breaks it.
         """
         timestamp = str(int(self._clock()))
-        signature = _signature(self._key, proof_message(timestamp, method, host, uri, *values))
-        return f"{PROOF_VERSION}.{timestamp}.{signature.decode('ascii')}"
+        message = proof_message(timestamp, method, host, uri, user, nickname, email, groups)
+        return f"{PROOF_VERSION}.{timestamp}.{_signature(self._key, message).decode('ascii')}"
 
     def headers(self, identity: Identity, method: str, host: str, uri: str,
                 names: HeaderNames) -> list[tuple[str, str]]:
-        values = encode_identity(identity)
-        proof = self.sign(method, host, uri, *values)
+        """Every identity header (in :meth:`HeaderNames.identity` order) and the proof."""
+        values = (*encode_identity(identity), encode_groups(identity.groups))
+        proof = self.sign(method, host, uri, *values[:3], groups=values[3])
         return [*zip(names.identity(), values, strict=True), (names.proof, proof)]
 
 
@@ -201,12 +225,14 @@ class ProofVerifier:
             raise InvalidProof("proof expired")
         if age < 0:
             raise InvalidProof("proof from the future (are the clocks in sync?)")
-        user, nickname, email = values
+        user, nickname, email, groups = values
         try:
-            return Identity(decode_header_value(user), decode_header_value(nickname), decode_header_value(email))
+            return Identity(decode_header_value(user), decode_header_value(nickname), decode_header_value(email),
+                            decode_groups(groups))
         except UnicodeDecodeError as exc:
             raise InvalidProof("identity header is not UTF-8") from exc
 
 
-__all__ = ["DEFAULT_MAX_AGE", "HeaderNames", "InvalidProof", "ProofSigner", "ProofVerifier", "decode_header_value",
-           "encode_header_value", "encode_identity", "proof_message", "request_uri"]
+__all__ = ["DEFAULT_MAX_AGE", "HeaderNames", "InvalidProof", "ProofSigner", "ProofVerifier", "decode_groups",
+           "decode_header_value", "encode_groups", "encode_header_value", "encode_identity", "proof_message",
+           "request_uri"]

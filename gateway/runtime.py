@@ -71,7 +71,8 @@ class Runtime:
         )
         self.signins = SignInCapacity(self.exchange, s.max_signins_in_flight)
         self.proof = ProofSigner(str(s.proof_key))
-        self.header_names = HeaderNames(s.header_user, s.header_nickname, s.header_email, s.header_proof)
+        self.header_names = HeaderNames(s.header_user, s.header_nickname, s.header_email, s.header_proof,
+                                        s.header_groups)
         self.client_address = ClientAddress(s.trusted_proxies)
         self.login_limiter = RateLimiter(s.login_rate_limit, s.login_rate_window)
         self.failure_limiter = RateLimiter(s.failure_rate_limit, s.failure_rate_window)

@@ -101,6 +101,7 @@ class Settings:
     header_user: str = "X-Gateway-User"
     header_nickname: str = "X-Gateway-Nickname"
     header_email: str = "X-Gateway-Email"
+    header_groups: str = "X-Gateway-Groups"
     header_proof: str = "X-Gateway-Proof"
     proof_max_age: int = 30
 
@@ -291,9 +292,10 @@ def validate(settings: Settings) -> list[str]:
     for name in ("session_cookie", "remember_cookie"):
         if not is_cookie_name(getattr(settings, name)) or getattr(settings, name).startswith("gw_state_"):
             problems.append(f"{name} must be a cookie name of letters, digits and -_. (not gw_state_*)")
-    headers = [settings.header_user, settings.header_nickname, settings.header_email, settings.header_proof]
+    headers = [settings.header_user, settings.header_nickname, settings.header_email, settings.header_groups,
+               settings.header_proof]
     if len({h.lower() for h in headers}) != len(headers):
-        problems.append("header_user, header_nickname, header_email and header_proof must differ")
+        problems.append("header_user, header_nickname, header_email, header_groups and header_proof must differ")
     problems.extend(allowlist_problems(settings.provider_allowlist))
     for host in settings.next_allowed_hosts:
         if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", host):

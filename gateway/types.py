@@ -20,8 +20,11 @@ class Identity:
     ``user_id`` is the verified claimed identifier (OpenID 2.0 §11): the only
     field that identifies the account. ``nickname`` and ``email`` are what the
     provider said in *signed* SReg/AX fields and are informational only.
+    ``groups`` are the names of the groups the gateway's configuration puts
+    this person in, sorted (computed per request, never stored in a cookie).
     """
 
     user_id: str
     nickname: str
     email: str = ""
+    groups: tuple[str, ...] = ()

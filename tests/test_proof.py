@@ -15,12 +15,22 @@ from itsdangerous import TimestampSigner
 
 from gateway import InvalidProof as ExportedInvalidProof
 from gateway.errors import GatewayError
-from gateway.proof import HeaderNames, InvalidProof, ProofSigner, ProofVerifier, request_uri
+from gateway.proof import (
+    HeaderNames,
+    InvalidProof,
+    ProofSigner,
+    ProofVerifier,
+    decode_groups,
+    encode_groups,
+    request_uri,
+)
 from gateway.types import Identity
 
 KEY = "k" * 40
 ALICE = Identity("https://op.example/id/alice", "Zoë", "alice@example.test")
 BOB = Identity("https://op.example/id/bob", "bob", "bob@victim.org.attacker.example")
+# Groups whose names need encoding: a comma inside a name, a percent sign, non-ASCII.
+CAROL = Identity("https://op.example/id/carol", "carol", "", ("staff", "admins", "r&d, lab", "100%", "équipe"))
 HOST = "app.example:8443"
 NOW = 1_800_000_000
 
@@ -37,7 +47,8 @@ def readme_verify(key: str, headers: dict[str, str], method: str, host: str, uri
     if uri[-1:] == "?":
         uri = uri[:-1]
     fields = ["openid-gateway.identity-proof.v2", timestamp, method.upper(), host.lower(), uri,
-              headers["X-Gateway-User"], headers.get("X-Gateway-Nickname", ""), headers.get("X-Gateway-Email", "")]
+              headers["X-Gateway-User"], headers.get("X-Gateway-Nickname", ""), headers.get("X-Gateway-Email", ""),
+              headers.get("X-Gateway-Groups", "")]
     message = b""
     for field in fields:
         data = field.encode("latin-1")
@@ -78,6 +89,13 @@ def test_readme_recipe_verifies_the_gateway_proof() -> None:
     assert not readme_verify("other" * 10, headers, "GET", HOST, "/a?b=1", NOW)
 
 
+def test_readme_recipe_verifies_a_proof_with_groups() -> None:
+    headers = headers_for(CAROL)
+    assert headers["X-Gateway-Groups"] == "100%25,admins,r&d%2C lab,staff,%C3%A9quipe"
+    assert readme_verify(KEY, headers, "GET", HOST, "/a?b=1", NOW)
+    assert not readme_verify(KEY, {**headers, "X-Gateway-Groups": ""}, "GET", HOST, "/a?b=1", NOW)
+
+
 def test_readme_recipe_and_verifier_agree_on_case_and_trailing_question_mark() -> None:
     headers = headers_for(ALICE, method="get", host="App.Example:8443", uri="/p?")
     assert readme_verify(KEY, headers, "GET", "app.example:8443", "/p", NOW)
@@ -86,6 +104,59 @@ def test_readme_recipe_and_verifier_agree_on_case_and_trailing_question_mark() -
 
 def test_verifier_returns_the_decoded_identity() -> None:
     assert verifier().verify(headers_for(ALICE), "GET", HOST, "/a?b=1") == ALICE
+
+
+def test_groups_come_back_sorted_and_decoded() -> None:
+    identity = verifier().verify(headers_for(CAROL), "GET", HOST, "/a?b=1")
+    assert identity is not None
+    assert identity.groups == ("100%", "admins", "r&d, lab", "staff", "équipe")
+    assert identity == Identity(CAROL.user_id, CAROL.nickname, CAROL.email, identity.groups)
+
+
+@pytest.mark.parametrize("groups", [(), ("a",), ("a,b", "c"), ("a", "b,c"), ("", "x"), ("x", "x"), ("%2C",)])
+def test_encode_groups_round_trips(groups: tuple[str, ...]) -> None:
+    assert decode_groups(encode_groups(groups)) == tuple(sorted({name for name in groups if name}))
+
+
+@pytest.mark.parametrize("forged", [
+    "100%25,admins,r&d%2C lab,staff,%C3%A9quipe,root",  # a group added
+    "100%25,admins,r&d%2C lab,staff",                     # a group removed
+    "100%25,r&d%2C lab,staff,%C3%A9quipe",                # admins removed
+    "100%25,admins,r&d,lab,staff,%C3%A9quipe",            # one name split in two
+    "admins,100%25,r&d%2C lab,staff,%C3%A9quipe",         # reordered
+    "100%25,admins,r&d%2C lab,staff,%C3%A9quipe ",        # trailing space
+    "",                                                   # emptied
+])
+def test_changing_the_groups_breaks_the_proof(forged: str) -> None:
+    headers = headers_for(CAROL)
+    with pytest.raises(InvalidProof, match="does not match"):
+        verifier().verify({**headers, "X-Gateway-Groups": forged}, "GET", HOST, "/a?b=1")
+    assert not readme_verify(KEY, {**headers, "X-Gateway-Groups": forged}, "GET", HOST, "/a?b=1", NOW)
+
+
+def test_removing_the_groups_header_breaks_the_proof() -> None:
+    headers = headers_for(CAROL)
+    del headers["X-Gateway-Groups"]
+    with pytest.raises(InvalidProof, match="does not match"):
+        verifier().verify(headers, "GET", HOST, "/a?b=1")
+
+
+def test_adding_groups_to_a_proof_made_without_them_is_refused() -> None:
+    headers = headers_for(ALICE)
+    assert headers["X-Gateway-Groups"] == ""
+    with pytest.raises(InvalidProof, match="does not match"):
+        verifier().verify({**headers, "X-Gateway-Groups": "admins"}, "GET", HOST, "/a?b=1")
+    absent = {name: value for name, value in headers.items() if name != "X-Gateway-Groups"}
+    assert verifier().verify(absent, "GET", HOST, "/a?b=1") == ALICE  # absent and empty sign the same
+
+
+@pytest.mark.parametrize(("email", "groups"), [("alice@example.test", "admins"), ("alice@example.tes", "tadmins")])
+def test_moving_bytes_between_email_and_groups_is_refused(email: str, groups: str) -> None:
+    """E-mail ``alice@example.testadmins`` (no groups) must not become ``alice@example.test`` in ``admins``."""
+    identity = Identity(ALICE.user_id, ALICE.nickname, "alice@example.testadmins")
+    headers = {**headers_for(identity), "X-Gateway-Email": email, "X-Gateway-Groups": groups}
+    with pytest.raises(InvalidProof, match="does not match"):
+        verifier().verify(headers, "GET", HOST, "/a?b=1")
 
 
 def test_moving_the_end_of_the_email_into_the_proof_is_refused() -> None:

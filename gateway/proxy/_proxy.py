@@ -131,7 +131,8 @@ class UpstreamProxy:
         gateway_cookies: tuple[Iterable[str], Iterable[str]] | None = None,
     ) -> UpstreamProxy:
         """The proxy ``settings`` describe; ``gateway_cookies`` are stripped unless ``pass_gateway_cookies``."""
-        identity = (settings.header_user, settings.header_nickname, settings.header_email, settings.header_proof)
+        identity = (settings.header_user, settings.header_nickname, settings.header_email, settings.header_groups,
+                    settings.header_proof)
         return cls(
             settings.upstream_url,
             strip_headers=identity,
