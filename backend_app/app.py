@@ -40,6 +40,8 @@ def create_app(settings: AppSettings) -> Starlette:
         Route("/", pages.home, methods=["GET"], name="home"),
         Route("/", pages.publish, methods=["POST"], name="publish"),
         Route("/user/{nickname}", pages.user, methods=["GET"], name="user"),
+        Route("/about", pages.about, methods=["GET"], name="about"),
+        Route("/admin", pages.admin, methods=["GET"], name="admin"),
         Route("/api/whoami", pages.whoami, methods=["GET"], name="whoami"),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -36,6 +36,10 @@ CREATE INDEX IF NOT EXISTS posts_by_user ON posts (user_id, id);
 
 _USER_BY_IDENTITY = "SELECT id, identity, nickname, email, created FROM users WHERE identity = ?"
 _USER_BY_NICKNAME = "SELECT id, identity, nickname, email, created FROM users WHERE nickname = ?"
+_USERS_WITH_POST_COUNTS = """
+SELECT users.id, users.identity, users.nickname, users.email, users.created, COUNT(posts.id)
+FROM users LEFT JOIN posts ON posts.user_id = users.id GROUP BY users.id ORDER BY users.id
+"""
 _RECENT_POSTS = """
 SELECT posts.id, posts.body, posts.created, users.nickname FROM posts JOIN users ON users.id = posts.user_id
 ORDER BY posts.id DESC LIMIT ?
@@ -53,6 +57,14 @@ class User:
     nickname: str
     email: str
     created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A user as the administrators' page lists them."""
+
+    user: User
+    posts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +162,12 @@ class Database:
             conn.execute("UPDATE users SET nickname = ?, email = ? WHERE id = ?", (nickname, identity.email, own_id))
         return _user(conn.execute(_USER_BY_IDENTITY, (identity.user_id,)).fetchone())
 
+    def members(self) -> list[Member]:
+        """Every user with their number of posts, in the order they were first seen."""
+        with self._lock:
+            rows = self._connection().execute(_USERS_WITH_POST_COUNTS).fetchall()
+        return [Member(_user(row[:5]), row[5]) for row in rows]
+
     def user_by_nickname(self, nickname: str) -> User | None:
         with self._lock:
             row = self._connection().execute(_USER_BY_NICKNAME, (nickname,)).fetchone()
@@ -177,4 +195,4 @@ class Database:
         return [_post(row) for row in rows]
 
 
-__all__ = ["Database", "Post", "User"]
+__all__ = ["Database", "Member", "Post", "User"]

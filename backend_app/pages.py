@@ -3,10 +3,15 @@
 Every page shows who the app believes is signed in, as the gateway vouched for
 it (:mod:`backend_app.identity`). The app links to the gateway's ``/login`` and
 ``/logout`` and never handles credentials itself.
+
+``/admin`` is for the group ``admins``. The gateway's access rules may already
+keep everyone else out; the app checks the verified groups again itself, so
+that a missing or mistyped rule does not open the page to everyone signed in.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,11 +26,15 @@ from starlette.templating import Jinja2Templates
 from backend_app.database import Database, User
 from backend_app.identity import identity_of
 from gateway.proof import InvalidProof
+from gateway.types import Identity
+
+logger = logging.getLogger("backend_app.pages")
 
 MAX_POST_LENGTH = 280
 PAGE_SIZE = 50
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
+ADMIN_GROUP = "admins"
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 
 # No inline scripts or styles anywhere, so the policy can be strict.
@@ -73,6 +82,11 @@ def login_url(path: str) -> str:
     return f"{LOGIN_PATH}?next={quote(path, safe='/')}"
 
 
+def is_admin(identity: Identity | None) -> bool:
+    """Whether the gateway vouched that this person is in the group ``admins``."""
+    return identity is not None and ADMIN_GROUP in identity.groups
+
+
 class Pages:
     """The route handlers, bound to one database and one template set."""
 
@@ -90,7 +104,8 @@ class Pages:
     def render(
         self, request: Request, name: str, me: User | None, status_code: int = 200, **context: Any
     ) -> Response:
-        context.update(me=me, login_url=login_url(request.url.path), logout_url=LOGOUT_PATH)
+        context.update(me=me, login_url=login_url(request.url.path), logout_url=LOGOUT_PATH,
+                       is_admin=is_admin(identity_of(request)))
         return self.templates.TemplateResponse(
             request, name, context, status_code=status_code, headers=SECURITY_HEADERS
         )
@@ -143,12 +158,34 @@ class Pages:
         posts = await run_in_threadpool(self.database.posts_of, author, PAGE_SIZE)
         return self.render(request, "user.html", me, author=author, posts=posts)
 
+    async def about(self, request: Request) -> Response:
+        """What the microblog is, and whether this request came with an identity (a public page has none)."""
+        me = await self.current_user(request)
+        return self.render(request, "about.html", me, identity=identity_of(request))
+
+    async def admin(self, request: Request) -> Response:
+        """Every user, for the group ``admins`` only (checked here too, whatever the gateway's rules)."""
+        me = await self.current_user(request)
+        identity = identity_of(request)
+        if not is_admin(identity):
+            who = "nobody (not signed in)" if identity is None else repr(identity.user_id)
+            logger.warning("refused %s to %s: not in the group %r", request.url.path, who, ADMIN_GROUP)
+            message = (f"This page is for the group {ADMIN_GROUP} only, and "
+                       + ("you are not signed in." if me is None else f"you are signed in as {me.nickname}, who is"
+                          " not in it."))
+            return self.render(request, "error.html", me, 403, title="Administrators only", message=message)
+        members = await run_in_threadpool(self.database.members)
+        return self.render(request, "admin.html", me, members=members, admin_group=ADMIN_GROUP)
+
     async def whoami(self, request: Request) -> Response:
-        """The identity the app sees: for operators checking their set-up."""
+        """The identity the app sees: for operators checking their set-up (``groups`` when there are any)."""
         identity = identity_of(request)
         if identity is None:
             return JSONResponse({"user": None})
-        return JSONResponse({"user": identity.user_id, "nickname": identity.nickname, "email": identity.email})
+        data: dict[str, Any] = {"user": identity.user_id, "nickname": identity.nickname, "email": identity.email}
+        if identity.groups:
+            data["groups"] = list(identity.groups)
+        return JSONResponse(data)
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         """Starlette's 404/405/400 (bad form) as pages in the site's layout."""
@@ -174,4 +211,5 @@ class Pages:
 
 _TITLES = {400: "Bad request", 404: "Page not found", 405: "Method not allowed", 413: "Too large"}
 
-__all__ = ["MAX_POST_LENGTH", "Pages", "PostRejected", "clean_post_body", "is_cross_site", "login_url"]
+__all__ = ["ADMIN_GROUP", "MAX_POST_LENGTH", "Pages", "PostRejected", "clean_post_body", "is_admin", "is_cross_site",
+           "login_url"]

@@ -75,3 +75,13 @@ def test_posts_are_listed_newest_first_with_their_author(database: Database) -> 
 def test_closed_database_refuses_to_work(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="not open"):
         Database(tmp_path / "db.sqlite3").recent_posts(1)
+
+
+def test_members_are_listed_first_seen_first_with_their_post_counts(database: Database) -> None:
+    alice = database.sync_user(ALICE)
+    database.sync_user(Identity("https://two.example/", "sam"))
+    database.add_post(alice, "a")
+    database.add_post(alice, "b")
+    members = database.members()
+    assert [(m.user.nickname, m.posts) for m in members] == [("alice", 2), ("sam", 0)]
+    assert members[0].user == alice

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from backend_app import AppSettings, create_app
+from gateway.types import Identity
 from tests.backend_app.support import ALICE, sign
 from tests.servers import UvicornThread
 
@@ -58,3 +59,16 @@ def test_forged_headers_are_refused_over_http(server: UvicornThread) -> None:
         response = http.get("/", headers={"X-Gateway-User": ALICE.user_id, "X-Gateway-Proof": "1.forged"})
     assert response.status_code == 401
     assert "The gateway&#39;s proof is missing or invalid" in response.text
+
+
+def test_admin_page_over_http_follows_the_signed_groups(server: UvicornThread) -> None:
+    """The groups header crosses a real HTTP hop intact (a comma inside a name included) and the proof covers it."""
+    host = host_of(server)
+    admin = Identity("https://op.example/id/root", "root", "", ("admins", "r&d, lab"))
+    with httpx.Client(base_url=server.url) as http:
+        signed = sign(admin, "GET", "/api/whoami", host=host)
+        assert http.get("/api/whoami", headers=signed).json()["groups"] == ["admins", "r&d, lab"]
+        assert http.get("/admin", headers=sign(admin, "GET", "/admin", host=host)).status_code == 200
+        assert http.get("/admin", headers=sign(ALICE, "GET", "/admin", host=host)).status_code == 403
+        forged = [(n, "admins" if n == "X-Gateway-Groups" else v) for n, v in sign(ALICE, "GET", "/admin", host=host)]
+        assert http.get("/admin", headers=forged).status_code == 401
