@@ -49,7 +49,8 @@ def test_a_bad_config_stops_start_up_with_one_line_naming_every_problem(tmp_path
 def test_check_config_validates_without_starting(tmp_path: Path) -> None:
     result = run("check-config", "--config", config(tmp_path, KEYS))
     assert result.returncode == 0 and result.stderr == ""
-    assert result.stdout == "openid-gateway: configuration OK (mode auth_request, public URL https://a.example)\n"
+    assert result.stdout.startswith(
+        "openid-gateway: configuration OK (mode auth_request, public URL https://a.example)\n")
     missing = run("check-config", "--config", str(tmp_path / "missing.toml"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
