@@ -27,8 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
+from devtools.openid_provider.profiles import PROFILES
 from devtools.processes import Process, free_port, port_is_free
 from gateway.settings import DEFAULT_PROVIDERS
 
@@ -49,6 +50,8 @@ MODE1_END = "# --- mode 1 (auth_request): end"
 PROXY_MODE_INCLUDE = "include deploy/nginx/proxy-mode.conf;"
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 LOCAL_PROVIDER_NAME = "Local dev provider"
+# The local provider's user name the demo puts in the group "admins".
+DEMO_ADMIN_USER = "admin"
 START_TIMEOUT = 30.0
 
 # Called with (component, "starting" | "ok" | "failed").
@@ -121,6 +124,34 @@ def write_nginx_prefix(prefix: Path, conf_text: str) -> Path:
     return conf
 
 
+def local_claimed_id(provider_url: str, username: str) -> str:
+    """The claimed identifier the local provider (its main profile) asserts for ``username``."""
+    return PROFILES[0].claimed_id(provider_url, username)
+
+
+def demo_access_settings(provider_url: str) -> dict[str, Any]:
+    """The demo's access rules, as the TOML config would hold them.
+
+    ``/about`` is public (the microblog shows the visitor as anonymous there),
+    ``/admin`` is for the group ``admins`` (the local provider's user
+    ``admin``), everything else for anyone signed in.
+    """
+    return {
+        "rules": [
+            {"name": "about", "paths": ["/about"], "policy": "public"},
+            {"name": "admin", "paths": ["/admin"], "policy": "allow", "subjects": ["group:admins"]},
+        ],
+        "default_policy": "signed_in",
+        "groups": {"admins": [local_claimed_id(provider_url, DEMO_ADMIN_USER)]},
+    }
+
+
+def demo_access_environ(provider_url: str) -> dict[str, str]:
+    """:func:`demo_access_settings` as ``GATEWAY_*`` variables (tables and lists as JSON)."""
+    return {f"GATEWAY_{key.upper()}": value if isinstance(value, str) else json.dumps(value)
+            for key, value in demo_access_settings(provider_url).items()}
+
+
 def _clean_environ() -> dict[str, str]:
     """This process's environment minus any GATEWAY_*/MICROBLOG_* setting that would leak in."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "MICROBLOG_"))}
@@ -136,7 +167,8 @@ class Stack:
     nginx's access log, ``nginx-access.log``.
     ``gateway_env`` adds or overrides ``GATEWAY_*`` settings. ``nginx_template``
     replaces the checked-in ``nginx.conf`` (rendered the same way): for tests of
-    a configuration an operator might get wrong.
+    a configuration an operator might get wrong. ``demo_rules`` adds the demo's
+    access rules (:func:`demo_access_settings`), which ``gateway_env`` may override.
 
     Everything is stopped, process groups and all, on exit or when starting fails.
     """
@@ -156,6 +188,7 @@ class Stack:
         progress: Progress | None = None,
         log_level: str = "info",
         nginx_template: str | None = None,
+        demo_rules: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -173,6 +206,7 @@ class Stack:
         self.progress = progress
         self.log_level = log_level
         self.nginx_template = nginx_template
+        self.demo_rules = demo_rules
         self.nginx_prefix: Path | None = None
         self.processes: dict[str, Process] = {}
 
@@ -229,6 +263,8 @@ class Stack:
             "GATEWAY_PROVIDERS": json.dumps(providers),
             "GATEWAY_LOG_LEVEL": self.log_level,
         }
+        if self.demo_rules:
+            env.update(demo_access_environ(self.provider_url))
         env.update(self.gateway_env)
         return env
 
@@ -332,6 +368,7 @@ class Stack:
 
 
 __all__ = [
-    "DEMO_PORTS", "LOCAL_PROVIDER_NAME", "MODES", "Mode", "NginxNotFound", "Ports", "Stack", "find_nginx",
-    "render_nginx_conf", "write_nginx_prefix",
+    "DEMO_ADMIN_USER", "DEMO_PORTS", "LOCAL_PROVIDER_NAME", "MODES", "Mode", "NginxNotFound", "Ports", "Stack",
+    "demo_access_environ", "demo_access_settings", "find_nginx", "local_claimed_id", "render_nginx_conf",
+    "write_nginx_prefix",
 ]
