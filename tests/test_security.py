@@ -172,7 +172,7 @@ def test_loopback_provider_is_refused_by_default(gateway_factory: GatewayFactory
         response = client.post(gateway.url + "/login", data={"csrf_token": token,
                                                              "identifier": f"{provider.url}/id/alice"})
         assert response.status_code == 400
-        assert "not allowed here" in response.text
+        assert "private network address" in response.text and "allow_private_addresses" in response.text
 
 
 # -- open redirects through the real flows -------------------------------------------------------
