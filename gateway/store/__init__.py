@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.store.base import RememberRecord, SessionRecord, Store
+from gateway.store.base import LoginStateRecord, RememberRecord, SessionRecord, Store
 from gateway.store.sqlite import SQLiteStore
 
-__all__ = ["RememberRecord", "SQLiteStore", "SessionRecord", "Store"]
+__all__ = ["LoginStateRecord", "RememberRecord", "SQLiteStore", "SessionRecord", "Store"]

@@ -1,7 +1,8 @@
 """What the gateway persists, as one small interface.
 
 A store keeps python3-openid's associations and nonces, the server-side
-session records (so a session can be revoked) and the remember-me series.
+session records (so a session can be revoked), the remember-me series and the
+sign-ins in flight (so any worker or instance can finish one).
 Every method is synchronous and may block: callers on the event loop run them
 in a worker thread. Every failure is raised as
 :class:`~gateway.errors.StoreUnavailable` so that callers fail closed.
@@ -9,8 +10,11 @@ in a worker thread. Every failure is raised as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+SignInProtocol = Literal["openid2", "oidc", "oauth2"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,26 @@ class RememberRecord:
     rotated_at: float | None = None
     user_agent: str = ""
     revoked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginStateRecord:
+    """A sign-in between ``POST /login`` and the callback, kept server-side and used once.
+
+    ``next`` and ``remember`` live here rather than in ``return_to``, so they
+    cannot be changed in transit. ``data`` is what the protocol needs to finish
+    (OpenID 2.0: the discovered endpoint's fields; OIDC: nonce, PKCE verifier):
+    plain JSON values only, never a pickle, so a store dump cannot run code.
+    """
+
+    state_id: str
+    protocol: SignInProtocol
+    provider: str
+    next: str
+    remember: bool
+    created: float
+    expires: float
+    data: Mapping[str, object] = field(default_factory=dict)
 
 
 class Store(Protocol):
@@ -78,6 +102,15 @@ class Store(Protocol):
 
         The ids (revoked now or before) let the caller revoke them in its own
         process at once, not a refresh interval later.
+        """
+        ...
+
+    # Sign-ins in flight.
+    def put_login_state(self, record: LoginStateRecord) -> None: ...
+    def take_login_state(self, state_id: str, now: float) -> LoginStateRecord | None:
+        """Remove and return the record, atomically: of two takes, one gets it (a replay gets None).
+
+        None too when it expired before ``now``.
         """
         ...
 

@@ -9,6 +9,7 @@ writer, and turns every sqlite3 error into ``StoreUnavailable``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -24,7 +25,7 @@ from openid.association import Association
 from openid.store import nonce as openid_nonce
 
 from gateway.errors import StoreUnavailable
-from gateway.store.base import RememberRecord, SessionRecord
+from gateway.store.base import LoginStateRecord, RememberRecord, SessionRecord
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ CREATE TABLE IF NOT EXISTS remember_series (
     expires REAL NOT NULL, previous_hash TEXT, rotated_at REAL, user_agent TEXT NOT NULL DEFAULT '',
     revoked_at REAL);
 CREATE INDEX IF NOT EXISTS remember_user ON remember_series (user_id);
+CREATE TABLE IF NOT EXISTS login_states (
+    state_id TEXT PRIMARY KEY, protocol TEXT NOT NULL, provider TEXT NOT NULL, next TEXT NOT NULL,
+    remember INTEGER NOT NULL, created REAL NOT NULL, expires REAL NOT NULL, data TEXT NOT NULL);
 """
 
 
@@ -79,7 +83,7 @@ class _Handle:
 
 
 class SQLiteStore:
-    """Associations, nonces, sessions and remember-me series in one SQLite file."""
+    """Associations, nonces, sessions, remember-me series and sign-ins in flight in one SQLite file."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -325,11 +329,37 @@ class SQLiteStore:
 
         return self._call(work)
 
+    # -- sign-ins in flight ------------------------------------------------
+
+    def put_login_state(self, record: LoginStateRecord) -> None:
+        self._execute(
+            "INSERT INTO login_states VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.state_id, record.protocol, record.provider, record.next, int(record.remember),
+             record.created, record.expires, json.dumps(dict(record.data), separators=(",", ":"))),
+        )
+
+    def take_login_state(self, state_id: str, now: float) -> LoginStateRecord | None:
+        """One ``DELETE … RETURNING`` statement: SQLite runs one writer at a time, so one take wins."""
+        sql = ("DELETE FROM login_states WHERE state_id = ?"
+               " RETURNING state_id, protocol, provider, next, remember, created, expires, data")
+        rows = self._call(lambda conn: conn.execute(sql, (state_id,)).fetchall())
+        if not rows or rows[0][6] <= now:
+            return None
+        row = rows[0]
+        try:
+            data = json.loads(row[7])
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):  # written by put_login_state: only a damaged file gets here
+            raise StoreUnavailable(f"SQLite store {str(self.path)!r}: login state {state_id!r} is unreadable")
+        return LoginStateRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], data)
+
     def purge_expired(self, now: float) -> int:
         def work(conn: sqlite3.Connection) -> int:
             with self._transaction(conn):
                 count = conn.execute("DELETE FROM sessions WHERE expires < ?", (now,)).rowcount
                 count += conn.execute("DELETE FROM remember_series WHERE expires < ?", (now,)).rowcount
+                count += conn.execute("DELETE FROM login_states WHERE expires < ?", (now,)).rowcount
                 conn.execute("DELETE FROM revocations WHERE expires < ?", (now,))
             return count
 

@@ -12,7 +12,7 @@ import pytest
 from openid.association import Association
 
 from gateway.errors import StoreUnavailable
-from gateway.store import RememberRecord, SessionRecord, SQLiteStore, Store
+from gateway.store import LoginStateRecord, RememberRecord, SessionRecord, SQLiteStore, Store
 
 
 @pytest.fixture(params=["sqlite"])
@@ -173,3 +173,50 @@ def test_a_deleted_store_is_unavailable_until_restored(tmp_path: Path) -> None:
 def test_missing_state_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="does not exist"):
         SQLiteStore(tmp_path / "nope" / "gateway.sqlite3")
+
+
+# -- sign-ins in flight ----------------------------------------------------------------------------
+
+
+def login_state(state_id: str = "st", expires_in: float = 900) -> LoginStateRecord:
+    now = time.time()
+    data = {"claimed_id": "https://op/id/a", "type_uris": ["http://specs.openid.net/auth/2.0/signon"],
+            "local_id": None, "used_yadis": True}
+    return LoginStateRecord(state_id, "openid2", "https://op/endpoint", "/echo?x=1", True, now, now + expires_in, data)
+
+
+def test_a_login_state_is_taken_once_with_everything_it_was_given(store: Store) -> None:
+    record = login_state()
+    store.put_login_state(record)
+    assert store.take_login_state("st", time.time()) == record  # the JSON data comes back as it went in
+    assert store.take_login_state("st", time.time()) is None  # a replayed callback finds nothing
+    assert store.take_login_state("never-issued", time.time()) is None
+
+
+def test_an_expired_login_state_is_none_and_purged(store: Store) -> None:
+    store.put_login_state(login_state("old", expires_in=-1))
+    store.put_login_state(login_state("kept"))
+    assert store.take_login_state("old", time.time()) is None
+    store.put_login_state(login_state("old2", expires_in=60))
+    assert store.purge_expired(time.time() + 120) == 1  # "old2"; "kept" lives on
+    assert store.take_login_state("old2", 0.0) is None
+    assert store.take_login_state("kept", time.time()) is not None
+
+
+def test_of_concurrent_takes_of_a_login_state_exactly_one_wins(store: Store) -> None:
+    for n in range(20):
+        store.put_login_state(login_state(f"race-{n}"))
+    for n in range(20):
+        start = threading.Barrier(4)
+        won: list[LoginStateRecord | None] = []
+
+        def take(state_id: str = f"race-{n}") -> None:
+            start.wait()
+            won.append(store.take_login_state(state_id, time.time()))
+
+        threads = [threading.Thread(target=take) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(r is not None for r in won) == 1, won
