@@ -1,0 +1,47 @@
+"""``create_app``: the development OpenID Connect provider and its GitHub-style fake in one Starlette app."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from devtools.oidc_provider.authorize import Authorization
+from devtools.oidc_provider.clients import Client
+from devtools.oidc_provider.discovery import Discovery
+from devtools.oidc_provider.github import GitHubFake
+from devtools.oidc_provider.logout import Logout
+from devtools.oidc_provider.pages import SHARED_STATIC_DIRECTORY, STATIC_DIRECTORY, error_page
+from devtools.oidc_provider.provider import Provider
+from devtools.oidc_provider.token_endpoint import TokenEndpoint
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_page(request, exc.status_code, str(exc.detail))
+
+
+def create_app(base_url: str | None = None, clients: list[Client] | None = None, *,
+               groups_claim: str = "groups") -> Starlette:
+    """The development OpenID Connect provider — never deploy it.
+
+    ``base_url`` is the issuer (``"http://127.0.0.1:8002"``); when None it is taken from
+    each request's scheme and Host header. Keys, codes, tokens and sessions live in this
+    app instance's memory: run one process. ``app.state.provider`` is the shared state.
+    """
+    provider = Provider(base_url, clients or [], groups_claim)
+    routes = [
+        *Discovery(provider).routes(),
+        *Authorization(provider).routes(),
+        *TokenEndpoint(provider).routes(),
+        *Logout(provider).routes(),
+        *GitHubFake(provider).routes(),
+        Mount("/static/oidc", StaticFiles(directory=STATIC_DIRECTORY), name="oidc-static"),
+        Mount("/static", StaticFiles(directory=SHARED_STATIC_DIRECTORY), name="static"),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app.state.provider = provider
+    return app

@@ -1,0 +1,156 @@
+"""The authorization endpoint and its consent page (OpenID Connect Core §3.1.2).
+
+A request whose client or redirect URI is not registered gets a page, never a redirect
+(RFC 6749 §4.1.2.1: an unchecked redirect URI would make us an open redirector). Any
+other bad request goes back to the client as an ``error`` response. PKCE with S256 is
+required (RFC 7636; OAuth 2.0 Security BCP §2.1.1): ``plain`` and no challenge are refused.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from devtools.oidc_provider.pages import error_page, page
+from devtools.oidc_provider.provider import Provider
+from devtools.oidc_provider.state import AuthorizationRequest, Grant, Session, User
+from devtools.openid_provider.profiles import USERNAME_RULE, valid_username
+
+PATH = "/authorize"
+CONSENT_PATH = "/consent"
+RESPONSE_MODES = ("query", "form_post")
+PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded
+GROUP = re.compile(r"[A-Za-z0-9 ._:/@-]{1,64}")
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
+EXPIRED = ("This sign-in request is unknown, already answered or older than ten minutes. "
+           "Start again from the site you came from.")
+
+
+class BadRequest(ValueError):
+    """A request the client must hear about: ``error`` is the RFC 6749 §4.1.2.1 code."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+def _one(params: Mapping[str, str], name: str) -> str | None:
+    value = params.get(name)
+    return value if value else None
+
+
+def check_request(params: Mapping[str, str]) -> AuthorizationRequest:
+    """The request's parameters, once the redirect URI is known to be safe; raises BadRequest."""
+    mode = params.get("response_mode") or "query"
+    if mode not in RESPONSE_MODES:
+        raise BadRequest("invalid_request", f"response_mode must be one of {', '.join(RESPONSE_MODES)}")
+    auth = AuthorizationRequest(
+        client_id=params["client_id"], redirect_uri=params["redirect_uri"],
+        scope=tuple(params.get("scope", "").split()), state=_one(params, "state"), nonce=_one(params, "nonce"),
+        code_challenge=params.get("code_challenge", ""), response_mode=mode,
+        openid2_realm=_one(params, "openid2_realm"),
+    )
+    if params.get("response_type") != "code":
+        raise BadRequest("unsupported_response_type", "only the authorization code flow (response_type=code)")
+    if "openid" not in auth.scope:
+        raise BadRequest("invalid_scope", "scope must include openid")
+    if params.get("code_challenge_method") != "S256":
+        raise BadRequest("invalid_request", "PKCE is required with code_challenge_method=S256 (plain is refused)")
+    if not PKCE_CHALLENGE.fullmatch(auth.code_challenge):
+        raise BadRequest("invalid_request", "code_challenge must be 43 base64url characters (S256)")
+    if params.get("prompt") == "none":
+        raise BadRequest("login_required", "this provider always shows its consent page")
+    return auth
+
+
+def _field(data: FormData, name: str) -> str:
+    value = data.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def user_from_form(data: FormData, auth: AuthorizationRequest) -> tuple[User | None, str | None]:
+    """The person the form describes, or an error message for them."""
+    username, email = _field(data, "username"), _field(data, "email")
+    groups = tuple(group.strip() for group in _field(data, "groups").split(",") if group.strip())
+    openid2_id = _field(data, "openid2_id") if auth.openid2_realm else ""
+    if not valid_username(username):
+        return None, f"Not a valid user name. User names are {USERNAME_RULE}."
+    if email and not EMAIL.fullmatch(email):
+        return None, "Not a valid e-mail address."
+    if not all(GROUP.fullmatch(group) for group in groups):
+        return None, "Groups are separated by commas, each 1 to 64 letters, digits, spaces or . _ : / @ -"
+    if openid2_id and urlsplit(openid2_id).scheme not in ("http", "https"):
+        return None, "The OpenID 2.0 identifier is an http(s) URL."
+    user = User(username=username, name=_field(data, "name") or username, email=email or None,
+                email_verified=bool(email) and data.get("email_verified") == "yes", groups=groups,
+                openid2_id=openid2_id or None)
+    return user, None
+
+
+class Authorization:
+    """``/authorize`` shows the consent page; ``POST /consent`` answers with a code or access_denied."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route(PATH, self.authorize, methods=["GET", "POST"]),
+                Route(CONSENT_PATH, self.decide, methods=["POST"])]
+
+    async def authorize(self, request: Request) -> Response:
+        if request.method == "POST":
+            async with request.form() as form:
+                params = {key: value for key, value in form.items() if isinstance(value, str)}
+        else:
+            params = dict(request.query_params)
+        client = self.provider.clients.get(params.get("client_id", ""))
+        if client is None:
+            return error_page(request, 400, "Unknown client_id: this provider does not know the site that sent you.")
+        if params.get("redirect_uri") not in client.redirect_uris:
+            return error_page(request, 400, "redirect_uri is not one the client registered (compared exactly).")
+        try:
+            auth = check_request(params)
+        except BadRequest as exc:
+            mode = params.get("response_mode", "query")
+            fallback = AuthorizationRequest(client.client_id, params["redirect_uri"], (), _one(params, "state"),
+                                            None, "", mode if mode in RESPONSE_MODES else "query", None)
+            return self.provider.respond(request, fallback, {"error": exc.error, "error_description": exc.description})
+        return self.form(request, self.provider.pending.add(auth), auth)
+
+    def form(self, request: Request, token: str, auth: AuthorizationRequest, *, error: str | None = None,
+             values: Mapping[str, str] | None = None, status_code: int = 200) -> Response:
+        """The consent form (re-shown with ``error`` and the person's ``values`` after a mistake)."""
+        values = values or {"email_verified": "yes"}
+        context = {"action": CONSENT_PATH, "token": token, "auth": auth, "values": values, "error": error,
+                   "username_rule": USERNAME_RULE, "groups_claim": self.provider.groups_claim}
+        return page(request, "consent.html", context, status_code=status_code)
+
+    async def decide(self, request: Request) -> Response:
+        async with request.form() as data:
+            token, decision = _field(data, "token"), _field(data, "decision")
+            auth = self.provider.pending.get(token)
+            if auth is None:
+                return error_page(request, 400, EXPIRED)
+            values = {key: value for key, value in data.items() if isinstance(value, str)}
+            user, error = user_from_form(data, auth)
+        if decision not in ("allow", "deny"):
+            return self.form(request, token, auth, error="Choose Allow or Deny.", values=values, status_code=400)
+        if decision == "allow" and user is None:
+            return self.form(request, token, auth, error=error, values=values, status_code=400)
+        if self.provider.pending.take(token) is None:  # answered meanwhile by another submission
+            return error_page(request, 400, EXPIRED)
+        if decision == "deny" or user is None:
+            return self.provider.respond(request, auth, {"error": "access_denied",
+                                                         "error_description": "The person denied the request."})
+        now = int(time.time())
+        sid = self.provider.sessions.add(Session(user, now, {auth.client_id}))
+        code = self.provider.codes.add(Grant(auth, user, sid, now))
+        return self.provider.respond(request, auth, {"code": code})

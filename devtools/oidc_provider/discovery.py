@@ -1,0 +1,85 @@
+"""Discovery (OpenID Connect Discovery 1.0 §3), the JWKS, the home page and the ``/_dev`` switches.
+
+The ``/_dev`` endpoints exist for tests: rotate the signing keys, choose a misbehaviour.
+They take JSON and need no credentials, like everything else here: development only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from devtools.oidc_provider import authorize, logout, token_endpoint
+from devtools.oidc_provider.keys import ALGORITHMS
+from devtools.oidc_provider.misbehaviour import MODES
+from devtools.oidc_provider.pages import page
+from devtools.oidc_provider.provider import Provider
+
+JWKS_PATH = "/jwks.json"
+
+
+class Discovery:
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self.home),
+            Route("/.well-known/openid-configuration", self.configuration),
+            Route(JWKS_PATH, self.jwks),
+            Route("/_dev/rotate", self.rotate, methods=["POST"]),
+            Route("/_dev/misbehave", self.misbehave, methods=["GET", "POST"]),
+        ]
+
+    def document(self, issuer: str) -> dict[str, Any]:
+        return {
+            "issuer": issuer,
+            "authorization_endpoint": issuer + authorize.PATH,
+            "token_endpoint": issuer + token_endpoint.PATH,
+            "userinfo_endpoint": issuer + token_endpoint.USERINFO_PATH,
+            "jwks_uri": issuer + JWKS_PATH,
+            "end_session_endpoint": issuer + logout.PATH,
+            "scopes_supported": ["openid", "email", "profile"],
+            "response_types_supported": ["code"],
+            "response_modes_supported": list(authorize.RESPONSE_MODES),
+            "grant_types_supported": ["authorization_code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": list(ALGORITHMS),
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "nonce", "auth_time", "sid", "email",
+                                 "email_verified", "preferred_username", "name", self.provider.groups_claim,
+                                 "openid2_id"],
+            "authorization_response_iss_parameter_supported": True,
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
+        }
+
+    async def configuration(self, request: Request) -> Response:
+        return JSONResponse(self.document(self.provider.issuer(request)))
+
+    async def jwks(self, request: Request) -> Response:
+        return JSONResponse(self.provider.keys.jwks(), headers={"Cache-Control": "max-age=60"})
+
+    async def rotate(self, request: Request) -> Response:
+        """Publish a new key per algorithm and sign with it from now on; old keys stay published."""
+        return JSONResponse({"signing_kids": self.provider.keys.rotate()})
+
+    async def misbehave(self, request: Request) -> Response:
+        """GET: the current mode. POST ``{"mode": "..."}``: switch (``"none"`` is correct behaviour)."""
+        if request.method == "POST":
+            try:
+                body = await request.json()
+                self.provider.misbehaviour.set(body.get("mode") if isinstance(body, dict) else None)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc), "modes": list(MODES)}, status_code=400)
+        return JSONResponse({"mode": self.provider.misbehaviour.mode, "modes": list(MODES)})
+
+    async def home(self, request: Request) -> Response:
+        issuer = self.provider.issuer(request)
+        context = {"issuer": issuer, "document": self.document(issuer), "clients": self.provider.clients.all(),
+                   "modes": MODES, "mode": self.provider.misbehaviour.mode}
+        return page(request, "home.html", context)

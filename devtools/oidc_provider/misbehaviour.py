@@ -1,0 +1,56 @@
+"""Switchable misbehaviour, so tests can check that a relying party fails closed.
+
+One mode at a time, for the whole provider, set with ``POST /_dev/misbehave``
+``{"mode": "..."}`` and cleared with ``{"mode": "none"}``. Each mode breaks exactly one
+thing; the rest of the flow stays correct, so a test learns which check caught it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Mode = Literal[
+    "none",
+    # the ID token
+    "wrong-aud",  # aud names another client
+    "wrong-iss",  # iss is another issuer
+    "wrong-nonce",  # nonce differs from the request's
+    "no-nonce",  # nonce left out although the request had one
+    "expired",  # exp (and iat) an hour in the past
+    "issued-in-future",  # iat an hour ahead
+    "alg-none",  # unsigned: {"alg": "none"} and an empty signature
+    "unknown-kid",  # signed by a key the JWKS does not publish
+    "hs256-public-key",  # HS256 keyed with the published RSA public key (key confusion)
+    "bad-signature",  # a valid token with its signature's bytes changed
+    "email-unverified",  # email_verified false (ID token and userinfo)
+    # the code and the authorization response
+    "replay-code",  # the code is not single-use
+    "no-iss-param",  # the authorization response lacks iss (RFC 9207)
+    "wrong-iss-param",  # the authorization response's iss is another issuer
+    # the back-channel logout token
+    "logout-unsigned",  # alg none
+    "logout-garbage",  # not a JWT at all
+    "logout-nonce",  # carries a nonce (forbidden, Back-Channel Logout §2.4)
+    "logout-no-event",  # events lacks the back-channel logout event
+    "logout-wrong-aud",  # aud names another client
+]
+MODES: tuple[Mode, ...] = get_args(Mode)
+WRONG_ISSUER = "https://wrong-issuer.invalid"
+WRONG_AUDIENCE = "some-other-client"
+
+
+class Misbehaviour:
+    """The current mode."""
+
+    def __init__(self) -> None:
+        self.mode: Mode = "none"
+
+    def set(self, mode: object) -> Mode:
+        """Switch modes; raises ValueError for an unknown one."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        self.mode = mode
+        return self.mode
+
+    def __call__(self, mode: Mode) -> bool:
+        return self.mode == mode

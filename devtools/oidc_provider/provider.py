@@ -1,0 +1,66 @@
+"""The state one app instance shares between its endpoints, and the authorization response.
+
+``Provider`` resolves the issuer (the public base URL), owns the keys, the clients, the
+misbehaviour switch and the in-memory grants, and sends authorization responses back
+to the client in the response mode it asked for.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from devtools.oidc_provider.clients import Client, Clients
+from devtools.oidc_provider.keys import KeyRing
+from devtools.oidc_provider.misbehaviour import WRONG_ISSUER, Misbehaviour
+from devtools.oidc_provider.pages import form_post_page
+from devtools.oidc_provider.state import AuthorizationRequest, Expiring, Grant, Session
+from devtools.oidc_provider.tokens import Signer
+
+CONSENT_LIFETIME = 600.0  # seconds a consent page may stay open
+CODE_LIFETIME = 60.0  # authorization codes are short-lived (RFC 6749 §4.1.2: 10 minutes at most)
+ACCESS_TOKEN_LIFETIME = 600.0
+SESSION_LIFETIME = 8 * 3600.0
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    """``url`` with ``params`` added to whatever query it already has (RFC 6749 §3.1.2)."""
+    parts = urlsplit(url)
+    query = "&".join(part for part in (parts.query, urlencode(params)) if part)
+    return urlunsplit(parts._replace(query=query))
+
+
+class Provider:
+    """Everything one ``create_app`` instance shares."""
+
+    def __init__(self, base_url: str | None, clients: list[Client], groups_claim: str = "groups") -> None:
+        self._base_url = base_url.rstrip("/") if base_url else None
+        self.clients = Clients(clients)
+        self.keys = KeyRing()
+        self.misbehaviour = Misbehaviour()
+        self.groups_claim = groups_claim
+        self.signer = Signer(self.keys, self.misbehaviour, groups_claim)
+        self.pending: Expiring[AuthorizationRequest] = Expiring(CONSENT_LIFETIME)
+        self.codes: Expiring[Grant] = Expiring(CODE_LIFETIME)
+        self.access_tokens: Expiring[Grant] = Expiring(ACCESS_TOKEN_LIFETIME)
+        self.sessions: Expiring[Session] = Expiring(SESSION_LIFETIME)
+
+    def issuer(self, request: Request) -> str:
+        """The configured public URL, or the scheme and host the request was sent to."""
+        return self._base_url or f"{request.url.scheme}://{request.url.netloc}"
+
+    def respond(self, request: Request, auth: AuthorizationRequest, params: dict[str, str]) -> Response:
+        """Send an authorization response (a code or an error) to the client's redirect URI.
+
+        Adds ``state`` and the RFC 9207 ``iss`` parameter, unless told to misbehave.
+        """
+        params = dict(params)
+        if auth.state is not None:
+            params["state"] = auth.state
+        if not self.misbehaviour("no-iss-param"):
+            params["iss"] = WRONG_ISSUER if self.misbehaviour("wrong-iss-param") else self.issuer(request)
+        if auth.response_mode == "form_post":
+            return form_post_page(request, auth.redirect_uri, params)
+        return RedirectResponse(with_query(auth.redirect_uri, params), status_code=303)

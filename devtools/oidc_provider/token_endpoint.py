@@ -1,0 +1,105 @@
+"""The token endpoint (Core §3.1.3) and the userinfo endpoint (Core §5.3).
+
+The client authenticates with client_secret_basic or client_secret_post (one of them,
+RFC 6749 §2.3.1); the code is used once, by the client it was issued to, with the same
+redirect URI, and with the PKCE verifier whose S256 hash is the challenge (RFC 7636 §4.6).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from devtools.oidc_provider.clients import Client, basic_credentials
+from devtools.oidc_provider.provider import ACCESS_TOKEN_LIFETIME, Provider
+from devtools.oidc_provider.tokens import user_claims
+
+PATH = "/token"
+USERINFO_PATH = "/userinfo"
+VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def oauth_error(error: str, description: str, status_code: int = 400, headers: dict[str, str] | None = None,
+                ) -> JSONResponse:
+    """An error response of RFC 6749 §5.2."""
+    return JSONResponse({"error": error, "error_description": description}, status_code=status_code,
+                        headers={**NO_STORE, **(headers or {})})
+
+
+def s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def bearer_token(request: Request) -> str | None:
+    """The access token of an ``Authorization: Bearer`` header (RFC 6750 §2.1)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class TokenEndpoint:
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    def routes(self) -> list[BaseRoute]:
+        return [Route(PATH, self.token, methods=["POST"]),
+                Route(USERINFO_PATH, self.userinfo, methods=["GET", "POST"])]
+
+    def authenticate(self, request: Request, form: dict[str, str]) -> Client | JSONResponse:
+        """The client, or the 401 of RFC 6749 §5.2 ``invalid_client``."""
+        basic = basic_credentials(request.headers.get("authorization"))
+        posted = (form.get("client_id", ""), form.get("client_secret", ""))
+        if basic and posted[1]:
+            return oauth_error("invalid_request", "use one client authentication method, not two")
+        client_id, secret = basic or posted
+        client = self.provider.clients.get(client_id)
+        if client is None or not secret or not client.secret_matches(secret):
+            challenge = {"WWW-Authenticate": 'Basic realm="token"'} if basic else {}
+            return oauth_error("invalid_client", "client authentication failed", 401, challenge)
+        return client
+
+    async def token(self, request: Request) -> Response:
+        async with request.form() as data:
+            form = {key: value for key, value in data.items() if isinstance(value, str)}
+        client = self.authenticate(request, form)
+        if isinstance(client, JSONResponse):
+            return client
+        if form.get("grant_type") != "authorization_code":
+            return oauth_error("unsupported_grant_type", "only grant_type=authorization_code")
+        codes = self.provider.codes
+        code = form.get("code", "")
+        grant = codes.get(code) if self.provider.misbehaviour("replay-code") else codes.take(code)
+        if grant is None:
+            return oauth_error("invalid_grant", "the code is unknown, expired or already used")
+        if grant.request.client_id != client.client_id:
+            return oauth_error("invalid_grant", "the code was issued to another client")
+        if form.get("redirect_uri") != grant.request.redirect_uri:
+            return oauth_error("invalid_grant", "redirect_uri differs from the authorization request's")
+        verifier = form.get("code_verifier", "")
+        if not VERIFIER.fullmatch(verifier) or not hmac.compare_digest(s256(verifier), grant.request.code_challenge):
+            return oauth_error("invalid_grant", "code_verifier does not match the code_challenge (S256)")
+        access_token = self.provider.access_tokens.add(grant, secrets.token_urlsafe(32))
+        body: dict[str, Any] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": int(ACCESS_TOKEN_LIFETIME),
+            "scope": " ".join(grant.request.scope),
+            "id_token": self.provider.signer.id_token(self.provider.issuer(request), client, grant),
+        }
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def userinfo(self, request: Request) -> Response:
+        grant = self.provider.access_tokens.get(bearer_token(request) or "")
+        if grant is None:
+            return JSONResponse({"error": "invalid_token"}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **NO_STORE})
+        claims = user_claims(grant.user, grant.request.scope, self.provider.groups_claim, self.provider.misbehaviour)
+        return JSONResponse(claims, headers=NO_STORE)
