@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from devtools.oidc_provider.authorize import EMAIL, PKCE_CHALLENGE
-from devtools.oidc_provider.pages import error_page, page
+from devtools.oidc_provider.pages import GITHUB_TOOL, error_page, page
 from devtools.oidc_provider.provider import Provider, with_query
 from devtools.oidc_provider.state import Expiring
 from devtools.oidc_provider.token_endpoint import VERIFIER, s256
@@ -121,16 +121,17 @@ class GitHubFake:
         return self.provider.issuer(request) + PREFIX
 
     async def home(self, request: Request) -> Response:
-        return page(request, "github_home.html", {"base": self.base(request)})
+        return page(request, "github_home.html", {"base": self.base(request)}, tool=GITHUB_TOOL)
 
     async def authorize(self, request: Request) -> Response:
         params = request.query_params
         client = self.provider.clients.get(params.get("client_id", ""))
         if client is None:
-            return error_page(request, 404, "Unknown client_id (GitHub shows a 404 page here).")
+            return error_page(request, 404, "Unknown client_id (GitHub shows a 404 page here).", tool=GITHUB_TOOL)
         redirect_uri = params.get("redirect_uri") or client.redirect_uris[0]
         if redirect_uri not in client.redirect_uris:
-            return error_page(request, 400, "The redirect_uri is not associated with this application.")
+            return error_page(request, 400, "The redirect_uri is not associated with this application.",
+                              tool=GITHUB_TOOL)
         challenge = params.get("code_challenge")
         if challenge is not None and (params.get("code_challenge_method") != "S256"
                                       or not PKCE_CHALLENGE.fullmatch(challenge)):
@@ -145,20 +146,20 @@ class GitHubFake:
              values: dict[str, str] | None = None, status_code: int = 200) -> Response:
         context = {"token": token, "grant": grant, "error": error, "values": values or {"verified": "yes"},
                    "action": f"{PREFIX}/consent"}
-        return page(request, "github_consent.html", context, status_code=status_code)
+        return page(request, "github_consent.html", context, status_code=status_code, tool=GITHUB_TOOL)
 
     async def decide(self, request: Request) -> Response:
         async with request.form() as data:
             token, decision = _field(data, "token"), _field(data, "decision")
             grant = self.pending.get(token)
             if grant is None:
-                return error_page(request, 400, EXPIRED)
+                return error_page(request, 400, EXPIRED, tool=GITHUB_TOOL)
             values = {key: value for key, value in data.items() if isinstance(value, str)}
             user, error = user_from_form(data)
         if decision == "allow" and user is None:
             return self.form(request, token, grant, error=error, values=values, status_code=400)
         if decision not in ("allow", "deny") or self.pending.take(token) is None:
-            return error_page(request, 400, EXPIRED)
+            return error_page(request, 400, EXPIRED, tool=GITHUB_TOOL)
         state = {"state": grant.state} if grant.state else {}
         if decision == "deny" or user is None:
             return RedirectResponse(with_query(grant.redirect_uri, {

@@ -24,19 +24,25 @@ SHARED_TEMPLATES = SHARED_STATIC_DIRECTORY.parent / "templates"
 LOADER = jinja2.ChoiceLoader([jinja2.FileSystemLoader(HERE / "templates"), jinja2.FileSystemLoader(SHARED_TEMPLATES)])
 TEMPLATES = Jinja2Templates(env=jinja2.Environment(loader=LOADER, autoescape=True))
 
-__all__ = ["SHARED_STATIC_DIRECTORY", "STATIC_DIRECTORY", "error_page", "form_post_page", "page"]
+OIDC_TOOL = "Development OpenID Connect provider"
+GITHUB_TOOL = "Development GitHub-style OAuth 2.0 fake (not GitHub)"
+
+__all__ = ["GITHUB_TOOL", "OIDC_TOOL", "SHARED_STATIC_DIRECTORY", "STATIC_DIRECTORY", "error_page", "form_post_page",
+           "page"]
 
 
 def page(request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200,
-         headers: dict[str, str] | None = None) -> Response:
-    """An HTML page extending this package's ``base.html``."""
+         headers: dict[str, str] | None = None, tool: str = OIDC_TOOL) -> Response:
+    """An HTML page extending this package's ``base.html``, whose banner names ``tool``."""
     return TEMPLATES.TemplateResponse(
-        request, template, context or {}, status_code=status_code, headers={**PAGE_HEADERS, **(headers or {})},
+        request, template, {"tool": tool, **(context or {})}, status_code=status_code,
+        headers={**PAGE_HEADERS, **(headers or {})},
     )
 
 
-def error_page(request: Request, status_code: int, message: str) -> Response:
-    return page(request, "error.html", {"status_code": status_code, "message": message}, status_code=status_code)
+def error_page(request: Request, status_code: int, message: str, *, tool: str = OIDC_TOOL) -> Response:
+    return page(request, "error.html", {"status_code": status_code, "message": message}, status_code=status_code,
+                tool=tool)
 
 
 def form_post_page(request: Request, action: str, fields: dict[str, str]) -> Response:
