@@ -200,9 +200,16 @@ def test_replayed_response_is_refused(gateway: RunningGateway, hostile: HostileP
                                       caplog: pytest.LogCaptureFixture) -> None:
     callback = hostile_answer(browser, gateway.url, hostile.op_identifier)
     state = {k: v for k, v in browser.cookies.items() if k.startswith("gw_state_")}
+    [state_id] = [name.removeprefix("gw_state_") for name in state]
+    store = gateway.app.runtime.store
+    login_state = store.take_login_state(state_id, time.time())  # a copy, to put back for the replay
+    assert login_state is not None
+    store.put_login_state(login_state)
     first = browser.get(callback, follow_redirects=False)
     assert first.status_code == 303 and not first.headers["location"].startswith("/login")
-    with httpx.Client(cookies=state) as attacker:  # the state cookie put back: only the nonce store stands
+    with httpx.Client(cookies=state) as attacker:  # the state cookie put back: the login state is used up
+        refused(attacker, gateway, callback, "expired")
+        store.put_login_state(login_state)  # and the login state put back too: only the nonce store stands
         refused(attacker, gateway, callback)
     assert "Nonce already used" in logged(caplog)
 

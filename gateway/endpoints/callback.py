@@ -3,28 +3,33 @@
 A provider may answer with a cross-site auto-submitted POST, which
 SameSite=Lax cookies do not accompany; such a callback is re-posted once from
 our own origin (a same-origin POST carries the cookie) before it is judged.
+
+The login state (:mod:`gateway.loginstate`) is taken from the store only once
+the browser's cookie matches it, and taking it uses it up; where the person
+lands (``next``) and whether they are remembered come from it, not from the query.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.endpoints.forms import MAX_FIELDS, read_form
-from gateway.endpoints.login import STATE_COOKIE_PREFIX, STATE_LIFETIME, state_cookie_returns
+from gateway.endpoints.login import state_cookie_returns
 from gateway.endpoints.services import Services
 from gateway.endpoints.signin import start_session
-from gateway.errors import BadRequest, LoginFailed
-from gateway.runtime import CALLBACK_PATH
+from gateway.errors import BadRequest, LoginFailed, SignInBusy
+from gateway.loginstate import STATE_COOKIE_PREFIX, STATE_LIFETIME, LoginStates, state_id_of
+from gateway.store import LoginStateRecord
+from gateway.types import Identity
 from gateway.web import redirect
 
 logger = logging.getLogger("gateway.login")
 
 RESUBMIT_FIELD = "gw_resubmit"
-STATE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe's alphabet
 
 
 class CallbackEndpoint:
@@ -33,6 +38,7 @@ class CallbackEndpoint:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.runtime = services.runtime
+        self.states = LoginStates(self.runtime.store, self.runtime.login_states, self.runtime.cookies, self.runtime.now)
 
     async def callback(self, request: Request) -> Response:
         runtime = self.runtime
@@ -44,12 +50,8 @@ class CallbackEndpoint:
         if request.method == "POST":
             form = await read_form(request, runtime.settings.max_form_bytes)
             query.update({k: v for k, v in form.items() if isinstance(v, str)})
-        state_id = query.get("gw_state", "")
-        if not STATE_ID.fullmatch(state_id):  # it names a cookie below: only what POST /login issues
-            state_id = ""
-        next_target = runtime.safe_next(query.get("next"))
-        state_cookie_name = STATE_COOKIE_PREFIX + state_id
-        bound = bool(state_id) and runtime.login_states.decode(request.cookies.get(state_cookie_name)) == state_id
+        state_id = state_id_of(query)
+        bound = self.states.bound(request.cookies, state_id)
         looks_like_answer = bool(state_id) and "openid.mode" in query
         if not bound and looks_like_answer and request.method == "POST" and RESUBMIT_FIELD not in query:
             # A cross-site POST carries no SameSite=Lax cookie: re-post from our origin once.
@@ -59,19 +61,31 @@ class CallbackEndpoint:
                 "autopost.html", title="Signing you in", action=str(request.url.path) + "?" + request.url.query,
                 fields=fields, detail="Finishing sign-in…")
         query.pop(RESUBMIT_FIELD, None)
-        clear_state = [runtime.cookies.delete(state_cookie_name, path=CALLBACK_PATH)] if state_id else []
+        clear_state = [self.states.clear_cookie(state_id)] if state_id else []
+        next_target = "/"  # until the login state says where this person was going
         try:
             if not bound:
                 raise self.state_missing(request)
-            current_url = runtime.callback_url + "?" + request.url.query
-            identity = await runtime.signins.complete(query, current_url, state_id)
+            record = await run_in_threadpool(self.states.take, state_id)
+            next_target = runtime.safe_next(record.next)
+            identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query)
         except LoginFailed as exc:
             runtime.failure_limiter.hit(client)
             logger.warning("sign-in failed for %s: %s", client, exc.reason)
             return redirect(runtime.login_url(next_target, exc.code), clear_state)
-        cookies = await start_session(self.services, request, identity, remember=query.get("remember") == "1")
+        cookies = await start_session(self.services, request, identity, remember=record.remember)
         logger.info("signed in %s (%s) from %s", identity.user_id, identity.nickname, client)
         return redirect(next_target, clear_state + cookies)
+
+    async def complete(self, record: LoginStateRecord, query: dict[str, str], current_url: str) -> Identity:
+        """Finish the exchange the record began; a refusal for lack of a free thread does not use it up."""
+        if record.protocol != "openid2":
+            raise LoginFailed(f"login state {record.state_id} is for {record.protocol}, answered as OpenID 2.0")
+        try:
+            return await self.runtime.signins.complete(query, current_url, record.data)
+        except SignInBusy:
+            await run_in_threadpool(self.states.give_back, record)
+            raise
 
     def state_missing(self, request: Request) -> LoginFailed:
         """Why no login-state cookie matched, naming ``public_url`` when a setup mistake is the likely cause."""

@@ -1,9 +1,10 @@
 """``/login``: the login page (GET) and the start of an OpenID round trip (POST).
 
-The round trip is bound to the browser that started it: ``POST /login`` sets
-a short-lived cookie named after a random state id and puts that id (with
-``next`` and the remember-me choice) in ``return_to``, whose query parameters
-python3-openid requires to come back unchanged; the callback
+The round trip is kept server-side and bound to the browser that started it
+(:mod:`gateway.loginstate`): ``POST /login`` stores the login state (with
+``next`` and the remember-me choice) under a random id, puts only that id in
+``return_to``, whose query parameters python3-openid requires to come back
+unchanged, and sets a short-lived cookie named after it; the callback
 (:mod:`gateway.endpoints.callback`) signs in only when the browser presents
 the matching cookie, so an assertion pushed into a victim's browser (login
 CSRF) is refused.
@@ -12,7 +13,6 @@ CSRF) is refused.
 from __future__ import annotations
 
 import logging
-import secrets
 from urllib.parse import urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -23,14 +23,12 @@ from gateway.endpoints.forms import CSRFForms, form_text
 from gateway.endpoints.services import Services
 from gateway.endpoints.signin import start_session
 from gateway.errors import LoginFailed
-from gateway.runtime import CALLBACK_PATH
+from gateway.loginstate import STATE_COOKIE_PREFIX as STATE_COOKIE_PREFIX  # re-exported: runtime names our cookies
+from gateway.loginstate import STATE_FIELD, LoginStates, new_state_id
 from gateway.sessions import read_cookie
 from gateway.web import add_cookies, redirect
 
 logger = logging.getLogger("gateway.login")
-
-STATE_COOKIE_PREFIX = "gw_state_"
-STATE_LIFETIME = 900
 
 
 def host_name(host: str) -> str:
@@ -68,6 +66,7 @@ class LoginEndpoints:
         self.services = services
         self.runtime = services.runtime
         self.forms = CSRFForms(services.runtime)
+        self.states = LoginStates(self.runtime.store, self.runtime.login_states, self.runtime.cookies, self.runtime.now)
 
     async def page(self, request: Request) -> Response:
         runtime = self.runtime
@@ -113,17 +112,16 @@ class LoginEndpoints:
                            client, host[:200], runtime.settings.public_url)
             return self.render(request, next_target, "wrong-host", identifier=identifier[:1024], remember=remember,
                                status=400)
-        state_id = secrets.token_urlsafe(16)
-        return_to = runtime.callback_url + "?" + urlencode(
-            {"gw_state": state_id, "next": next_target, "remember": "1" if remember else "0"})
+        state_id = new_state_id()
+        return_to = runtime.callback_url + "?" + urlencode({STATE_FIELD: state_id})
         try:
-            provider_request = await runtime.signins.begin(identifier, return_to, state_id)
+            provider_request = await runtime.signins.begin(identifier, return_to)
         except LoginFailed as exc:
             logger.warning("sign-in start failed for %s: %s", client, exc.reason)
             return self.render(request, next_target, exc.code, identifier=identifier[:1024], remember=remember,
                                status=400)
-        state_cookie = runtime.cookies.set(STATE_COOKIE_PREFIX + state_id, runtime.login_states.encode(state_id),
-                                           max_age=STATE_LIFETIME, path=CALLBACK_PATH)
+        state_cookie = await run_in_threadpool(self.states.begin, state_id, "openid2", provider_request.provider,
+                                               next_target, remember, provider_request.pending)
         if provider_request.form_fields is None:
             return redirect(provider_request.url, [state_cookie])
         response = self.services.pages.render(

@@ -48,13 +48,13 @@ class SignInCapacity:
     def in_flight(self) -> int:
         return self._in_flight
 
-    async def begin(self, identifier: str, return_to: str, state_id: str) -> ProviderRequest:
+    async def begin(self, identifier: str, return_to: str) -> ProviderRequest:
         """:meth:`OpenIDExchange.begin` on a sign-in thread; raises :class:`SignInBusy` when all are taken."""
-        return await self._run(lambda: self.exchange.begin(identifier, return_to, state_id))
+        return await self._run(lambda: self.exchange.begin(identifier, return_to))
 
-    async def complete(self, query: Mapping[str, str], current_url: str, state_id: str) -> Identity:
+    async def complete(self, query: Mapping[str, str], current_url: str, pending: Mapping[str, object]) -> Identity:
         """:meth:`OpenIDExchange.complete` on a sign-in thread; raises :class:`SignInBusy` when all are taken."""
-        return await self._run(lambda: self.exchange.complete(query, current_url, state_id))
+        return await self._run(lambda: self.exchange.complete(query, current_url, pending))
 
     async def _run(self, work: Callable[[], T]) -> T:
         with self._lock:

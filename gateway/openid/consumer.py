@@ -4,11 +4,16 @@ python3-openid is synchronous (it fetches documents and talks to the store);
 :class:`OpenIDExchange` methods block and are meant to run in a worker thread
 (:mod:`gateway.openid.capacity` gives them threads of their own).
 
-The consumer's "session" receives non-JSON objects (the discovered endpoint).
-They stay in this process, keyed by the login state id, never in a cookie
-(Flask-OpenID pickles them into one: code execution if the key leaks). When
-the callback reaches another worker process, a fresh dict is used and the
-library re-discovers the claimed identifier: slower, equally safe.
+python3-openid keeps the endpoint it discovered in a "session" between the
+two halves, as an object. :meth:`OpenIDExchange.begin` hands back its fields
+as JSON values (``ProviderRequest.pending``), which the caller keeps in the
+server-side login state (:mod:`gateway.loginstate`), and
+:meth:`OpenIDExchange.complete` rebuilds the endpoint from them: any worker or
+instance can finish a sign-in without discovering again, and nothing is ever
+pickled (Flask-OpenID pickles the session into a cookie: code execution if
+the key leaks). The library still checks the answer against that endpoint
+(claimed id, local id, endpoint URL), re-discovering when they differ or when
+it was an OP identifier (OpenID 2.0 §11.2).
 
 A successful response proves only the claimed identifier (OpenID 2.0 §11),
 which becomes the account key. The answering endpoint must be authoritative
@@ -20,15 +25,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import openid.fetchers
 from openid.consumer import consumer as openid_consumer
-from openid.consumer.discover import DiscoveryFailure
+from openid.consumer.discover import DiscoveryFailure, OpenIDServiceEndpoint
 from openid.fetchers import HTTPFetchingError
 
 from gateway.errors import (
@@ -50,8 +53,6 @@ logger = logging.getLogger("gateway.openid")
 
 MAX_IDENTIFIER_LENGTH = 1024
 XRI_PREFIXES = ("=", "@", "+", "$", "!", "(", "xri://")
-SESSION_TTL = 900.0
-SESSION_CACHE_SIZE = 10_000
 
 
 class _PerThreadFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
@@ -85,10 +86,52 @@ openid.fetchers.setDefaultFetcher(_DISPATCH, wrap_exceptions=True)
 
 @dataclass(frozen=True, slots=True)
 class ProviderRequest:
-    """Where to send the browser: a redirect, or (long requests) a POSTed form."""
+    """Where to send the browser (a redirect, or for long requests a POSTed form), and what to keep.
+
+    ``provider`` is the endpoint the browser is sent to; ``pending`` holds the
+    discovered endpoint's fields (JSON values) for :meth:`OpenIDExchange.complete`.
+    """
 
     url: str
     form_fields: Mapping[str, str] | None = None
+    provider: str = ""
+    pending: Mapping[str, object] = field(default_factory=dict)
+
+
+_OPTIONAL_TEXT = ("claimed_id", "local_id", "display_identifier")
+
+
+def endpoint_fields(endpoint: OpenIDServiceEndpoint) -> dict[str, object]:
+    """The discovered endpoint as JSON values: what python3-openid compares the answer with.
+
+    Only the OpenID type URIs are kept (the library compares nothing else at
+    completion), so a provider's XRDS full of extension types does not fill the store.
+    XRI identifiers are refused, so ``canonicalID`` is always None and not kept.
+    """
+    return {
+        "claimed_id": endpoint.claimed_id,
+        "server_url": endpoint.server_url,
+        "local_id": endpoint.local_id,
+        "type_uris": [uri for uri in endpoint.type_uris if uri in OpenIDServiceEndpoint.openid_type_uris],
+        "display_identifier": endpoint.display_identifier,
+        "used_yadis": bool(endpoint.used_yadis),
+    }
+
+
+def endpoint_from_fields(fields: Mapping[str, object]) -> OpenIDServiceEndpoint:
+    """Rebuild what :func:`endpoint_fields` kept; :class:`LoginFailed` if it is not that shape."""
+    server_url, type_uris, used_yadis = fields.get("server_url"), fields.get("type_uris"), fields.get("used_yadis")
+    optional = [fields.get(name) for name in _OPTIONAL_TEXT]
+    if not (isinstance(server_url, str) and isinstance(used_yadis, bool) and isinstance(type_uris, list)
+            and all(isinstance(uri, str) for uri in type_uris)
+            and all(value is None or isinstance(value, str) for value in optional)):
+        raise LoginFailed(f"login state holds no usable OpenID endpoint: {sorted(fields)}")
+    endpoint = OpenIDServiceEndpoint()
+    endpoint.server_url = server_url
+    endpoint.type_uris = list(type_uris)
+    endpoint.used_yadis = used_yadis
+    endpoint.claimed_id, endpoint.local_id, endpoint.display_identifier = optional
+    return endpoint
 
 
 class OpenIDExchange:
@@ -108,29 +151,12 @@ class OpenIDExchange:
         self.realm = realm
         self.require_email = require_email
         self.provider_allowlist = tuple(provider_allowlist)
-        self._sessions: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
-        self._lock = threading.Lock()
 
-    # -- consumer sessions kept in this process ----------------------------
+    def begin(self, identifier: str, return_to: str) -> ProviderRequest:
+        """Discover the provider for ``identifier`` and build the request to send the browser to.
 
-    def _session(self, state_id: str, pop: bool = False) -> dict[str, Any]:
-        now = time.monotonic()
-        with self._lock:
-            while self._sessions and (
-                len(self._sessions) > SESSION_CACHE_SIZE or now - next(iter(self._sessions.values()))[0] > SESSION_TTL
-            ):
-                self._sessions.popitem(last=False)
-            if pop:
-                entry = self._sessions.pop(state_id, None)
-                return entry[1] if entry else {}
-            session: dict[str, Any] = {}
-            self._sessions[state_id] = (now, session)
-            return session
-
-    # -- the exchange --------------------------------------------------------
-
-    def begin(self, identifier: str, return_to: str, state_id: str) -> ProviderRequest:
-        """Discover the provider for ``identifier`` and build the request to send the browser to."""
+        The caller keeps ``pending`` server-side for :meth:`complete`.
+        """
         identifier = identifier.strip()
         if not identifier:
             raise LoginFailed("empty identifier", "empty")
@@ -138,7 +164,7 @@ class OpenIDExchange:
             raise LoginFailed("identifier too long", "too-long")
         if identifier.lower().startswith(XRI_PREFIXES):
             raise LoginFailed(f"XRI identifier refused: {identifier!r}", "xri")
-        consumer = openid_consumer.Consumer(self._session(state_id), self.store)
+        consumer = openid_consumer.Consumer({}, self.store)  # the session is dropped: pending carries the endpoint
         _DISPATCH.local.fetcher = self.fetcher
         try:
             auth_request = consumer.begin(identifier)
@@ -152,16 +178,23 @@ class OpenIDExchange:
             _DISPATCH.local.fetcher = None
         if auth_request is None:  # pragma: no cover - begin raises rather than returning None for OpenID 2
             raise LoginFailed("no OpenID service found", "no-provider")
-        check_endpoint_allowed(auth_request.endpoint.server_url, self.provider_allowlist)
+        endpoint = auth_request.endpoint
+        check_endpoint_allowed(endpoint.server_url, self.provider_allowlist)
         add_extension_requests(auth_request, self.require_email)
+        pending = endpoint_fields(endpoint)
         if auth_request.shouldSendRedirect():
-            return ProviderRequest(auth_request.redirectURL(self.realm, return_to))
+            return ProviderRequest(auth_request.redirectURL(self.realm, return_to), None, endpoint.server_url, pending)
         message = auth_request.getMessage(self.realm, return_to)
-        return ProviderRequest(auth_request.endpoint.server_url, dict(message.toPostArgs()))
+        return ProviderRequest(endpoint.server_url, dict(message.toPostArgs()), endpoint.server_url, pending)
 
-    def complete(self, query: Mapping[str, str], current_url: str, state_id: str) -> Identity:
-        """Verify the provider's answer; return the identity or raise :class:`LoginFailed`."""
-        consumer = openid_consumer.Consumer(self._session(state_id, pop=True), self.store)
+    def complete(self, query: Mapping[str, str], current_url: str, pending: Mapping[str, object]) -> Identity:
+        """Verify the provider's answer against what :meth:`begin` discovered (``pending``).
+
+        Returns the identity or raises :class:`LoginFailed`.
+        """
+        session: dict[str, Any] = {}
+        consumer = openid_consumer.Consumer(session, self.store)
+        session[consumer._token_key] = endpoint_from_fields(pending)  # where Consumer.begin leaves it
         _DISPATCH.local.fetcher = self.fetcher
         _DISPATCH.local.error = None
         try:

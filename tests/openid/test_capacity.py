@@ -56,18 +56,18 @@ def capacity(tmp_path: Path) -> Iterator[SignInCapacity]:
 def test_beyond_the_limit_a_signin_is_refused_at_once(capacity: SignInCapacity,
                                                       slow_provider: HostileProvider) -> None:
     async def scenario() -> None:
-        first = asyncio.create_task(capacity.begin(slow_provider.op_identifier, RETURN_TO, "s1"))
+        first = asyncio.create_task(capacity.begin(slow_provider.op_identifier, RETURN_TO))
         await until(lambda: slow_provider.seen["slow"] == 1, "the first sign-in at the provider")
         with pytest.raises(SignInBusy) as busy:
-            await capacity.begin(slow_provider.op_identifier, RETURN_TO, "s2")
+            await capacity.begin(slow_provider.op_identifier, RETURN_TO)
         assert (busy.value.limit, busy.value.retry_after) == (1, RETRY_AFTER)
         with pytest.raises(SignInBusy):
-            await capacity.complete({"openid.mode": "id_res"}, RETURN_TO, "s3")
+            await capacity.complete({"openid.mode": "id_res"}, RETURN_TO, {})
         slow_provider.release.set()
         request = await first
         assert request.url.startswith(slow_provider.endpoint)
         assert capacity.in_flight == 0
-        await capacity.begin(slow_provider.op_identifier, RETURN_TO, "s4")  # the slot is free again
+        await capacity.begin(slow_provider.op_identifier, RETURN_TO)  # the slot is free again
 
     run(scenario())
     assert slow_provider.seen["slow"] >= 1
@@ -77,17 +77,17 @@ def test_a_disconnected_browser_keeps_its_slot_until_its_thread_is_done(capacity
                                                                         slow_provider: HostileProvider) -> None:
     """Cancelling the request does not stop the thread waiting on the provider: the slot stays taken."""
     async def scenario() -> None:
-        first = asyncio.create_task(capacity.begin(slow_provider.op_identifier, RETURN_TO, "s1"))
+        first = asyncio.create_task(capacity.begin(slow_provider.op_identifier, RETURN_TO))
         await until(lambda: slow_provider.seen["slow"] == 1, "the first sign-in at the provider")
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
         assert capacity.in_flight == 1
         with pytest.raises(SignInBusy):
-            await capacity.begin(slow_provider.op_identifier, RETURN_TO, "s2")
+            await capacity.begin(slow_provider.op_identifier, RETURN_TO)
         slow_provider.release.set()
         await until(lambda: capacity.in_flight == 0, "the abandoned sign-in's thread done")
-        await capacity.begin(slow_provider.op_identifier, RETURN_TO, "s3")
+        await capacity.begin(slow_provider.op_identifier, RETURN_TO)
 
     run(scenario())
 
