@@ -101,16 +101,22 @@ def gateway_client(gateway_url: str, client_id: str = "gateway", client_secret: 
     )
 
 
-def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
-    """client_secret_basic (RFC 6749 §2.3.1): both halves are form-urlencoded before base64."""
+def basic_credentials(authorization: str | None) -> list[tuple[str, str]]:
+    """The (client_id, secret) readings of a client_secret_basic header; empty when there is none.
+
+    RFC 6749 §2.3.1 form-urlencodes both halves before base64; many clients (Authlib
+    among them) send them raw, and most providers accept both, so both readings count.
+    """
     if not authorization or not authorization.lower().startswith("basic "):
-        return None
+        return []
     try:
         decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        return None
+        return []
     client_id, colon, secret = decoded.partition(":")
-    return (unquote_plus(client_id), unquote_plus(secret)) if colon else None
+    if not colon:
+        return []
+    return list(dict.fromkeys([(unquote_plus(client_id), unquote_plus(secret)), (client_id, secret)]))
 
 
 class Clients:

@@ -59,12 +59,12 @@ class TokenEndpoint:
         posted = (form.get("client_id", ""), form.get("client_secret", ""))
         if basic and posted[1]:
             return oauth_error("invalid_request", "use one client authentication method, not two")
-        client_id, secret = basic or posted
-        client = self.provider.clients.get(client_id)
-        if client is None or not secret or not client.secret_matches(secret):
-            challenge = {"WWW-Authenticate": 'Basic realm="token"'} if basic else {}
-            return oauth_error("invalid_client", "client authentication failed", 401, challenge)
-        return client
+        for client_id, secret in basic or [posted]:
+            client = self.provider.clients.get(client_id)
+            if client is not None and secret and client.secret_matches(secret):
+                return client
+        challenge = {"WWW-Authenticate": 'Basic realm="token"'} if basic else {}
+        return oauth_error("invalid_client", "client authentication failed", 401, challenge)
 
     async def token(self, request: Request) -> Response:
         async with request.form() as data:

@@ -7,6 +7,7 @@ Every ID token is checked with joserfc's JWT validation against the published JW
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,12 @@ from tests.devtools.oidc_relying_party import (
     verify_id_token,
 )
 from tests.servers import Process, free_port
+
+with warnings.catch_warnings():  # Authlib 1.9.10 warns at import that it prefers httpx2 to the project's httpx
+    import authlib.deprecate  # installs its own "always" filter: ours must come after it
+
+    warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import OAuth2Client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -360,3 +367,23 @@ def test_command_line_serves_discovery_for_its_base_url_and_gateway_client() -> 
 def test_secret_is_masked_in_repr() -> None:
     client = clients_from_json(f'[{{"client_id": "a", "client_secret": "{SECRET}", "redirect_uris": ["http://a/"]}}]')
     assert SECRET not in repr(client)
+
+
+# An independent client: Authlib, the library the gateway's OpenID Connect client uses
+
+
+@pytest.mark.parametrize("auth_method", ["client_secret_basic", "client_secret_post"])
+def test_authlib_client_completes_the_code_flow(op: OP, auth_method: str) -> None:
+    document = op.discovery()
+    flow = Flow()
+    with OAuth2Client(CLIENT_ID, SECRET, scope="openid email profile", redirect_uri=flow.redirect_uri,
+                      code_challenge_method="S256", token_endpoint_auth_method=auth_method,
+                      trust_env=False) as client, httpx.Client(trust_env=False) as person:
+        url, state = client.create_authorization_url(document["authorization_endpoint"], state=flow.state,
+                                                     code_verifier=flow.verifier, nonce=flow.nonce)
+        callback = decide(person, person.get(url))
+        token = client.fetch_token(document["token_endpoint"], authorization_response=callback.headers["location"],
+                                   code_verifier=flow.verifier)
+        userinfo = client.get(document["userinfo_endpoint"]).json()
+    assert state == flow.state
+    assert verify_id_token(op, token["id_token"], flow)["sub"] == userinfo["sub"]
