@@ -237,7 +237,7 @@ def test_replayed_callback_is_refused(gateway: RunningGateway, provider: Uvicorn
     url, cookies = intercept_callback(browser, gateway, f"{provider.url}/id/alice")
     first = no_follow(browser, url)
     assert first.status_code == 303 and not first.headers["location"].startswith("/login")
-    # Replay with the state cookie put back: only the nonce store stands in the way.
+    # Replay with the state cookie put back: the login state is used up (the nonce store would refuse it too).
     with httpx.Client() as attacker:
         for name, value in cookies.items():
             if name.startswith("gw_state_"):
