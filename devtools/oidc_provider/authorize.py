@@ -27,6 +27,7 @@ PATH = "/authorize"
 CONSENT_PATH = "/consent"
 RESPONSE_MODES = ("query", "form_post")
 PKCE_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest, unpadded
+NAME_LIMIT = 100
 GROUP = re.compile(r"[A-Za-z0-9 ._:/@-]{1,64}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,190}")
 EXPIRED = ("This sign-in request is unknown, already answered or older than ten minutes. "
@@ -85,6 +86,8 @@ def user_from_form(data: FormData, auth: AuthorizationRequest) -> tuple[User | N
         return None, f"Not a valid user name. User names are {USERNAME_RULE}."
     if email and not EMAIL.fullmatch(email):
         return None, "Not a valid e-mail address."
+    if len(_field(data, "name")) > NAME_LIMIT:
+        return None, f"A full name is at most {NAME_LIMIT} characters."
     if not all(GROUP.fullmatch(group) for group in groups):
         return None, "Groups are separated by commas, each 1 to 64 letters, digits, spaces or . _ : / @ -"
     if openid2_id and urlsplit(openid2_id).scheme not in ("http", "https"):

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from devtools.oidc_provider.authorize import EMAIL, PKCE_CHALLENGE
+from devtools.oidc_provider.authorize import EMAIL, NAME_LIMIT, PKCE_CHALLENGE
 from devtools.oidc_provider.pages import GITHUB_TOOL, error_page, page
 from devtools.oidc_provider.provider import Provider, with_query
 from devtools.oidc_provider.state import Expiring
@@ -81,6 +81,8 @@ def user_from_form(data: FormData) -> tuple[GitHubUser | None, str | None]:
         return None, f"Not a valid login. Logins here are {USERNAME_RULE}, at most 39."
     if any(address and not EMAIL.fullmatch(address) for address in (email, other)):
         return None, "Not a valid e-mail address."
+    if len(_field(data, "name")) > NAME_LIMIT:
+        return None, f"A name is at most {NAME_LIMIT} characters."
     if not all(SLUG.fullmatch(org) for org in orgs) or \
             not all(len(team) == 2 and all(SLUG.fullmatch(part) for part in team) for team in teams):
         return None, "Organisations are comma-separated logins; teams are comma-separated org/team-slug pairs."

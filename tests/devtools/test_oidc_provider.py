@@ -177,6 +177,19 @@ def test_consent_page_refuses_a_bad_user_name_and_keeps_the_request(op: OP) -> N
     verify_id_token(op, exchange(op, flow, params["code"]).json()["id_token"], flow)
 
 
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"email": "not-an-address"}, "Not a valid e-mail address"),
+    ({"groups": "ok, <script>"}, "Groups are separated by commas"),
+    ({"name": "x" * 101}, "at most 100 characters"),
+    ({"openid2_id": "javascript:alert(1)"}, "OpenID 2.0 identifier is an http(s) URL"),
+])
+def test_consent_page_refuses_bad_fields(op: OP, fields: dict[str, str], message: str) -> None:
+    with httpx.Client(trust_env=False) as person:
+        page = authorize(op, person, Flow(), openid2_realm="http://rp.example/")
+        again = decide(person, page, **fields)
+    assert again.status_code == 400 and message in again.text and "location" not in again.headers
+
+
 def test_consent_is_answered_once(op: OP) -> None:
     with httpx.Client(trust_env=False) as person:
         page = authorize(op, person, Flow())
