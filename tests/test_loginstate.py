@@ -234,3 +234,24 @@ def test_of_takes_through_two_stores_on_one_file_exactly_one_wins(tmp_path: Path
     finally:
         for store in stores:
             store.close()
+
+
+@pytest.mark.parametrize(("change", "logged"), [
+    ({"data": {"server_url": ["not", "text"], "type_uris": "x"}}, "holds no usable OpenID endpoint"),
+    ({"data": {}}, "holds no usable OpenID endpoint"),
+    ({"protocol": "oidc"}, "is for oidc, answered as OpenID 2.0"),
+], ids=["damaged-endpoint", "no-endpoint", "another-protocol"])
+def test_a_login_state_that_does_not_fit_the_answer_is_refused_cleanly(
+    two_instances: tuple[RunningGateway, RunningGateway], counting_provider: CountingProvider,
+    browser: httpx.Client, caplog: pytest.LogCaptureFixture, change: dict[str, Any], logged: str,
+) -> None:
+    a, _ = two_instances
+    store = a.app.runtime.store
+    callback = provider_answer(browser, a, f"{counting_provider.url}/id/alice", next_target="/echo")
+    record = store.take_login_state(state_id_in(callback), time.time())
+    assert record is not None
+    store.put_login_state(dataclasses.replace(record, **change))
+    response = browser.get(callback, follow_redirects=False)
+    assert_refused(response)
+    assert login_query(response)["next"] == ["/echo"]
+    assert logged in caplog.text
