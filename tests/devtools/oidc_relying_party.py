@@ -74,7 +74,7 @@ class OP:
 
 
 @contextmanager
-def serve_provider() -> Iterator[OP]:
+def serve_provider(groups_claim: str = "groups") -> Iterator[OP]:
     """The provider on a loopback port with three clients, and a back-channel logout receiver."""
     receiver = LogoutReceiver()
     port = free_port()
@@ -85,7 +85,7 @@ def serve_provider() -> Iterator[OP]:
         Client(ES_CLIENT_ID, "es-secret", (op.redirect_uri,), id_token_signed_response_alg="ES256"),
         Client(OTHER_CLIENT_ID, "other-secret", ("http://other.example/callback",)),
     ]
-    with receiver.server, UvicornThread(create_app(op.url, clients), port=port), op.http:
+    with receiver.server, UvicornThread(create_app(op.url, clients, groups_claim=groups_claim), port=port), op.http:
         yield op
 
 

@@ -17,6 +17,7 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError
 
 from devtools.oidc_provider import ClientConfigError, clients_from_json
+from devtools.oidc_provider.__main__ import main as oidc_main
 from tests.devtools.oidc_relying_party import (
     BANNER,
     CLIENT_ID,
@@ -375,6 +376,30 @@ def test_command_line_serves_discovery_for_its_base_url_and_gateway_client() -> 
     assert document["issuer"] == base and document["token_endpoint"] == f"{base}/token"
     assert "http://127.0.0.1:8000/_gateway/callback" in home
     assert "http://127.0.0.1:8000/_gateway/backchannel-logout" in home
+
+
+def test_groups_claim_name_is_configurable() -> None:
+    with serve_provider(groups_claim="roles") as other, httpx.Client(trust_env=False) as person:
+        flow, params = sign_in(other, person, groups="editors")
+        body = exchange(other, flow, params["code"]).json()
+        claims = verify_id_token(other, body["id_token"], flow)
+        info = other.http.get(f"{other.url}/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
+        assert "roles" in other.discovery()["claims_supported"]
+    assert claims["roles"] == info.json()["roles"] == ["editors"] and "groups" not in claims
+
+
+def test_clients_are_read_from_a_json_file(tmp_path: Path) -> None:
+    path = tmp_path / "clients.json"
+    path.write_text('[{"client_id": "a", "client_secret": "s", "redirect_uris": ["http://a/cb"],'
+                    ' "backchannel_logout_uri": "http://a/bc", "id_token_signed_response_alg": "ES256"}]')
+    [client] = clients_from_json(str(path))
+    assert (client.client_id, client.redirect_uris, client.backchannel_logout_uri,
+            client.id_token_signed_response_alg) == ("a", ("http://a/cb",), "http://a/bc", "ES256")
+
+
+def test_command_line_refuses_bad_clients_with_a_message() -> None:
+    with pytest.raises(SystemExit, match="at least one redirect_uri"):
+        oidc_main(["--clients", '[{"client_id": "a", "client_secret": "s"}]'])
 
 
 def test_secret_is_masked_in_repr() -> None:
