@@ -14,10 +14,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from backend_app.database import Database
-from backend_app.identity import ProofMiddleware
+from backend_app.identity import ProofMiddleware, identity_verifier
 from backend_app.pages import Pages
 from backend_app.settings import AppSettings
-from gateway.proof import ProofVerifier
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -26,7 +25,7 @@ def create_app(settings: AppSettings) -> Starlette:
     """Build the app; the database is opened (and created) when the lifespan starts."""
     database = Database(settings.sqlite_path)
     pages = Pages(database)
-    verifier = ProofVerifier(str(settings.proof_key), settings.proof_max_age, settings.header_names())
+    verifier = identity_verifier(settings)  # the HMAC proof, or the gateway's JWT (settings.jwks_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

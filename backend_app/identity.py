@@ -12,12 +12,14 @@ misconfigured gateway is noticed rather than silently logging everybody out.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from gateway.proof import InvalidProof, ProofVerifier, request_uri
+from backend_app.settings import AppSettings
+from gateway.proof import HeaderNames, InvalidProof, ProofVerifier, request_uri
 from gateway.types import ASGIApp, Identity, Receive, Scope, Send
 
 logger = logging.getLogger("backend_app.identity")
@@ -25,6 +27,32 @@ logger = logging.getLogger("backend_app.identity")
 SCOPE_KEY = "gateway.identity"
 
 Refusal = Callable[[Request, InvalidProof], Response]
+
+
+class IdentityVerifier(Protocol):
+    """What :class:`ProofMiddleware` needs: the headers to collect and the check.
+
+    :class:`~gateway.proof.ProofVerifier` (the HMAC proof) or
+    :class:`backend_app.assertion.AssertionVerifier` (the gateway's JWT, whose
+    ``names.proof`` is the assertion header).
+    """
+
+    @property
+    def names(self) -> HeaderNames: ...
+
+    def verify(self, headers: Mapping[str, str], method: str, host: str, uri: str) -> Identity | None: ...
+
+
+def identity_verifier(settings: AppSettings) -> IdentityVerifier:
+    """The JWT check when ``jwks_url`` is set, else the HMAC proof check."""
+    if settings.jwks_url:
+        from backend_app.assertion import AssertionVerifier  # PyJWT: needed only then
+
+        names = settings.header_names()
+        names.proof = settings.header_assertion
+        return AssertionVerifier(settings.jwks_url, settings.issuer, names)
+    assert settings.proof_key is not None  # load_app_settings requires one of the two
+    return ProofVerifier(str(settings.proof_key), settings.proof_max_age, settings.header_names())
 
 
 def identity_of(conn: HTTPConnection) -> Identity | None:
@@ -43,7 +71,7 @@ class ProofMiddleware:
     first one, as the gateway's proxy forwards the first).
     """
 
-    def __init__(self, app: ASGIApp, verifier: ProofVerifier, refusal: Refusal) -> None:
+    def __init__(self, app: ASGIApp, verifier: IdentityVerifier, refusal: Refusal) -> None:
         self.app = app
         self.verifier = verifier
         self.refusal = refusal
@@ -83,4 +111,5 @@ class ProofMiddleware:
         return self.verifier.verify(found, scope.get("method", "GET"), host_value, request_uri(scope))
 
 
-__all__ = ["SCOPE_KEY", "ProofMiddleware", "Refusal", "identity_of", "request_uri"]
+__all__ = ["SCOPE_KEY", "IdentityVerifier", "ProofMiddleware", "Refusal", "identity_of", "identity_verifier",
+           "request_uri"]

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Secret
 
@@ -32,6 +33,10 @@ ENV_VARS = {
     "header_email": "MICROBLOG_HEADER_EMAIL",
     "header_groups": "MICROBLOG_HEADER_GROUPS",
     "header_proof": "MICROBLOG_HEADER_PROOF",
+    # The gateway's JWT instead of the proof (identity_assertion = "jwt" or "both" there).
+    "jwks_url": "MICROBLOG_JWKS_URL",
+    "issuer": "MICROBLOG_ISSUER",
+    "header_assertion": "MICROBLOG_HEADER_ASSERTION",
 }
 
 
@@ -40,10 +45,11 @@ class AppSettings:
     """Every setting of the microblog.
 
     ``proof_key`` is the gateway's ``proof_key``: without it the app cannot tell
-    the gateway's identity headers from forged ones, so it has no default.
+    the gateway's identity headers from forged ones, so it has no default
+    (``None`` only when ``jwks_url`` is set: the gateway's JWT vouches instead).
     """
 
-    proof_key: Secret
+    proof_key: Secret | None
     state_dir: Path = Path("state")
     proof_max_age: int = 30
     header_user: str = _DEFAULT_NAMES.user
@@ -51,6 +57,11 @@ class AppSettings:
     header_email: str = _DEFAULT_NAMES.email
     header_groups: str = _DEFAULT_NAMES.groups
     header_proof: str = _DEFAULT_NAMES.proof
+    # With jwks_url set the app believes the gateway's signed JWT (backend_app.assertion), not the proof:
+    # keys from the JWKS, iss = issuer (the gateway's public URL), aud = the Host each request arrived with.
+    jwks_url: str = ""
+    issuer: str = ""
+    header_assertion: str = "X-Gateway-Assertion"
 
     @property
     def sqlite_path(self) -> Path:
@@ -73,8 +84,12 @@ def load_app_settings(environ: Mapping[str, str] | None = None) -> AppSettings:
         if name.startswith(ENV_PREFIX) and name not in ENV_VARS.values()
     ]
     proof_key = env.get(ENV_VARS["proof_key"], "")
-    if not proof_key:
-        problems.append("MICROBLOG_PROOF_KEY is not set: use the gateway's proof_key")
+    jwt = {name: env.get(ENV_VARS[name], "").strip() for name in ("jwks_url", "issuer")}
+    jwt["issuer"] = jwt["issuer"].rstrip("/")  # the gateway's iss is its public URL's origin, no slash
+    problems.extend(_proof_problems(bool(proof_key), jwt["jwks_url"], jwt["issuer"]))
+    header_assertion = env.get(ENV_VARS["header_assertion"], "X-Gateway-Assertion").strip()
+    if not _is_token(header_assertion):
+        problems.append(f"MICROBLOG_HEADER_ASSERTION must be an HTTP header name, got {header_assertion!r}")
     max_age = _positive_int(env.get(ENV_VARS["proof_max_age"], "30"), ENV_VARS["proof_max_age"], problems)
     headers = {name: env.get(ENV_VARS[name], default).strip() for name, default in _DEFAULT_HEADERS.items()}
     for name, value in headers.items():
@@ -86,11 +101,29 @@ def load_app_settings(environ: Mapping[str, str] | None = None) -> AppSettings:
     if problems:
         raise ConfigError(problems)
     return AppSettings(
-        proof_key=Secret(proof_key),
+        proof_key=Secret(proof_key) if proof_key else None,
         state_dir=Path(state_dir),
         proof_max_age=max_age,
         **headers,
+        **jwt,
+        header_assertion=header_assertion,
     )
+
+
+def _proof_problems(proof_key: bool, jwks_url: str, issuer: str) -> list[str]:
+    """One way of believing the gateway: its proof (proof_key) or its JWT (jwks_url and issuer)."""
+    if not jwks_url:
+        problems = [] if proof_key else ["MICROBLOG_PROOF_KEY is not set: use the gateway's proof_key"]
+        return problems + (["MICROBLOG_ISSUER is only used with MICROBLOG_JWKS_URL"] if issuer else [])
+    problems = []
+    if proof_key:
+        problems.append("MICROBLOG_PROOF_KEY and MICROBLOG_JWKS_URL are both set: the app checks one proof, pick one")
+    if urlsplit(jwks_url).scheme not in ("http", "https") or not urlsplit(jwks_url).hostname:
+        problems.append(f"MICROBLOG_JWKS_URL must be an http(s) URL such as"
+                        f" https://example.com/.well-known/openid-gateway/jwks.json, got {jwks_url!r}")
+    if not issuer:
+        problems.append("MICROBLOG_ISSUER is not set: use the gateway's public_url (the JWT's iss)")
+    return problems
 
 
 def _positive_int(text: str, name: str, problems: list[str]) -> int:
