@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from devtools.oidc_provider.pages import error_page, page
-from devtools.oidc_provider.provider import Provider
+from devtools.oidc_provider.provider import Provider, parameters, text_fields
 from devtools.oidc_provider.state import AuthorizationRequest, Grant, Session, User
 from devtools.openid_provider.profiles import USERNAME_RULE, valid_username
 
@@ -109,11 +109,7 @@ class Authorization:
                 Route(CONSENT_PATH, self.decide, methods=["POST"])]
 
     async def authorize(self, request: Request) -> Response:
-        if request.method == "POST":
-            async with request.form() as form:
-                params = {key: value for key, value in form.items() if isinstance(value, str)}
-        else:
-            params = dict(request.query_params)
+        params = await parameters(request)
         client = self.provider.clients.get(params.get("client_id", ""))
         if client is None:
             return error_page(request, 400, "Unknown client_id: this provider does not know the site that sent you.")
@@ -142,7 +138,7 @@ class Authorization:
             auth = self.provider.pending.get(token)
             if auth is None:
                 return error_page(request, 400, EXPIRED)
-            values = {key: value for key, value in data.items() if isinstance(value, str)}
+            values = text_fields(data)
             user, error = user_from_form(data, auth)
         if decision not in ("allow", "deny"):
             return self.form(request, token, auth, error="Choose Allow or Deny.", values=values, status_code=400)

@@ -61,6 +61,8 @@ def client_from_json(entry: object) -> Client:
     redirect_uris = _urls(entry, "redirect_uris", where)
     if not redirect_uris:
         raise ClientConfigError(f"{where}: at least one redirect_uri")
+    if any("#" in uri for uri in redirect_uris):
+        raise ClientConfigError(f"{where}: a redirect_uri has no fragment (RFC 6749 §3.1.2)")
     backchannel = entry.get("backchannel_logout_uri")
     backchannel_uri = None if backchannel is None else _http_url(backchannel, f"{where}.backchannel_logout_uri")
     alg = entry.get("id_token_signed_response_alg", "RS256")

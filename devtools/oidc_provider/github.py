@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from devtools.oidc_provider.authorize import EMAIL, NAME_LIMIT, PKCE_CHALLENGE
 from devtools.oidc_provider.pages import GITHUB_TOOL, error_page, page
-from devtools.oidc_provider.provider import Provider, with_query
+from devtools.oidc_provider.provider import Provider, parameters, text_fields, with_query
 from devtools.oidc_provider.state import Expiring
 from devtools.oidc_provider.token_endpoint import VERIFIER, s256
 from devtools.openid_provider.profiles import USERNAME_RULE, valid_username
@@ -156,7 +156,7 @@ class GitHubFake:
             grant = self.pending.get(token)
             if grant is None:
                 return error_page(request, 400, EXPIRED, tool=GITHUB_TOOL)
-            values = {key: value for key, value in data.items() if isinstance(value, str)}
+            values = text_fields(data)
             user, error = user_from_form(data)
         if decision == "allow" and user is None:
             return self.form(request, token, grant, error=error, values=values, status_code=400)
@@ -173,8 +173,7 @@ class GitHubFake:
 
     async def access_token(self, request: Request) -> Response:
         """GitHub's token endpoint: errors come with status 200, as GitHub sends them."""
-        async with request.form() as data:
-            form = {key: value for key, value in data.items() if isinstance(value, str)}
+        form = await parameters(request)
         client = self.provider.clients.get(form.get("client_id", ""))
         grant = self.codes.take(form.get("code", ""))
         verifier = form.get("code_verifier", "")

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from devtools.oidc_provider.clients import Client
 from devtools.oidc_provider.keys import ALGORITHMS
 from devtools.oidc_provider.pages import error_page, page
-from devtools.oidc_provider.provider import Provider, with_query
+from devtools.oidc_provider.provider import Provider, parameters, with_query
 from devtools.oidc_provider.state import User
 from devtools.openid_provider.profiles import valid_username
 
@@ -84,11 +84,7 @@ class Logout:
         return token.claims if token.claims.get("iss") == issuer else None
 
     async def end_session(self, request: Request) -> Response:
-        if request.method == "POST":
-            async with request.form() as form:
-                params = {key: value for key, value in form.items() if isinstance(value, str)}
-        else:
-            params = dict(request.query_params)
+        params = await parameters(request)
         issuer = self.provider.issuer(request)
         claims: dict[str, Any] = {}
         if params.get("id_token_hint"):

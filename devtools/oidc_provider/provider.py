@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -23,6 +24,19 @@ CONSENT_LIFETIME = 600.0  # seconds a consent page may stay open
 CODE_LIFETIME = 60.0  # authorization codes are short-lived (RFC 6749 §4.1.2: 10 minutes at most)
 ACCESS_TOKEN_LIFETIME = 600.0
 SESSION_LIFETIME = 8 * 3600.0
+
+
+def text_fields(data: FormData) -> dict[str, str]:
+    """A form's text fields (file uploads have no place in any of these endpoints)."""
+    return {key: value for key, value in data.items() if isinstance(value, str)}
+
+
+async def parameters(request: Request) -> dict[str, str]:
+    """The request's parameters: the form of a POST, else the query (Core §3.1.2.1 allows both)."""
+    if request.method != "POST":
+        return dict(request.query_params)
+    async with request.form() as data:
+        return text_fields(data)
 
 
 def with_query(url: str, params: dict[str, str]) -> str:

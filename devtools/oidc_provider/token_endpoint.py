@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from devtools.oidc_provider.clients import Client, basic_credentials
-from devtools.oidc_provider.provider import ACCESS_TOKEN_LIFETIME, Provider
+from devtools.oidc_provider.provider import ACCESS_TOKEN_LIFETIME, Provider, parameters
 from devtools.oidc_provider.tokens import user_claims
 
 PATH = "/token"
@@ -67,8 +67,7 @@ class TokenEndpoint:
         return oauth_error("invalid_client", "client authentication failed", 401, challenge)
 
     async def token(self, request: Request) -> Response:
-        async with request.form() as data:
-            form = {key: value for key, value in data.items() if isinstance(value, str)}
+        form = await parameters(request)
         client = self.authenticate(request, form)
         if isinstance(client, JSONResponse):
             return client
