@@ -15,6 +15,13 @@ Routes:
 - ``/drop``               promises 1 MiB, sends one chunk, then the connection dies
 - ``/hop``                 answers with hop-by-hop headers (and ``x-kept: yes``) a proxy must drop
 - ``/connections``        how many distinct client connections have reached this app
+- ``/held?stream=ID``     a streamed answer: its first part at once, the rest once ``/release?stream=ID``
+                          is asked (``&type=sse``: two Server-Sent Events, ``&accel=no``: ``X-Accel-Buffering: no``)
+- ``/release?stream=ID``  lets that stream finish
+- WebSocket ``/ws/...``   accepts (the first subprotocol offered, if any) and echoes every message; the text
+                          ``handshake`` gets the JSON of the handshake (as ``/echo``), ``close <code> <reason>``
+                          makes the app close with that code; ``/ws/refuse`` answers the handshake with a 403
+- ``/ws-closes``          JSON list of ``[path, code, reason]`` of the WebSockets the client side closed
 
 Serve it with ``proxy_headers=False`` (``--no-proxy-headers``) so that ``client``
 is the real peer, not what an ``X-Forwarded-For`` header says.
@@ -39,6 +46,10 @@ connections_seen: set[tuple[str, int]] = set()
 active_downloads = 0
 # The paths of the latest requests that reached the app: a refused request never shows here.
 paths_seen: deque[str] = deque(maxlen=1000)
+# /held streams waiting for their /release, by id.
+_releases: dict[str, asyncio.Event] = {}
+# [path, code, reason] of each WebSocket closed by the other side.
+websocket_closes: deque[list[Any]] = deque(maxlen=1000)
 
 
 def pattern(size: int) -> Iterator[bytes]:
@@ -65,6 +76,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+    if scope["type"] == "websocket":
+        paths_seen.append(scope["path"])
+        await _websocket(scope, receive, send)
+        return
     if scope["type"] != "http":
         return
     client = scope.get("client")
@@ -209,6 +224,78 @@ async def _connections(scope: dict[str, Any], receive: Any, send: Any, query: di
     await _json(send, {"connections": len(connections_seen)})
 
 
+def _scope_json(scope: dict[str, Any]) -> dict[str, Any]:
+    client = scope.get("client")
+    return {
+        "path": scope["path"],
+        "raw_path": (scope.get("raw_path") or b"").decode("latin-1"),
+        "query_string": scope["query_string"].decode("latin-1"),
+        "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+        "client": list(client) if client else None,
+    }
+
+
+async def _held(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    release = _releases.setdefault(query.get("stream", ""), asyncio.Event())
+    sse = query.get("type") == "sse"
+    headers = [(b"content-type", b"text/event-stream" if sse else b"application/octet-stream"),
+               (b"cache-control", b"no-cache")]
+    if query.get("accel") == "no":
+        headers.append((b"x-accel-buffering", b"no"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    first, second = (b"data: first\n\n", b"data: second\n\n") if sse else (b"first part;", b"second part")
+    await send({"type": "http.response.body", "body": first, "more_body": True})
+    try:
+        await asyncio.wait_for(release.wait(), 60)
+    finally:
+        _releases.pop(query.get("stream", ""), None)
+    await send({"type": "http.response.body", "body": second})
+
+
+async def _release(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    release = _releases.get(query.get("stream", ""))
+    if release is None:
+        await _respond(send, 404, b"no such stream")
+        return
+    release.set()
+    await _respond(send, 200, b"released")
+
+
+async def _websocket_closes(scope: dict[str, Any], receive: Any, send: Any, query: dict[str, str]) -> None:
+    await _json(send, list(websocket_closes))
+
+
+async def _websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if (await receive())["type"] != "websocket.connect":
+        return
+    if scope["path"] == "/ws/refuse":
+        body = b"no websockets here"
+        await send({"type": "websocket.http.response.start", "status": 403,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode()),
+                                (b"x-app-refusal", b"yes")]})
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    subprotocols = scope.get("subprotocols") or []
+    await send({"type": "websocket.accept", "subprotocol": subprotocols[0] if subprotocols else None,
+                "headers": [(b"set-cookie", b"ws=1; Path=/")]})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            websocket_closes.append([scope["path"], message.get("code"), message.get("reason") or ""])
+            return
+        text = message.get("text")
+        if text == "handshake":
+            await send({"type": "websocket.send", "text": json.dumps(_scope_json(scope))})
+        elif text is not None and text.startswith("close "):
+            _, code, reason = text.split(" ", 2)
+            await send({"type": "websocket.close", "code": int(code), "reason": reason})
+            return
+        elif text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+
+
 _ROUTES = {
     "/echo": _echo,
     "/upload": _upload,
@@ -219,4 +306,7 @@ _ROUTES = {
     "/drop": _drop,
     "/hop": _hop,
     "/connections": _connections,
+    "/held": _held,
+    "/release": _release,
+    "/ws-closes": _websocket_closes,
 }

@@ -39,5 +39,6 @@ worker process.
 from __future__ import annotations
 
 from gateway.proxy._proxy import UpstreamProxy, default_error_page
+from gateway.proxy._websocket import refuse as refuse_websocket
 
-__all__ = ["UpstreamProxy", "default_error_page"]
+__all__ = ["UpstreamProxy", "default_error_page", "refuse_websocket"]

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 from gateway.proxy._connection import Connection, Pool, UpstreamTimeout
 from gateway.proxy._headers import CHUNKED, NO_BODY, RequestHeads, UnsupportedTransferCoding, response_headers
+from gateway.proxy._websocket import WebSocketForwarder
 from gateway.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -121,6 +122,9 @@ class UpstreamProxy:
         self.pool_size = pool_size
         self._error_page = error_page or default_error_page
         self._pool: Pool | None = None
+        self._tls_context: ssl.SSLContext | None = None
+        self._websockets = WebSocketForwarder(self._host, self._port, parts.netloc, self._prefix, self._heads,
+                                              connect_timeout)
 
     @classmethod
     def from_settings(
@@ -132,7 +136,7 @@ class UpstreamProxy:
     ) -> UpstreamProxy:
         """The proxy ``settings`` describe; ``gateway_cookies`` are stripped unless ``pass_gateway_cookies``."""
         identity = (settings.header_user, settings.header_nickname, settings.header_email, settings.header_groups,
-                    settings.header_proof)
+                    settings.header_proof, settings.header_assertion)
         return cls(
             settings.upstream_url,
             strip_headers=identity,
@@ -147,6 +151,7 @@ class UpstreamProxy:
     async def startup(self) -> None:
         """Create the connection pool on the running loop (certificates verified, ``ca_bundle`` or the system's)."""
         context = ssl.create_default_context(cafile=self.ca_bundle or None) if self._tls else None
+        self._tls_context = context
         self._pool = Pool(self._host, self._port, context, self.pool_size, self.connect_timeout)
 
     async def shutdown(self) -> None:
@@ -219,6 +224,30 @@ class UpstreamProxy:
         finally:
             if conn is not None:
                 pool.release(conn, not conn.client_left)
+
+    async def forward_websocket(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        extra_headers: Sequence[tuple[bytes, bytes]] = (),
+        *,
+        client_addr: str | None = None,
+        trusted_peer: bool = False,
+        accept_headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
+        """Forward the WebSocket in ``scope`` (headers as :meth:`forward`'s); relay until either side closes.
+
+        ``accept_headers`` (a refreshed session cookie) go to the client with the handshake's answer.
+        """
+        if self._pool is None:
+            raise RuntimeError("UpstreamProxy.startup() was not called")
+        if client_addr is None:
+            client = scope.get("client")
+            client_addr = client[0] if client else None
+        await self._websockets.forward(scope, receive, send, extra_headers, client_addr=client_addr,
+                                       trusted_peer=trusted_peer, tls=self._tls_context,
+                                       accept_headers=accept_headers)
 
     async def _exchange(
         self, pool: Pool, method: str, data: bytes, more: bool, chunked: bool, receive: Receive
