@@ -165,7 +165,8 @@ class Stack:
     the app's state (a temporary directory, removed on exit, when not given);
     ``log_dir`` one log file per process (default ``<state_dir>/logs``) and
     nginx's access log, ``nginx-access.log``.
-    ``gateway_env`` adds or overrides ``GATEWAY_*`` settings. ``nginx_template``
+    ``gateway_env`` adds or overrides ``GATEWAY_*`` settings; ``app_env`` the microblog's
+    ``MICROBLOG_*`` settings (``MICROBLOG_PROOF_KEY=""`` unsets the proof key). ``nginx_template``
     replaces the checked-in ``nginx.conf`` (rendered the same way): for tests of
     a configuration an operator might get wrong. ``demo_rules`` adds the demo's
     access rules (:func:`demo_access_settings`), which ``gateway_env`` may override.
@@ -184,6 +185,7 @@ class Stack:
         secret_keys: Sequence[str] | None = None,
         proof_key: str | None = None,
         gateway_env: Mapping[str, str] | None = None,
+        app_env: Mapping[str, str] | None = None,
         public_paths: Sequence[str] = ("/static/",),
         progress: Progress | None = None,
         log_level: str = "info",
@@ -202,6 +204,7 @@ class Stack:
         self.secret_keys = list(secret_keys) if secret_keys else [secrets.token_urlsafe(32)]
         self.proof_key = proof_key or secrets.token_urlsafe(32)
         self.gateway_env = dict(gateway_env or {})
+        self.app_env = dict(app_env or {})
         self.public_paths = tuple(public_paths)
         self.progress = progress
         self.log_level = log_level
@@ -303,7 +306,7 @@ class Stack:
             app = self._process("app", [
                 python, "-m", "backend_app", *host, "--port", str(self.ports.app),
                 "--state-dir", str(self.app_state_dir), "--log-level", self.log_level,
-            ], {"MICROBLOG_PROOF_KEY": self.proof_key})
+            ], {"MICROBLOG_PROOF_KEY": self.proof_key, **self.app_env})
             steps.append(("the app (microblog)", app, self.ports.app))
         else:
             app = self._process("app", [

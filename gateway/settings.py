@@ -29,6 +29,7 @@ from gateway.errors import ConfigError
 from gateway.openid.addresses import is_forbidden_address, parse_host_address
 from gateway.openid.providers import allowlist_problems
 from gateway.sessions import is_cookie_name
+from gateway.signing_keys import KeyFileError, load_signing_keys
 
 ENV_PREFIX = "GATEWAY_"
 MIN_SECRET_LENGTH = 32
@@ -104,6 +105,13 @@ class Settings:
     header_groups: str = "X-Gateway-Groups"
     header_proof: str = "X-Gateway-Proof"
     proof_max_age: int = 30
+    # What vouches for the identity: the HMAC proof (proof_key), a signed JWT (public keys at
+    # /.well-known/openid-gateway/jwks.json; gateway.assertion), or both.
+    identity_assertion: Literal["proof", "jwt", "both"] = "proof"
+    # The JWT signing keys (a JWK Set or a PEM file), the same file on every instance. Published
+    # whenever set, so that apps can fetch them before identity_assertion turns the JWT on.
+    assertion_keys_file: str = ""
+    header_assertion: str = "X-Gateway-Assertion"
 
     # Fetching provider documents (discovery, association, check_authentication).
     fetch_connect_timeout: float = 3.0
@@ -223,6 +231,24 @@ def _subject(problem: str) -> str:
     return match.group(0) if match else ""
 
 
+def _assertion_problems(settings: Settings) -> list[str]:
+    """The JWT assertion's settings: a readable, usable key file whenever the JWT is on or keys are named."""
+    problems = []
+    if settings.identity_assertion != "proof" and not settings.assertion_keys_file:
+        problems.append(f"assertion_keys_file is missing: identity_assertion = {settings.identity_assertion!r}"
+                        " signs with it (make one: openid-gateway keys generate FILE)")
+    elif settings.assertion_keys_file:
+        try:
+            load_signing_keys(settings.assertion_keys_file)
+        except KeyFileError as exc:
+            problems.append(str(exc))
+    others = (settings.header_user, settings.header_nickname, settings.header_email, settings.header_groups,
+              settings.header_proof)
+    if settings.header_assertion.lower() in {name.lower() for name in others}:
+        problems.append(f"header_assertion {settings.header_assertion!r} must differ from the other identity headers")
+    return problems
+
+
 def validate(settings: Settings) -> list[str]:
     """Return every problem with ``settings``; an empty list means usable."""
     problems: list[str] = []
@@ -296,6 +322,7 @@ def validate(settings: Settings) -> list[str]:
                settings.header_proof]
     if len({h.lower() for h in headers}) != len(headers):
         problems.append("header_user, header_nickname, header_email, header_groups and header_proof must differ")
+    problems.extend(_assertion_problems(settings))
     problems.extend(allowlist_problems(settings.provider_allowlist))
     for host in settings.next_allowed_hosts:
         if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", host):
