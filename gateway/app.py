@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from gateway.authcheck import AuthCheck, scan_headers
 from gateway.endpoints import Services, routes
+from gateway.endpoints.jwks import JWKS_PATH, JWKSEndpoint
 from gateway.errors import BadRequest, RateLimited, SignInBusy, StoreUnavailable
 from gateway.proof import request_uri
 from gateway.runtime import Runtime
@@ -101,6 +102,9 @@ class GatewayApp:
             self.proxy = UpstreamProxy.from_settings(settings, gateway_cookies=self.runtime.gateway_cookie_names())
         self.public_paths = tuple(settings.public_paths)
         self.max_header_bytes = settings.max_header_bytes
+        # The assertion's public keys, served in both modes whenever a key file is set (gateway.endpoints.jwks).
+        keys = self.runtime.signing_keys
+        self.jwks = JWKSEndpoint(keys) if keys is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -111,6 +115,8 @@ class GatewayApp:
                 # Only nginx may ask (mode 1). In proxy mode a client could name any
                 # X-Original-URI and collect proofs for it: the pages answer 404.
                 await self.auth(scope, receive, send)
+            elif path == JWKS_PATH and self.jwks is not None:
+                await self.jwks(scope, receive, send)
             elif path.startswith(GATEWAY_PREFIX) or path in ("/login", "/logout") or self.proxy is None:
                 await self.pages(scope, receive, send)
             else:

@@ -10,7 +10,9 @@ Answers:
   the proxied request with ``auth_request_set``), ``X-Gateway-Cookie``: the
   Cookie header for the app, without the gateway's own cookies (they sign a
   person in; kept with ``pass_gateway_cookies``), plus ``Set-Cookie`` when the
-  session cookie is due for its idle-timeout refresh;
+  session cookie is due for its idle-timeout refresh; with
+  ``identity_assertion = "jwt"`` or ``"both"`` the signed JWT
+  (``X-Gateway-Assertion``, :mod:`gateway.assertion`) comes too; with "jwt" no HMAC proof;
 * ``401`` with ``X-Gateway-Login: /login?next=<original URI, encoded>`` for
   nginx's ``error_page 401`` redirect (nginx has no way to encode it itself);
 * ``503`` when revocations cannot be checked (store down): fail closed.
@@ -83,6 +85,9 @@ class AuthCheck:
         self.cookie_name = runtime.session_cookie_name
         self.names = runtime.header_names
         self.proof = runtime.proof
+        self._send_proof = runtime.settings.identity_assertion != "jwt"
+        self.assertion = runtime.assertion
+        self._assertion_name = runtime.settings.header_assertion.lower().encode("latin-1")
         self._login_header = b"x-gateway-login"
         self._value_names = tuple(n.lower().encode("latin-1") for n in self.names.all()[:3])
         self._proof_name = self.names.proof.lower().encode("latin-1")
@@ -110,8 +115,19 @@ class AuthCheck:
     def identity_headers(self, session: Session, method: str, host: str, uri: str) -> list[tuple[bytes, bytes]]:
         """The identity headers and a fresh proof for this request (what ``ProofSigner.headers`` gives)."""
         user, nickname, email, pairs = self._encoded.get(session.identity) or self._encode(session.identity)
-        proof = self.proof.sign(method, host, uri, user, nickname, email)
-        return [*pairs, (self._proof_name, proof.encode("latin-1"))]
+        headers = [*pairs]
+        if self._send_proof:
+            proof = self.proof.sign(method, host, uri, user, nickname, email)
+            headers.append((self._proof_name, proof.encode("latin-1")))
+        if self.assertion is not None:
+            headers.append(self.assertion_header(session, host))
+        return headers
+
+    def assertion_header(self, session: Session, host: str) -> tuple[bytes, bytes]:
+        """The signed JWT for this request's Host (identity_assertion "jwt" or "both"; gateway.assertion)."""
+        assert self.assertion is not None
+        token = self.assertion.sign(session.identity, host, session.session_id, groups=session.identity.groups)
+        return self._assertion_name, token.encode("ascii")
 
     def app_cookie(self, cookie_header: str | None) -> str:
         """The Cookie header the app may see: the client's, minus the gateway's cookies."""

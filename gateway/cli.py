@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from gateway import keys_command
 from gateway.errors import ConfigError
 from gateway.settings import Settings, load_settings, provider_address_warnings
 
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     for command in (serve, check):
         command.add_argument("--config", "-c", default=os.environ.get("GATEWAY_CONFIG"),
                              help="TOML configuration file (default: $GATEWAY_CONFIG)")
+    keys_command.add_parser(sub)  # works on a key file, reads no configuration
     return parser
 
 
@@ -64,6 +66,8 @@ def serve(settings: Settings, config: str | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.command == "keys":
+        raise SystemExit(keys_command.run(args))
     settings = _load(args.config)
     if args.command == "check-config":
         print(f"openid-gateway: configuration OK (mode {settings.mode}, public URL {settings.public_url})")

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from gateway.assertion import AssertionSigner
 from gateway.clientaddr import ClientAddress
 from gateway.csrf import CSRFTokens
 from gateway.openid.capacity import SignInCapacity
@@ -23,6 +24,7 @@ from gateway.remember import RememberMe
 from gateway.revocation import RevocationCache
 from gateway.sessions import LOGIN_SALT, CookiePolicy, SessionCodec, TokenCodec, host_cookie_name
 from gateway.settings import Settings
+from gateway.signing_keys import SigningKeys, load_signing_keys
 from gateway.store import SQLiteStore, Store
 
 CALLBACK_PATH = "/_gateway/callback"
@@ -48,6 +50,9 @@ class Runtime:
     exchange: OpenIDExchange = field(init=False)
     signins: SignInCapacity = field(init=False)
     proof: ProofSigner = field(init=False)
+    # The JWT assertion (identity_assertion "jwt" or "both") and the keys the JWKS publishes (when a key file is set).
+    assertion: AssertionSigner | None = field(init=False)
+    signing_keys: SigningKeys | None = field(init=False)
     header_names: HeaderNames = field(init=False)
     client_address: ClientAddress = field(init=False)
     login_limiter: RateLimiter = field(init=False)
@@ -71,6 +76,10 @@ class Runtime:
         )
         self.signins = SignInCapacity(self.exchange, s.max_signins_in_flight)
         self.proof = ProofSigner(str(s.proof_key))
+        self.signing_keys = load_signing_keys(s.assertion_keys_file) if s.assertion_keys_file else None
+        self.assertion = None
+        if self.signing_keys is not None and s.identity_assertion != "proof":
+            self.assertion = AssertionSigner(self.signing_keys, s.public_origin, keys[-1], clock=lambda: self.now())
         self.header_names = HeaderNames(s.header_user, s.header_nickname, s.header_email, s.header_proof,
                                         s.header_groups)
         self.client_address = ClientAddress(s.trusted_proxies)
