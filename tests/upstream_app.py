@@ -20,7 +20,8 @@ Routes:
 - ``/release?stream=ID``  lets that stream finish
 - WebSocket ``/ws/...``   accepts (the first subprotocol offered, if any) and echoes every message; the text
                           ``handshake`` gets the JSON of the handshake (as ``/echo``), ``close <code> <reason>``
-                          makes the app close with that code; ``/ws/refuse`` answers the handshake with a 403
+                          makes the app close with that code, ``crash`` raises (uvicorn drops the connection);
+                          ``/ws/refuse`` answers the handshake with a 403, ``/ws/redirect`` with a 302
 - ``/ws-closes``          JSON list of ``[path, code, reason]`` of the WebSockets the client side closed
 
 Serve it with ``proxy_headers=False`` (``--no-proxy-headers``) so that ``client``
@@ -268,6 +269,11 @@ async def _websocket_closes(scope: dict[str, Any], receive: Any, send: Any, quer
 async def _websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if (await receive())["type"] != "websocket.connect":
         return
+    if scope["path"] == "/ws/redirect":
+        await send({"type": "websocket.http.response.start", "status": 302,
+                    "headers": [(b"location", b"/ws/echo"), (b"content-length", b"0")]})
+        await send({"type": "websocket.http.response.body", "body": b""})
+        return
     if scope["path"] == "/ws/refuse":
         body = b"no websockets here"
         await send({"type": "websocket.http.response.start", "status": 403,
@@ -286,6 +292,8 @@ async def _websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
         text = message.get("text")
         if text == "handshake":
             await send({"type": "websocket.send", "text": json.dumps(_scope_json(scope))})
+        elif text == "crash":
+            raise RuntimeError("the app crashed mid-socket (on purpose)")  # uvicorn drops the connection
         elif text is not None and text.startswith("close "):
             _, code, reason = text.split(" ", 2)
             await send({"type": "websocket.close", "code": int(code), "reason": reason})

@@ -45,6 +45,7 @@ _HANDSHAKE_OWN = (b"sec-websocket-", b"content-length", b"transfer-encoding")
 # Close codes that may not be sent in a close frame (RFC 6455 §7.4.1): no code, an abnormal end, TLS.
 _NOT_ON_THE_WIRE = frozenset({1004, 1005, 1006, 1015})
 GOING_AWAY = 1001
+INTERNAL_ERROR = 1011
 
 
 class _Handshake(Headers):
@@ -83,10 +84,12 @@ class _Connect(connect):
         return exc
 
 
-def wire_code(code: int | None) -> int:
-    """A close code that may be sent on: one that cannot (no code, a dropped connection) becomes 1001/1000."""
+def wire_code(code: int | None, lost: int) -> int:
+    """A close code that may be sent on: a close without a code becomes 1000, a dropped connection ``lost``."""
+    if code == 1005:
+        return 1000
     if code is None or code in _NOT_ON_THE_WIRE or not (1000 <= code < 5000) or 1016 <= code < 3000:
-        return 1000 if code == 1005 else GOING_AWAY
+        return lost
     return code
 
 
@@ -189,7 +192,8 @@ async def relay(receive: Receive, send: Send, upstream: ClientConnection) -> Non
             to_upstream.cancel()
             await upstream.wait_closed()
             try:
-                await send({"type": "websocket.close", "code": wire_code(upstream.close_code),
+                # An app that dropped the connection (it crashed): 1011, as a server error.
+                await send({"type": "websocket.close", "code": wire_code(upstream.close_code, INTERNAL_ERROR),
                             "reason": upstream.close_reason or ""})
             except OSError:
                 pass  # the client had left too
@@ -204,7 +208,8 @@ async def _client_to_upstream(receive: Receive, upstream: ClientConnection, clie
         message = await receive()
         if message["type"] == "websocket.disconnect":
             client_left.set()
-            await upstream.close(wire_code(message.get("code", 1005)), message.get("reason") or "")
+            # A client that vanished (1006): 1001 "going away", as a browser leaving the page.
+            await upstream.close(wire_code(message.get("code", 1005), GOING_AWAY), message.get("reason") or "")
             return
         if message["type"] != "websocket.receive":
             continue
