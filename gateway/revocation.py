@@ -43,8 +43,11 @@ T = TypeVar("T")
 class RevocationCache:
     """The revoked session ids, refreshed in the background."""
 
-    def __init__(self, store: Store, interval: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, interval: float, clock: Callable[[], float] = time.time,
+                 local_ttl: float = 7 * 86400) -> None:
         self.store = store
+        # A session revoked here lives no longer than its absolute lifetime: after that it needs no entry.
+        self.local_ttl = local_ttl
         self.interval = interval
         self.clock = clock
         self.revoked: set[str] = set()
@@ -55,7 +58,8 @@ class RevocationCache:
         self._last_purge = 0.0
         self._task: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
-        # Revoked here recently: kept across a full reload that may have read the store just before.
+        # Revoked in this process and not yet seen in the store: a full reload that read the store just
+        # before the write, or a logout whose write failed (store down), must not forget them.
         self._local: dict[str, float] = {}
 
     @property
@@ -107,8 +111,10 @@ class RevocationCache:
                 logger.error("store unavailable, revocations not refreshed: %s", exc)
             return
         if full:
-            self._local = {sid: at for sid, at in self._local.items() if now - at < 60}
-            self.revoked = set(ids) | self._local.keys()
+            stored = set(ids)
+            self._local = {sid: at for sid, at in self._local.items()
+                           if sid not in stored and now - at < self.local_ttl}
+            self.revoked = stored | self._local.keys()
             self._last_full = now
         else:
             self.revoked.update(ids)

@@ -120,6 +120,16 @@ def test_previous_token_within_the_grace_window_is_not_theft(store: SQLiteStore)
     assert first.cookie is not None and remember.restore(first.cookie, time.time()) is not None
 
 
+def test_the_previous_token_after_the_grace_window_is_theft(store: SQLiteStore) -> None:
+    now = time.time()
+    remember, series_id, previous, current = rotated_once(store, now)  # grace = 10 s
+    assert remember.restore(previous, now + 10) is not None  # a parallel tab, just in time
+    assert remember.restore(previous, now + 11) is None  # a copy, used after the window: theft
+    record = store.get_series(series_id)
+    assert record is not None and record.revoked_at is not None
+    assert remember.restore(current, now + 12) is None
+
+
 def test_expired_and_forged_cookies_do_nothing(store: SQLiteStore) -> None:
     remember = RememberMe(store, KEYS, lifetime=60, grace=0)
     _, cookie = remember.issue(ALICE, "UA", time.time())

@@ -93,6 +93,36 @@ def test_a_full_reload_keeps_what_this_process_revoked_moments_before(tmp_path: 
     store.close()
 
 
+def test_a_revocation_the_store_never_recorded_survives_every_full_reload(tmp_path: Path) -> None:
+    """A logout while the store was down revoked in memory only: no reload may bring the session back."""
+    store, cache = make(tmp_path)
+    now = [time.time()]
+    cache.clock = lambda: now[0]
+    run(cache.refresh())
+    cache.add("c")  # the store write failed; only this process knows
+    for _ in range(3):  # three full reloads, ten minutes apart
+        now[0] += FULL_RELOAD_EVERY
+        run(cache.refresh())
+        assert cache.is_revoked("c")
+    now[0] += cache.local_ttl  # past any session's absolute lifetime: the cookie is dead anyway
+    run(cache.refresh())
+    assert not cache.is_revoked("c")
+    store.close()
+
+
+def test_a_local_revocation_is_let_go_once_the_store_has_it(tmp_path: Path) -> None:
+    store, cache = make(tmp_path)
+    now = [time.time()]
+    cache.clock = lambda: now[0]
+    run(cache.refresh())
+    cache.add("c")
+    store.revoke_session("c", now[0])
+    now[0] += FULL_RELOAD_EVERY
+    run(cache.refresh())
+    assert cache.is_revoked("c") and "c" not in cache._local  # the store remembers it from now on
+    store.close()
+
+
 def test_a_full_reload_forgets_revoked_sessions_once_they_have_expired(tmp_path: Path) -> None:
     store, cache = make(tmp_path)
     start = time.time()

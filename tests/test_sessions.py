@@ -18,6 +18,7 @@ from gateway.sessions import (
     host_cookie_name,
     read_cookie,
     read_cookies,
+    strip_cookies,
 )
 from gateway.types import Identity
 
@@ -131,6 +132,14 @@ def test_read_cookies_finds_every_copy_in_order() -> None:
     assert read_cookies(header, "gw_session") == ["first", "second", "third"]
     assert read_cookie(header, "gw_session") == "first"  # what the auth check uses: the same parser
     assert read_cookies(None, "gw_session") == [] and read_cookies("a=1", "gw_session") == []
+
+
+def test_strip_cookies_removes_the_named_and_prefixed_cookies_and_keeps_the_rest_in_order() -> None:
+    header = "app=1; gw_session=s; theme=dark;gw_state_abc=x; gw_csrf=c; gw_stateless=keep; gw_remember=r"
+    names = frozenset({"gw_session", "gw_csrf", "gw_remember"})
+    assert strip_cookies(header, names, ("gw_state_",)) == "app=1; theme=dark; gw_stateless=keep"
+    assert strip_cookies("gw_session=s; gw_state_1=x", names, ("gw_state_",)) == ""
+    assert strip_cookies("a=1;;  b=2 ", names) == "a=1; b=2"
 
 
 def test_host_prefixed_names_only_on_https_without_a_cookie_domain() -> None:

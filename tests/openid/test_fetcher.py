@@ -377,7 +377,8 @@ def test_the_allowlist_applies_to_every_redirect_hop(internet: Internet) -> None
     "url",
     ["=alice", "@example", "xri://=alice", "!1234.5678", "+tag", "$dns", "(foo)", "ftp://example.com/",
      "file:///etc/passwd", "javascript:alert(1)", "http://user:pass@example.com/", "http://@example.com/",
-     "http://example.com\\@127.0.0.1/", "http://proxy.xri.net/=alice", "http:///path", "http://[::1/"],
+     "http://example.com\\@127.0.0.1/", "http://proxy.xri.net/=alice", "http://proxy.xri.net./=alice", "https://XRI.NET./=x",
+     "http:///path", "http://[::1/"],
 )
 def test_xri_userinfo_and_other_schemes_are_refused_without_network(url: str, make_fetcher: MakeFetcher) -> None:
     with pytest.raises(DiscoveryRefused):
