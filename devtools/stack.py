@@ -165,7 +165,8 @@ class Stack:
     the app's state (a temporary directory, removed on exit, when not given);
     ``log_dir`` one log file per process (default ``<state_dir>/logs``) and
     nginx's access log, ``nginx-access.log``.
-    ``gateway_env`` adds or overrides ``GATEWAY_*`` settings; ``app_env`` the microblog's
+    ``gateway_env`` adds or overrides ``GATEWAY_*`` settings (``{provider}`` in a
+    value stands for the local provider's address); ``app_env`` the microblog's
     ``MICROBLOG_*`` settings (``MICROBLOG_PROOF_KEY=""`` unsets the proof key). ``nginx_template``
     replaces the checked-in ``nginx.conf`` (rendered the same way): for tests of
     a configuration an operator might get wrong. ``demo_rules`` adds the demo's
@@ -268,7 +269,9 @@ class Stack:
         }
         if self.demo_rules:
             env.update(demo_access_environ(self.provider_url))
-        env.update(self.gateway_env)
+        # "{provider}" in a value is the local provider's address (known once the ports are): lets a
+        # caller name its users' identifiers, e.g. in [groups], before the stack has its ports.
+        env.update({name: value.replace("{provider}", self.provider_url) for name, value in self.gateway_env.items()})
         return env
 
     def _process(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Process:

@@ -258,7 +258,8 @@ def _ambiguous_readings(path: str) -> tuple[str, ...]:
             for step, apply in zip(steps, chosen, strict=True):
                 if apply:
                     reading = step(reading)
-            for candidate in (reading, _resolve_dots(reading)):
+            resolved = _resolve_dots(reading)
+            for candidate in (reading, resolved, _merge_slashes(resolved)):
                 candidate = candidate if candidate.startswith("/") else "/" + candidate
                 readings.setdefault(candidate)
                 readings.setdefault(candidate.lower())

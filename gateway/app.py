@@ -11,19 +11,21 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any
-from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.access import Decision
+from gateway.answers import json_body, json_headers
 from gateway.authcheck import AuthCheck, scan_headers
-from gateway.endpoints import Services, routes
+from gateway.endpoints import FORBIDDEN_PATH, Services, routes
 from gateway.endpoints.jwks import JWKS_PATH, JWKSEndpoint
 from gateway.errors import BadRequest, RateLimited, SignInBusy, StoreUnavailable
 from gateway.proof import request_uri
 from gateway.runtime import Runtime
+from gateway.sessions import Session
 from gateway.settings import Settings, load_settings
 from gateway.types import Message, Receive, Scope, Send
 from gateway.web import Pages, SecurityHeaders, client_of
@@ -100,7 +102,6 @@ class GatewayApp:
             from gateway.proxy import UpstreamProxy
 
             self.proxy = UpstreamProxy.from_settings(settings, gateway_cookies=self.runtime.gateway_cookie_names())
-        self.public_paths = tuple(settings.public_paths)
         self.max_header_bytes = settings.max_header_bytes
         # The assertion's public keys, served in both modes whenever a key file is set (gateway.endpoints.jwks).
         keys = self.runtime.signing_keys
@@ -123,7 +124,9 @@ class GatewayApp:
                 await self.forward(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
-        else:  # websockets are not proxied
+        elif self.proxy is not None:
+            await self.forward_websocket(scope, receive, send)
+        else:  # mode 1: nginx passes WebSockets to the app itself
             await send({"type": "websocket.close", "code": 1008})
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
@@ -162,47 +165,31 @@ class GatewayApp:
                                              back_url="/", back_label="Go to the home page")
         await SecurityHeaders(response)(scope, receive, send)
 
-    def _is_public(self, path: str) -> bool:
-        """Whether ``path`` is under a public prefix, and unambiguously so.
-
-        The app behind may normalise what we forward (``/static/../admin``,
-        ``/static/%2e%2e;/admin``, ``/static//x``, backslashes) into a protected
-        path, so such paths are never public: they need a signed-in user.
-        """
-        if not any(path == p or path.startswith(p if p.endswith("/") else p + "/") for p in self.public_paths):
-            return False
-        if "\\" in path or "//" in path:
-            return False
-        return not any(unquote(segment).split(";", 1)[0] in (".", "..") for segment in path.split("/"))
-
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Proxy mode: authenticate, then forward with identity headers (or redirect to sign-in)."""
+        """Proxy mode: ask the access decision, then forward (with the identity) or refuse."""
         client = scope.get("client")
         peer = client[0] if client else None
         cookie, _, _, forwarded_for, host = scan_headers(scope["headers"])
         client_addr = self.runtime.client_address.resolve(peer, forwarded_for)
         # A trusted front proxy (nginx terminating TLS) says which scheme and port the client used.
         trusted = peer is not None and self.runtime.client_address.is_trusted(peer)
-        if self._is_public(scope["path"]):
-            await self.proxy.forward(scope, receive, send, (), client_addr=client_addr, trusted_peer=trusted)
-            return
         uri = request_uri(scope)
+        method = scope["method"]
         try:
-            session, refreshed = self.auth.authenticate(cookie, self.runtime.now())
+            decision, session, refreshed = self.auth.check(cookie, method, host or "", uri)
         except StoreUnavailable:
             response: Response = self.site.error(503, "Temporarily unavailable",
                                                  "The site cannot check your sign-in right now. Please try again.",
                                                  retry_after=5)
             await SecurityHeaders(response)(scope, receive, send)  # no-store and the CSP, as every gateway page
             return
-        if session is None:
-            location = self.runtime.login_url(self.runtime.safe_next(uri))
-            await send({"type": "http.response.start", "status": 302,
-                        "headers": [(b"location", location.encode("latin-1")), (b"cache-control", b"no-store"),
-                                    (b"content-length", b"0")]})
-            await send({"type": "http.response.body", "body": b""})
+        if decision.outcome != "allow":
+            await self.refuse(scope, receive, send, decision, session, uri)
             return
-        extra = self.auth.identity_headers(session, scope["method"], host or "", uri)
+        if session is None or decision.public:
+            await self.proxy.forward(scope, receive, send, (), client_addr=client_addr, trusted_peer=trusted)
+            return
+        extra = self.auth.identity_headers(session, method, host or "", uri)
         if refreshed is not None:
             cookie_header = (b"set-cookie", refreshed.encode("latin-1"))
 
@@ -215,6 +202,67 @@ class GatewayApp:
                                      trusted_peer=trusted)
         else:
             await self.proxy.forward(scope, receive, send, extra, client_addr=client_addr, trusted_peer=trusted)
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send, decision: Decision,
+                     session: Session | None, uri: str) -> None:
+        """Sign in first (a redirect to the login page) or forbidden (the 403 page); JSON for API clients."""
+        self.auth.log_refusal(decision, session, scope["method"], scan_headers(scope["headers"])[4] or "", uri)
+        status = 401 if decision.outcome == "sign_in" else 403
+        login = self.runtime.login_url(self.runtime.safe_next(uri))
+        if self.auth.refusal_is_api(scope["headers"], uri.partition("?")[0]):
+            body = json_body(status, login)
+            await send({"type": "http.response.start", "status": status, "headers": json_headers(body, status)})
+            await send({"type": "http.response.body", "body": body})
+        elif status == 401:
+            await send({"type": "http.response.start", "status": 302,
+                        "headers": [(b"location", login.encode("latin-1")), (b"cache-control", b"no-store"),
+                                    (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+        else:  # the same page nginx shows in mode 1: /_gateway/forbidden for this URI
+            headers = [(k, v) for k, v in scope["headers"] if k != b"x-original-uri"]
+            headers.append((b"x-original-uri", uri.encode("latin-1")))
+            page_scope = {**scope, "method": "GET", "path": FORBIDDEN_PATH, "raw_path": FORBIDDEN_PATH.encode(),
+                          "query_string": b"", "headers": headers}
+            await self.pages(page_scope, receive, send)
+
+    async def forward_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Proxy mode: a WebSocket handshake is judged as a GET of its URI (the same decision), then relayed.
+
+        A browser cannot follow a redirect from a handshake: refusals are the
+        401/403 JSON answers API clients get. A revoked session cannot open a
+        new socket; one already open stays open until either side closes it.
+        """
+        from gateway.proxy import refuse_websocket
+
+        if scope["path"].startswith(GATEWAY_PREFIX) or scope["path"] in ("/login", "/logout"):
+            await send({"type": "websocket.close", "code": 1008})  # the gateway's own pages: never the app's
+            return
+        client = scope.get("client")
+        peer = client[0] if client else None
+        cookie, _, _, forwarded_for, host = scan_headers(scope["headers"])
+        client_addr = self.runtime.client_address.resolve(peer, forwarded_for)
+        trusted = peer is not None and self.runtime.client_address.is_trusted(peer)
+        uri = request_uri(scope)
+        try:
+            decision, session, refreshed = self.auth.check(cookie, "GET", host or "", uri)
+        except StoreUnavailable:
+            logger.error("websocket %s refused: the revocation list is not current", uri[:200])
+            await refuse_websocket(scope, send, 503, [(b"retry-after", b"5")], b"Temporarily unavailable.")
+            return
+        if decision.outcome != "allow":
+            self.auth.log_refusal(decision, session, "GET", host or "", uri)
+            status = 401 if decision.outcome == "sign_in" else 403
+            body = json_body(status, self.runtime.login_url(self.runtime.safe_next(uri)))
+            await refuse_websocket(scope, send, status, json_headers(body, status), body)
+            return
+        extra: list[tuple[bytes, bytes]] = []
+        accept: list[tuple[bytes, bytes]] = []
+        if session is not None and not decision.public:
+            extra = self.auth.identity_headers(session, "GET", host or "", uri)
+            if refreshed is not None:
+                accept.append((b"set-cookie", refreshed.encode("latin-1")))
+        await self.proxy.forward_websocket(scope, receive, send, extra, client_addr=client_addr,
+                                           trusted_peer=trusted, accept_headers=accept)
 
 
 def create_app(settings: Settings) -> GatewayApp:

@@ -1,4 +1,4 @@
-"""``openid-gateway``: serve the gateway, or check a configuration file.
+"""``openid-gateway``: serve the gateway, check a configuration file, explain an access decision.
 
 A bad configuration stops start-up with one line saying what to fix and exit
 status 2, never a traceback.
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from gateway import keys_command
 from gateway.errors import ConfigError
-from gateway.settings import Settings, load_settings, provider_address_warnings
+from gateway.settings import Settings, access_summary, load_settings, provider_address_warnings
 
 EXIT_CONFIG = 2
 
@@ -35,11 +35,44 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway (uvicorn)")
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
-    for command in (serve, check):
+    access = sub.add_parser("check-access", help="explain the access decision for a person and a request")
+    access.add_argument("--user", default="", help="the user identifier (none: an anonymous visitor)")
+    access.add_argument("--email", default="", help="an e-mail address the provider vouched for")
+    access.add_argument("--group", action="append", default=[], help="a group the provider sent (repeatable)")
+    access.add_argument("--host", default="", help="the Host of the request (default: public_url's)")
+    access.add_argument("--path", required=True, help="the request path (a query string is ignored, as rules do)")
+    access.add_argument("--method", default="GET")
+    for command in (serve, check, access):
         command.add_argument("--config", "-c", default=os.environ.get("GATEWAY_CONFIG"),
                              help="TOML configuration file (default: $GATEWAY_CONFIG)")
     keys_command.add_parser(sub)  # works on a key file, reads no configuration
     return parser
+
+
+def check_access(settings: Settings, args: argparse.Namespace) -> None:
+    """Print the decision and the rule that made it, like Authelia's ``access-control check-policy``."""
+    from urllib.parse import urlsplit
+
+    from gateway.access import path_readings
+
+    policy = settings.access_policy()
+    person = policy.person(args.user, args.email, provider_groups=args.group) if args.user else None
+    host = args.host or (urlsplit(settings.public_url).netloc)
+    path = args.path.partition("?")[0]
+    decision = policy.decide(person, args.method, host, path)
+    outcome = {"allow": "public (no identity passed)" if decision.public else "allow",
+               "sign_in": "sign in first", "forbidden": "forbidden (403)"}[decision.outcome]
+    print(f"decision: {outcome}")
+    print(f"rule:     {decision.rule}")
+    if person is None:
+        print("person:   anonymous")
+    else:
+        groups = ", ".join(sorted(person.groups)) or "none"
+        print(f"person:   {person.user_id}" + (f" <{person.email}>" if person.email else "") + f"; groups: {groups}")
+    print(f"request:  {args.method.upper()} {host} {path}")
+    readings = path_readings(path)
+    if len(readings) > 1:
+        print(f"          judged as each of: {', '.join(readings[:12])}{' ...' if len(readings) > 12 else ''}")
 
 
 def serve(settings: Settings, config: str | None) -> None:
@@ -71,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = _load(args.config)
     if args.command == "check-config":
         print(f"openid-gateway: configuration OK (mode {settings.mode}, public URL {settings.public_url})")
+        print(f"openid-gateway: {access_summary(settings)}")
+        return
+    if args.command == "check-access":
+        check_access(settings, args)
         return
     serve(settings, args.config)
 

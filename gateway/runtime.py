@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from gateway.access import AccessPolicy
 from gateway.assertion import AssertionSigner
 from gateway.clientaddr import ClientAddress
 from gateway.csrf import CSRFTokens
@@ -53,6 +54,7 @@ class Runtime:
     # The JWT assertion (identity_assertion "jwt" or "both") and the keys the JWKS publishes (when a key file is set).
     assertion: AssertionSigner | None = field(init=False)
     signing_keys: SigningKeys | None = field(init=False)
+    access: AccessPolicy = field(init=False)
     header_names: HeaderNames = field(init=False)
     client_address: ClientAddress = field(init=False)
     login_limiter: RateLimiter = field(init=False)
@@ -69,7 +71,7 @@ class Runtime:
         self.login_states = TokenCodec(keys, LOGIN_SALT)
         self.remember = RememberMe(self.store, keys, s.remember_lifetime, s.remember_grace)
         self.csrf = CSRFTokens(keys)
-        self.revocation = RevocationCache(self.store, s.revocation_refresh)
+        self.revocation = RevocationCache(self.store, s.revocation_refresh, local_ttl=s.session_max_lifetime)
         self.exchange = OpenIDExchange(
             self.store, s.public_origin + "/", require_email=s.require_email,
             provider_allowlist=s.provider_allowlist, fetcher=SafeFetcher.from_settings(s),
@@ -80,6 +82,7 @@ class Runtime:
         self.assertion = None
         if self.signing_keys is not None and s.identity_assertion != "proof":
             self.assertion = AssertionSigner(self.signing_keys, s.public_origin, keys[-1], clock=lambda: self.now())
+        self.access = s.access_policy()
         self.header_names = HeaderNames(s.header_user, s.header_nickname, s.header_email, s.header_proof,
                                         s.header_groups)
         self.client_address = ClientAddress(s.trusted_proxies)

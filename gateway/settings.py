@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import Secret
 
+from gateway.access import AccessPolicy, Policy, Rule, RuleError, parse_groups, parse_rule
 from gateway.errors import ConfigError
 from gateway.openid.addresses import is_forbidden_address, parse_host_address
 from gateway.openid.providers import allowlist_problems
@@ -133,8 +134,17 @@ class Settings:
     max_header_bytes: int = 32 * 1024
     max_form_bytes: int = 16 * 1024
 
-    # Proxy mode (mode 2).
+    # Access rules (gateway.access): the first matching rule decides, default_policy the rest.
+    rules: tuple[Rule, ...] = ()
+    default_policy: Policy = "signed_in"
+    # Group name -> members (user identifiers, or e-mail addresses a provider vouched for).
+    groups: Mapping[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    # Path prefixes of an API: a refused request there gets JSON 401/403, never a redirect.
+    api_paths: tuple[str, ...] = ()
+    # Path prefixes anyone may see: shorthand for `public` rules placed before the others.
     public_paths: tuple[str, ...] = ()
+
+    # Proxy mode (mode 2).
     upstream_connect_timeout: float = 3.0
     upstream_read_timeout: float = 60.0
     upstream_pool_size: int = 100
@@ -159,6 +169,11 @@ class Settings:
 
     def secret_key_values(self) -> list[str]:
         return [str(key) for key in self.secret_keys]
+
+    def access_policy(self) -> AccessPolicy:
+        """The access decision: ``public_paths`` as public rules first, then ``rules``, then ``default_policy``."""
+        public = tuple(Rule(f"public_paths[{i}]", "public", paths=(path,)) for i, path in enumerate(self.public_paths))
+        return AccessPolicy(public + self.rules, self.default_policy, self.groups)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -219,6 +234,10 @@ def _take(key: str, value: Any, source: Source, values: dict[str, Any], failed: 
         failed.add(key)
         values.pop(key, None)
         problems.append(f"{label} must be {exc}")
+    except RuleError as exc:  # names the rule itself: "rules[2] (admin): policy must be ..."
+        failed.add(key)
+        values.pop(key, None)
+        problems.append(str(exc))
 
 
 def _label(key: str, source: Source) -> str:
@@ -327,10 +346,30 @@ def validate(settings: Settings) -> list[str]:
     for host in settings.next_allowed_hosts:
         if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", host):
             problems.append(f"next_allowed_hosts: {host!r} must be a host name or host:port, without a scheme")
-    for path in settings.public_paths:
-        if not path.startswith("/"):
-            problems.append(f"public_paths: {path!r} must start with '/'")
+    for setting in ("public_paths", "api_paths"):
+        for path in getattr(settings, setting):
+            if not path.startswith("/"):
+                problems.append(f"{setting}: {path!r} must start with '/'")
+    if settings.default_policy == "allow":
+        problems.append("default_policy must be 'signed_in', 'public' or 'deny': 'allow' needs subjects,"
+                        " which only a rule has")
+    known_groups = set(settings.groups)
+    for rule in settings.rules:
+        for subject in rule.subjects:
+            if subject.kind == "group" and subject.value not in known_groups:
+                problems.append(f"rules: {rule.name!r} names group {subject.value!r}, which [groups] does not define"
+                                " (a group no one is in lets no one in: define it, or remove the subject)")
     return problems
+
+
+def access_summary(settings: Settings) -> str:
+    """One line for ``check-config``: how many rules, and what decides everything else."""
+    public = f" (+{len(settings.public_paths)} public_paths)" if settings.public_paths else ""
+    default = {"signed_in": "anyone signed in may reach every other path",
+               "public": "everyone, signed in or not, may reach every other path",
+               "allow": "", "deny": "nobody may reach any other path"}.get(settings.default_policy, "")
+    return (f"access: {len(settings.rules)} rule(s){public}; default_policy = {settings.default_policy!r}:"
+            f" {default}")
 
 
 def is_loopback_host(host: str) -> bool:
@@ -408,6 +447,13 @@ def _coerce(key: str, value: Any, source: Source) -> Any:
     shown = "" if key in _SECRET_FIELDS else f", got {value!r}"
     if key == "providers":
         return _providers(value, source)
+    if key == "rules":
+        tables = _json_env(value, source, "a list of [[rules]] tables")
+        if not isinstance(tables, list):
+            raise _BadValue("a list of [[rules]] tables (JSON objects in the environment)")
+        return tuple(parse_rule(index, table) for index, table in enumerate(tables))
+    if key == "groups":
+        return parse_groups(_json_env(value, source, "a [groups] table of name = [members]"))
     if key == "secret_keys":
         return tuple(Secret(v) for v in _strings(value, source, 'a list of strings, e.g. ["key1", "key2"]'))
     if origin is tuple:
@@ -431,6 +477,16 @@ def _coerce(key: str, value: Any, source: Source) -> Any:
     if not isinstance(value, str):
         raise _BadValue(f"a string{shown}")
     return Path(value) if hint is Path else value
+
+
+def _json_env(value: Any, source: Source, expected: str) -> Any:
+    """A structured value: as is from TOML, parsed as JSON from the environment."""
+    if source == "env" and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise _BadValue(f"{expected} (JSON in the environment)") from None
+    return value
 
 
 def _toml_type(value: Any) -> str:
@@ -505,4 +561,5 @@ def _providers(value: Any, source: Source) -> tuple[Provider, ...]:
     return tuple(result)
 
 
-__all__ = ["Mode", "Provider", "Settings", "is_loopback_host", "load_settings", "provider_address_warnings", "validate"]
+__all__ = ["Mode", "Provider", "Settings", "access_summary", "is_loopback_host", "load_settings",
+           "provider_address_warnings", "validate"]

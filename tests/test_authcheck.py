@@ -107,8 +107,8 @@ def test_identity_headers_match_the_proof_signers(app: GatewayApp) -> None:
     assert session is not None
     ours = app.auth.identity_headers(session, "GET", "app.example", "/p")
     theirs = app.runtime.proof.headers(ALICE, "GET", "app.example", "/p", app.runtime.header_names)
-    assert [(n.decode(), v.decode()) for n, v in ours[:3]] == [(n.lower(), v) for n, v in theirs[:3]]
-    assert ours[3][0] == b"x-gateway-proof"
+    assert [(n.decode(), v.decode()) for n, v in ours[:4]] == [(n.lower(), v) for n, v in theirs[:4]]
+    assert ours[4][0] == b"x-gateway-proof"
     assert ProofVerifier(PROOF_KEY).verify(httpx.Headers(ours), "GET", "app.example", "/p") == ALICE
 
 

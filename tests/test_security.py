@@ -289,7 +289,8 @@ def raw_get(url: str, target: str) -> int:
 
 
 @pytest.mark.parametrize("target", ["/static/../echo", "/static/%2e%2e/echo", "/static/%2E%2E;/echo",
-                                    "/static/..;/echo", "/static//echo", "/static/.%2e/echo", "/static/..%5cecho"])
+                                    "/static/..;/echo", "/static/..//echo", "/static/.%2e/echo", "/static/..%5cecho",
+                                    "/static%2f..%2fecho", "/static/./../echo", "/STATIC/../echo"])
 def test_public_prefix_with_dot_segments_is_not_public(gateway_factory: GatewayFactory, target: str) -> None:
     """An app that normalises /static/../echo to /echo would otherwise serve it without sign-in."""
     gateway = gateway_factory(public_paths=("/static/",))

@@ -175,7 +175,7 @@ def test_every_setting_is_documented_in_the_readme_and_the_example() -> None:
     example = (root / "deploy" / "gateway.example.toml").read_text()
     for field in dataclasses.fields(Settings):
         assert f"`{field.name}`" in readme, f"README's configuration reference lacks {field.name}"
-        assert f"{field.name} =" in example or f"[[{field.name}]]" in example, f"example lacks {field.name}"
+        assert f"{field.name} =" in example or f"[{field.name}]" in example, f"example lacks {field.name}"
 
 
 def test_cookie_names_must_be_tokens() -> None:

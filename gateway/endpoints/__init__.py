@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from gateway.endpoints.account import AccountEndpoints
 from gateway.endpoints.callback import CallbackEndpoint
+from gateway.endpoints.forbidden import FORBIDDEN_PATH, ForbiddenEndpoint
 from gateway.endpoints.health import HealthEndpoint
 from gateway.endpoints.login import LoginEndpoints
 from gateway.endpoints.logout import LogoutEndpoint
@@ -31,9 +32,10 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/_gateway/account", account.page, methods=["GET"]),
         Route("/_gateway/account/revoke", account.revoke_one, methods=["POST"]),
         Route("/_gateway/account/signout-everywhere", account.sign_out_everywhere, methods=["POST"]),
+        Route(FORBIDDEN_PATH, ForbiddenEndpoint(services).page, methods=["GET"]),
         Route("/_gateway/health", HealthEndpoint(services).health, methods=["GET"]),
         Mount("/_gateway/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
 
-__all__ = ["Services", "routes"]
+__all__ = ["FORBIDDEN_PATH", "Services", "routes"]
