@@ -208,7 +208,8 @@ class AuthCheck:
         known = self._known.get(identity)
         if known is not None:
             return known
-        person = self.access.person(identity.user_id, identity.email, provider_groups=identity.groups)
+        person = self.access.person(identity.user_id, identity.email, identity.provider,
+                                    provider_groups=identity.groups)
         values = encode_identity(identity)
         groups = encode_groups(person.groups)
         pairs = tuple((name, value.encode("latin-1"))

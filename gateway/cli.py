@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     access.add_argument("--user", default="", help="the user identifier (none: an anonymous visitor)")
     access.add_argument("--email", default="", help="an e-mail address the provider vouched for")
     access.add_argument("--group", action="append", default=[], help="a group the provider sent (repeatable)")
+    access.add_argument("--provider", default="", help="the provider's name (as configured) or host")
     access.add_argument("--host", default="", help="the Host of the request (default: public_url's)")
     access.add_argument("--path", required=True, help="the request path (a query string is ignored, as rules do)")
     access.add_argument("--method", default="GET")
@@ -56,7 +57,7 @@ def check_access(settings: Settings, args: argparse.Namespace) -> None:
     from gateway.access import path_readings
 
     policy = settings.access_policy()
-    person = policy.person(args.user, args.email, provider_groups=args.group) if args.user else None
+    person = policy.person(args.user, args.email, args.provider, provider_groups=args.group) if args.user else None
     host = args.host or (urlsplit(settings.public_url).netloc)
     path = args.path.partition("?")[0]
     decision = policy.decide(person, args.method, host, path)
@@ -68,7 +69,9 @@ def check_access(settings: Settings, args: argparse.Namespace) -> None:
         print("person:   anonymous")
     else:
         groups = ", ".join(sorted(person.groups)) or "none"
-        print(f"person:   {person.user_id}" + (f" <{person.email}>" if person.email else "") + f"; groups: {groups}")
+        provider = f"; provider: {person.provider}" if person.provider else ""
+        print(f"person:   {person.user_id}" + (f" <{person.email}>" if person.email else "")
+              + f"; groups: {groups}{provider}")
     print(f"request:  {args.method.upper()} {host} {path}")
     readings = path_readings(path)
     if len(readings) > 1:

@@ -75,6 +75,7 @@ class Runtime:
         self.exchange = OpenIDExchange(
             self.store, s.public_origin + "/", require_email=s.require_email,
             provider_allowlist=s.provider_allowlist, fetcher=SafeFetcher.from_settings(s),
+            named_providers=[(p.name, p.identifier) for p in s.providers],
         )
         self.signins = SignInCapacity(self.exchange, s.max_signins_in_flight)
         self.proof = ProofSigner(str(s.proof_key))

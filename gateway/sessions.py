@@ -87,7 +87,8 @@ class SessionCodec:
         self._verified = VerifiedCookies()
 
     def encode(self, session_id: str, identity: Identity, auth_time: float, series_id: str | None) -> str:
-        payload = [session_id, identity.user_id, identity.nickname, identity.email, auth_time, series_id]
+        payload = [session_id, identity.user_id, identity.nickname, identity.email, auth_time, series_id,
+                   identity.provider]
         return self._serializer.dumps(payload)
 
     def refreshed(self, session: Session) -> str:
@@ -122,9 +123,11 @@ class SessionCodec:
             payload, signed_at = self._serializer.loads(value, max_age=self.idle_timeout, return_timestamp=True)
         except (BadData, UnicodeError, ValueError, TypeError, json.JSONDecodeError):
             return None
-        if not (isinstance(payload, list) and len(payload) == 6):
+        # Six fields: a cookie signed before the provider was recorded (it has none).
+        if not (isinstance(payload, list) and len(payload) in (6, 7)):
             return None
-        session_id, user_id, nickname, email, auth_time, series_id = payload
+        session_id, user_id, nickname, email, auth_time, series_id, *rest = payload
+        provider = rest[0] if rest else ""
         if not (
             isinstance(session_id, str)
             and isinstance(user_id, str)
@@ -133,9 +136,10 @@ class SessionCodec:
             and isinstance(email, str)
             and isinstance(auth_time, int | float)
             and (series_id is None or isinstance(series_id, str))
+            and isinstance(provider, str)
         ):
             return None
-        return Session(session_id, Identity(user_id, nickname, email), float(auth_time), series_id,
+        return Session(session_id, Identity(user_id, nickname, email, provider=provider), float(auth_time), series_id,
                        signed_at.timestamp())
 
     def needs_refresh(self, session: Session, now: float) -> bool:

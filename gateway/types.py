@@ -22,9 +22,12 @@ class Identity:
     provider said in *signed* SReg/AX fields and are informational only.
     ``groups`` are the names of the groups the gateway's configuration puts
     this person in, sorted (computed per request, never stored in a cookie).
+    ``provider`` says who vouched for the sign-in: a configured provider's
+    name, else its host (:func:`gateway.openid.providers.provider_label`).
     """
 
     user_id: str
     nickname: str
     email: str = ""
     groups: tuple[str, ...] = ()
+    provider: str = ""

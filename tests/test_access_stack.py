@@ -30,6 +30,9 @@ RULES = [
     {"name": "about", "paths": ["/echo/about"], "policy": "public"},
     {"name": "admin-area", "paths": ["/echo/admin"], "policy": "allow", "subjects": ["group:admins"]},
     {"name": "no-deletes", "methods": ["DELETE"], "policy": "deny"},
+    {"name": "dev-provider-only", "paths": ["/echo/dev"], "policy": "allow",
+     "subjects": ["provider:Local dev provider"]},
+    {"name": "steam-only", "paths": ["/echo/steam"], "policy": "allow", "subjects": ["provider:steam"]},
 ]
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Sec-Fetch-Mode": "navigate"}
 XHR = {"Accept": "application/json", "X-Requested-With": "XMLHttpRequest"}
@@ -86,6 +89,9 @@ CASES: list[tuple[str, str, str, dict[str, str], str]] = [
     ("admin", "DELETE", "/echo/x", XHR, "json-403"),
     ("admin", "DELETE", "/echo/admin", XHR, "app"),  # the first matching rule decides: admin-area, any method
     ("anonymous", "DELETE", "/echo/posts/1", XHR, "json-403"),  # deny: nobody, signed in or not
+    # Who vouched for the sign-in: the local provider's button name (remembered in the session).
+    ("alice", "GET", "/echo/dev/x", BROWSER, "app"),
+    ("alice", "GET", "/echo/steam", BROWSER, "page-403"),
     # The query string never matches a rule.
     ("alice", "GET", "/echo/x?next=/echo/admin", BROWSER, "app"),
     ("anonymous", "GET", "/echo/x?/echo/about", BROWSER, "login"),

@@ -120,6 +120,13 @@ def test_previous_token_within_the_grace_window_is_not_theft(store: SQLiteStore)
     assert first.cookie is not None and remember.restore(first.cookie, time.time()) is not None
 
 
+def test_a_restored_session_keeps_the_provider_that_vouched_for_the_sign_in(store: SQLiteStore) -> None:
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=0)
+    _, cookie = remember.issue(Identity(ALICE.user_id, "alice", provider="Steam"), "UA", time.time())
+    restored = remember.restore(cookie, time.time())
+    assert restored is not None and restored.identity.provider == "Steam"
+
+
 def test_the_previous_token_after_the_grace_window_is_theft(store: SQLiteStore) -> None:
     now = time.time()
     remember, series_id, previous, current = rotated_once(store, now)  # grace = 10 s

@@ -38,6 +38,18 @@ def test_round_trip() -> None:
     assert (session.session_id, session.identity, session.series_id) == ("sid", ALICE, "series")
 
 
+def test_the_provider_travels_in_the_cookie_and_older_cookies_without_it_still_verify() -> None:
+    c = codec(NEW)
+    now = time.time()
+    steam = Identity(ALICE.user_id, "alice", provider="Steam")
+    session = c.decode(c.encode("sid", steam, now, None), now)
+    assert session is not None and session.identity.provider == "Steam"
+    six_fields = URLSafeTimedSerializer([NEW], salt=SESSION_SALT).dumps(
+        ["sid", ALICE.user_id, "alice", "", now, None])  # signed before the provider was recorded
+    old = c.decode(six_fields, now)
+    assert old is not None and old.identity.provider == ""
+
+
 def test_tampered_cookie_is_not_signed_in() -> None:
     c = codec(NEW)
     value = c.encode("sid", ALICE, time.time(), None)

@@ -45,7 +45,7 @@ from gateway.errors import (
 )
 from gateway.openid.extensions import add_extension_requests, fallback_nickname, signed_profile
 from gateway.openid.fetcher import SafeFetcher, find_fetch_error
-from gateway.openid.providers import check_authority, check_endpoint_allowed
+from gateway.openid.providers import check_authority, check_endpoint_allowed, provider_label
 from gateway.store import Store
 from gateway.types import Identity
 
@@ -145,8 +145,10 @@ class OpenIDExchange:
         require_email: bool = False,
         provider_allowlist: Sequence[str] = (),
         fetcher: SafeFetcher | None = None,
+        named_providers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.store = store
+        self.named_providers = tuple(named_providers)
         self.fetcher = fetcher or SafeFetcher(allowlist=provider_allowlist)
         self.realm = realm
         self.require_email = require_email
@@ -230,7 +232,8 @@ class OpenIDExchange:
         nickname, email = signed_profile(response)
         if self.require_email and not email:
             raise LoginFailed(f"no signed e-mail from {endpoint_url}", "email-required")
-        return Identity(claimed_id, fallback_nickname(nickname, email, claimed_id), email)
+        return Identity(claimed_id, fallback_nickname(nickname, email, claimed_id), email,
+                        provider=provider_label(endpoint_url, self.named_providers))
 
 
 def _discovery_failed(identifier: str, cause: object) -> LoginFailed:

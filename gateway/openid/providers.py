@@ -102,6 +102,23 @@ UBUNTU_ONE = ProviderRule(
 DEFAULT_RULES: tuple[ProviderRule, ...] = (STEAM, UBUNTU_ONE)
 
 
+def provider_label(endpoint_url: str, named: Sequence[tuple[str, str]] = ()) -> str:
+    """Who vouched for a sign-in, for ``provider:`` subjects and the app: a configured name, else the host.
+
+    ``named`` is ``(name, identifier)`` of the configured provider buttons; the
+    first whose identifier shares the verified endpoint's origin names it
+    (Steam's ``/openid`` and its ``/openid/login`` endpoint). Any other
+    provider is known by its endpoint's host (and port, when not the default).
+    """
+    origin = _origin(endpoint_url)
+    if origin is None:
+        return ""
+    for name, identifier in named:
+        if _origin(identifier) == origin:
+            return name
+    return origin.host if origin.port == _DEFAULT_PORTS[origin.scheme] else f"{origin.host}:{origin.port}"
+
+
 def check_authority(claimed_id: str, endpoint_url: str, rules: Sequence[ProviderRule] = DEFAULT_RULES) -> None:
     """Refuse an assertion that a known provider's rule forbids.
 

@@ -47,6 +47,7 @@ class RememberRecord:
     rotated_at: float | None = None
     user_agent: str = ""
     revoked_at: float | None = None
+    provider: str = ""  # who vouched for the sign-in the series restores (``Identity.provider``)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,12 +51,19 @@ CREATE TABLE IF NOT EXISTS remember_series (
     series_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, user_id TEXT NOT NULL,
     nickname TEXT NOT NULL, email TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL,
     expires REAL NOT NULL, previous_hash TEXT, rotated_at REAL, user_agent TEXT NOT NULL DEFAULT '',
-    revoked_at REAL);
+    revoked_at REAL, provider TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS remember_user ON remember_series (user_id);
 CREATE TABLE IF NOT EXISTS login_states (
     state_id TEXT PRIMARY KEY, protocol TEXT NOT NULL, provider TEXT NOT NULL, next TEXT NOT NULL,
     remember INTEGER NOT NULL, created REAL NOT NULL, expires REAL NOT NULL, data TEXT NOT NULL);
 """
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store made by an older version up to :data:`SCHEMA` (columns added since, with their defaults)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(remember_series)")}
+    if "provider" not in columns:
+        conn.execute("ALTER TABLE remember_series ADD COLUMN provider TEXT NOT NULL DEFAULT ''")
 
 
 class _Handle:
@@ -112,6 +119,7 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)
+            _migrate(conn)
         except BaseException:  # not a database, locked, disk full: the half-made connection must not leak
             conn.close()
             raise
@@ -302,13 +310,15 @@ class SQLiteStore:
 
     def create_series(self, record: RememberRecord) -> None:
         self._execute(
-            "INSERT INTO remember_series VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL)",
+            "INSERT INTO remember_series (series_id, token_hash, user_id, nickname, email, created, last_used,"
+            " expires, user_agent, provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.series_id, record.token_hash, record.user_id, record.nickname, record.email,
-             record.created, record.last_used, record.expires, record.user_agent[:256]),
+             record.created, record.last_used, record.expires, record.user_agent[:256], record.provider),
         )
 
     def get_series(self, series_id: str) -> RememberRecord | None:
-        sql = "SELECT * FROM remember_series WHERE series_id = ?"
+        sql = ("SELECT series_id, token_hash, user_id, nickname, email, created, last_used, expires, previous_hash,"
+               " rotated_at, user_agent, revoked_at, provider FROM remember_series WHERE series_id = ?")
         row = self._call(lambda conn: conn.execute(sql, (series_id,)).fetchone())
         return RememberRecord(*row) if row else None
 

@@ -13,6 +13,7 @@ from gateway.openid.providers import (
     check_authority,
     check_endpoint_allowed,
     is_url_allowed,
+    provider_label,
 )
 
 STEAM_ENDPOINT = "https://steamcommunity.com/openid/login"
@@ -163,3 +164,13 @@ def test_allowlist_problems_names_every_unusable_entry() -> None:
     )
     assert len(problems) == 3
     assert "'steamcommunity.com'" in problems[0]
+
+
+def test_provider_label_names_a_configured_provider_by_its_origin_else_the_host() -> None:
+    named = [("Steam", "https://steamcommunity.com/openid"), ("Local", "http://127.0.0.1:8001/openid")]
+    assert provider_label("https://steamcommunity.com/openid/login", named) == "Steam"
+    assert provider_label("http://127.0.0.1:8001/endpoint", named) == "Local"
+    assert provider_label("http://127.0.0.1:8002/endpoint", named) == "127.0.0.1:8002"
+    assert provider_label("https://Login.Ubuntu.com./+openid", named) == "login.ubuntu.com"
+    assert provider_label("http://steamcommunity.com/openid/login", named) == "steamcommunity.com"  # not https
+    assert provider_label("not a url", named) == ""

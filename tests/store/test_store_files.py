@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.runtime import Runtime
-from gateway.store import SessionRecord, SQLiteStore
+from gateway.store import RememberRecord, SessionRecord, SQLiteStore
 from tests.conftest import make_settings
 
 
@@ -70,3 +71,25 @@ def test_an_existing_state_dir_keeps_its_mode(tmp_path: Path) -> None:
     store = SQLiteStore(state / "gateway.sqlite3")
     store.close()
     assert mode(state) == 0o750 and mode(state / "gateway.sqlite3") == 0o600
+
+
+def test_a_store_made_before_remember_me_recorded_the_provider_is_brought_up_to_date(tmp_path: Path) -> None:
+    """An existing state file keeps working after an upgrade: the new column is added with its default."""
+    path = tmp_path / "gateway.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE remember_series (series_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL,"
+                " user_id TEXT NOT NULL, nickname TEXT NOT NULL, email TEXT NOT NULL, created REAL NOT NULL,"
+                " last_used REAL NOT NULL, expires REAL NOT NULL, previous_hash TEXT, rotated_at REAL,"
+                " user_agent TEXT NOT NULL DEFAULT '', revoked_at REAL)")
+    old.execute("INSERT INTO remember_series VALUES ('s1', 'h', 'u', 'n', '', 1, 1, 9e9, NULL, NULL, '', NULL)")
+    old.commit()
+    old.close()
+    store = SQLiteStore(path)
+    try:
+        before = store.get_series("s1")
+        assert before is not None and before.provider == ""
+        store.create_series(RememberRecord("s2", "h2", "u", "n", "", 1, 1, 9e9, provider="Steam"))
+        after = store.get_series("s2")
+        assert after is not None and after.provider == "Steam"
+    finally:
+        store.close()
