@@ -73,6 +73,28 @@ def throughput_table(results: Results) -> list[str]:
     return table(header, rows, "lrlrrrrrr" + ("rrrr" if steady else ""))
 
 
+def websocket_lines(results: Results) -> list[str]:
+    """Echo round trips per second through each route, as a ratio to the direct row of the same run."""
+    if not results.websockets:
+        return []
+    cfg = results.config
+    direct = next((w for w in results.websockets if w.row == 1), None)
+    ref = direct.best.rate.per_second if direct is not None else 0.0
+    rows = []
+    for w in results.websockets:
+        best = w.best
+        rows.append(["websocket", str(w.row), w.label, f"{best.rate.per_second:,.0f}",
+                     " / ".join(f"{r.rate.per_second:,.0f}" for r in w.rounds),
+                     f"{best.rate.per_second / ref:.0%}" if ref else "—",
+                     *(f"{best.cpu_per_echo(c):.0f}" for c in ("nginx", "gateway", "app", "client")),
+                     f"{best.cpu.foreign_percent:.0f}%"])
+    return ["", f"WebSocket echo: {cfg.connections} connections (Python `websockets` clients, no compression), "
+                f"each sending a 64-byte text message and waiting for its echo, for {cfg.duration:g} s per round "
+                "(best round; CPU in µs per echo):",
+            "", *table(["app", "#", "route", "echoes/s", f"rounds (of {cfg.rounds})", "vs #1", "nginx", "gateway",
+                        "app", "clients", "others' CPU"], rows, "lrlrrrrrrrr")]
+
+
 def _percentile(sorted_values: list[float], pct: float) -> float:
     index = min(len(sorted_values) - 1, max(0, round(pct / 100 * len(sorted_values)) - 1))
     return sorted_values[index]
@@ -170,6 +192,7 @@ def render(results: Results, context: list[str]) -> str:
     lines += ["Row 5: p50/p99 are the durations of one whole sign-in (6 HTTP requests: login page, login form, "
               "its redirect to the provider, consent form, its redirect to the callback, the callback's redirect "
               "to the page)."]
+    lines += websocket_lines(results)
     lines += ["", "CPU per request, µs (best round; \"others' CPU\": load from processes outside the benchmark, "
                   "in % of one CPU):", ""]
     lines += cpu_table(results)

@@ -20,12 +20,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bench import procstat, signin, wrk
+from bench import procstat, signin, websocket, wrk
 from bench.stacks import MICROBLOG_PATH, TRIVIAL_PATH, TRIVIAL_UPSTREAM, BenchStack
 from devtools.stack import Mode
 
 Upstream = Literal["trivial", "microblog"]
 SESSION_COOKIE = "gw_session"
+WEBSOCKET_PATH = "/ws/echo"  # tests/upstream_app.py echoes every message
 AUTH_PATH = "/_gateway/auth"
 
 Progress = Callable[[str], None]
@@ -93,6 +94,30 @@ class Measurement:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSocketRound:
+    rate: websocket.EchoRate
+    cpu: procstat.CPUUsage
+
+    def cpu_per_echo(self, component: str) -> float:
+        """Microseconds of CPU per echo round trip (``client`` for the load generator)."""
+        seconds = self.rate.client_cpu if component == "client" else self.cpu.components.get(component, 0.0)
+        return 1e6 * seconds / self.rate.round_trips if self.rate.round_trips else 0.0
+
+
+@dataclass
+class WebSocketEcho:
+    """One WebSocket row: echo round trips per second through one route, per round."""
+
+    row: int
+    label: str
+    rounds: list[WebSocketRound] = field(default_factory=list)
+
+    @property
+    def best(self) -> WebSocketRound:
+        return max(self.rounds, key=lambda r: r.rate.per_second)
+
+
+@dataclass(frozen=True, slots=True)
 class Soak:
     mode: str
     seconds: float
@@ -114,6 +139,7 @@ class Results:
     measurements: list[Measurement] = field(default_factory=list)
     soaks: list[Soak] = field(default_factory=list)
     signins: SignIns | None = None
+    websockets: list[WebSocketEcho] = field(default_factory=list)
     peak_memory: dict[str, float] = field(default_factory=dict)  # "trivial mode 1" -> VmHWM MiB
     gateway_processes: int = 1
     background_percent: float = 0.0  # other processes' CPU just before the run, % of one CPU
@@ -220,6 +246,7 @@ class Runner:
                 self.progress(f"{upstream} row {m.scenario.row} at a steady {m.paced.rps:,.0f} req/s: "
                               f"p50 {m.paced.p50:.2f} ms, p99 {m.paced.p99:.2f} ms")
         if upstream == "trivial":
+            self._websockets(mode1, mode2)
             for number, stack, scenario in ((1, mode1, scenarios[1]), (2, mode2, scenarios[2])):
                 if cfg.soak > 0:
                     self._soak(f"mode {number}", stack, scenario, path)
@@ -228,6 +255,29 @@ class Runner:
             mem = procstat.memory(stack.pid("gateway"))
             self.results.peak_memory[f"{upstream}, mode {number}"] = mem.peak
             self.results.gateway_processes = mem.processes
+
+    def _websockets(self, mode1: BenchStack, mode2: BenchStack) -> None:
+        """Echo round trips through nginx alone, mode 1 and mode 2, in interleaved rounds."""
+        cfg = self.config
+        routes = [(WebSocketEcho(1, "nginx → app (direct, no auth)"), mode1, mode1.direct_url, False),
+                  (WebSocketEcho(2, "nginx (auth_request on the handshake) → app (mode 1)"), mode1, mode1.url, True),
+                  (WebSocketEcho(3, "nginx → gateway → app (mode 2)"), mode2, mode2.url, True)]
+        self.results.websockets.extend(echo for echo, _, _, _ in routes)
+        for n in range(1, cfg.rounds + 1):
+            for echo, stack, url, signed_in in routes:
+                cookie = f"{SESSION_COOKIE}={self._cookie(stack, TRIVIAL_PATH)}" if signed_in else None
+                meter = procstat.CPUMeter(stack.pids())
+                meter.start()
+                rate = websocket.run(url.replace("http://", "ws://", 1) + WEBSOCKET_PATH, cookie,
+                                     connections=cfg.connections, duration=cfg.duration)
+                usage = meter.stop(extra=rate.client_cpu)
+                stack.check_running()
+                echo.rounds.append(WebSocketRound(rate, usage))
+                if rate.errors or not rate.round_trips:
+                    self.results.errors.append(f"websocket row {echo.row} ({echo.label}): {rate.errors} of "
+                                               f"{cfg.connections} connections failed "
+                                               f"({rate.first_error or 'no echo'})")
+                self.progress(f"websocket row {echo.row} round {n}/{cfg.rounds}: {rate.per_second:,.0f} echoes/s")
 
     def _soak(self, mode: str, stack: BenchStack, scenario: Scenario, path: str) -> None:
         cfg = self.config
@@ -289,4 +339,5 @@ class Runner:
         self.progress(f"sign-ins: {rate.completed} completed ({rate.per_second:,.1f}/s), {rate.errors} errors")
 
 
-__all__ = ["FULL", "SMOKE", "Config", "Measurement", "Results", "Round", "Runner", "Scenario", "SignIns", "Soak"]
+__all__ = ["FULL", "SMOKE", "Config", "Measurement", "Results", "Round", "Runner", "Scenario", "SignIns", "Soak",
+           "WebSocketEcho", "WebSocketRound"]

@@ -30,7 +30,8 @@ DIRECT_SERVER = """
         location / {
             proxy_pass http://app;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Upgrade $http_upgrade;            # WebSockets, as protect.conf
+            proxy_set_header Connection $gw_connection_upgrade;
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
