@@ -91,7 +91,7 @@ def test_a_generated_key_file_signs_tokens_pyjwt_verifies(tmp_path: Path, alg: s
     assert claims["sub"] == ALICE.user_id and claims["nickname"] == "alice" and claims["email"] == ALICE.email
     assert claims["groups"] == ["admins", "staff"] and claims["provider"] == "op"
     assert claims["exp"] - claims["iat"] == 60
-    assert claims["sid"] == signer.sid("session-1") and "session-1" not in token
+    assert claims["sid"] == signer.sid("session-1") and "session-1" not in json.dumps(claims)
     assert len(claims["jti"]) >= 22 and claims["jti"] != verify(
         signer.sign(ALICE, "app.example:8443", "session-1"), keys.jwks(), "app.example:8443", "https://gw.example"
     )["jti"]
@@ -379,3 +379,18 @@ def test_signing_cost(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
             signer.sign(ALICE, "app.example", "session-1")
         with capsys.disabled():
             print(f"\n{alg}: {(time.perf_counter() - start) / count * 1e6:.1f} µs per assertion")
+
+
+def test_the_jwt_carries_the_groups_the_gateway_puts_the_person_in(tmp_path: Path,
+                                                                   gateway_factory: GatewayFactory) -> None:
+    from gateway.access import parse_groups
+
+    gw = gateway_factory(mode="auth_request", identity_assertion="jwt", assertion_keys_file=str(key_file(tmp_path)),
+                         groups=parse_groups({"staff": [ALICE.user_id], "admins": [ALICE.email],
+                                              "others": ["https://op.example/id/bob"]}))
+    response = httpx.get(gw.url + "/_gateway/auth", headers={"Cookie": session_cookie(gw)})
+    jwks = httpx.get(gw.url + JWKS_PATH).json()
+    claims = verify(response.headers["x-gateway-assertion"], jwks, f"127.0.0.1:{gw.server.port}",
+                    gw.settings.public_origin)
+    assert claims["groups"] == ["admins", "staff"]  # sorted; the same as X-Gateway-Groups
+    assert response.headers["x-gateway-groups"] == "admins,staff"
