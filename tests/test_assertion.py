@@ -394,3 +394,12 @@ def test_the_jwt_carries_the_groups_the_gateway_puts_the_person_in(tmp_path: Pat
                     gw.settings.public_origin)
     assert claims["groups"] == ["admins", "staff"]  # sorted; the same as X-Gateway-Groups
     assert response.headers["x-gateway-groups"] == "admins,staff"
+
+
+def test_the_provider_claim_names_who_vouched_for_the_sign_in(tmp_path: Path, gateway_factory: GatewayFactory) -> None:
+    gw = gateway_factory(mode="auth_request", identity_assertion="jwt", assertion_keys_file=str(key_file(tmp_path)))
+    vouched = Identity(ALICE.user_id, ALICE.nickname, ALICE.email, provider="Steam")
+    response = httpx.get(gw.url + "/_gateway/auth", headers={"Cookie": session_cookie(gw, vouched)})
+    claims = verify(response.headers["x-gateway-assertion"], httpx.get(gw.url + JWKS_PATH).json(),
+                    f"127.0.0.1:{gw.server.port}", gw.settings.public_origin)
+    assert claims["provider"] == "Steam"
