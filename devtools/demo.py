@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from devtools.stack import DEMO_PORTS, LOCAL_PROVIDER_NAME, MODES, NginxNotFound, Stack
+from devtools.stack import DEMO_ADMIN_USER, DEMO_PORTS, LOCAL_PROVIDER_NAME, MODES, NginxNotFound, Stack
 
 DEFAULT_STATE_DIR = Path("state") / "demo"
 
@@ -78,6 +78,10 @@ The demo is running (mode {stack.mode}). Open:
 
 To sign in, click "{LOCAL_PROVIDER_NAME}", type any user name and press Allow.
 
+Access rules (devtools/stack.py, demo_access_settings): {stack.url}/about is
+public; {stack.url}/admin is for the group admins, which is the user name
+"{DEMO_ADMIN_USER}" (anyone else gets a 403 there); every other page needs a sign-in.
+
     nginx      {stack.url}   (what a browser uses)
     gateway    {stack.gateway_url}   (/login, /logout, /_gateway/)
     app        {stack.app_url}   (the microblog; it refuses forged identity headers)
@@ -96,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         secret_keys, proof_key = demo_secrets(state_dir)
         stack = Stack(args.mode, ports=replace(DEMO_PORTS, nginx=args.port), state_dir=state_dir,
-                      secret_keys=secret_keys, proof_key=proof_key, progress=_progress)
+                      secret_keys=secret_keys, proof_key=proof_key, progress=_progress, demo_rules=True)
     except NginxNotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
