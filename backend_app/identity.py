@@ -64,7 +64,7 @@ def identity_of(conn: HTTPConnection) -> Identity | None:
 class ProofMiddleware:
     """Verify the gateway's proof and store the identity in the ASGI scope.
 
-    Only the four configured headers and ``Host`` are looked at, in one pass
+    Only the configured identity headers and ``Host`` are looked at, in one pass
     over the raw header list; a repeated identity header is refused outright,
     since which copy a component reads would otherwise decide who the user is.
     The proof must have been made for the Host this request arrived with (the
