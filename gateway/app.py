@@ -153,6 +153,7 @@ class GatewayApp:
         await self.runtime.revocation.stop()
         if self.proxy is not None:
             await self.proxy.shutdown()
+        self.runtime.signins.close()
         self.runtime.exchange.fetcher.close()
         self.runtime.store.close()
 

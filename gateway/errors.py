@@ -19,6 +19,8 @@ itself); ``UnsafeRedirect`` in :func:`gateway.redirects.safe_next` (back to
     │   └── CSRFError            - a state-changing POST without a valid CSRF token (403)
     ├── RateLimited              - too many attempts from one client (429)
     ├── SignInBusy               - too many sign-ins in flight in this process (503)
+    ├── KeyFileError             - the JWT assertion's key file cannot be used (gateway.signing_keys)
+    ├── UpstreamTimeout          - proxy mode: the app did not connect or answer in time (504; gateway.proxy)
     ├── InvalidProof             - identity headers an app received are not vouched for (gateway.proof)
     ├── FetchError               - fetching a provider's document or endpoint failed
     │   └── DiscoveryRefused     - the URL or address is not allowed (SSRF guard)

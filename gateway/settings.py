@@ -105,7 +105,6 @@ class Settings:
     header_email: str = "X-Gateway-Email"
     header_groups: str = "X-Gateway-Groups"
     header_proof: str = "X-Gateway-Proof"
-    proof_max_age: int = 30
     # What vouches for the identity: the HMAC proof (proof_key), a signed JWT (public keys at
     # /.well-known/openid-gateway/jwks.json; gateway.assertion), or both.
     identity_assertion: Literal["proof", "jwt", "both"] = "proof"
@@ -304,7 +303,7 @@ def validate(settings: Settings) -> list[str]:
             problems.append("upstream_url must be an http(s) URL in proxy mode, e.g. http://127.0.0.1:8000")
         if settings.upstream_ca_bundle and not Path(settings.upstream_ca_bundle).is_file():
             problems.append(f"upstream_ca_bundle: {settings.upstream_ca_bundle!r} is not a readable PEM file")
-    for name in ("session_idle_timeout", "session_max_lifetime", "remember_lifetime", "proof_max_age",
+    for name in ("session_idle_timeout", "session_max_lifetime", "remember_lifetime",
                  "max_header_bytes", "max_form_bytes", "max_next_length", "max_signins_in_flight"):
         if getattr(settings, name) <= 0:
             problems.append(f"{name} must be a positive number")

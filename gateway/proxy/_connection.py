@@ -31,14 +31,16 @@ from typing import Any, cast
 
 import httptools
 
+from gateway.errors import GatewayError
+
 HIGH_WATER = 512 * 1024
 NO_BODY_STATUSES = frozenset({204, 304})
 
 logger = logging.getLogger("gateway.proxy")
 
 
-class UpstreamTimeout(Exception):
-    """The upstream did not connect, answer or read within its time limit."""
+class UpstreamTimeout(GatewayError):
+    """The upstream did not connect, answer or read within its time limit (the proxy answers 504)."""
 
 
 class _Overrun(Exception):
