@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MODE   ?= auth_request
 STAMP  := $(VENV)/.installed
 
-.PHONY: test check pythons demo bench lint typecheck system-deps venv browser-deps clean
+.PHONY: test check pythons mutate demo bench lint typecheck system-deps venv browser-deps clean
 
 # `make check`: the unit tests, in-process (no servers, no nginx, no browser). Server tests
 # (uvicorn on loopback, raw sockets), nginx and browser tests run in `make test`.
@@ -57,6 +57,11 @@ pythons:
 test: system-deps venv browser-deps lint
 	@echo "==> pytest (includes a smoke run of the benchmark: tests/test_bench_smoke.py)"
 	@$(BIN)/python -m pytest
+
+# Hand-written security mutants (devtools/mutants.toml), each applied alone to a copy of the tree and the
+# tests that guard it run; prints the kill rate per module. Not part of `make test`: several minutes.
+mutate: venv
+	@$(BIN)/python -m devtools.mutate
 
 demo: venv
 	@scripts/install-system-deps nginx
