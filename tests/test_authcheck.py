@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.access import parse_rule
 from gateway.app import GatewayApp
 from gateway.proof import InvalidProof, ProofVerifier
 from gateway.types import Identity
@@ -120,3 +121,27 @@ def test_proof_is_bound_to_the_host_nginx_passed(app: GatewayApp, client: TestCl
     assert ProofVerifier(PROOF_KEY).verify(response.headers, "GET", "wiki.example:8443", "/p") == ALICE
     with pytest.raises(InvalidProof):
         ProofVerifier(PROOF_KEY).verify(response.headers, "GET", "admin.example:8443", "/p")
+
+
+def test_rules_never_see_the_query_string(tmp_path: Path) -> None:
+    """A public rule matched against the whole URI would open /secret?x=/public (GHSA-7rh7-c77v-6434)."""
+    rules = (parse_rule(0, {"name": "public-files", "path_regex": "/public", "policy": "public"}),)
+    app = GatewayApp(make_settings(tmp_path, 8080, rules=rules))
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.get("/_gateway/auth", headers={"X-Original-URI": "/public/a.css"}).status_code == 200
+        refused = client.get("/_gateway/auth", headers={"X-Original-URI": "/secret?x=/public"})
+        assert refused.status_code == 401
+        assert refused.headers["x-gateway-login"] == "/login?next=%2Fsecret%3Fx%3D%2Fpublic"
+
+
+def test_a_forbidden_api_request_is_marked_for_json(tmp_path: Path) -> None:
+    rules = (parse_rule(0, {"name": "closed", "paths": ["/admin"], "policy": "deny"}),)
+    app = GatewayApp(make_settings(tmp_path, 8080, rules=rules, api_paths=("/api/",)))
+    with TestClient(app, follow_redirects=False) as client:
+        page = client.get("/_gateway/auth", headers={"X-Original-URI": "/admin", "Cookie": session_cookie(app)})
+        assert page.status_code == 403 and "x-gateway-api" not in page.headers
+        xhr = client.get("/_gateway/auth", headers={"X-Original-URI": "/admin", "Cookie": session_cookie(app),
+                                                    "X-Requested-With": "XMLHttpRequest"})
+        assert xhr.status_code == 403 and xhr.headers["x-gateway-api"] == "1"
+        api = client.get("/_gateway/auth", headers={"X-Original-URI": "/api/x"})
+        assert api.status_code == 401 and api.headers["x-gateway-api"] == "1"
