@@ -23,6 +23,7 @@ from gateway.authcheck import AuthCheck, scan_headers
 from gateway.endpoints import FORBIDDEN_PATH, Services, routes
 from gateway.endpoints.jwks import JWKS_PATH, JWKSEndpoint
 from gateway.errors import BadRequest, RateLimited, SignInBusy, StoreUnavailable
+from gateway.events import RateLimitedEvent, StoreDown
 from gateway.proof import request_uri
 from gateway.runtime import Runtime
 from gateway.sessions import Session
@@ -39,6 +40,7 @@ AUTH_PATH = "/_gateway/auth"
 def _pages_app(services: Services) -> Starlette:
     site = services.pages
     client_address = services.runtime.client_address
+    events = services.runtime.events
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BadRequest)
@@ -50,8 +52,10 @@ def _pages_app(services: Services) -> Starlette:
 
     async def rate_limited(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RateLimited)
-        logger.warning("rate limited %s %s from %s", request.method, request.url.path,
-                       client_of(request, client_address))
+        client = client_of(request, client_address)
+        logger.warning("rate limited %s %s from %s", request.method, request.url.path, client)
+        # /login counts sign-in starts; the callback counts failed sign-ins (gateway.ratelimit).
+        events.emit(RateLimitedEvent("login" if request.url.path == "/login" else "failure", client))
         return site.error(429, "Too many attempts", "There were too many sign-in attempts from your address.",
                           retry_after=exc.retry_after)
 
@@ -64,6 +68,7 @@ def _pages_app(services: Services) -> Starlette:
 
     async def store_unavailable(request: Request, exc: Exception) -> Response:
         logger.error("store unavailable on %s: %s", request.url.path, exc)
+        events.emit(StoreDown(request.url.path[:200]))
         return site.error(503, "Temporarily unavailable", "Sign-in is unavailable for a moment. Please try again.")
 
     async def http_error(request: Request, exc: Exception) -> Response:

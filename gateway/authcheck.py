@@ -45,6 +45,7 @@ from collections.abc import Iterable
 from gateway.access import Decision, Person
 from gateway.answers import is_api_request
 from gateway.errors import StoreUnavailable
+from gateway.events import Forbidden, SignInRequired
 from gateway.proof import encode_groups, encode_identity
 from gateway.runtime import Runtime
 from gateway.sessions import Session, read_cookie, strip_cookies
@@ -194,9 +195,15 @@ class AuthCheck:
         return is_api_request(accept, fetch_mode, requested_with, path, self.api_paths)
 
     def log_refusal(self, decision: Decision, session: Session | None, method: str, host: str, uri: str) -> None:
+        """Log a refusal and tell the listeners (gateway.events): off the allowed path, so it may cost a little."""
         who = session.identity.user_id if session is not None else "anonymous"
         what = "forbidden" if decision.outcome == "forbidden" else "sign-in required"
-        logger.info("%s by %s: %s %s %s%s", what, decision.rule, who, method, host, uri.partition("?")[0][:512])
+        path = uri.partition("?")[0][:512]
+        logger.info("%s by %s: %s %s %s%s", what, decision.rule, who, method, host, path)
+        if decision.outcome == "forbidden":
+            self.runtime.events.emit(Forbidden(decision.rule, who, method, host[:256], path))
+        else:
+            self.runtime.events.emit(SignInRequired(decision.rule, method, host[:256], path))
 
     def app_cookie(self, cookie_header: str | None) -> str:
         """The Cookie header the app may see: the client's, minus the gateway's cookies."""

@@ -21,6 +21,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
+from gateway.events import Events, TheftSuspected, hash_id
 from gateway.sessions import REMEMBER_SALT, TokenCodec
 from gateway.store import RememberRecord, Store
 from gateway.types import Identity
@@ -44,8 +45,10 @@ class Restored:
 class RememberMe:
     """Issues, rotates and revokes remember-me series. Blocking: call from a thread."""
 
-    def __init__(self, store: Store, secret_keys: list[str], lifetime: int, grace: int) -> None:
+    def __init__(self, store: Store, secret_keys: list[str], lifetime: int, grace: int,
+                 events: Events | None = None) -> None:
         self.store = store
+        self.events = events or Events()
         self.codec = TokenCodec(secret_keys, REMEMBER_SALT)
         self.lifetime = lifetime
         self.grace = grace
@@ -89,6 +92,7 @@ class RememberMe:
         self.revoke(series_id, now)
         logger.warning("suspected remember-me cookie theft: series %s of %s replayed an old token; "
                        "series and its sessions revoked", series_id, record.user_id)
+        self.events.emit(TheftSuspected(record.user_id, hash_id(series_id)))
         return None
 
     def revoke(self, series_id: str, now: float) -> list[str]:

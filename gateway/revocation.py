@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from gateway.errors import StoreUnavailable
+from gateway.events import Events, StoreDown, StoreRecovered
 from gateway.store import Store
 
 logger = logging.getLogger("gateway.revocation")
@@ -44,8 +45,9 @@ class RevocationCache:
     """The revoked session ids, refreshed in the background."""
 
     def __init__(self, store: Store, interval: float, clock: Callable[[], float] = time.time,
-                 local_ttl: float = 7 * 86400) -> None:
+                 local_ttl: float = 7 * 86400, events: Events | None = None) -> None:
         self.store = store
+        self.events = events or Events()
         # A session revoked here lives no longer than its absolute lifetime: after that it needs no entry.
         self.local_ttl = local_ttl
         self.interval = interval
@@ -61,6 +63,7 @@ class RevocationCache:
         # Revoked in this process and not yet seen in the store: a full reload that read the store just
         # before the write, or a logout whose write failed (store down), must not forget them.
         self._local: dict[str, float] = {}
+        self._failing = False  # the last refresh failed: the next success is a recovery
 
     @property
     def healthy(self) -> bool:
@@ -109,6 +112,9 @@ class RevocationCache:
         except StoreUnavailable as exc:
             if self.healthy:
                 logger.error("store unavailable, revocations not refreshed: %s", exc)
+            if not self._failing:  # once per outage, not once per refresh
+                self._failing = True
+                self.events.emit(StoreDown("revocation"))
             return
         if full:
             stored = set(ids)
@@ -121,4 +127,7 @@ class RevocationCache:
         self._seq = max(self._seq, seq)
         if not self.healthy and self._last_ok:
             logger.warning("store available again, revocations refreshed")
+        if self._failing:
+            self._failing = False
+            self.events.emit(StoreRecovered())
         self._last_ok = now

@@ -15,6 +15,7 @@ from gateway.access import AccessPolicy
 from gateway.assertion import AssertionSigner
 from gateway.clientaddr import ClientAddress
 from gateway.csrf import CSRFTokens
+from gateway.events import Events
 from gateway.openid.capacity import SignInCapacity
 from gateway.openid.consumer import OpenIDExchange
 from gateway.openid.fetcher import SafeFetcher
@@ -38,6 +39,8 @@ class Runtime:
 
     settings: Settings
     store: Store
+    # Security events (gateway.events): the handlers emit, the audit log and the metrics listen.
+    events: Events = field(default_factory=Events)
     sessions: SessionCodec = field(init=False)
     cookies: CookiePolicy = field(init=False)
     # The cookie names the gateway sets and reads: ``__Host-`` prefixed on https without cookie_domain.
@@ -69,9 +72,10 @@ class Runtime:
         self.remember_cookie_name = host_cookie_name(s.remember_cookie, s.https, s.cookie_domain)
         self.csrf_cookie_name = host_cookie_name(CSRF_COOKIE, s.https, s.cookie_domain)
         self.login_states = TokenCodec(keys, LOGIN_SALT)
-        self.remember = RememberMe(self.store, keys, s.remember_lifetime, s.remember_grace)
+        self.remember = RememberMe(self.store, keys, s.remember_lifetime, s.remember_grace, events=self.events)
         self.csrf = CSRFTokens(keys)
-        self.revocation = RevocationCache(self.store, s.revocation_refresh, local_ttl=s.session_max_lifetime)
+        self.revocation = RevocationCache(self.store, s.revocation_refresh, local_ttl=s.session_max_lifetime,
+                                          events=self.events)
         self.exchange = OpenIDExchange(
             self.store, s.public_origin + "/", require_email=s.require_email,
             provider_allowlist=s.provider_allowlist, fetcher=SafeFetcher.from_settings(s),

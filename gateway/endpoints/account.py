@@ -12,6 +12,7 @@ from starlette.responses import Response
 from gateway.endpoints.forms import CSRFForms, form_text
 from gateway.endpoints.services import Services
 from gateway.endpoints.signout import SignOut
+from gateway.events import SessionEnded, SignedOutEverywhere, hash_id
 from gateway.sessions import Session
 from gateway.web import add_cookies, redirect
 
@@ -59,6 +60,8 @@ class AccountEndpoints:
                 # A remembered session ends with its series, and so does every session restored from it.
                 await self.sign_out.end([target], [record.series_id] if record.series_id else [])
                 logger.info("%s ended session %s", session.identity.user_id, target)
+                runtime.events.emit(SessionEnded(session.identity.user_id, hash_id(target),
+                                                 self.services.client(request)))
         return redirect(ACCOUNT_PATH)
 
     async def sign_out_everywhere(self, request: Request) -> Response:
@@ -69,4 +72,5 @@ class AccountEndpoints:
         user_id = session.identity.user_id
         ended = await self.sign_out.end_user(user_id, [session.session_id])
         logger.info("%s signed out everywhere (%d sessions)", user_id, ended)
+        runtime.events.emit(SignedOutEverywhere(user_id, ended, self.services.client(request)))
         return redirect(runtime.login_url("/", "signed-out-everywhere"), runtime.sign_out_cookies())

@@ -22,6 +22,7 @@ from gateway.endpoints.login import state_cookie_returns
 from gateway.endpoints.services import Services
 from gateway.endpoints.signin import start_session
 from gateway.errors import BadRequest, LoginFailed, SignInBusy
+from gateway.events import SignedIn, SignInFailed
 from gateway.loginstate import STATE_COOKIE_PREFIX, STATE_LIFETIME, LoginStates, state_id_of
 from gateway.store import LoginStateRecord
 from gateway.types import Identity
@@ -63,18 +64,22 @@ class CallbackEndpoint:
         query.pop(RESUBMIT_FIELD, None)
         clear_state = [self.states.clear_cookie(state_id)] if state_id else []
         next_target = "/"  # until the login state says where this person was going
+        provider = ""
         try:
             if not bound:
                 raise self.state_missing(request)
             record = await run_in_threadpool(self.states.take, state_id)
             next_target = runtime.safe_next(record.next)
+            provider = record.provider
             identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query)
         except LoginFailed as exc:
             runtime.failure_limiter.hit(client)
             logger.warning("sign-in failed for %s: %s", client, exc.reason)
+            runtime.events.emit(SignInFailed(provider, exc.code, client))
             return redirect(runtime.login_url(next_target, exc.code), clear_state)
         cookies = await start_session(self.services, request, identity, remember=record.remember)
         logger.info("signed in %s (%s) from %s", identity.user_id, identity.nickname, client)
+        runtime.events.emit(SignedIn(identity.provider or provider, identity.user_id, client, record.remember))
         return redirect(next_target, clear_state + cookies)
 
     async def complete(self, record: LoginStateRecord, query: dict[str, str], current_url: str) -> Identity:

@@ -23,6 +23,7 @@ from gateway.endpoints.forms import CSRFForms, form_text
 from gateway.endpoints.services import Services
 from gateway.endpoints.signin import start_session
 from gateway.errors import LoginFailed
+from gateway.events import RememberRestored, SignInFailed, SignInStarted
 from gateway.loginstate import STATE_COOKIE_PREFIX as STATE_COOKIE_PREFIX  # re-exported: runtime names our cookies
 from gateway.loginstate import STATE_FIELD, LoginStates, new_state_id
 from gateway.sessions import read_cookie
@@ -84,6 +85,7 @@ class LoginEndpoints:
                     cookies.append(runtime.cookies.set(runtime.remember_cookie_name, restored.cookie,
                                                        max_age=runtime.settings.remember_lifetime))
                 logger.info("session restored from remember-me for %s", restored.identity.user_id)
+                runtime.events.emit(RememberRestored(restored.identity.user_id, self.services.client(request)))
                 return redirect(next_target, cookies)
             cookies.append(runtime.cookies.delete(runtime.remember_cookie_name))
         return self.render(request, next_target, request.query_params.get("m"), cookies=cookies)
@@ -118,10 +120,12 @@ class LoginEndpoints:
             provider_request = await runtime.signins.begin(identifier, return_to)
         except LoginFailed as exc:
             logger.warning("sign-in start failed for %s: %s", client, exc.reason)
+            runtime.events.emit(SignInFailed("", exc.code, client))
             return self.render(request, next_target, exc.code, identifier=identifier[:1024], remember=remember,
                                status=400)
         state_cookie = await run_in_threadpool(self.states.begin, state_id, "openid2", provider_request.provider,
                                                next_target, remember, provider_request.pending)
+        runtime.events.emit(SignInStarted(provider_request.provider, client))
         if provider_request.form_fields is None:
             return redirect(provider_request.url, [state_cookie])
         response = self.services.pages.render(

@@ -17,6 +17,7 @@ from gateway.endpoints.forms import CSRFForms, form_text
 from gateway.endpoints.services import Services
 from gateway.endpoints.signout import SignOut
 from gateway.errors import StoreUnavailable
+from gateway.events import SignedOut
 from gateway.sessions import read_cookies
 from gateway.web import add_cookies, redirect
 
@@ -56,7 +57,7 @@ class LogoutEndpoint:
             next_param = form_text(form, "next") or None
         clear = runtime.sign_out_cookies()
         try:
-            await self.revoke_browser(cookie_header)
+            await self.revoke_browser(cookie_header, self.services.client(request))
         except StoreUnavailable:
             page = self.services.pages.error(
                 503, "Sign-out incomplete", "You were signed out in this browser, but the server could not record "
@@ -71,7 +72,7 @@ class LogoutEndpoint:
         return bool(read_cookies(cookie_header, runtime.session_cookie_name)
                     or read_cookies(cookie_header, runtime.remember_cookie_name))
 
-    async def revoke_browser(self, cookie_header: str | None) -> None:
+    async def revoke_browser(self, cookie_header: str | None, client: str) -> None:
         """End every session and series this browser's cookies name, on the server, not only in the browser."""
         runtime = self.runtime
         now = runtime.now()
@@ -91,5 +92,9 @@ class LogoutEndpoint:
                          "remember-me series %s not revoked", sorted(session_ids) or "none",
                          sorted(series_ids) or "none")
             raise
+        users: dict[str, int] = {}
         for session in sessions:
             logger.info("signed out %s (session %s)", session.identity.user_id, session.session_id)
+            users[session.identity.user_id] = users.get(session.identity.user_id, 0) + 1
+        for user, count in users.items():
+            runtime.events.emit(SignedOut(user, count, client))
