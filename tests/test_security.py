@@ -240,13 +240,15 @@ def test_store_outage_refuses_protected_requests_and_recovers(gateway: RunningGa
             time.sleep(0.25)
         response = browser.get(gateway.url + "/echo", follow_redirects=False)
         assert response.status_code == 503 and "Temporarily unavailable" in response.text
-        assert httpx.get(gateway.url + "/_gateway/health").status_code == 503
+        assert httpx.get(gateway.url + "/_gateway/ready").status_code == 503  # not ready...
+        assert httpx.get(gateway.url + "/_gateway/health").status_code == 200  # ...but alive: no restart
     finally:
         hidden.rename(database)
     deadline = time.monotonic() + 20
     while not signed_in(browser, gateway) and time.monotonic() < deadline:
         time.sleep(0.25)
     assert signed_in(browser, gateway)
+    assert httpx.get(gateway.url + "/_gateway/ready").status_code == 200
 
 
 def test_login_during_store_outage_is_a_clean_503(gateway: RunningGateway, provider: UvicornThread,

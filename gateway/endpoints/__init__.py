@@ -24,6 +24,7 @@ from gateway.web import STATIC
 def routes(services: Services) -> list[BaseRoute]:
     login = LoginEndpoints(services)
     account = AccountEndpoints(services)
+    health = HealthEndpoint(services)
     return [
         Route("/login", login.page, methods=["GET"]),
         Route("/login", login.submit, methods=["POST"]),
@@ -33,7 +34,8 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/_gateway/account/revoke", account.revoke_one, methods=["POST"]),
         Route("/_gateway/account/signout-everywhere", account.sign_out_everywhere, methods=["POST"]),
         Route(FORBIDDEN_PATH, ForbiddenEndpoint(services).page, methods=["GET"]),
-        Route("/_gateway/health", HealthEndpoint(services).health, methods=["GET"]),
+        Route("/_gateway/health", health.health, methods=["GET"]),
+        Route("/_gateway/ready", health.ready, methods=["GET"]),
         Mount("/_gateway/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
