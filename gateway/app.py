@@ -19,11 +19,12 @@ from starlette.responses import Response
 
 from gateway.access import Decision
 from gateway.answers import json_body, json_headers
+from gateway.audit import REQUEST_ID_HEADER, AuditLog, configure_logging, request_id_from
 from gateway.authcheck import AuthCheck, scan_headers
 from gateway.endpoints import FORBIDDEN_PATH, Services, routes
 from gateway.endpoints.jwks import JWKS_PATH, JWKSEndpoint
 from gateway.errors import BadRequest, RateLimited, SignInBusy, StoreUnavailable
-from gateway.events import RateLimitedEvent, StoreDown
+from gateway.events import RateLimitedEvent, StoreDown, request_id
 from gateway.proof import request_uri
 from gateway.runtime import Runtime
 from gateway.sessions import Session
@@ -99,6 +100,7 @@ class GatewayApp:
     def __init__(self, settings: Settings, runtime: Runtime | None = None) -> None:
         self.settings = settings
         self.runtime = runtime or Runtime.from_settings(settings)
+        self.runtime.events.subscribe(AuditLog())
         self.auth = AuthCheck(self.runtime)
         self.site = Pages(site_name=settings.site_name)
         self.pages = SecurityHeaders(_pages_app(Services(self.runtime, self.auth, self.site)))
@@ -124,6 +126,9 @@ class GatewayApp:
             elif path == JWKS_PATH and self.jwks is not None:
                 await self.jwks(scope, receive, send)
             elif path.startswith(GATEWAY_PREFIX) or path in ("/login", "/logout") or self.proxy is None:
+                client = scope.get("client")
+                trusted = client is not None and self.runtime.client_address.is_trusted(client[0])
+                request_id.set(request_id_from(scope["headers"], trusted))
                 await self.pages(scope, receive, send)
             else:
                 await self.forward(scope, receive, send)
@@ -181,6 +186,9 @@ class GatewayApp:
         trusted = peer is not None and self.runtime.client_address.is_trusted(peer)
         uri = request_uri(scope)
         method = scope["method"]
+        rid = request_id_from(scope["headers"], trusted)
+        request_id.set(rid)
+        rid_header = (REQUEST_ID_HEADER, rid.encode("ascii"))  # the app sees the id the logs name
         try:
             decision, session, refreshed = self.auth.check(cookie, method, host or "", uri)
         except StoreUnavailable:
@@ -193,9 +201,11 @@ class GatewayApp:
             await self.refuse(scope, receive, send, decision, session, uri)
             return
         if session is None or decision.public:
-            await self.proxy.forward(scope, receive, send, (), client_addr=client_addr, trusted_peer=trusted)
+            await self.proxy.forward(scope, receive, send, (rid_header,), client_addr=client_addr,
+                                     trusted_peer=trusted)
             return
         extra = self.auth.identity_headers(session, method, host or "", uri)
+        extra.append(rid_header)
         if refreshed is not None:
             cookie_header = (b"set-cookie", refreshed.encode("latin-1"))
 
@@ -249,6 +259,8 @@ class GatewayApp:
         client_addr = self.runtime.client_address.resolve(peer, forwarded_for)
         trusted = peer is not None and self.runtime.client_address.is_trusted(peer)
         uri = request_uri(scope)
+        rid = request_id_from(scope["headers"], trusted)
+        request_id.set(rid)
         try:
             decision, session, refreshed = self.auth.check(cookie, "GET", host or "", uri)
         except StoreUnavailable:
@@ -261,10 +273,10 @@ class GatewayApp:
             body = json_body(status, self.runtime.login_url(self.runtime.safe_next(uri)))
             await refuse_websocket(scope, send, status, json_headers(body, status), body)
             return
-        extra: list[tuple[bytes, bytes]] = []
+        extra: list[tuple[bytes, bytes]] = [(REQUEST_ID_HEADER, rid.encode("ascii"))]
         accept: list[tuple[bytes, bytes]] = []
         if session is not None and not decision.public:
-            extra = self.auth.identity_headers(session, "GET", host or "", uri)
+            extra += self.auth.identity_headers(session, "GET", host or "", uri)
             if refreshed is not None:
                 accept.append((b"set-cookie", refreshed.encode("latin-1")))
         await self.proxy.forward_websocket(scope, receive, send, extra, client_addr=client_addr,
@@ -276,5 +288,10 @@ def create_app(settings: Settings) -> GatewayApp:
 
 
 def create_app_from_environ() -> GatewayApp:
-    """uvicorn factory (``--factory``): settings from ``GATEWAY_CONFIG`` and ``GATEWAY_*``."""
-    return GatewayApp(load_settings(os.environ.get("GATEWAY_CONFIG")))
+    """uvicorn factory (``--factory``): settings from ``GATEWAY_CONFIG`` and ``GATEWAY_*``.
+
+    Each worker process calls it, so each installs the log format (gateway.audit) itself.
+    """
+    settings = load_settings(os.environ.get("GATEWAY_CONFIG"))
+    configure_logging(settings)
+    return GatewayApp(settings)

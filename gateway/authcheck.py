@@ -44,8 +44,9 @@ from collections.abc import Iterable
 
 from gateway.access import Decision, Person
 from gateway.answers import is_api_request
+from gateway.audit import request_id_from
 from gateway.errors import StoreUnavailable
-from gateway.events import Forbidden, SignInRequired
+from gateway.events import Forbidden, SignInRequired, request_id
 from gateway.proof import encode_groups, encode_identity
 from gateway.runtime import Runtime
 from gateway.sessions import Session, read_cookie, strip_cookies
@@ -252,6 +253,9 @@ class AuthCheck:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send(_EMPTY_BODY)
             return
+        client = scope.get("client")
+        trusted = client is not None and self.runtime.client_address.is_trusted(client[0])
+        request_id.set(request_id_from(scope["headers"], trusted))  # nginx's $request_id (protect.conf)
         self.log_refusal(decision, session, method, host, uri)
         headers = [_NO_STORE, _NO_BODY]
         if self.refusal_is_api(scope["headers"], uri.partition("?")[0]):

@@ -7,12 +7,12 @@ status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from gateway import keys_command
+from gateway import admin_command, keys_command
+from gateway.audit import configure_logging
 from gateway.errors import ConfigError
 from gateway.settings import Settings, access_summary, load_settings, provider_address_warnings
 
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     access.add_argument("--host", default="", help="the Host of the request (default: public_url's)")
     access.add_argument("--path", required=True, help="the request path (a query string is ignored, as rules do)")
     access.add_argument("--method", default="GET")
-    for command in (serve, check, access):
+    for command in (serve, check, access, *admin_command.add_parser(sub)):
         command.add_argument("--config", "-c", default=os.environ.get("GATEWAY_CONFIG"),
                              help="TOML configuration file (default: $GATEWAY_CONFIG)")
     keys_command.add_parser(sub)  # works on a key file, reads no configuration
@@ -81,7 +81,7 @@ def check_access(settings: Settings, args: argparse.Namespace) -> None:
 def serve(settings: Settings, config: str | None) -> None:
     import uvicorn
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)  # the workers do it again (gateway.app.create_app_from_environ)
     if config:
         os.environ["GATEWAY_CONFIG"] = os.path.abspath(config)
     uvicorn.run(
@@ -112,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "check-access":
         check_access(settings, args)
         return
+    if args.command == "sessions":
+        raise SystemExit(admin_command.run(settings, args))
     serve(settings, args.config)
 
 

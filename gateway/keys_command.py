@@ -1,5 +1,7 @@
 """``openid-gateway keys ...``: make and rotate the assertion key file (:mod:`gateway.signing_keys`).
 
+``keys secret`` prints a new secret key (to append to ``secret_keys``) and a new proof key.
+
 No configuration is read: the commands work on the file named, so a key file
 can be made before the configuration that names it exists. Each step prints
 what to do next; a step out of order stops with one line and exit status 2.
@@ -8,6 +10,7 @@ what to do next; a step out of order stops with one line and exit status 2.
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from typing import Any, cast
 
@@ -37,8 +40,9 @@ NEXT_STEPS = {
 
 def add_parser(sub: Any) -> None:
     """The ``keys`` command and its steps, on the main parser's subparsers."""
-    keys = sub.add_parser("keys", help="make or rotate the JWT assertion key file")
+    keys = sub.add_parser("keys", help="make secret keys, or make or rotate the JWT assertion key file")
     steps = keys.add_subparsers(dest="keys_command", required=True)
+    steps.add_parser("secret", help="print a new secret key (append it to secret_keys) and a new proof key")
     for name, help_text in (("generate", "write a new key file with one current key"),
                             ("add-next", "add the next key (published, not signing yet)"),
                             ("promote", "the next key signs; the current one stays published as previous"),
@@ -52,6 +56,9 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Do one step on ``args.file``; 0, or :data:`EXIT_KEYS` with one line on stderr."""
     step: str = args.keys_command
+    if step == "secret":
+        print_secret_keys()
+        return 0
     try:
         if step == "generate":
             write_key_file(args.file, validated([generate_key(cast(Algorithm, args.alg))]), replace=False)
@@ -68,4 +75,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_parser", "run"]
+def print_secret_keys() -> None:
+    """A new secret key and proof key, each as long as ``secrets.token_urlsafe(48)`` makes (64 characters)."""
+    print(f"secret key: {secrets.token_urlsafe(48)}")
+    print("    append it to secret_keys (newest last: it signs, the older ones still verify); drop the oldest")
+    print("    once session_max_lifetime and remember_lifetime have passed")
+    print(f"proof key:  {secrets.token_urlsafe(48)}")
+    print("    proof_key: set it on the gateway and the app at the same time")
+
+
+__all__ = ["add_parser", "print_secret_keys", "run"]

@@ -19,6 +19,7 @@ from gateway.events import Events
 from gateway.openid.capacity import SignInCapacity
 from gateway.openid.consumer import OpenIDExchange
 from gateway.openid.fetcher import SafeFetcher
+from gateway.openid.providers import provider_label
 from gateway.proof import HeaderNames, ProofSigner
 from gateway.ratelimit import RateLimiter
 from gateway.redirects import safe_next
@@ -30,6 +31,13 @@ from gateway.signing_keys import SigningKeys, load_signing_keys
 from gateway.store import SQLiteStore, Store
 
 CALLBACK_PATH = "/_gateway/callback"
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings name (the gateway and ``openid-gateway sessions`` open the same one)."""
+    # Owner only, whatever the umask: the store holds session ids and OpenID association secrets.
+    settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return SQLiteStore(settings.sqlite_path)
 CSRF_COOKIE = "gw_csrf"
 
 
@@ -96,9 +104,7 @@ class Runtime:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        # Owner only, whatever the umask: the store holds session ids and OpenID association secrets.
-        settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return cls(settings, SQLiteStore(settings.sqlite_path))
+        return cls(settings, open_store(settings))
 
     @property
     def callback_url(self) -> str:
@@ -108,6 +114,10 @@ class Runtime:
         s = self.settings
         return safe_next(target, public_url=s.public_url, allowed_hosts=s.next_allowed_hosts,
                          max_length=s.max_next_length)
+
+    def provider_label(self, endpoint_url: str) -> str:
+        """A provider endpoint as events name it: as ``Identity.provider`` does (a configured name, else the host)."""
+        return provider_label(endpoint_url, [(p.name, p.identifier) for p in self.settings.providers])
 
     def login_url(self, next_target: str, message: str | None = None) -> str:
         """``/login?next=...`` with ``next`` percent-encoded, as nginx cannot encode it."""

@@ -80,6 +80,10 @@ class Settings:
     workers: int = 1
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     http: Literal["auto", "h11", "httptools"] = "auto"
+    # Log lines as text (the default: readable in a terminal) or one JSON object per line; every line
+    # carries the request id. The audit log (gateway.audit) goes to stderr with the rest, or to this file (JSON).
+    log_format: Literal["console", "json"] = "console"
+    audit_log: str = "stderr"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
 
@@ -330,6 +334,8 @@ def validate(settings: Settings) -> list[str]:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             problems.append(f"trusted_proxies: {cidr!r} is not an address or network")
+    if settings.audit_log != "stderr" and not Path(settings.audit_log).parent.is_dir():
+        problems.append(f"audit_log {settings.audit_log!r}: its directory does not exist (or say \"stderr\")")
     for provider in settings.providers:
         if urlsplit(provider.identifier).scheme not in ("http", "https"):
             problems.append(f"providers: {provider.name!r} needs an http(s) identifier")

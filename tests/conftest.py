@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +20,59 @@ from tests.servers import UvicornThread, free_port
 from tests.upstream_app import app as upstream_asgi
 
 PROOF_KEY = "test-proof-key-" + "p" * 32
+
+# Never in a log line (issue 13): a cookie of the gateway's with its value, an identity proof, a JWT,
+# or a key the tests gave a gateway. Checked on every record of the run and every *.log file it left.
+LEAK_PATTERNS = re.compile(
+    r"(?:gw_session|gw_remember|gw_csrf|gw_state_[A-Za-z0-9_-]+)=[A-Za-z0-9._~-]{16,}"  # a cookie and its value
+    r"|\bv2\.[1-9][0-9]{0,11}\.[A-Za-z0-9_-]{43}"  # an identity proof (gateway.proof)
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."  # a JWT (the identity assertion)
+)
+# Keys handed to gateways by make_settings (each run makes new ones).
+KEYS_IN_USE: set[str] = {PROOF_KEY}
+
+
+def leaked_secret(line: str) -> str | None:
+    """The secret in a log line, or None."""
+    found = LEAK_PATTERNS.search(line)
+    if found:
+        return found.group(0)
+    return next((key for key in KEYS_IN_USE if key in line), None)
+
+
+class _LeakCheck(logging.Handler):
+    """Sees every log record of the run (the gateway's loggers at INFO) and keeps the ones with a secret."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = record.getMessage() + (logging.Formatter().formatException(record.exc_info)
+                                          if record.exc_info else "")
+        except Exception:  # a broken record is not this check's business
+            return
+        if leaked_secret(line) is not None:
+            self.leaks.append(f"{record.name}: {line[:300]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log_line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fail the run if any log line (in this process, or in the stacks' log files) holds a secret."""
+    check = _LeakCheck()
+    gateway_logger = logging.getLogger("gateway")
+    level = gateway_logger.level
+    gateway_logger.setLevel(logging.INFO)  # the audit and sign-in lines are INFO: check them too
+    logging.getLogger().addHandler(check)
+    yield
+    logging.getLogger().removeHandler(check)
+    gateway_logger.setLevel(level)
+    leaks = list(check.leaks)
+    for path in tmp_path_factory.getbasetemp().rglob("*.log"):
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            leaks += [f"{path.name}: {line[:300]}" for line in lines if leaked_secret(line) is not None]
+    assert not leaks, "secrets in log lines:\n" + "\n".join(leaks[:20])
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +101,7 @@ def make_settings(state_dir: Path, port: int, **overrides: Any) -> Settings:
         "GATEWAY_FETCH_CONNECT_TIMEOUT": "1",
         "GATEWAY_REVOCATION_REFRESH": "0.2",
     }
+    KEYS_IN_USE.add(env["GATEWAY_SECRET_KEYS"])
     settings = load_settings(None, env)
     return dataclasses.replace(settings, **overrides) if overrides else settings
 

@@ -70,7 +70,7 @@ class CallbackEndpoint:
                 raise self.state_missing(request)
             record = await run_in_threadpool(self.states.take, state_id)
             next_target = runtime.safe_next(record.next)
-            provider = record.provider
+            provider = runtime.provider_label(record.provider)
             identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query)
         except LoginFailed as exc:
             runtime.failure_limiter.hit(client)

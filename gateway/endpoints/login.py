@@ -125,7 +125,7 @@ class LoginEndpoints:
                                status=400)
         state_cookie = await run_in_threadpool(self.states.begin, state_id, "openid2", provider_request.provider,
                                                next_target, remember, provider_request.pending)
-        runtime.events.emit(SignInStarted(provider_request.provider, client))
+        runtime.events.emit(SignInStarted(runtime.provider_label(provider_request.provider), client))
         if provider_request.form_fields is None:
             return redirect(provider_request.url, [state_cookie])
         response = self.services.pages.render(

@@ -139,7 +139,7 @@ class UpstreamProxy:
                     settings.header_proof, settings.header_assertion)
         return cls(
             settings.upstream_url,
-            strip_headers=identity,
+            strip_headers=(*identity, "X-Request-ID"),  # the gateway sends its own (gateway.audit)
             connect_timeout=settings.upstream_connect_timeout,
             read_timeout=settings.upstream_read_timeout,
             pool_size=settings.upstream_pool_size,

@@ -258,6 +258,7 @@ class SQLiteStore:
     _BY_SESSION = "session_id = ?"
     _BY_SERIES = "series_id = ?"
     _BY_USER = "user_id = ?"
+    _EVERY = "session_id != ?"  # with "": every session (ids are never empty)
 
     @staticmethod
     def _revoke_where(conn: sqlite3.Connection, where: str, key: str, now: float) -> list[str]:
@@ -300,6 +301,18 @@ class SQLiteStore:
                " ORDER BY created DESC")
         rows = self._call(lambda conn: conn.execute(sql, (user_id, now)).fetchall())
         return [SessionRecord(*row) for row in rows]
+
+    def list_all_sessions(self, now: float) -> list[SessionRecord]:
+        sql = "SELECT * FROM sessions WHERE revoked_at IS NULL AND expires > ? ORDER BY created DESC"
+        return [SessionRecord(*row) for row in self._call(lambda conn: conn.execute(sql, (now,)).fetchall())]
+
+    def revoke_all(self, now: float) -> list[str]:
+        def work(conn: sqlite3.Connection) -> list[str]:
+            with self._transaction(conn):
+                conn.execute("UPDATE remember_series SET revoked_at = ? WHERE revoked_at IS NULL", (now,))
+                return self._revoke_where(conn, self._EVERY, "", now)
+
+        return self._call(work)
 
     def revocations_after(self, seq: int, now: float) -> tuple[list[str], int]:
         sql = "SELECT seq, session_id FROM revocations WHERE seq > ? AND expires > ? ORDER BY seq"
