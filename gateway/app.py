@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway import metrics
 from gateway.access import Decision
 from gateway.answers import json_body, json_headers
 from gateway.audit import REQUEST_ID_HEADER, AuditLog, configure_logging, request_id_from
@@ -118,20 +119,21 @@ class GatewayApp:
         if scope["type"] == "http":
             path = scope["path"]
             if sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
-                await self.headers_too_large(scope, receive, send)
+                await self.headers_too_large(scope, receive, metrics.counting("other", send))
             elif path == AUTH_PATH and self.proxy is None:
                 # Only nginx may ask (mode 1). In proxy mode a client could name any
                 # X-Original-URI and collect proofs for it: the pages answer 404.
-                await self.auth(scope, receive, send)
+                await self.auth(scope, receive, metrics.counting("auth", send))
             elif path == JWKS_PATH and self.jwks is not None:
-                await self.jwks(scope, receive, send)
+                await self.jwks(scope, receive, metrics.counting("pages", send))
             elif path.startswith(GATEWAY_PREFIX) or path in ("/login", "/logout") or self.proxy is None:
                 client = scope.get("client")
                 trusted = client is not None and self.runtime.client_address.is_trusted(client[0])
                 request_id.set(request_id_from(scope["headers"], trusted))
-                await self.pages(scope, receive, send)
+                own = path.startswith(GATEWAY_PREFIX) or path in ("/login", "/logout")
+                await self.pages(scope, receive, metrics.counting("pages" if own else "other", send))
             else:
-                await self.forward(scope, receive, send)
+                await self.forward(scope, receive, metrics.counting("proxy", send))
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
         elif self.proxy is not None:

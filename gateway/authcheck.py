@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from gateway import metrics
 from gateway.access import Decision, Person
 from gateway.answers import is_api_request
 from gateway.audit import request_id_from
@@ -149,8 +150,18 @@ class AuthCheck:
 
         Returns the decision, the live session (or None) and a refreshed
         ``Set-Cookie`` value (or None). Raises :class:`StoreUnavailable` when
-        revocations are not current, unless the path is public anyway.
+        revocations are not current, unless the path is public anyway. Counted for the metrics.
         """
+        try:
+            result = self._decide(cookie_header, method, host, uri)
+        except StoreUnavailable:
+            metrics.count_decision("unavailable", "store")
+            raise
+        metrics.count_decision(result[0].outcome, result[0].rule)
+        return result
+
+    def _decide(self, cookie_header: str | None, method: str, host: str, uri: str
+                ) -> tuple[Decision, Session | None, str | None]:
         path = uri.partition("?")[0]
         try:
             session, refreshed = self.authenticate(cookie_header, self.runtime.now())

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import MutableMapping, Sequence
+from pathlib import Path
 
 from gateway import admin_command, keys_command
 from gateway.audit import configure_logging
@@ -17,6 +19,7 @@ from gateway.errors import ConfigError
 from gateway.settings import Settings, access_summary, load_settings, provider_address_warnings
 
 EXIT_CONFIG = 2
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _load(config: str | None) -> Settings:
@@ -78,12 +81,55 @@ def check_access(settings: Settings, args: argparse.Namespace) -> None:
         print(f"          judged as each of: {', '.join(readings[:12])}{' ...' if len(readings) > 12 else ''}")
 
 
-def serve(settings: Settings, config: str | None) -> None:
-    import uvicorn
+def prepare_multiprocess_dir(environ: MutableMapping[str, str] | None = None) -> tuple[Path, bool]:
+    """Point ``PROMETHEUS_MULTIPROC_DIR`` at an empty directory; return it and whether it was made here.
 
+    Here, not in gateway.metrics: it must run before prometheus-client is imported (which reads the
+    variable then). A directory the operator set is emptied (an earlier run's values would be summed
+    in); otherwise a private temporary one is made, removed at exit.
+    """
+    env = os.environ if environ is None else environ
+    preset = env.get(MULTIPROC_ENV)
+    if preset:
+        path = Path(preset)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return path, False
+    path = Path(tempfile.mkdtemp(prefix="openid-gateway-metrics-"))
+    env[MULTIPROC_ENV] = str(path)
+    return path, True
+
+
+def serve(settings: Settings, config: str | None) -> None:
+    """Run uvicorn; with ``metrics_address``, serve the metrics of every worker from this process too."""
     configure_logging(settings)  # the workers do it again (gateway.app.create_app_from_environ)
     if config:
         os.environ["GATEWAY_CONFIG"] = os.path.abspath(config)
+    if not settings.metrics_address:
+        _run_uvicorn(settings)
+        return
+    # Before prometheus-client is first imported, here and in the workers uvicorn spawns (they inherit it).
+    directory, made_here = prepare_multiprocess_dir()
+    from gateway import metrics
+
+    try:
+        server = metrics.start_server(settings.metrics_address, directory)
+    except OSError as exc:
+        print(f"openid-gateway: metrics_address {settings.metrics_address}: cannot listen ({exc.strerror or exc})",
+              file=sys.stderr)
+        raise SystemExit(1) from None
+    try:
+        _run_uvicorn(settings)
+    finally:
+        metrics.stop_server(server)
+        if made_here:
+            metrics.remove_multiprocess_dir(directory)
+
+
+def _run_uvicorn(settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         "gateway.app:create_app_from_environ",
         factory=True,

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from gateway import metrics
 from gateway.errors import StoreUnavailable
 from gateway.events import Events, StoreDown, StoreRecovered
 from gateway.store import Store
@@ -115,6 +116,8 @@ class RevocationCache:
             if not self._failing:  # once per outage, not once per refresh
                 self._failing = True
                 self.events.emit(StoreDown("revocation"))
+            # Never loaded: no revocation data at all, infinitely old.
+            metrics.set_revocation_age(now - self._last_ok if self._last_ok else float("inf"))
             return
         if full:
             stored = set(ids)
@@ -131,3 +134,4 @@ class RevocationCache:
             self._failing = False
             self.events.emit(StoreRecovered())
         self._last_ok = now
+        metrics.set_revocation_age(0.0)

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from gateway import metrics
 from gateway.access import AccessPolicy
 from gateway.assertion import AssertionSigner
 from gateway.clientaddr import ClientAddress
@@ -101,6 +102,8 @@ class Runtime:
         self.client_address = ClientAddress(s.trusted_proxies)
         self.login_limiter = RateLimiter(s.login_rate_limit, s.login_rate_window)
         self.failure_limiter = RateLimiter(s.failure_rate_limit, s.failure_rate_window)
+        self.events.subscribe(metrics.EventCounter(metrics.Labels((p.name for p in s.providers),
+                                                                  (p.identifier for p in s.providers))))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

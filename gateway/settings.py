@@ -86,6 +86,8 @@ class Settings:
     audit_log: str = "stderr"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
+    # Prometheus metrics (gateway.metrics) on a listener of their own, "host:port"; "" = off.
+    metrics_address: str = ""
 
     # Cookies and sessions.
     session_cookie: str = "gw_session"
@@ -329,6 +331,7 @@ def validate(settings: Settings) -> list[str]:
             " on request header size or header read time (slow or huge headers tie it up); listen on 127.0.0.1,"
             " or set behind_proxy = true if nginx (or another proxy that sets those limits) is its only client"
         )
+    problems.extend(_metrics_address_problems(settings))
     for cidr in settings.trusted_proxies:
         try:
             ipaddress.ip_network(cidr, strict=False)
@@ -375,6 +378,21 @@ def access_summary(settings: Settings) -> str:
                "allow": "", "deny": "nobody may reach any other path"}.get(settings.default_policy, "")
     return (f"access: {len(settings.rules)} rule(s){public}; default_policy = {settings.default_policy!r}:"
             f" {default}")
+
+
+def _metrics_address_problems(settings: Settings) -> list[str]:
+    """The metrics listener must parse and never share the public port (metrics are for the operator)."""
+    if not settings.metrics_address:
+        return []
+    host, sep, port = settings.metrics_address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return [f"metrics_address must be host:port, e.g. 127.0.0.1:9100, got {settings.metrics_address!r}"]
+    wildcard = {"0.0.0.0", "::"}  # noqa: S104 (compared with, never bound)
+    if int(port) == settings.port and (host == settings.host or host in wildcard or settings.host in wildcard):
+        return [f"metrics_address {settings.metrics_address!r} is the public listener ({settings.host}:"
+                f"{settings.port}): give the metrics a port of their own, reachable by Prometheus only"]
+    return []
 
 
 def is_loopback_host(host: str) -> bool:

@@ -57,6 +57,7 @@ import httpcore
 import httpx
 import openid.fetchers
 
+from gateway import metrics
 from gateway.errors import DiscoveryRefused, FetchError, PrivateAddressRefused
 from gateway.openid.addresses import is_forbidden_address, parse_host_address
 from gateway.openid.providers import is_url_allowed
@@ -215,6 +216,7 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
         network_backend: httpcore.NetworkBackend | None = None,
         ssl_context: ssl.SSLContext | None = None,
         limits: httpx.Limits | None = None,
+        metric_hosts: Iterable[str] = (),
     ) -> None:
         if network_backend is not None and (resolver is not None or allow_private_addresses):
             raise ValueError("pass either network_backend or resolver/allow_private_addresses")
@@ -228,6 +230,8 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
         self.allowlist = tuple(allowlist)
+        # Metrics name a configured provider's host, any other "other": visitors type any URL.
+        self._labels = metrics.Labels(provider_urls=metric_hosts)
         self._client = httpx.Client(
             transport=GuardedTransport(network_backend, ssl_context=ssl_context, limits=limits),
             trust_env=False,
@@ -246,12 +250,32 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
             max_redirects=settings.fetch_max_redirects,
             allow_private_addresses=settings.allow_private_addresses,
             allowlist=settings.provider_allowlist,
+            metric_hosts=[p.identifier for p in settings.providers],
         )
 
     def fetch(
         self, url: str, body: str | bytes | None = None, headers: Mapping[str, str] | None = None
     ) -> openid.fetchers.HTTPResponse:
-        """GET ``url``, or POST ``body`` (already url-encoded) to it; HTTP error statuses are returned."""
+        """GET ``url``, or POST ``body`` (already url-encoded) to it; HTTP error statuses are returned.
+
+        Timed and counted for the metrics, by the provider's host.
+        """
+        started = time.monotonic()
+        failure: str | None = None
+        try:
+            return self._fetch(url, body, headers)
+        except DiscoveryRefused:
+            failure = "refused"
+            raise
+        except FetchError as exc:
+            failure = "timeout" if exc.reason == "timed out" else "error"
+            raise
+        finally:
+            metrics.observe_fetch(self._labels.host(url), time.monotonic() - started, failure)
+
+    def _fetch(
+        self, url: str, body: str | bytes | None, headers: Mapping[str, str] | None
+    ) -> openid.fetchers.HTTPResponse:
         deadline = time.monotonic() + self.total_timeout
         method = "GET" if body is None else "POST"
         content = body.encode() if isinstance(body, str) else body

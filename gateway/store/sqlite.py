@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from openid.association import Association
 from openid.store import nonce as openid_nonce
 
+from gateway import metrics
 from gateway.errors import StoreUnavailable
 from gateway.store.base import LoginStateRecord, RememberRecord, SessionRecord
 
@@ -148,7 +149,12 @@ class SQLiteStore:
                 logger.warning("cannot make %s private (mode 0600): %s", path, exc.strerror)
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` under the lock; reconnect after a failure so the store heals itself."""
+        """Run ``work`` under the lock; reconnect after a failure so the store heals itself.
+
+        Timed (lock wait included: that is what a request waits) for the store metrics.
+        """
+        started = time.perf_counter()
+        failed = False
         with self._lock:
             try:
                 if self._handle.conn is None or not self.path.exists():
@@ -156,8 +162,11 @@ class SQLiteStore:
                     self._handle.conn = self._connect()
                 return work(self._handle.conn)
             except sqlite3.Error as exc:
+                failed = True
                 self._reset()
                 raise StoreUnavailable(f"SQLite store {str(self.path)!r}: {exc}") from exc
+            finally:
+                metrics.observe_store(time.perf_counter() - started, failed)
 
     def _reset(self) -> None:
         self._handle.close()
