@@ -509,10 +509,16 @@ def test_response_headers_lose_what_connection_names_and_keep_repeats() -> None:
 
 
 def test_from_settings_strips_the_configured_identity_headers() -> None:
-    settings = Settings(mode="proxy", upstream_url="http://127.0.0.1:8000/app", header_user="X-Remote-User")
+    settings = Settings(mode="proxy", upstream_url="http://127.0.0.1:8000", header_user="X-Remote-User")
     proxy = UpstreamProxy.from_settings(settings)
     assert proxy.read_timeout == settings.upstream_read_timeout
     assert proxy.pool_size == settings.upstream_pool_size
     forged = [(b"x_remote_user", b"m"), (b"x-remote-user", b"m"), (b"X_REMOTE-USER".lower(), b"m")]
     head, _ = proxy._heads.build(b"GET / HTTP/1.1", forged, [], None, b"http")
     assert b"remote" not in head
+
+
+def test_an_upstream_url_with_a_path_is_refused() -> None:
+    """The proof signs the path the browser asked for; a prefix added on the way would break it (or lie)."""
+    with pytest.raises(ValueError, match="origin without a path"):
+        UpstreamProxy("http://127.0.0.1:8000/base", strip_headers=(), connect_timeout=1, read_timeout=1, pool_size=1)

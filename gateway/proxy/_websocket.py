@@ -32,6 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.http11 import USER_AGENT
 from websockets.protocol import CONNECTING
 
+from gateway.proof import request_uri
 from gateway.proxy._headers import HOP_BY_HOP, RequestHeads
 from gateway.types import Receive, Scope, Send
 
@@ -96,12 +97,10 @@ def wire_code(code: int | None, lost: int) -> int:
 class WebSocketForwarder:
     """Opens the upstream WebSocket for one client connection and relays until either side closes."""
 
-    def __init__(self, host: str, port: int, netloc: str, prefix: bytes, heads: RequestHeads,
-                 connect_timeout: float) -> None:
+    def __init__(self, host: str, port: int, netloc: str, heads: RequestHeads, connect_timeout: float) -> None:
         self._host = host
         self._port = port
         self._netloc = netloc
-        self._prefix = prefix
         self._heads = heads
         self.connect_timeout = connect_timeout
 
@@ -111,9 +110,7 @@ class WebSocketForwarder:
         """Forward the WebSocket in ``scope``; ``accept_headers`` go to the client with the 101 answer."""
         if (await receive())["type"] != "websocket.connect":
             return
-        raw_path = scope.get("raw_path") or scope["path"].encode("latin-1")
-        query = scope["query_string"]
-        target = self._prefix + raw_path + (b"?" + query if query else b"")
+        target = request_uri(scope).encode("latin-1")  # as the client sent it: what the proof signed
         shown = target.decode("latin-1")[:200]
         if not target.isascii():  # a browser percent-encodes; the request line must be ASCII
             logger.warning("websocket %s refused: request target not ASCII", shown)
