@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,13 +205,14 @@ class TokenCodec:
         return result if isinstance(result, str) else None
 
 
-def read_cookie(header: str | None, name: str) -> str | None:
-    """Return the first cookie called ``name`` from a Cookie header, without a full parse.
+def iter_cookies(header: str | None, name: str) -> Iterator[str]:
+    """The values of the cookies called ``name`` in a Cookie header, in order, without a full parse.
 
-    The hot path looks for one cookie; a full parse of every cookie is wasted work.
+    One parser for every reader (the auth check, logout, the pages), so that
+    they never disagree on which of two same-named cookies they saw.
     """
     if not header:
-        return None
+        return
     prefix = name + "="
     for part in header.split(";"):
         part = part.strip()
@@ -219,29 +220,22 @@ def read_cookie(header: str | None, name: str) -> str | None:
             value = part[len(prefix) :]
             if len(value) >= 2 and value[0] == value[-1] == '"':
                 value = value[1:-1]
-            return value
-    return None
+            yield value
+
+
+def read_cookie(header: str | None, name: str) -> str | None:
+    """The first cookie called ``name``: the hot path needs one, and stops looking there."""
+    return next(iter_cookies(header, name), None)
 
 
 def read_cookies(header: str | None, name: str) -> list[str]:
-    """Every cookie called ``name`` in a Cookie header, in order.
+    """Every cookie called ``name``, in order.
 
     A browser sends several cookies of one name when they differ in Domain or
     Path (a sibling subdomain can plant one): whoever acts on "the" session
     (logout) must see every copy, not whichever a parser happens to keep.
     """
-    if not header:
-        return []
-    prefix = name + "="
-    values = []
-    for part in header.split(";"):
-        part = part.strip()
-        if part.startswith(prefix):
-            value = part[len(prefix) :]
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            values.append(value)
-    return values
+    return list(iter_cookies(header, name))
 
 
 def host_cookie_name(name: str, https: bool, domain: str) -> str:
