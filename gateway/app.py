@@ -22,10 +22,11 @@ from gateway.access import Decision
 from gateway.answers import json_body, json_headers
 from gateway.audit import REQUEST_ID_HEADER, AuditLog, configure_logging, request_id_from
 from gateway.authcheck import AuthCheck, scan_headers
-from gateway.endpoints import FORBIDDEN_PATH, Services, routes
+from gateway.endpoints import Services, routes
 from gateway.endpoints.jwks import JWKS_PATH, JWKSEndpoint
 from gateway.errors import BadRequest, RateLimited, SignInBusy, StoreUnavailable
 from gateway.events import RateLimitedEvent, StoreDown, request_id
+from gateway.forwardauth import ForwardAuth, forbidden_page_scope
 from gateway.proof import request_uri
 from gateway.runtime import Runtime
 from gateway.sessions import Session
@@ -105,6 +106,7 @@ class GatewayApp:
         self.auth = AuthCheck(self.runtime)
         self.site = Pages(site_name=settings.site_name)
         self.pages = SecurityHeaders(_pages_app(Services(self.runtime, self.auth, self.site)))
+        self.auth.forward_auth = ForwardAuth(self.auth, self.pages, self.site)  # Caddy, Traefik
         self.proxy: Any = None
         if settings.mode == "proxy":
             from gateway.proxy import UpstreamProxy
@@ -237,11 +239,7 @@ class GatewayApp:
                                     (b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
         else:  # the same page nginx shows in mode 1: /_gateway/forbidden for this URI
-            headers = [(k, v) for k, v in scope["headers"] if k != b"x-original-uri"]
-            headers.append((b"x-original-uri", uri.encode("latin-1")))
-            page_scope = {**scope, "method": "GET", "path": FORBIDDEN_PATH, "raw_path": FORBIDDEN_PATH.encode(),
-                          "query_string": b"", "headers": headers}
-            await self.pages(page_scope, receive, send)
+            await self.pages(forbidden_page_scope(scope, uri), receive, send)
 
     async def forward_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy mode: a WebSocket handshake is judged as a GET of its URI (the same decision), then relayed.

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from gateway import metrics
 from gateway.access import Decision, Person
@@ -52,6 +53,9 @@ from gateway.proof import encode_groups, encode_identity
 from gateway.runtime import Runtime
 from gateway.sessions import Session, read_cookie, strip_cookies
 from gateway.types import Identity, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from gateway.forwardauth import ForwardAuth
 
 logger = logging.getLogger("gateway.access")
 
@@ -124,6 +128,8 @@ class AuthCheck:
         self.access = runtime.access
         self.api_paths = runtime.settings.api_paths
         self._known: dict[Identity, _Known] = {}
+        # Caddy's and Traefik's forward auth, set by gateway.app (it holds the pages the answers need).
+        self.forward_auth: ForwardAuth | None = None
         # (names, prefixes) of the cookies kept from the app; None: pass every cookie.
         self._gateway_cookies = None if runtime.settings.pass_gateway_cookies else runtime.gateway_cookie_names()
 
@@ -239,8 +245,28 @@ class AuthCheck:
         self._known[identity] = known
         return known
 
+    def allow_headers(self, session: Session | None, public: bool, cookie: str | None, refreshed: str | None,
+                      method: str, host: str, uri: str) -> list[tuple[bytes, bytes]]:
+        """The headers of an allowed answer: the identity (unless public), the app's Cookie, a refreshed cookie."""
+        if session is not None and not public:
+            headers = self.identity_headers(session, method, host, uri)
+            headers += (_NO_STORE, _NO_BODY)
+        else:
+            headers = [_NO_STORE, _NO_BODY]
+        app_cookie = self.app_cookie(cookie)
+        if app_cookie:
+            headers.append((_APP_COOKIE, app_cookie.encode("latin-1")))
+        if refreshed is not None:
+            headers.append((b"set-cookie", refreshed.encode("latin-1")))
+        return headers
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         cookie, uri, method, _, host = scan_headers(scope["headers"])
+        if uri is None and self.forward_auth is not None:  # not nginx: Caddy or Traefik? (gateway.forwardauth)
+            forwarded = self.forward_auth.forwarded(scope)
+            if forwarded is not None:
+                await self.forward_auth(scope, receive, send, cookie, forwarded)
+                return
         uri = uri or "/"
         method = method or "GET"
         host = host or ""
@@ -251,16 +277,7 @@ class AuthCheck:
             await send(_EMPTY_BODY)
             return
         if decision.outcome == "allow":
-            if session is not None and not decision.public:
-                headers = self.identity_headers(session, method, host, uri)
-                headers += (_NO_STORE, _NO_BODY)
-            else:
-                headers = [_NO_STORE, _NO_BODY]
-            app_cookie = self.app_cookie(cookie)
-            if app_cookie:
-                headers.append((_APP_COOKIE, app_cookie.encode("latin-1")))
-            if refreshed is not None:
-                headers.append((b"set-cookie", refreshed.encode("latin-1")))
+            headers = self.allow_headers(session, decision.public, cookie, refreshed, method, host, uri)
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send(_EMPTY_BODY)
             return

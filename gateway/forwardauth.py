@@ -1,0 +1,139 @@
+"""``/_gateway/auth`` in the dialect of Caddy's ``forward_auth`` and Traefik's ``ForwardAuth``.
+
+nginx's ``auth_request`` names the original request with ``X-Original-URI``
+and ``X-Original-Method`` and turns the gateway's 401 into a redirect itself
+(``error_page``). Caddy and Traefik name it with ``X-Forwarded-Method``,
+``-Proto``, ``-Host`` and ``-Uri``, and pass any answer other than 2xx straight
+to the browser. So a request to the auth check that has ``X-Forwarded-Uri``
+and no ``X-Original-URI``, from an address in ``trusted_proxies``, is answered
+here:
+
+* allowed: ``200`` with the identity headers, as for nginx (the proxy copies
+  them: Caddy's ``copy_headers``, Traefik's ``authResponseHeaders``);
+* sign in first: a browser gets ``302`` to the login page at ``public_url``
+  (``next``: the original request), an API client ``401`` JSON;
+* forbidden: the gateway's 403 page, or ``403`` JSON for an API client;
+* store unavailable: the 503 page.
+
+From any other address those headers mean nothing (a client could otherwise
+choose the request it is judged for); the request is answered as nginx's is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from starlette.responses import Response
+
+from gateway.answers import json_body, json_headers
+from gateway.audit import request_id_from
+from gateway.endpoints.forbidden import FORBIDDEN_PATH
+from gateway.endpoints.login import host_name
+from gateway.errors import StoreUnavailable
+from gateway.events import request_id
+from gateway.types import Receive, Scope, Send
+from gateway.web import Pages, SecurityHeaders
+
+if TYPE_CHECKING:
+    from gateway.authcheck import AuthCheck
+
+_NO_STORE = (b"cache-control", b"no-store")
+_NO_BODY = (b"content-length", b"0")
+
+
+class ForwardedRequest(NamedTuple):
+    """The request a forward-auth proxy asks about, from its ``X-Forwarded-*`` headers."""
+
+    method: str
+    proto: str
+    host: str
+    uri: str
+
+
+def forbidden_page_scope(scope: Scope, uri: str) -> Scope:
+    """The scope that renders ``/_gateway/forbidden`` for ``uri`` (the page reads ``X-Original-URI``)."""
+    headers = [(k, v) for k, v in scope["headers"] if k != b"x-original-uri"]
+    headers.append((b"x-original-uri", uri.encode("latin-1")))
+    return {**scope, "method": "GET", "path": FORBIDDEN_PATH, "raw_path": FORBIDDEN_PATH.encode(),
+            "query_string": b"", "headers": headers}
+
+
+class ForwardAuth:
+    """Answers Caddy and Traefik; the decision itself is :meth:`AuthCheck.check`, as in every mode."""
+
+    def __init__(self, auth: AuthCheck, pages: Any, site: Pages) -> None:
+        self.auth = auth
+        self.runtime = auth.runtime
+        self.pages = pages  # the gateway's pages app, for the 403 page
+        self.site = site
+        self.public_host = host_name(self.runtime.settings.public_url.partition("://")[2])
+
+    def forwarded(self, scope: Scope) -> ForwardedRequest | None:
+        """The forwarded request, if a trusted proxy sent ``X-Forwarded-Uri``; else None."""
+        client = scope.get("client")
+        if client is None or not self.runtime.client_address.is_trusted(client[0]):
+            return None
+        method = proto = host = uri = None
+        plain_host = ""
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-uri":
+                uri = value.decode("latin-1")
+            elif name == b"x-forwarded-method":
+                method = value.decode("latin-1")
+            elif name == b"x-forwarded-proto":
+                proto = value.decode("latin-1")
+            elif name == b"x-forwarded-host":
+                host = value.decode("latin-1")
+            elif name == b"host" and not plain_host:
+                plain_host = value.decode("latin-1")
+        if uri is None:
+            return None
+        proto = proto.split(",")[0].strip().lower() if proto else "http"
+        return ForwardedRequest((method or "GET").upper(), proto if proto in ("http", "https") else "http",
+                                (host or plain_host).split(",")[0].strip(), uri)
+
+    def login_location(self, request: ForwardedRequest) -> str:
+        """The login page at ``public_url``, ``next`` the original request (absolute when on another host)."""
+        runtime = self.runtime
+        on_public_host = host_name(request.host) == self.public_host
+        target = request.uri if on_public_host else f"{request.proto}://{request.host}{request.uri}"
+        return runtime.settings.public_origin + runtime.login_url(runtime.safe_next(target))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, cookie: str | None,
+                       request: ForwardedRequest) -> None:
+        auth = self.auth
+        client = scope.get("client")
+        request_id.set(request_id_from(scope["headers"], client is not None))  # trusted: checked by forwarded()
+        if not request.uri.startswith("/"):
+            await self.page(scope, receive, send, self.site.error(400, "Bad request",
+                                                                  "The request could not be understood."))
+            return
+        method, host, uri = request.method, request.host, request.uri
+        try:
+            decision, session, refreshed = auth.check(cookie, method, host, uri)
+        except StoreUnavailable:
+            await self.page(scope, receive, send, self.site.error(
+                503, "Temporarily unavailable", "The site cannot check your sign-in right now. Please try again.",
+                retry_after=5))
+            return
+        if decision.outcome == "allow":
+            headers = auth.allow_headers(session, decision.public, cookie, refreshed, method, host, uri)
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        auth.log_refusal(decision, session, method, host, uri)
+        status = 401 if decision.outcome == "sign_in" else 403
+        login = self.login_location(request)
+        if auth.refusal_is_api(scope["headers"], uri.partition("?")[0]):
+            body = json_body(status, login)
+            await send({"type": "http.response.start", "status": status, "headers": json_headers(body, status)})
+            await send({"type": "http.response.body", "body": body})
+        elif status == 401:
+            await send({"type": "http.response.start", "status": 302,
+                        "headers": [(b"location", login.encode("latin-1")), _NO_STORE, _NO_BODY]})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await self.pages(forbidden_page_scope(scope, uri), receive, send)
+
+    async def page(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
+        await SecurityHeaders(response)(scope, receive, send)

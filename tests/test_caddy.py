@@ -1,0 +1,136 @@
+"""The Caddy recipe (deploy/caddy/Caddyfile) with a real Caddy in front of a real gateway and the echo app.
+
+Caddy's ``forward_auth`` asks ``/_gateway/auth`` with ``X-Forwarded-*``
+headers and passes any non-2xx answer straight to the browser
+(gateway.forwardauth). The recipe is used as it is, imported by a test
+Caddyfile that only adds the global options a test needs (no admin API, no
+automatic HTTPS) and sets the three addresses through the environment.
+
+A missing ``caddy`` is an error, never a skip (``make system-deps`` installs it).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from gateway.access import parse_rule
+from gateway.proof import ProofVerifier
+from tests.conftest import PROOF_KEY, GatewayFactory, RunningGateway
+from tests.servers import Process, UvicornThread, free_port
+from tests.signin import sign_in
+
+ROOT = Path(__file__).parents[1]
+RECIPE = ROOT / "deploy" / "caddy" / "Caddyfile"
+RULES = (
+    parse_rule(0, {"name": "open", "paths": ["/echo/public"], "policy": "public"}),
+    parse_rule(1, {"name": "admins-only", "paths": ["/echo/admin"], "policy": "deny"}),
+)
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+FORGED = {"X-Gateway-User": "https://evil.example/id/mallory", "X-Gateway-Email": "mallory@evil.example",
+          "X-Gateway-Proof": "v2.1.forged", "X-Gateway-Groups": "admins"}
+
+
+@dataclass
+class CaddyStack:
+    url: str
+    gateway: RunningGateway
+    provider: UvicornThread
+
+
+def caddy_binary() -> str:
+    found = shutil.which("caddy")
+    assert found, "caddy is missing: apt-get install caddy (make system-deps)"
+    return found
+
+
+@pytest.fixture
+def caddy(gateway_factory: GatewayFactory, upstream: UvicornThread, provider: UvicornThread,
+          tmp_path: Path) -> Iterator[CaddyStack]:
+    port = free_port()
+    site = f"http://127.0.0.1:{port}"
+    gateway = gateway_factory(mode="auth_request", public_url=site, rules=RULES)
+    config = tmp_path / "Caddyfile"
+    config.write_text(f"{{\n\tadmin off\n\tauto_https off\n}}\nimport {RECIPE}\n")
+    env = {"SITE_ADDRESS": site, "GATEWAY": gateway.url.removeprefix("http://"),
+           "APP": upstream.url.removeprefix("http://"), "HOME": str(tmp_path),
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    process = Process([caddy_binary(), "run", "--config", str(config), "--adapter", "caddyfile"], env=env,
+                      log_path=tmp_path / "caddy.log", name="caddy")
+    process.start(wait_port=port)
+    try:
+        yield CaddyStack(site, gateway, provider)
+    finally:
+        process.stop()
+
+
+def echoed(response: httpx.Response) -> dict[str, list[str]]:
+    assert response.status_code == 200 and response.url.path.startswith("/echo"), (response.url, response.text[:300])
+    headers: dict[str, list[str]] = {}
+    for name, value in response.json()["headers"]:
+        headers.setdefault(name, []).append(value)
+    return headers
+
+
+def test_sign_in_through_caddy_lands_on_next_with_a_proven_identity(caddy: CaddyStack) -> None:
+    identifier = f"{caddy.provider.url}/id/erin"
+    with httpx.Client(timeout=15) as anonymous:
+        asked = anonymous.get(caddy.url + "/echo/deep?q=1", headers={"Accept": "text/html"})
+        assert asked.status_code == 302
+        login = urlsplit(asked.headers["location"])
+        assert f"{login.scheme}://{login.netloc}" == caddy.url and login.path == "/login"
+        assert parse_qs(login.query)["next"] == ["/echo/deep?q=1"]
+        api = anonymous.get(caddy.url + "/echo/deep", headers={"Accept": "application/json"})
+        assert api.status_code == 401 and api.headers["content-type"].startswith("application/json")
+
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        landed = sign_in(browser, caddy.url, identifier, "erin", next_target="/echo/deep?q=1")
+        assert landed.url.path == "/echo/deep" and landed.url.query == b"q=1"
+        headers = echoed(landed)
+        assert headers["x-gateway-user"] == [identifier]
+        assert ProofVerifier(PROOF_KEY).verify(httpx.Headers({k: v[0] for k, v in headers.items()}), "GET",
+                                               urlsplit(caddy.url).netloc, "/echo/deep?q=1") is not None
+        assert "gw_session" not in " ".join(headers.get("cookie", []))  # the app never sees the session cookie
+        assert len(headers.get("x-request-id", [])) == 1
+        browser.cookies.set("theme", "dark", domain="127.0.0.1")
+        assert echoed(browser.get(caddy.url + "/echo/page"))["cookie"] == ["theme=dark"]  # the app's own, only
+
+        forbidden = browser.get(caddy.url + "/echo/admin")
+        assert forbidden.status_code == 403 and "<html" in forbidden.text.lower()
+
+        browser.get(caddy.url + "/logout", headers=SAME_ORIGIN)
+        after = browser.get(caddy.url + "/echo/deep")
+        assert after.url.path == "/login"
+
+
+def test_forged_identity_headers_never_reach_the_app(caddy: CaddyStack) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        public = echoed(browser.get(caddy.url + "/echo/public", headers=FORGED))
+        assert not {"x-gateway-user", "x-gateway-email", "x-gateway-proof", "x-gateway-groups"} & public.keys(), public
+        sign_in(browser, caddy.url, f"{caddy.provider.url}/id/erin", "erin")
+        signed = echoed(browser.get(caddy.url + "/echo/page", headers=FORGED))
+        assert signed["x-gateway-user"] == [f"{caddy.provider.url}/id/erin"]
+        assert "x-gateway-groups" not in signed or signed["x-gateway-groups"] != ["admins"]
+        assert signed["x-gateway-proof"] != ["v2.1.forged"]
+
+
+def test_the_auth_check_is_not_reachable_through_caddy(caddy: CaddyStack) -> None:
+    """A browser asking /_gateway/auth itself (and naming its own X-Forwarded-Uri) gets a 404, as through nginx."""
+    with httpx.Client(timeout=15) as client:
+        for path in ("/_gateway/auth", "/_gateway/auth/x"):
+            response = client.get(caddy.url + path, headers={"X-Forwarded-Uri": "/echo/admin"})
+            assert response.status_code == 404
+
+
+def test_forwarded_headers_from_an_untrusted_address_are_ignored(gateway_factory: GatewayFactory) -> None:
+    """A client that is not a trusted proxy cannot choose the request it is judged for: answered as nginx's."""
+    gateway = gateway_factory(mode="auth_request", rules=RULES, trusted_proxies=("10.9.0.0/16",))
+    answer = httpx.get(gateway.url + "/_gateway/auth", headers={"X-Forwarded-Uri": "/echo/public",
+                                                                "Accept": "text/html"})
+    assert answer.status_code == 401 and answer.headers["x-gateway-login"] == "/login"
