@@ -11,10 +11,13 @@ A missing ``caddy`` is an error, never a skip (``make system-deps`` installs it)
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -50,24 +53,32 @@ def caddy_binary() -> str:
     return found
 
 
-@pytest.fixture
-def caddy(gateway_factory: GatewayFactory, upstream: UvicornThread, provider: UvicornThread,
-          tmp_path: Path) -> Iterator[CaddyStack]:
+@contextlib.contextmanager
+def caddy_in_front(gateway_factory: GatewayFactory, upstream: UvicornThread, provider: UvicornThread,
+                   tmp_path: Path, **settings: Any) -> Iterator[CaddyStack]:
+    """Caddy with the recipe on a free port, in front of a new mode-1 gateway (``settings``) and the echo app."""
     port = free_port()
     site = f"http://127.0.0.1:{port}"
-    gateway = gateway_factory(mode="auth_request", public_url=site, rules=RULES)
-    config = tmp_path / "Caddyfile"
+    gateway = gateway_factory(mode="auth_request", public_url=site, rules=RULES, **settings)
+    config = tmp_path / f"Caddyfile-{port}"
     config.write_text(f"{{\n\tadmin off\n\tauto_https off\n}}\nimport {RECIPE}\n")
     env = {"SITE_ADDRESS": site, "GATEWAY": gateway.url.removeprefix("http://"),
            "APP": upstream.url.removeprefix("http://"), "HOME": str(tmp_path),
            "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     process = Process([caddy_binary(), "run", "--config", str(config), "--adapter", "caddyfile"], env=env,
-                      log_path=tmp_path / "caddy.log", name="caddy")
+                      log_path=tmp_path / f"caddy-{port}.log", name="caddy")
     process.start(wait_port=port)
     try:
         yield CaddyStack(site, gateway, provider)
     finally:
         process.stop()
+
+
+@pytest.fixture
+def caddy(gateway_factory: GatewayFactory, upstream: UvicornThread, provider: UvicornThread,
+          tmp_path: Path) -> Iterator[CaddyStack]:
+    with caddy_in_front(gateway_factory, upstream, provider, tmp_path) as stack:
+        yield stack
 
 
 def echoed(response: httpx.Response) -> dict[str, list[str]]:
@@ -134,3 +145,30 @@ def test_forwarded_headers_from_an_untrusted_address_are_ignored(gateway_factory
     answer = httpx.get(gateway.url + "/_gateway/auth", headers={"X-Forwarded-Uri": "/echo/public",
                                                                 "Accept": "text/html"})
     assert answer.status_code == 401 and answer.headers["x-gateway-login"] == "/login"
+
+
+def test_a_clients_x_original_uri_cannot_choose_the_decision(caddy: CaddyStack) -> None:
+    """nginx's header, sent by a client through Caddy, must not make the gateway judge another path."""
+    lie = {"X-Original-URI": "/echo/public", "X-Original-Method": "GET", "Accept": "text/html"}
+    with httpx.Client(timeout=15) as anonymous:
+        assert anonymous.get(caddy.url + "/echo/page", headers=lie).status_code == 302
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        sign_in(browser, caddy.url, f"{caddy.provider.url}/id/erin", "erin")
+        assert browser.get(caddy.url + "/echo/admin", headers=lie).status_code == 403
+
+
+def test_the_renewed_session_cookie_reaches_the_browser(gateway_factory: GatewayFactory, upstream: UvicornThread,
+                                                        provider: UvicornThread, tmp_path: Path) -> None:
+    """The idle-timeout renewal (Set-Cookie on the auth check's 200) is passed on by the recipe."""
+    with caddy_in_front(gateway_factory, upstream, provider, tmp_path, session_idle_timeout=10) as stack, \
+            httpx.Client(follow_redirects=True, timeout=15) as browser:
+        sign_in(browser, stack.url, f"{provider.url}/id/erin", "erin")
+        deadline = time.monotonic() + 15  # renewed once the cookie is refresh_after (1 s here) old
+        renewed = None
+        while renewed is None and time.monotonic() < deadline:
+            response = browser.get(stack.url + "/echo/page")
+            assert response.url.path == "/echo/page"
+            renewed = next((v for v in response.headers.get_list("set-cookie") if v.startswith("gw_session=")), None)
+            time.sleep(0.1)
+        assert renewed is not None and "HttpOnly" in renewed
+        assert "x-gateway-refresh" not in echoed(browser.get(stack.url + "/echo/page"))  # never the app's to see
