@@ -9,7 +9,10 @@ and no ``X-Original-URI``, from an address in ``trusted_proxies``, is answered
 here:
 
 * allowed: ``200`` with the identity headers, as for nginx (the proxy copies
-  them: Caddy's ``copy_headers``, Traefik's ``authResponseHeaders``);
+  them: Caddy's ``copy_headers``, Traefik's ``authResponseHeaders``), and the
+  app's Cookie header both as ``X-Gateway-Cookie`` and as ``Cookie`` (Traefik
+  can copy a header but not rename it; without app cookies there is none, and
+  Traefik then removes the browser's);
 * sign in first: a browser gets ``302`` to the login page at ``public_url``
   (``next``: the original request), an API client ``401`` JSON;
 * forbidden: the gateway's 403 page, or ``403`` JSON for an API client;
@@ -118,6 +121,9 @@ class ForwardAuth:
             return
         if decision.outcome == "allow":
             headers = auth.allow_headers(session, decision.public, cookie, refreshed, method, host, uri)
+            app_cookie = auth.app_cookie(cookie)
+            if app_cookie:  # Traefik cannot rename X-Gateway-Cookie: authResponseHeaders "Cookie" copies this one
+                headers.append((b"cookie", app_cookie.encode("latin-1")))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
