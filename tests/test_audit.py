@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from devtools.stack import MODES, Stack
 from gateway.access import parse_rule
 from gateway.audit import AUDIT_LOGGER, AuditLog, JsonFormatter, RequestIdFilter, configure_logging
 from gateway.events import Event, Events, SignedIn
@@ -22,6 +25,7 @@ from tests.conftest import GatewayFactory, make_settings
 from tests.htmlforms import submit
 from tests.servers import UvicornThread
 from tests.signin import consent, sign_in, start_login
+from tests.stack_fixtures import ECHO_APP, start_stack
 
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
@@ -177,3 +181,38 @@ def test_the_log_check_lets_ordinary_lines_through() -> None:
     for line in ('signed_in provider="op.example" user="https://op.example/id/erin" remember=True',
                  "login state missing: no gw_state_* cookie came back", "forbidden by admins-only: GET /v2.1/x"):
         assert leaked_secret(line) is None
+
+
+@pytest.fixture(scope="module", params=MODES)
+def json_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """nginx + gateway (``openid-gateway serve``, log_format = "json") + the echo app, in each mode."""
+    yield from start_stack(tmp_path_factory, request.param, upstream=ECHO_APP,
+                           gateway_env={"GATEWAY_LOG_FORMAT": "json"})
+
+
+def gateway_json_lines(stack: Stack) -> list[dict[str, object]]:
+    """The gateway's own log lines (uvicorn's start-up lines keep uvicorn's format)."""
+    lines = (stack.log_dir / "gateway.log").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith('{"time"')]
+
+
+def test_through_nginx_every_line_is_json_and_the_request_id_is_nginxs(json_stack: Stack) -> None:
+    """A client's X-Request-ID is replaced by nginx's $request_id, in the gateway's log and at the app."""
+    chosen = {"X-Request-ID": "client-chosen-id"}
+    with httpx.Client(timeout=15) as anonymous:
+        assert anonymous.get(json_stack.url + "/echo/page", headers=chosen).status_code == 302
+    deadline = time.monotonic() + 10
+    required: list[dict[str, object]] = []
+    while not required and time.monotonic() < deadline:
+        required = [line for line in gateway_json_lines(json_stack) if line.get("event") == "sign_in_required"
+                    and line.get("path") == "/echo/page"]
+        time.sleep(0.05)
+    assert required and re.fullmatch(r"[0-9a-f]{32}", str(required[-1]["request_id"])), required
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        sign_in(browser, json_stack.url, json_stack.provider_identifier, "alice")
+        ids = echoed(browser.get(json_stack.url + "/echo/page", headers=chosen), "x-request-id")
+        assert len(ids) == 1 and re.fullmatch(r"[0-9a-f]{32}", ids[0]), ids
+    signed = [line for line in gateway_json_lines(json_stack) if line.get("event") == "signed_in"]
+    assert signed and signed[-1]["request_id"] != "-"
+    text = (json_stack.log_dir / "gateway.log").read_text()
+    assert "client-chosen-id" not in text
