@@ -154,15 +154,16 @@ class SQLiteStore:
         Timed (lock wait included: that is what a request waits) for the store metrics.
         """
         started = time.perf_counter()
-        failed = False
+        failed = True  # until work returns: a missing file raises StoreUnavailable before any sqlite3.Error
         with self._lock:
             try:
                 if self._handle.conn is None or not self.path.exists():
                     self._reset()
                     self._handle.conn = self._connect()
-                return work(self._handle.conn)
+                result = work(self._handle.conn)
+                failed = False
+                return result
             except sqlite3.Error as exc:
-                failed = True
                 self._reset()
                 raise StoreUnavailable(f"SQLite store {str(self.path)!r}: {exc}") from exc
             finally:
