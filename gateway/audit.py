@@ -128,6 +128,10 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     _replace(root, _handler(logging.StreamHandler(sys.stderr), settings.log_format == "json"))
     root.setLevel(settings.log_level.upper())
+    if settings.log_format == "json":  # uvicorn's own lines too, from here on (its start-up lines came before)
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
     audit = logging.getLogger(AUDIT_LOGGER)
     audit.setLevel(logging.INFO)
     if settings.audit_log == "stderr":
