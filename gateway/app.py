@@ -169,6 +169,7 @@ class GatewayApp:
             await self.proxy.shutdown()
         self.runtime.signins.close()
         self.runtime.exchange.fetcher.close()
+        self.runtime.oidc.fetcher.close()
         self.runtime.store.close()
 
     async def headers_too_large(self, scope: Scope, receive: Receive, send: Send) -> None:

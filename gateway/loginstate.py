@@ -37,8 +37,12 @@ def new_state_id() -> str:
 
 
 def state_id_of(query: Mapping[str, str]) -> str:
-    """The state id an answer names, or '' when it is not one we could have issued (it names a cookie)."""
-    state_id = query.get(STATE_FIELD, "")
+    """The state id an answer names, or '' when it is not one we could have issued (it names a cookie).
+
+    OpenID 2.0 answers carry it in ``return_to``'s ``gw_state``; OpenID Connect
+    answers in the ``state`` parameter.
+    """
+    state_id = query.get(STATE_FIELD) or query.get("state", "")
     return state_id if _STATE_ID.fullmatch(state_id) else ""
 
 

@@ -18,7 +18,7 @@ import secrets
 import tomllib
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -38,12 +38,31 @@ MIN_SECRET_LENGTH = 32
 Mode = Literal["auth_request", "proxy"]
 
 
+ProviderType = Literal["openid2", "oidc"]
+DEFAULT_SCOPES = "openid email profile"
+
+
 @dataclass(frozen=True, slots=True)
 class Provider:
-    """A one-click sign-in button on the login page."""
+    """A one-click sign-in button on the login page.
+
+    ``type`` "openid2": ``identifier`` is the OpenID 2.0 identifier the button
+    sends. ``type`` "oidc": ``identifier`` is the issuer (discovery is at
+    ``<issuer>/.well-known/openid-configuration``) and the client fields say
+    who we are to it; the button starts an OpenID Connect code flow.
+    """
 
     name: str
     identifier: str
+    type: ProviderType = "openid2"
+    client_id: str = ""
+    client_secret: Secret | None = field(default=None, repr=False)
+    scopes: str = DEFAULT_SCOPES
+    groups_claim: str = ""
+
+    @property
+    def issuer(self) -> str:
+        return self.identifier
 
 
 DEFAULT_PROVIDERS = (
@@ -575,13 +594,84 @@ def _providers(value: Any, source: Source) -> tuple[Provider, ...]:
             raise _BadValue(expected) from None
     if not isinstance(value, list):
         raise _BadValue(expected)
-    result = []
-    for item in value:
-        if (not isinstance(item, dict) or set(item) != {"name", "identifier"}
-                or not all(isinstance(v, str) for v in item.values())):
-            raise _BadValue(f"{expected}, each with exactly a 'name' and an 'identifier' string, got {item!r}")
-        result.append(Provider(item["name"], item["identifier"]))
+    result = [_provider(item, expected) for item in value]
+    names = [p.name for p in result]
+    if len(set(names)) != len(names):
+        raise _BadValue(f"provider names must differ, got {names!r}")
     return tuple(result)
+
+
+# Presets for common OpenID Connect providers: only the client id and secret are needed.
+OIDC_PRESETS = {
+    "google": ("Google", "https://accounts.google.com"),
+    "microsoft": ("Microsoft", "https://login.microsoftonline.com/{tenant}/v2.0"),
+    "gitlab": ("GitLab", "https://gitlab.com"),
+}
+_OIDC_KEYS = {"type", "name", "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "groups_claim",
+              "preset", "tenant"}
+
+
+def _shown(item: Any) -> str:
+    """A provider table for a message, its secret left out."""
+    if isinstance(item, dict):
+        return repr({k: ("…" if k == "client_secret" else v) for k, v in item.items()})
+    return repr(item)
+
+
+def _provider(item: Any, expected: str) -> Provider:
+    if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
+        raise _BadValue(f"{expected}, each a table of strings, got {_shown(item)}")
+    kind = item.get("type", "openid2")
+    if kind == "openid2":
+        if set(item) - {"type"} != {"name", "identifier"}:
+            raise _BadValue(f"{expected}, each with exactly a 'name' and an 'identifier' string, got {_shown(item)}")
+        return Provider(item["name"], item["identifier"])
+    if kind != "oidc":
+        raise _BadValue(f"provider type must be \"openid2\" or \"oidc\", got {kind!r}")
+    return _oidc_provider(item)
+
+
+def _oidc_provider(item: dict[str, str]) -> Provider:
+    """An ``oidc`` provider table; its secret never appears in a message."""
+    label = repr(item.get("name") or item.get("preset") or "oidc")
+    unknown = set(item) - _OIDC_KEYS
+    if unknown:
+        raise _BadValue(f"oidc provider {label}: unknown key(s) {', '.join(sorted(unknown))}")
+    name, issuer = item.get("name", ""), item.get("issuer", "")
+    preset = item.get("preset")
+    if preset is not None:
+        if preset not in OIDC_PRESETS:
+            raise _BadValue(f"oidc provider {label}: preset must be one of {', '.join(OIDC_PRESETS)}, got {preset!r}")
+        preset_name, preset_issuer = OIDC_PRESETS[preset]
+        if preset == "microsoft":
+            tenant = item.get("tenant", "")
+            if not re.fullmatch(r"[A-Za-z0-9.-]+", tenant) or tenant in ("common", "organizations", "consumers"):
+                raise _BadValue(f"oidc provider {label}: preset microsoft needs tenant = your directory (tenant) id"
+                                " or domain (not common/organizations/consumers: their tokens name each tenant)")
+            preset_issuer = preset_issuer.format(tenant=tenant)
+        name, issuer = name or preset_name, issuer or preset_issuer
+    elif "tenant" in item:
+        raise _BadValue(f"oidc provider {label}: tenant goes with preset = \"microsoft\"")
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment or "#" in issuer:
+        raise _BadValue(f"oidc provider {label}: issuer must be an http(s) URL without query or fragment,"
+                        f" got {issuer!r}")
+    secret = item.get("client_secret", "")
+    if "client_secret_file" in item:
+        if secret:
+            raise _BadValue(f"oidc provider {label}: give client_secret or client_secret_file, not both")
+        try:
+            secret = Path(item["client_secret_file"]).read_text().strip()
+        except OSError as exc:
+            raise _BadValue(f"oidc provider {label}: client_secret_file {item['client_secret_file']!r} cannot be"
+                            f" read: {exc.strerror}") from None
+    if not name or not item.get("client_id") or not secret:
+        raise _BadValue(f"oidc provider {label}: name (or preset), client_id and client_secret"
+                        " (or client_secret_file) are required")
+    scopes = item.get("scopes", DEFAULT_SCOPES)
+    if "openid" not in scopes.split():
+        raise _BadValue(f"oidc provider {label}: scopes must include openid, got {scopes!r}")
+    return Provider(name, issuer, "oidc", item["client_id"], Secret(secret), scopes, item.get("groups_claim", ""))
 
 
 __all__ = ["Mode", "Provider", "Settings", "access_summary", "is_loopback_host", "load_settings",

@@ -53,7 +53,7 @@ class CallbackEndpoint:
             query.update({k: v for k, v in form.items() if isinstance(v, str)})
         state_id = state_id_of(query)
         bound = self.states.bound(request.cookies, state_id)
-        looks_like_answer = bool(state_id) and "openid.mode" in query
+        looks_like_answer = bool(state_id) and any(key in query for key in ("openid.mode", "code", "error"))
         if not bound and looks_like_answer and request.method == "POST" and RESUBMIT_FIELD not in query:
             # A cross-site POST carries no SameSite=Lax cookie: re-post from our origin once.
             fields = sorted({k: v for k, v in query.items() if k not in request.query_params}.items())
@@ -83,11 +83,21 @@ class CallbackEndpoint:
         return redirect(next_target, clear_state + cookies)
 
     async def complete(self, record: LoginStateRecord, query: dict[str, str], current_url: str) -> Identity:
-        """Finish the exchange the record began; a refusal for lack of a free thread does not use it up."""
-        if record.protocol != "openid2":
-            raise LoginFailed(f"login state {record.state_id} is for {record.protocol}, answered as OpenID 2.0")
+        """Finish the exchange the record began; a refusal for lack of a free thread does not use it up.
+
+        The record's protocol, not the answer's shape, picks the exchange: an
+        OpenID 2.0 assertion cannot finish an OpenID Connect sign-in or the reverse.
+        """
+        signins = self.runtime.signins
         try:
-            return await self.runtime.signins.complete(query, current_url, record.data)
+            if record.protocol == "oidc" and "openid.mode" in query:
+                raise LoginFailed(f"login state {record.state_id} is for oidc, answered as OpenID 2.0")
+            if record.protocol == "oidc":
+                oidc = self.runtime.oidc
+                return await signins.run(lambda: oidc.complete(query, record.data))
+            if record.protocol != "openid2":
+                raise LoginFailed(f"login state {record.state_id} is for {record.protocol}, not supported here")
+            return await signins.complete(query, current_url, record.data)
         except SignInBusy:
             await run_in_threadpool(self.states.give_back, record)
             raise

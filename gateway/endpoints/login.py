@@ -27,6 +27,7 @@ from gateway.events import RememberRestored, SignInFailed, SignInStarted
 from gateway.loginstate import STATE_COOKIE_PREFIX as STATE_COOKIE_PREFIX  # re-exported: runtime names our cookies
 from gateway.loginstate import STATE_FIELD, LoginStates, new_state_id
 from gateway.sessions import read_cookie
+from gateway.settings import Provider
 from gateway.web import add_cookies, redirect
 
 logger = logging.getLogger("gateway.login")
@@ -115,6 +116,9 @@ class LoginEndpoints:
             return self.render(request, next_target, "wrong-host", identifier=identifier[:1024], remember=remember,
                                status=400)
         state_id = new_state_id()
+        oidc_provider = runtime.oidc.provider_for(identifier)
+        if oidc_provider is not None:
+            return await self.submit_oidc(request, oidc_provider, state_id, next_target, remember)
         return_to = runtime.callback_url + "?" + urlencode({STATE_FIELD: state_id})
         try:
             provider_request = await runtime.signins.begin(identifier, return_to)
@@ -132,3 +136,19 @@ class LoginEndpoints:
             "autopost.html", title="Continue to your provider", action=provider_request.url,
             fields=sorted(provider_request.form_fields.items()), detail="Taking you to your OpenID provider…")
         return add_cookies(response, [state_cookie])
+
+    async def submit_oidc(self, request: Request, provider: Provider, state_id: str, next_target: str,
+                          remember: bool) -> Response:
+        """Send the browser to an OpenID Connect provider; its discovery is fetched on a sign-in thread."""
+        runtime = self.runtime
+        client = self.services.client(request)
+        try:
+            authorization = await runtime.signins.run(lambda: runtime.oidc.begin(provider, state_id))
+        except LoginFailed as exc:
+            logger.warning("sign-in start with %s failed for %s: %s", provider.name, client, exc.reason)
+            runtime.events.emit(SignInFailed(provider.name, exc.code, client))
+            return self.render(request, next_target, exc.code, remember=remember, status=502)
+        state_cookie = await run_in_threadpool(self.states.begin, state_id, "oidc", provider.issuer, next_target,
+                                               remember, authorization.data)
+        runtime.events.emit(SignInStarted(provider.name, client))
+        return redirect(authorization.url, [state_cookie])

@@ -56,6 +56,10 @@ class SignInCapacity:
         """:meth:`OpenIDExchange.complete` on a sign-in thread; raises :class:`SignInBusy` when all are taken."""
         return await self._run(lambda: self.exchange.complete(query, current_url, pending))
 
+    async def run(self, work: Callable[[], T]) -> T:
+        """Any other sign-in work (OpenID Connect) on a sign-in thread, under the same cap."""
+        return await self._run(work)
+
     async def _run(self, work: Callable[[], T]) -> T:
         with self._lock:
             if self._in_flight >= self.limit:

@@ -1,0 +1,189 @@
+"""The OpenID Connect exchange: authorization code flow with PKCE, the ID token checked with joserfc.
+
+:meth:`OIDCSignIn.begin` builds the authorization request (PKCE S256 always,
+``state`` = the login state id, a fresh ``nonce``) and returns what the login
+state must keep (:mod:`gateway.loginstate`). :meth:`OIDCSignIn.complete` takes
+the provider's answer: the RFC 9207 ``iss`` parameter (mix-up defence), the
+token request (client_secret_basic or _post, as discovery says) and the ID
+token, verified by joserfc — signature against the provider's JWKS with only
+asymmetric algorithms it announces, ``iss``, ``aud``, ``azp``, ``exp``,
+``iat``, ``nonce`` — never by hand.
+
+Both methods block on the network (through the SSRF-guarded
+:class:`~gateway.openid.fetcher.SafeFetcher`): run them on the sign-in
+threads (:class:`~gateway.openid.capacity.SignInCapacity`).
+
+The account key is ``<issuer>#<sub>``: ``sub`` is unique only per issuer, an
+issuer URL has no fragment (so the first ``#`` splits it), and an e-mail
+address is never a key (providers reassign them). E-mail is passed on only
+when the provider says ``email_verified: true``.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError, MissingKeyError
+from joserfc.jwt import JWTClaimsRegistry
+
+from gateway.errors import LoginCancelled, LoginFailed
+from gateway.openid.fetcher import SafeFetcher
+from gateway.settings import Provider
+from gateway.signin.oidc_metadata import ProviderMetadata, fetch_json
+from gateway.types import Identity
+
+LEEWAY = 60  # seconds of clock difference tolerated on exp and iat
+MAX_GROUPS = 200
+MAX_GROUP_LENGTH = 200
+_PRINTABLE = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """Where to send the browser, and the secrets the login state keeps for :meth:`OIDCSignIn.complete`."""
+
+    url: str
+    data: Mapping[str, object]
+
+
+def user_id(issuer: str, sub: str) -> str:
+    """The account key of ``sub`` at ``issuer``."""
+    return f"{issuer}#{sub}"
+
+
+class OIDCSignIn:
+    """Begins and completes OpenID Connect sign-ins with the configured ``oidc`` providers."""
+
+    def __init__(self, providers: Sequence[Provider], fetcher: SafeFetcher, redirect_uri: str, *,
+                 require_email: bool = False, clock: Callable[[], float] = time.time) -> None:
+        self.providers = {p.name: p for p in providers if p.type == "oidc"}
+        self.fetcher = fetcher
+        self.redirect_uri = redirect_uri
+        self.require_email = require_email
+        self.clock = clock
+        self.metadata = {p.name: ProviderMetadata(p.issuer, fetcher) for p in self.providers.values()}
+
+    def provider_for(self, value: str) -> Provider | None:
+        """The ``oidc`` provider a login button (its issuer) names, or None."""
+        return next((p for p in self.providers.values() if p.issuer == value), None)
+
+    def begin(self, provider: Provider, state: str) -> AuthorizationRequest:
+        """The authorization request for ``provider`` (discovery may be fetched: blocks)."""
+        document = self.metadata[provider.name].document()
+        verifier = secrets.token_urlsafe(48)
+        nonce = secrets.token_urlsafe(24)
+        params = {
+            "response_type": "code", "client_id": provider.client_id, "redirect_uri": self.redirect_uri,
+            "scope": provider.scopes, "state": state, "nonce": nonce,
+            "code_challenge": str(create_s256_code_challenge(verifier)), "code_challenge_method": "S256",
+        }
+        endpoint = document.authorization_endpoint
+        url = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
+        return AuthorizationRequest(url, {"provider": provider.name, "nonce": nonce, "verifier": verifier})
+
+    def complete(self, query: Mapping[str, str], data: Mapping[str, object]) -> Identity:
+        """Check the answer, redeem the code and verify the ID token; :class:`LoginFailed` on any doubt."""
+        provider = self.providers.get(str(data.get("provider", "")))
+        nonce, verifier = data.get("nonce"), data.get("verifier")
+        if provider is None or not isinstance(nonce, str) or not isinstance(verifier, str):
+            raise LoginFailed(f"login state names no configured OpenID Connect provider ({data.get('provider')!r})")
+        metadata = self.metadata[provider.name]
+        document = metadata.document()
+        answered_iss = query.get("iss")
+        if (document.iss_parameter_supported or answered_iss is not None) and answered_iss != document.issuer:
+            raise LoginFailed(f"authorization response iss {str(answered_iss)[:200]!r} is not {document.issuer}"
+                              " (RFC 9207: an answer meant for another provider, a mix-up attack?)")
+        error = query.get("error")
+        if error == "access_denied":
+            raise LoginCancelled()
+        if error is not None:
+            description = query.get("error_description", "")[:200]
+            raise LoginFailed(f"{provider.name} answered error {error[:100]!r}: {description!r}")
+        code = query.get("code", "")
+        if not code:
+            raise LoginFailed(f"{provider.name} answered without a code")
+        id_token = self._redeem(provider, document.token_endpoint, document.token_auth_method, code, verifier)
+        claims = self._verify(provider, metadata, document.algorithms, id_token, nonce)
+        return self._identity(provider, document.issuer, claims)
+
+    def _redeem(self, provider: Provider, endpoint: str, method: str, code: str, verifier: str) -> str:
+        secret = provider.client_secret.__str__() if provider.client_secret is not None else ""
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
+                "code_verifier": verifier}
+        headers: dict[str, str] = {}
+        if method == "client_secret_basic":  # RFC 6749 §2.3.1: each half form-urlencoded first
+            pair = f"{urlencode({'': provider.client_id})[1:]}:{urlencode({'': secret})[1:]}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            form |= {"client_id": provider.client_id, "client_secret": secret}
+        status, body = fetch_json(self.fetcher, endpoint, "token request", urlencode(form), headers)
+        if status != 200 or not isinstance(body, dict):
+            detail = body.get("error") if isinstance(body, dict) else None
+            raise LoginFailed(f"token endpoint {endpoint} answered {status} ({str(detail)[:100]})")
+        id_token = body.get("id_token")
+        if not isinstance(id_token, str) or not id_token:
+            raise LoginFailed(f"token endpoint {endpoint} sent no id_token")
+        return id_token
+
+    def _verify(self, provider: Provider, metadata: ProviderMetadata, algorithms: Sequence[str], id_token: str,
+                nonce: str) -> dict[str, Any]:
+        """The ID token's claims, after joserfc has checked the signature and the claims."""
+        try:
+            try:
+                token = jwt.decode(id_token, metadata.keys(), algorithms=list(algorithms))
+            except (InvalidKeyIdError, MissingKeyError):
+                fresh = metadata.refetch_keys()  # the provider may have rotated its keys
+                if fresh is None:
+                    raise
+                token = jwt.decode(id_token, fresh, algorithms=list(algorithms))
+            claims = dict(token.claims)
+            options: dict[str, Any] = {
+                "iss": {"essential": True, "value": metadata.issuer},
+                "aud": {"essential": True, "value": provider.client_id},
+                "sub": {"essential": True},
+                "exp": {"essential": True},
+                "iat": {"essential": True},
+                "nonce": {"essential": True, "value": nonce},
+            }
+            audiences = claims.get("aud")
+            if "azp" in claims or (isinstance(audiences, list) and len(audiences) > 1):
+                options["azp"] = {"essential": True, "value": provider.client_id}  # Core §3.1.3.7 items 4 and 5
+            JWTClaimsRegistry(now=int(self.clock()), leeway=LEEWAY, **options).validate(claims)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise LoginFailed(f"ID token from {provider.name} refused: {type(exc).__name__}: {exc}") from exc
+        return claims
+
+    def _identity(self, provider: Provider, issuer: str, claims: Mapping[str, Any]) -> Identity:
+        sub = claims["sub"]
+        if not (0 < len(sub) <= 255 and set(sub) <= _PRINTABLE):
+            raise LoginFailed(f"ID token from {provider.name}: sub is not 1-255 printable ASCII characters")
+        email = claims.get("email")
+        verified = claims.get("email_verified") is True
+        email = email if verified and isinstance(email, str) and "@" in email and len(email) <= 320 else ""
+        if self.require_email and not email:
+            raise LoginFailed(f"no verified e-mail from {provider.name}", "email-required")
+        username = claims.get("preferred_username")
+        nickname = username if isinstance(username, str) and username.strip() else email or sub
+        return Identity(user_id(issuer, sub), nickname[:200], email, _groups(claims, provider.groups_claim),
+                        provider.name)
+
+
+def _groups(claims: Mapping[str, Any], claim: str) -> tuple[str, ...]:
+    """The groups the configured claim names (a list of names, or one name), bounded; none when not configured."""
+    if not claim:
+        return ()
+    value = claims.get(claim)
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    kept = {n for n in names[:MAX_GROUPS] if isinstance(n, str) and 0 < len(n) <= MAX_GROUP_LENGTH}
+    return tuple(sorted(kept))
+
+
+__all__ = ["LEEWAY", "AuthorizationRequest", "OIDCSignIn", "user_id"]
