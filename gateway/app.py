@@ -123,7 +123,7 @@ class GatewayApp:
             if sum(len(name) + len(value) for name, value in scope["headers"]) > self.max_header_bytes:
                 await self.headers_too_large(scope, receive, metrics.counting("other", send))
             elif path == AUTH_PATH and self.proxy is None:
-                # Only nginx may ask (mode 1). In proxy mode a client could name any
+                # Only the front proxy may ask (mode 1: nginx, Caddy, Traefik). In proxy mode a client could name any
                 # X-Original-URI and collect proofs for it: the pages answer 404.
                 await self.auth(scope, receive, metrics.counting("auth", send))
             elif path == JWKS_PATH and self.jwks is not None:
