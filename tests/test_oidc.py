@@ -258,3 +258,23 @@ def test_providers_come_from_the_environment_as_json(tmp_path: Path) -> None:
         ("oidc", "Keycloak", "https://sso.example/realms/x"),
         ("oidc", "Microsoft", "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0")]
     assert str(loaded[1].client_secret) == "from-a-file" and loaded[1].groups_claim == "roles"
+
+
+def test_check_config_prints_the_redirect_uri_and_reports_a_bad_oidc_provider_in_one_line(tmp_path: Path) -> None:
+    from tests.test_cli import KEYS, config, run
+    good = KEYS + ('providers = [{ type = "oidc", preset = "gitlab", client_id = "gw", client_secret = "hush" }]\n')
+    result = run("check-config", "--config", config(tmp_path, good))
+    assert result.returncode == 0, result.stderr
+    assert "register with OpenID Connect providers: https://a.example/_gateway/callback" in result.stdout
+    bad = KEYS + ('providers = [{ type = "oidc", name = "SSO", issuer = "https://sso.example/#x", client_id = "gw",'
+                  ' client_secret = "hush" }]\n')
+    result = run("check-config", "--config", config(tmp_path, bad))
+    assert result.returncode != 0 and "issuer must be an http(s) URL without query or fragment" in result.stderr
+    assert "hush" not in result.stderr + result.stdout
+
+
+def test_a_form_post_answer_is_accepted(oidc: OIDCSetup, browser: httpx.Client) -> None:
+    location = answer_url(browser, to_consent(browser, oidc))
+    final = browser.post(location.split("?", 1)[0], data=dict(parse_qsl(urlsplit(location).query)))
+    assert final.url.path == "/" and not final.url.params.get("m")
+    assert whoami(browser, oidc.gateway)["nickname"] == "alice"
