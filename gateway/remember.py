@@ -91,7 +91,7 @@ class RememberMe:
             return Restored(identity, series_id, None)
         self.revoke(series_id, now)
         logger.warning("suspected remember-me cookie theft: series %s of %s replayed an old token; "
-                       "series and its sessions revoked", series_id, record.user_id)
+                       "series and its sessions revoked", hash_id(series_id), record.user_id)
         self.events.emit(TheftSuspected(record.user_id, hash_id(series_id)))
         return None
 

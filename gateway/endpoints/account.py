@@ -59,7 +59,7 @@ class AccountEndpoints:
             if record.session_id == target:
                 # A remembered session ends with its series, and so does every session restored from it.
                 await self.sign_out.end([target], [record.series_id] if record.series_id else [])
-                logger.info("%s ended session %s", session.identity.user_id, target)
+                logger.info("%s ended session %s", session.identity.user_id, hash_id(target))
                 runtime.events.emit(SessionEnded(session.identity.user_id, hash_id(target),
                                                  self.services.client(request)))
         return redirect(ACCOUNT_PATH)

@@ -17,7 +17,7 @@ from gateway.endpoints.forms import CSRFForms, form_text
 from gateway.endpoints.services import Services
 from gateway.endpoints.signout import SignOut
 from gateway.errors import StoreUnavailable
-from gateway.events import SignedOut
+from gateway.events import SignedOut, hash_id
 from gateway.sessions import read_cookies
 from gateway.web import add_cookies, redirect
 
@@ -89,12 +89,12 @@ class LogoutEndpoint:
             await self.sign_out.end(session_ids, series_ids)
         except StoreUnavailable:
             logger.error("logout could not reach the store: sessions %s revoked in this process only, "
-                         "remember-me series %s not revoked", sorted(session_ids) or "none",
-                         sorted(series_ids) or "none")
+                         "remember-me series %s not revoked", sorted(map(hash_id, session_ids)) or "none",
+                         sorted(map(hash_id, series_ids)) or "none")
             raise
         users: dict[str, int] = {}
         for session in sessions:
-            logger.info("signed out %s (session %s)", session.identity.user_id, session.session_id)
+            logger.info("signed out %s (session %s)", session.identity.user_id, hash_id(session.session_id))
             users[session.identity.user_id] = users.get(session.identity.user_id, 0) + 1
         for user, count in users.items():
             runtime.events.emit(SignedOut(user, count, client))
