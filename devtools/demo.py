@@ -1,6 +1,6 @@
 """``python -m devtools.demo`` (``make demo``): the whole site on this machine, ready to sign in.
 
-Starts the development OpenID provider, the microblog, the gateway and nginx
+Starts the development OpenID 2.0 and OpenID Connect providers, the microblog, the gateway and nginx
 (with the project's nginx.conf) on fixed loopback ports, prints where to go,
 and stops everything on Ctrl-C or SIGTERM. State (the gateway's store, the
 microblog's posts, generated keys) lives in ``state/demo/``, so a restart
@@ -23,7 +23,15 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from devtools.stack import DEMO_ADMIN_USER, DEMO_PORTS, LOCAL_PROVIDER_NAME, MODES, NginxNotFound, Stack
+from devtools.stack import (
+    DEMO_ADMIN_USER,
+    DEMO_PORTS,
+    LOCAL_OIDC_NAME,
+    LOCAL_PROVIDER_NAME,
+    MODES,
+    NginxNotFound,
+    Stack,
+)
 
 DEFAULT_STATE_DIR = Path("state") / "demo"
 
@@ -76,16 +84,19 @@ The demo is running (mode {stack.mode}). Open:
 
     {stack.url}/
 
-To sign in, click "{LOCAL_PROVIDER_NAME}", type any user name and press Allow.
+To sign in, click "{LOCAL_PROVIDER_NAME}" (OpenID 2.0) or "{LOCAL_OIDC_NAME}" (OpenID Connect),
+type any user name and press Allow.
 
 Access rules (devtools/stack.py, demo_access_settings): {stack.url}/about is
 public; {stack.url}/admin is for the group admins, which is the user name
-"{DEMO_ADMIN_USER}" (anyone else gets a 403 there); every other page needs a sign-in.
+"{DEMO_ADMIN_USER}" at "{LOCAL_PROVIDER_NAME}" (anyone else gets a 403 there); every other page
+needs a sign-in.
 
     nginx      {stack.url}   (what a browser uses)
     gateway    {stack.gateway_url}   (/login, /logout, /_gateway/)
     app        {stack.app_url}   (the microblog; it refuses forged identity headers)
-    provider   {stack.provider_url}   (development only: anyone can sign in as anyone)
+    provider   {stack.provider_url}   (OpenID 2.0; development only: anyone can sign in as anyone)
+    oidc       {stack.oidc_url}   (OpenID Connect; development only, likewise)
     logs       {stack.log_dir}/
 
 Press Ctrl-C to stop.

@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -50,6 +50,10 @@ MODE1_END = "# --- mode 1 (auth_request): end"
 PROXY_MODE_INCLUDE = "include deploy/nginx/proxy-mode.conf;"
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 LOCAL_PROVIDER_NAME = "Local dev provider"
+# The development OpenID Connect provider's button, and the client it registers for the gateway
+# (python -m devtools.oidc_provider --gateway-url: client "gateway", secret "dev-secret").
+LOCAL_OIDC_NAME = "Local OpenID Connect"
+LOCAL_OIDC_CLIENT = ("gateway", "dev-secret")
 # The local provider's user name the demo puts in the group "admins".
 DEMO_ADMIN_USER = "admin"
 START_TIMEOUT = 30.0
@@ -75,19 +79,20 @@ def find_nginx() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Ports:
-    """The four loopback ports of a stack."""
+    """The loopback ports of a stack (``oidc`` 0: a free one is picked at start)."""
 
     nginx: int
     gateway: int
     app: int
     provider: int
+    oidc: int = 0
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
 
 
-DEMO_PORTS = Ports(nginx=8080, gateway=9000, app=8000, provider=8001)
+DEMO_PORTS = Ports(nginx=8080, gateway=9000, app=8000, provider=8001, oidc=8002)
 
 
 def render_nginx_conf(mode: Mode, ports: Ports, template: str | None = None) -> str:
@@ -198,6 +203,8 @@ class Stack:
         self.mode: Mode = mode
         self.nginx = find_nginx()  # first: a missing nginx is reported before anything starts
         self.ports = ports or Ports.free()
+        if not self.ports.oidc:
+            self.ports = replace(self.ports, oidc=free_port())
         self.upstream = upstream
         self._own_state_dir = state_dir is None
         self.state_dir = Path(tempfile.mkdtemp(prefix="openid-gateway-stack-")) if state_dir is None else state_dir
@@ -240,6 +247,11 @@ class Stack:
         return self.provider_url + "/openid"
 
     @property
+    def oidc_url(self) -> str:
+        """The development OpenID Connect provider's issuer."""
+        return f"http://127.0.0.1:{self.ports.oidc}"
+
+    @property
     def gateway_state_dir(self) -> Path:
         return self.state_dir / "gateway"
 
@@ -251,7 +263,10 @@ class Stack:
 
     def gateway_environ(self) -> dict[str, str]:
         """The gateway's settings, as ``GATEWAY_*`` variables."""
-        providers = [{"name": LOCAL_PROVIDER_NAME, "identifier": self.provider_identifier}]
+        providers: list[dict[str, str]] = [{"name": LOCAL_PROVIDER_NAME, "identifier": self.provider_identifier}]
+        client_id, client_secret = LOCAL_OIDC_CLIENT
+        providers.append({"type": "oidc", "name": LOCAL_OIDC_NAME, "issuer": self.oidc_url, "client_id": client_id,
+                          "client_secret": client_secret})
         providers += [{"name": p.name, "identifier": p.identifier} for p in DEFAULT_PROVIDERS]
         env = {
             "GATEWAY_PUBLIC_URL": self.url,
@@ -291,8 +306,8 @@ class Stack:
 
     def start(self) -> Stack:
         """Start every process, then wait for each to listen, in order (reporting progress)."""
-        busy = [port for port in (self.ports.provider, self.ports.app, self.ports.gateway, self.ports.nginx)
-                if not port_is_free(port)]
+        busy = [port for port in (self.ports.provider, self.ports.oidc, self.ports.app, self.ports.gateway,
+                                  self.ports.nginx) if not port_is_free(port)]
         if busy:
             raise RuntimeError(f"port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -305,6 +320,10 @@ class Stack:
             python, "-m", "devtools.openid_provider", *host, "--port", str(self.ports.provider),
             "--base-url", self.provider_url, "--log-level", self.log_level])
         steps.append(("the OpenID provider", provider, self.ports.provider))
+        oidc = self._process("oidc", [
+            python, "-m", "devtools.oidc_provider", *host, "--port", str(self.ports.oidc),
+            "--base-url", self.oidc_url, "--gateway-url", self.url, "--log-level", self.log_level])
+        steps.append(("the OpenID Connect provider", oidc, self.ports.oidc))
         if self.upstream is None:
             app = self._process("app", [
                 python, "-m", "backend_app", *host, "--port", str(self.ports.app),
@@ -341,8 +360,8 @@ class Stack:
             self.progress(label, event)
 
     def stop(self) -> None:
-        """Stop nginx first, then the gateway, the app and the provider; remove temporary directories."""
-        for name in ("nginx", "gateway", "app", "provider"):
+        """Stop nginx first, then the gateway, the app and the providers; remove temporary directories."""
+        for name in ("nginx", "gateway", "app", "provider", "oidc"):
             process = self.processes.get(name)
             if process is not None:
                 process.close()
@@ -353,7 +372,7 @@ class Stack:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def log(self, name: str, tail: int | None = 60) -> str:
-        """The output of one process (``provider``, ``app``, ``gateway``, ``nginx``)."""
+        """The output of one process (``provider``, ``oidc``, ``app``, ``gateway``, ``nginx``)."""
         path = self.log_dir / f"{name}.log"
         if not path.exists():
             return ""
@@ -374,7 +393,8 @@ class Stack:
 
 
 __all__ = [
-    "DEMO_ADMIN_USER", "DEMO_PORTS", "LOCAL_PROVIDER_NAME", "MODES", "Mode", "NginxNotFound", "Ports", "Stack",
+    "DEMO_ADMIN_USER", "DEMO_PORTS", "LOCAL_OIDC_CLIENT", "LOCAL_OIDC_NAME", "LOCAL_PROVIDER_NAME", "MODES", "Mode",
+    "NginxNotFound", "Ports", "Stack",
     "demo_access_environ", "demo_access_settings", "find_nginx", "local_claimed_id", "render_nginx_conf",
     "write_nginx_prefix",
 ]

@@ -1,0 +1,67 @@
+"""OpenID Connect sign-in through nginx, in both modes: the stack's "Local OpenID Connect" button.
+
+The stack (devtools/stack.py) runs the development OpenID Connect provider beside the
+OpenID 2.0 one, with the gateway registered as its client for ``<nginx URL>/_gateway/callback``.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from devtools.stack import LOCAL_OIDC_NAME, Stack
+from gateway.proof import ProofVerifier
+from tests.devtools.oidc_relying_party import decide
+from tests.htmlforms import submit
+from tests.stack_fixtures import echo_stack_fixture  # noqa: F401
+
+pytestmark = pytest.mark.nginx
+
+
+def identity(browser: httpx.Client, stack: Stack, path: str = "/echo/me") -> tuple[str, str, str]:
+    """(user, nickname, e-mail) the app received, after checking the gateway's proof."""
+    response = browser.get(stack.url + path)
+    assert response.status_code == 200 and response.url.path == path, (response.url, stack.logs())
+    echo = response.json()
+    headers = httpx.Headers([tuple(pair) for pair in echo["headers"]])
+    uri = echo["raw_path"] + ("?" + echo["query_string"] if echo["query_string"] else "")
+    verified = ProofVerifier(stack.proof_key).verify(headers, echo["method"], headers.get("host", ""), uri)
+    assert verified is not None
+    return verified.user_id, verified.nickname, verified.email
+
+
+def oidc_sign_in(browser: httpx.Client, stack: Stack, next_target: str, *, remember: bool = False,
+                 decision: str = "allow") -> httpx.Response:
+    """Be sent to the login page by ``next_target``, press the OpenID Connect button, answer the consent page."""
+    page = browser.get(stack.url + next_target)
+    assert page.url.path == "/login" and LOCAL_OIDC_NAME in page.text, (page.url, stack.logs())
+    consent = submit(browser, page, button=("provider", stack.oidc_url), check=("remember",) if remember else ())
+    assert consent.url.port == stack.ports.oidc, (consent.url, stack.logs())
+    return decide(browser, consent, decision)
+
+
+def test_sign_in_lands_on_next_with_issuer_and_sub(echo_stack: Stack) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        final = oidc_sign_in(browser, echo_stack, "/echo/after?x=1")
+        assert final.url.path == "/echo/after" and final.url.params.get("x") == "1", (final.url, echo_stack.logs())
+        user, nickname, email = identity(browser, echo_stack)
+        assert user.startswith(echo_stack.oidc_url + "#") and nickname == "alice" and email == "alice@example.test"
+
+
+def test_remember_me_signs_back_in_after_a_browser_restart(echo_stack: Stack) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        oidc_sign_in(browser, echo_stack, "/echo/", remember=True)
+        user = identity(browser, echo_stack)[0]
+        name = next(c.name for c in browser.cookies.jar if c.expires and c.name.endswith("remember"))
+        kept = browser.cookies[name]
+    with httpx.Client(follow_redirects=True, timeout=15) as restarted:
+        restarted.cookies.set(name, kept)
+        assert identity(restarted, echo_stack)[0] == user
+
+
+def test_cancel_ends_on_the_login_page_signed_out(echo_stack: Stack) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        final = oidc_sign_in(browser, echo_stack, "/echo/", decision="deny")
+        assert final.url.path == "/login" and final.url.params.get("m") == "cancelled", final.url
+        assert "cancelled" in final.text
+        assert browser.get(echo_stack.url + "/echo/me").url.path == "/login"
