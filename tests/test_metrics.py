@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import __version__, metrics
@@ -49,8 +50,18 @@ class ServedGateway:
                 for family in text_string_to_metric_families(text) for s in family.samples}
 
     def pids(self) -> set[int]:
+        """Processes with counter files: the workers and the serving process (it imports the metrics too)."""
         return {int(m.group(1)) for f in self.directory.glob("counter_*.db")
                 if (m := re.search(r"_(\d+)\.db$", f.name))}
+
+    def workers(self) -> set[int]:
+        pid = self.process.pid
+        return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+    def requests_answered_by(self, pid: int) -> float:
+        """The requests one process counted, from its own file."""
+        families = MultiProcessCollector.merge([str(self.directory / f"counter_{pid}.db")])
+        return sum(s.value for family in families for s in family.samples if s.name == "gateway_requests_total")
 
 
 def total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
@@ -115,7 +126,7 @@ def test_a_scripted_session_is_counted_over_both_workers(served: ServedGateway, 
     # A fresh connection per request: the kernel hands them to both workers. Health pings until both answered.
     def both_workers_counted() -> bool:
         httpx.get(served.url + "/_gateway/health")
-        return len(served.pids()) >= 2
+        return sum(served.requests_answered_by(pid) > 0 for pid in served.workers() & served.pids()) >= 2
 
     wait_until(both_workers_counted)
     assert not (served.directory / "counter_1.db").exists()  # an earlier run's file: wiped at start
@@ -175,9 +186,7 @@ def test_a_scripted_session_is_counted_over_both_workers(served: ServedGateway, 
     assert not any(name in dict(labels).values() for (_, labels) in samples for name in ("alice", "bob", "carol"))
 
     # A worker dies: its counts stay in the sums, its live gauge goes (uvicorn starts another worker).
-    workers = {int(pid) for pid in Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children")
-               .read_text().split()}
-    victim = min(workers & served.pids())
+    victim = min(served.workers() & served.pids())
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: bool(served.scrape()) and not (served.directory / f"gauge_livemax_{victim}.db").exists())
     after = served.scrape()
