@@ -89,6 +89,8 @@ class SessionCodec:
     def encode(self, session_id: str, identity: Identity, auth_time: float, series_id: str | None) -> str:
         payload = [session_id, identity.user_id, identity.nickname, identity.email, auth_time, series_id,
                    identity.provider]
+        if identity.groups:  # groups an OpenID Connect provider vouched for (its groups_claim)
+            payload.append(list(identity.groups))
         return self._serializer.dumps(payload)
 
     def refreshed(self, session: Session) -> str:
@@ -123,11 +125,12 @@ class SessionCodec:
             payload, signed_at = self._serializer.loads(value, max_age=self.idle_timeout, return_timestamp=True)
         except (BadData, UnicodeError, ValueError, TypeError, json.JSONDecodeError):
             return None
-        # Six fields: a cookie signed before the provider was recorded (it has none).
-        if not (isinstance(payload, list) and len(payload) in (6, 7)):
+        # Six fields: a cookie signed before the provider was recorded (it has none); eight: with provider groups.
+        if not (isinstance(payload, list) and len(payload) in (6, 7, 8)):
             return None
         session_id, user_id, nickname, email, auth_time, series_id, *rest = payload
         provider = rest[0] if rest else ""
+        groups = rest[1] if len(rest) > 1 else []
         if not (
             isinstance(session_id, str)
             and isinstance(user_id, str)
@@ -137,10 +140,12 @@ class SessionCodec:
             and isinstance(auth_time, int | float)
             and (series_id is None or isinstance(series_id, str))
             and isinstance(provider, str)
+            and isinstance(groups, list)
+            and all(isinstance(group, str) for group in groups)
         ):
             return None
-        return Session(session_id, Identity(user_id, nickname, email, provider=provider), float(auth_time), series_id,
-                       signed_at.timestamp())
+        return Session(session_id, Identity(user_id, nickname, email, tuple(groups), provider), float(auth_time),
+                       series_id, signed_at.timestamp())
 
     def needs_refresh(self, session: Session, now: float) -> bool:
         return now - session.refreshed >= self.refresh_after

@@ -91,13 +91,15 @@ def refused(final: httpx.Response, setup: OIDCSetup, message: str = "invalid") -
 # -- the happy paths -------------------------------------------------------------------------
 
 
-def test_sign_in_gives_the_app_issuer_and_sub_and_verified_email(oidc: OIDCSetup,
+def test_sign_in_gives_the_app_issuer_and_sub_verified_email_and_groups(oidc: OIDCSetup,
                                                                        browser: httpx.Client) -> None:
     final = sign_in(browser, oidc, next_target="/echo/after?x=1")
     assert final.status_code == 200 and final.url.path == "/echo/after" and final.url.query == b"x=1"
     me = whoami(browser, oidc.gateway)
     assert me["user"].startswith(oidc.op_url + "#") and me["user"] == user_id(oidc.op_url, me["user"].split("#", 1)[1])
     assert me["nickname"] == "alice" and me["email"] == "alice@example.test"
+    headers = dict(browser.get(oidc.gateway.url + "/echo").json()["headers"])
+    assert headers["x-gateway-groups"] == "admins,staff"  # the provider's groups claim, kept in the session
 
 
 def test_the_same_person_gets_the_same_user_id(oidc: OIDCSetup) -> None:
@@ -278,3 +280,21 @@ def test_a_form_post_answer_is_accepted(oidc: OIDCSetup, browser: httpx.Client) 
     final = browser.post(location.split("?", 1)[0], data=dict(parse_qsl(urlsplit(location).query)))
     assert final.url.path == "/" and not final.url.params.get("m")
     assert whoami(browser, oidc.gateway)["nickname"] == "alice"
+
+
+def test_too_many_groups_refuse_the_sign_in_rather_than_drop_some(oidc: OIDCSetup, browser: httpx.Client) -> None:
+    consent = to_consent(browser, oidc)
+    many = ", ".join(f"group{n}" for n in range(31))
+    refused(decide(browser, consent, groups=many), oidc, "too-many-groups")
+
+
+def test_jwks_refetches_for_an_unknown_kid_are_rate_limited(oidc: OIDCSetup, browser: httpx.Client) -> None:
+    metadata = oidc.gateway.app.runtime.oidc.metadata[NAME]
+    metadata.refetch_interval = 0
+    assert metadata.refetch_keys() is not None  # fetched just now: the next refetch is due only in a minute
+    metadata.refetch_interval = 60
+    before = metadata._last_key_fetch
+    consent = to_consent(browser, oidc)
+    oidc.misbehave("unknown-kid")
+    refused(decide(browser, consent), oidc)
+    assert metadata._last_key_fetch == before

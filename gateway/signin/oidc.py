@@ -41,8 +41,8 @@ from gateway.signin.oidc_metadata import ProviderMetadata, fetch_json
 from gateway.types import Identity
 
 LEEWAY = 60  # seconds of clock difference tolerated on exp and iat
-MAX_GROUPS = 200
-MAX_GROUP_LENGTH = 200
+MAX_GROUPS = 30  # the groups ride in the session cookie (at most 4096 bytes)
+MAX_GROUP_LENGTH = 50
 _PRINTABLE = frozenset(chr(c) for c in range(0x21, 0x7F))
 
 
@@ -172,18 +172,26 @@ class OIDCSignIn:
             raise LoginFailed(f"no verified e-mail from {provider.name}", "email-required")
         username = claims.get("preferred_username")
         nickname = username if isinstance(username, str) and username.strip() else email or sub
-        return Identity(user_id(issuer, sub), nickname[:200], email, _groups(claims, provider.groups_claim),
-                        provider.name)
+        groups = _groups(claims, provider.groups_claim, provider.name)
+        return Identity(user_id(issuer, sub), nickname[:200], email, groups, provider.name)
 
 
-def _groups(claims: Mapping[str, Any], claim: str) -> tuple[str, ...]:
-    """The groups the configured claim names (a list of names, or one name), bounded; none when not configured."""
-    if not claim:
+def _groups(claims: Mapping[str, Any], claim: str, provider: str) -> tuple[str, ...]:
+    """The groups the configured claim names (a list of names, or one name); none when not configured.
+
+    They travel in the session cookie, so their number and length are bounded;
+    beyond the bounds the sign-in is refused rather than cut short: dropping a
+    group could slip past a rule that denies it.
+    """
+    if not claim or claims.get(claim) is None:
         return ()
-    value = claims.get(claim)
-    names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
-    kept = {n for n in names[:MAX_GROUPS] if isinstance(n, str) and 0 < len(n) <= MAX_GROUP_LENGTH}
-    return tuple(sorted(kept))
+    value = claims[claim]
+    names = [value] if isinstance(value, str) else value
+    if (not isinstance(names, list) or len(names) > MAX_GROUPS
+            or not all(isinstance(n, str) and 0 < len(n) <= MAX_GROUP_LENGTH for n in names)):
+        raise LoginFailed(f"{provider}'s {claim} claim is not a list of at most {MAX_GROUPS} group names of 1 to "
+                          f"{MAX_GROUP_LENGTH} characters", "too-many-groups")
+    return tuple(sorted(set(names)))
 
 
 __all__ = ["LEEWAY", "AuthorizationRequest", "OIDCSignIn", "user_id"]
