@@ -41,6 +41,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                    "public_url setting, so sign-in cannot work from here. Please tell the site's operator."),
     "not-allowed": ("error", "That provider is not allowed here."),
     "unreachable": ("error", "Your provider did not answer in time. Please try again."),
+    "provider-error": ("error", "Your provider answered, but not in a way this site can use to sign you in. "
+                       "Please try again later, or tell the site's operator."),
     "too-many-groups": ("error", "Your account is in more groups (or longer-named ones) than this site can carry. "
                         "Please tell the site's operator."),
     "email-required": ("error", "This site needs an e-mail address, and your provider did not send one."),

@@ -298,3 +298,16 @@ def test_jwks_refetches_for_an_unknown_kid_are_rate_limited(oidc: OIDCSetup, bro
     oidc.misbehave("unknown-kid")
     refused(decide(browser, consent), oidc)
     assert metadata._last_key_fetch == before
+
+
+def test_a_discovery_document_naming_another_issuer_is_refused(tmp_path: Path, setup: OIDCSetup,
+                                                               upstream: UvicornThread) -> None:
+    """The configured issuer with a trailing slash: the provider's document names the issuer without it."""
+    port = free_port()
+    claimed = setup.op_url + "/"
+    provider = Provider("Slash", claimed, "oidc", CLIENT_ID, Secret(SECRET))
+    settings = make_settings(tmp_path, port, mode="proxy", upstream_url=upstream.url, providers=(provider,))
+    with UvicornThread(GatewayApp(settings), port=port) as server, httpx.Client(timeout=15) as browser:
+        page = browser.get(server.url + "/login")
+        response = submit(browser, page, button=("provider", claimed))
+        assert response.status_code == 502 and "not in a way this site can use" in response.text

@@ -51,6 +51,9 @@ class ProviderDocument:
     iss_parameter_supported: bool
 
 
+PROVIDER_ERROR = "provider-error"  # the provider answered, but with something unusable
+
+
 def fetch_error_code(error: FetchError) -> str:
     """The login page message for a failed fetch (``gateway.web.MESSAGES``)."""
     if isinstance(error, PrivateAddressRefused):
@@ -63,26 +66,27 @@ def fetch_error_code(error: FetchError) -> str:
 def _http_url(document: Mapping[str, Any], key: str, issuer: str) -> str:
     value = document.get(key)
     if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
-        raise LoginFailed(f"discovery document of {issuer} has no usable {key}: {str(value)[:200]!r}", "unreachable")
+        raise LoginFailed(f"discovery document of {issuer} has no usable {key}: {str(value)[:200]!r}", PROVIDER_ERROR)
     return value
 
 
 def parse_document(issuer: str, document: object) -> ProviderDocument:
     """The checked fields of ``issuer``'s discovery document; :class:`LoginFailed` when unusable."""
     if not isinstance(document, dict):
-        raise LoginFailed(f"discovery document of {issuer} is not a JSON object", "unreachable")
+        raise LoginFailed(f"discovery document of {issuer} is not a JSON object", PROVIDER_ERROR)
     if document.get("issuer") != issuer:
         raise LoginFailed(f"discovery document of {issuer} names issuer {str(document.get('issuer'))[:200]!r}",
-                          "unreachable")
+                          PROVIDER_ERROR)
     announced = document.get("id_token_signing_alg_values_supported", ["RS256"])
     algorithms = tuple(a for a in announced if isinstance(a, str) and a in ASYMMETRIC_ALGORITHMS) \
         if isinstance(announced, list) else ()
     if not algorithms:
-        raise LoginFailed(f"{issuer} announces no asymmetric ID token algorithm: {str(announced)[:200]}", "unreachable")
+        raise LoginFailed(f"{issuer} announces no asymmetric ID token algorithm: {str(announced)[:200]}",
+                          PROVIDER_ERROR)
     methods = document.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
     usable = [m for m in TOKEN_AUTH_METHODS if isinstance(methods, list) and m in methods]
     if not usable:
-        raise LoginFailed(f"{issuer} supports neither client_secret_basic nor client_secret_post", "unreachable")
+        raise LoginFailed(f"{issuer} supports neither client_secret_basic nor client_secret_post", PROVIDER_ERROR)
     return ProviderDocument(
         issuer, _http_url(document, "authorization_endpoint", issuer), _http_url(document, "token_endpoint", issuer),
         _http_url(document, "jwks_uri", issuer), algorithms, usable[0],
@@ -125,7 +129,7 @@ class ProviderMetadata:
         url = self.issuer.rstrip("/") + DISCOVERY_PATH
         status, body = fetch_json(self.fetcher, url, "discovery")
         if status != 200:
-            raise LoginFailed(f"discovery {url} answered {status}", "unreachable")
+            raise LoginFailed(f"discovery {url} answered {status}", PROVIDER_ERROR)
         document = parse_document(self.issuer, body)
         with self._lock:
             self._document = (self.clock() + self.lifetime, document)
@@ -151,11 +155,11 @@ class ProviderMetadata:
             self._last_key_fetch = self.clock()
         status, body = fetch_json(self.fetcher, url, "JWKS")
         if status != 200 or not isinstance(body, dict):
-            raise LoginFailed(f"JWKS {url} answered {status} without a key set", "unreachable")
+            raise LoginFailed(f"JWKS {url} answered {status} without a key set", PROVIDER_ERROR)
         try:
             key_set = KeySet.import_key_set(body)  # type: ignore[arg-type]
         except (JoseError, ValueError, TypeError, KeyError) as exc:
-            raise LoginFailed(f"JWKS {url} is not a usable key set: {exc}", "unreachable") from exc
+            raise LoginFailed(f"JWKS {url} is not a usable key set: {exc}", PROVIDER_ERROR) from exc
         with self._lock:
             self._keys = (self.clock() + self.lifetime, key_set)
         return key_set
