@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway import admin_command, keys_command
 from gateway.audit import configure_logging
@@ -20,6 +21,7 @@ from gateway.settings import Settings, access_summary, load_settings, provider_a
 
 EXIT_CONFIG = 2
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+APP = "gateway.app:create_app_from_environ"
 
 
 def _load(config: str | None) -> Settings:
@@ -120,30 +122,33 @@ def serve(settings: Settings, config: str | None) -> None:
               file=sys.stderr)
         raise SystemExit(1) from None
     try:
-        _run_uvicorn(settings)
+        _run_uvicorn(settings, supervised=True)
     finally:
         metrics.stop_server(server)
         if made_here:
             metrics.remove_multiprocess_dir(directory)
 
 
-def _run_uvicorn(settings: Settings) -> None:
-    import uvicorn
+def _run_uvicorn(settings: Settings, supervised: bool = False) -> None:
+    """uvicorn, as ``uvicorn.run`` would; ``supervised``: workers in processes of their own even when one.
 
-    uvicorn.run(
-        "gateway.app:create_app_from_environ",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        loop=settings.loop,
-        http=settings.http,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-    )
+    With metrics this process may already have imported prometheus-client before PROMETHEUS_MULTIPROC_DIR
+    was set (any gateway import can pull it in): a single worker run in here would then keep its values in
+    memory, out of the files /metrics reads. Spawned workers import it afresh, with the variable set.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    options: dict[str, Any] = {
+        "factory": True, "host": settings.host, "port": settings.port, "workers": settings.workers,
+        "loop": settings.loop, "http": settings.http, "log_level": settings.log_level,
+        "access_log": settings.access_log, "proxy_headers": False, "server_header": False, "date_header": False,
+    }
+    if supervised and settings.workers == 1:  # uvicorn.run would serve in this process
+        config = uvicorn.Config(APP, **options)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.run(APP, **options)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

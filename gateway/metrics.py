@@ -6,10 +6,11 @@ a session or a URL, for cardinality and privacy.
 
 Several uvicorn workers: prometheus-client's multiprocess mode. ``openid-gateway
 serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` (:func:`gateway.cli.prepare_multiprocess_dir`,
-wiped at start) *before* this module or the library is imported anywhere,
-so each worker writes its values to files of its own; the supervising process
-serves ``metrics_address`` (:func:`start_server`) and sums the files at each
-scrape with a fresh registry. uvicorn's supervisor has no hook for a worker
+wiped at start) and then runs every worker, even a single one, as a process of
+its own (which imports the library afresh, with the variable set: the serving
+process may have imported it before), so each worker writes its values to
+files of its own; the supervising process serves ``metrics_address``
+(:func:`start_server`) and sums the files at each scrape with a fresh registry. uvicorn's supervisor has no hook for a worker
 that dies, so each scrape first marks workers whose process is gone as dead
 (:func:`mark_dead_workers`): their live gauges go away, their counters stay
 counted (a counter never goes back).

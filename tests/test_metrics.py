@@ -9,6 +9,7 @@ two pids), and must survive a worker's death.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -79,10 +80,12 @@ def wait_until(condition: object, within: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-@pytest.fixture
-def served(tmp_path: Path, provider: UvicornThread, upstream: UvicornThread) -> Iterator[ServedGateway]:
+@contextlib.contextmanager
+def serve(tmp_path: Path, provider: UvicornThread, upstream: UvicornThread, workers: int,
+          directory: Path | None) -> Iterator[ServedGateway]:
+    """``openid-gateway serve`` with metrics; ``directory``: set PROMETHEUS_MULTIPROC_DIR (else the gateway's own,
+    made under this test's TMPDIR)."""
     port, metrics_port = free_port(), free_port()
-    directory = tmp_path / "prometheus"
     config = tmp_path / "gateway.toml"
     config.write_text(f"""
 public_url = "http://127.0.0.1:{port}"
@@ -90,7 +93,7 @@ secret_keys = ["{'s' * 40}"]
 proof_key = "{PROOF_KEY}"
 state_dir = "{tmp_path / 'state'}"
 port = {port}
-workers = 2
+workers = {workers}
 mode = "proxy"
 upstream_url = "{upstream.url}"
 allow_private_addresses = true
@@ -99,14 +102,14 @@ login_rate_limit = {LOGIN_LIMIT}
 metrics_address = "127.0.0.1:{metrics_port}"
 providers = [{{ name = "Local", identifier = "{provider.url}/" }}]
 """)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT),
-           "PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    (directory / "stale_1.db").parent.mkdir()
-    (directory / "counter_1.db").write_bytes(b"left over from an earlier run")
+    (tmp_path / "tmp").mkdir()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path / "tmp")}
+    if directory is not None:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     process = subprocess.Popen([str(SCRIPT), "serve", "--config", str(config)], env=env, text=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     gateway = ServedGateway(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics",
-                            directory)
+                            directory or tmp_path / "tmp")
 
     def ready() -> bool:
         try:
@@ -120,6 +123,28 @@ providers = [{{ name = "Local", identifier = "{provider.url}/" }}]
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+@pytest.fixture
+def served(tmp_path: Path, provider: UvicornThread, upstream: UvicornThread) -> Iterator[ServedGateway]:
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    (directory / "counter_1.db").write_bytes(b"left over from an earlier run")
+    with serve(tmp_path, provider, upstream, 2, directory) as gateway:
+        yield gateway
+
+
+def test_one_worker_is_counted_too_and_the_gateways_own_directory_goes_at_exit(
+        tmp_path: Path, provider: UvicornThread, upstream: UvicornThread) -> None:
+    # The serving process has imported prometheus-client before it set the directory (imports pull it in):
+    # a lone worker must still run in a process of its own, or its values stay out of the files.
+    with serve(tmp_path, provider, upstream, 1, None) as gateway:
+        assert httpx.get(gateway.url + "/echo").status_code == 302
+        samples = gateway.scrape()
+        assert total(samples, "gateway_requests_total", route="proxy", status="302") == 1
+        assert total(samples, "gateway_auth_decisions_total", outcome="sign_in") == 1
+        assert len(list((tmp_path / "tmp").glob("openid-gateway-metrics-*"))) == 1
+    assert list((tmp_path / "tmp").glob("openid-gateway-metrics-*")) == []
 
 
 def test_a_scripted_session_is_counted_over_both_workers(served: ServedGateway, provider: UvicornThread) -> None:
