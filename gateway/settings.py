@@ -650,7 +650,7 @@ def _oidc_provider(item: dict[str, str]) -> Provider:
                                 " or domain (not common/organizations/consumers: their tokens name each tenant)")
             preset_issuer = preset_issuer.format(tenant=tenant)
         name, issuer = name or preset_name, issuer or preset_issuer
-    elif "tenant" in item:
+    if "tenant" in item and preset != "microsoft":
         raise _BadValue(f"oidc provider {label}: tenant goes with preset = \"microsoft\"")
     parts = urlsplit(issuer)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment or "#" in issuer:

@@ -70,7 +70,9 @@ class CallbackEndpoint:
                 raise self.state_missing(request)
             record = await run_in_threadpool(self.states.take, state_id)
             next_target = runtime.safe_next(record.next)
-            provider = runtime.provider_label(record.provider)
+            # An OpenID Connect record names its button (several may share an origin: tenants, realms).
+            named = record.data.get("provider") if record.protocol == "oidc" else None
+            provider = named if isinstance(named, str) else runtime.provider_label(record.provider)
             identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query)
         except LoginFailed as exc:
             runtime.failure_limiter.hit(client)

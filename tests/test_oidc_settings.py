@@ -1,0 +1,66 @@
+"""The ``providers`` setting's OpenID Connect tables: presets, secrets from files, one-line problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_settings import GOOD, problems
+
+SECRET = "do-not-print-me"
+
+
+def oidc(**keys: str) -> str:
+    fields = ", ".join(f'{k} = "{v}"' for k, v in {"type": "oidc", **keys}.items())
+    return f"providers = [{{ {fields} }}]\n"
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    (oidc(name="SSO", issuer="https://sso.example", client_id="gw"),
+     "name (or preset), client_id and client_secret (or client_secret_file) are required"),
+    (oidc(name="SSO", issuer="ftp://sso.example", client_id="gw", client_secret=SECRET),
+     "issuer must be an http(s) URL without query or fragment"),
+    (oidc(name="SSO", issuer="https://sso.example/?realm=x", client_id="gw", client_secret=SECRET),
+     "issuer must be an http(s) URL without query or fragment"),
+    (oidc(preset="okta", client_id="gw", client_secret=SECRET), "preset must be one of google, microsoft, gitlab"),
+    (oidc(preset="microsoft", client_id="gw", client_secret=SECRET), "preset microsoft needs tenant"),
+    (oidc(preset="microsoft", tenant="common", client_id="gw", client_secret=SECRET), "not common/organizations"),
+    (oidc(preset="google", tenant="x", client_id="gw", client_secret=SECRET), "tenant goes with preset"),
+    (oidc(name="SSO", issuer="https://sso.example", client_id="gw", client_secret=SECRET, scope="openid"),
+     "unknown key(s) scope"),
+    (oidc(name="SSO", issuer="https://sso.example", client_id="gw", client_secret=SECRET, scopes="email profile"),
+     "scopes must include openid"),
+    (oidc(name="SSO", issuer="https://sso.example", client_id="gw", client_secret=SECRET,
+          client_secret_file="/nonexistent"), "give client_secret or client_secret_file, not both"),
+    (oidc(name="SSO", issuer="https://sso.example", client_id="gw", client_secret_file="/nonexistent/secret"),
+     "client_secret_file '/nonexistent/secret' cannot be read"),
+    ('providers = [{ type = "oauth3", name = "X" }]\n', 'provider type must be "openid2" or "oidc"'),
+])
+def test_a_bad_oidc_provider_is_one_line_naming_the_problem_and_never_the_secret(
+        tmp_path: Path, toml: str, message: str) -> None:
+    [problem] = problems(toml, GOOD, tmp_path)
+    assert problem.startswith("providers") and message in problem and "\n" not in problem, problem
+    assert SECRET not in problem
+
+
+def test_presets_fill_in_the_issuer_and_the_name(tmp_path: Path) -> None:
+    from gateway.settings import load_settings
+    config = tmp_path / "g.toml"
+    config.write_text("providers = [\n"
+                      '  { type = "oidc", preset = "google", client_id = "g", client_secret = "s" },\n'
+                      '  { type = "oidc", preset = "gitlab", name = "Our GitLab", issuer = "https://git.example",'
+                      ' client_id = "g", client_secret = "s" },\n'
+                      ']\n')
+    loaded = load_settings(config, GOOD).providers
+    assert [(p.name, p.issuer, p.scopes) for p in loaded] == [
+        ("Google", "https://accounts.google.com", "openid email profile"),
+        ("Our GitLab", "https://git.example", "openid email profile")]
+    assert SECRET not in repr(loaded) and "'s'" not in repr(loaded)
+
+
+def test_two_buttons_with_one_name_are_refused(tmp_path: Path) -> None:
+    toml = ('providers = [{ name = "X", identifier = "https://x.example/" },'
+            ' { type = "oidc", name = "X", issuer = "https://sso.example", client_id = "g", client_secret = "s" }]\n')
+    [problem] = problems(toml, GOOD, tmp_path)
+    assert "provider names must differ" in problem
