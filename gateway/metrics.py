@@ -10,10 +10,10 @@ wiped at start) and then runs every worker, even a single one, as a process of
 its own (which imports the library afresh, with the variable set: the serving
 process may have imported it before), so each worker writes its values to
 files of its own; the supervising process serves ``metrics_address``
-(:func:`start_server`) and sums the files at each scrape with a fresh registry. uvicorn's supervisor has no hook for a worker
-that dies, so each scrape first marks workers whose process is gone as dead
-(:func:`mark_dead_workers`): their live gauges go away, their counters stay
-counted (a counter never goes back).
+(:func:`start_server`) and sums the files at each scrape with a fresh registry.
+uvicorn's supervisor has no hook for a worker that dies, so each scrape first
+marks workers whose process is gone as dead (:func:`mark_dead_workers`): their
+live gauges go away, their counters stay counted (a counter never goes back).
 
 Without that variable (tests, ``python -m``) values live in this process and
 :data:`REGISTRY` serves them. The hot path pays a dict lookup and an
