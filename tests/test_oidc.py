@@ -158,9 +158,9 @@ def test_an_unknown_kid_is_refused_even_after_the_key_set_is_fetched_again(oidc:
     try:
         consent = to_consent(browser, oidc)
         oidc.misbehave("unknown-kid")
-        before = metadata._last_key_fetch
+        before = metadata.last_key_fetch
         refused(decide(browser, consent), oidc)
-        assert metadata._last_key_fetch > before  # it did look again
+        assert metadata.last_key_fetch > before  # it did look again
     finally:
         metadata.refetch_interval = 60
 
@@ -293,11 +293,11 @@ def test_jwks_refetches_for_an_unknown_kid_are_rate_limited(oidc: OIDCSetup, bro
     metadata.refetch_interval = 0
     assert metadata.refetch_keys() is not None  # fetched just now: the next refetch is due only in a minute
     metadata.refetch_interval = 60
-    before = metadata._last_key_fetch
+    before = metadata.last_key_fetch
     consent = to_consent(browser, oidc)
     oidc.misbehave("unknown-kid")
     refused(decide(browser, consent), oidc)
-    assert metadata._last_key_fetch == before
+    assert metadata.last_key_fetch == before
 
 
 def test_a_discovery_document_naming_another_issuer_is_refused(tmp_path: Path, setup: OIDCSetup,

@@ -115,7 +115,7 @@ class OIDCSignIn:
         return self._identity(provider, document.issuer, claims)
 
     def _redeem(self, provider: Provider, endpoint: str, method: str, code: str, verifier: str) -> str:
-        secret = provider.client_secret.__str__() if provider.client_secret is not None else ""
+        secret = str(provider.client_secret) if provider.client_secret is not None else ""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
                 "code_verifier": verifier}
         headers: dict[str, str] = {}

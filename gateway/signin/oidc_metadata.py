@@ -122,6 +122,11 @@ class ProviderMetadata:
         self._keys: tuple[float, KeySet] | None = None
         self._last_key_fetch = float("-inf")
 
+    @property
+    def last_key_fetch(self) -> float:
+        """When (on ``clock``) the key set was last fetched: what the refetch rate limit counts from."""
+        return self._last_key_fetch
+
     def document(self) -> ProviderDocument:
         with self._lock:
             if self._document is not None and self.clock() < self._document[0]:
