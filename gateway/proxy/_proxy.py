@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from gateway import metrics
+from gateway.proof import request_uri
 from gateway.proxy._connection import Connection, Pool, UpstreamTimeout
 from gateway.proxy._headers import CHUNKED, NO_BODY, RequestHeads, UnsupportedTransferCoding, response_headers
 from gateway.proxy._websocket import WebSocketForwarder
@@ -116,7 +117,9 @@ class UpstreamProxy:
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._tls = parts.scheme == "https"
-        self._prefix = parts.path.rstrip("/").encode("latin-1")
+        if parts.path not in ("", "/") or parts.query:
+            # The app must receive the path the browser asked for: that is what the proof signs.
+            raise ValueError(f"upstream_url must be an origin without a path, got {upstream_url!r}")
         self._heads = RequestHeads(strip_headers, parts.netloc.encode("latin-1"), strip_cookies)
         self.ca_bundle = ca_bundle
         self.connect_timeout = connect_timeout
@@ -125,8 +128,7 @@ class UpstreamProxy:
         self._error_page = error_page or default_error_page
         self._pool: Pool | None = None
         self._tls_context: ssl.SSLContext | None = None
-        self._websockets = WebSocketForwarder(self._host, self._port, parts.netloc, self._prefix, self._heads,
-                                              connect_timeout)
+        self._websockets = WebSocketForwarder(self._host, self._port, parts.netloc, self._heads, connect_timeout)
 
     @classmethod
     def from_settings(
@@ -182,9 +184,9 @@ class UpstreamProxy:
         if pool is None:
             raise RuntimeError("UpstreamProxy.startup() was not called")
         method: str = scope["method"]
-        raw_path = scope.get("raw_path") or quote(scope["path"]).encode("latin-1")
-        query = scope["query_string"]
-        target = self._prefix + raw_path + b"?" + query if query else self._prefix + raw_path
+        # The request target exactly as the client sent it: what the identity proof signed.
+        target = request_uri(scope).encode("latin-1")
+        raw_path = target.partition(b"?")[0]
         if client_addr is None:
             client = scope.get("client")
             client_addr = client[0] if client else None
