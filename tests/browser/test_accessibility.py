@@ -29,7 +29,9 @@ from tests.browser.steps import consent as steps_consent
 pytestmark = pytest.mark.browser
 
 # Every test here signs in, all from 127.0.0.1: more than the default 20 a minute.
-GATEWAY_SETTINGS = {"GATEWAY_LOGIN_RATE_LIMIT": "1000"}
+# A path no one may see, for the 403 page.
+GATEWAY_SETTINGS = {"GATEWAY_LOGIN_RATE_LIMIT": "1000",
+                    "GATEWAY_RULES": '[{"name": "closed", "paths": ["/closed"], "policy": "deny"}]'}
 LONG_NICKNAME = "a_very_long_nickname_for_the_bar"  # 32 characters: the most the microblog keeps
 Visit = Callable[[Page, Stack, NewContext], None]
 
@@ -94,6 +96,13 @@ def gateway_error(page: Page, stack: Stack, new_context: NewContext) -> None:
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
 
 
+def forbidden(page: Page, stack: Stack, new_context: NewContext) -> None:
+    sign_in(page, stack.url, "fay")
+    page.goto(stack.url + "/closed/report")
+    expect(page.get_by_role("heading", name="This page is not open to you")).to_be_visible()
+    expect(page.get_by_role("button", name="Sign in as someone else")).to_be_visible()
+
+
 def autopost(page: Page, stack: Stack, new_context: NewContext) -> None:
     page.route("**/_gateway/static/autopost.js", lambda route: route.abort())  # as without JavaScript
     post_unbound_answer(page, stack)
@@ -145,7 +154,8 @@ def microblog_long_name(page: Page, stack: Stack, new_context: NewContext) -> No
 
 PAGES: dict[str, Visit] = {
     "login": login, "login-error": login_error, "logout-confirmation": logout_confirmation, "account": account,
-    "gateway-error": gateway_error, "autopost": autopost, "consent": consent, "provider-home": provider_home,
+    "gateway-error": gateway_error, "forbidden": forbidden, "autopost": autopost, "consent": consent,
+    "provider-home": provider_home,
     "microblog-home": microblog_home, "microblog-post-error": microblog_post_error,
     "microblog-user": microblog_user, "microblog-not-found": microblog_not_found,
     "microblog-long-name": microblog_long_name,
