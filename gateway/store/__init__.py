@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.store.base import LoginStateRecord, RememberRecord, SessionRecord, Store
+from gateway.store.base import LoginStateRecord, ProviderSessionRecord, RememberRecord, SessionRecord, Store
 from gateway.store.sqlite import SQLiteStore
 
-__all__ = ["LoginStateRecord", "RememberRecord", "SQLiteStore", "SessionRecord", "Store"]
+__all__ = ["LoginStateRecord", "ProviderSessionRecord", "RememberRecord", "SQLiteStore", "SessionRecord", "Store"]

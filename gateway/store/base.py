@@ -70,6 +70,23 @@ class LoginStateRecord:
     data: Mapping[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderSessionRecord:
+    """What logging out at an OpenID Connect provider needs of one of our sessions; server-side only.
+
+    ``sid`` and ``sub`` find the session when the provider's back-channel
+    logout token names them; ``id_token`` is the ``id_token_hint`` of an
+    RP-initiated logout. Never in a cookie: an ID token is a credential.
+    """
+
+    session_id: str
+    provider: str  # the configured provider's name
+    sub: str
+    sid: str | None
+    id_token: str
+    expires: float
+
+
 class Store(Protocol):
     """The gateway's persistence; python3-openid's store methods included."""
 
@@ -98,6 +115,20 @@ class Store(Protocol):
         ...
     def revocations_after(self, seq: int, now: float) -> tuple[list[str], int]:
         """Ids of still-unexpired sessions revoked after log position ``seq``, and the last position."""
+        ...
+
+    # OpenID Connect logout.
+    def put_provider_session(self, record: ProviderSessionRecord) -> None: ...
+    def get_provider_session(self, session_id: str) -> ProviderSessionRecord | None: ...
+    def revoke_provider_sessions(self, provider: str, sub: str | None, sid: str | None, now: float) -> list[str]:
+        """Back-channel logout: revoke the sessions of ``sid`` (else of ``sub``) at ``provider``.
+
+        Their remember-me series (and the sessions restored from them) end too,
+        in one transaction; returns the ids of the unexpired sessions ended.
+        """
+        ...
+    def use_logout_token(self, issuer: str, jti: str, expires: float, now: float) -> bool:
+        """Record a logout token's ``jti`` until ``expires``; False when already seen (a replay)."""
         ...
 
     # Remember-me series.

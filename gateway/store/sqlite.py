@@ -26,7 +26,7 @@ from openid.store import nonce as openid_nonce
 
 from gateway import metrics
 from gateway.errors import StoreUnavailable
-from gateway.store.base import LoginStateRecord, RememberRecord, SessionRecord
+from gateway.store.base import LoginStateRecord, ProviderSessionRecord, RememberRecord, SessionRecord
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -57,11 +57,22 @@ CREATE INDEX IF NOT EXISTS remember_user ON remember_series (user_id);
 CREATE TABLE IF NOT EXISTS login_states (
     state_id TEXT PRIMARY KEY, protocol TEXT NOT NULL, provider TEXT NOT NULL, next TEXT NOT NULL,
     remember INTEGER NOT NULL, created REAL NOT NULL, expires REAL NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS provider_sessions (
+    session_id TEXT PRIMARY KEY, provider TEXT NOT NULL, sub TEXT NOT NULL, sid TEXT, id_token TEXT NOT NULL,
+    expires REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS provider_sessions_sub ON provider_sessions (provider, sub);
+CREATE INDEX IF NOT EXISTS provider_sessions_sid ON provider_sessions (provider, sid);
+CREATE TABLE IF NOT EXISTS logout_tokens (
+    issuer TEXT NOT NULL, jti TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY (issuer, jti));
 """
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a store made by an older version up to :data:`SCHEMA` (columns added since, with their defaults)."""
+    """Bring a store made by an older version up to :data:`SCHEMA` (columns added since, with their defaults).
+
+    Tables added since (``provider_sessions``, ``logout_tokens``) need nothing
+    here: :data:`SCHEMA` creates them when missing.
+    """
     columns = {row[1] for row in conn.execute("PRAGMA table_info(remember_series)")}
     if "provider" not in columns:
         conn.execute("ALTER TABLE remember_series ADD COLUMN provider TEXT NOT NULL DEFAULT ''")
@@ -329,6 +340,53 @@ class SQLiteStore:
         rows = self._call(lambda conn: conn.execute(sql, (seq, now)).fetchall())
         return [row[1] for row in rows], (rows[-1][0] if rows else seq)
 
+    # -- OpenID Connect logout ----------------------------------------------
+
+    def put_provider_session(self, record: ProviderSessionRecord) -> None:
+        self._execute("INSERT OR REPLACE INTO provider_sessions VALUES (?, ?, ?, ?, ?, ?)",
+                      (record.session_id, record.provider, record.sub, record.sid, record.id_token, record.expires))
+
+    def get_provider_session(self, session_id: str) -> ProviderSessionRecord | None:
+        sql = "SELECT * FROM provider_sessions WHERE session_id = ?"
+        row = self._call(lambda conn: conn.execute(sql, (session_id,)).fetchone())
+        return ProviderSessionRecord(*row) if row else None
+
+    def revoke_provider_sessions(self, provider: str, sub: str | None, sid: str | None, now: float) -> list[str]:
+        """The sessions of ``sid`` when given (and of ``sub`` too when both are), else every one of ``sub``."""
+        if sid is None and sub is None:
+            return []
+        sql = ("SELECT p.session_id, s.series_id FROM provider_sessions p JOIN sessions s USING (session_id)"
+               " WHERE p.provider = ? AND (? IS NULL OR p.sid = ?) AND (? IS NULL OR p.sub = ?)")
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            with self._transaction(conn):
+                rows = conn.execute(sql, (provider, sid, sid, sub, sub)).fetchall()
+                ended: set[str] = set()
+                for session_id, series_id in rows:
+                    ended.update(self._revoke_where(conn, self._BY_SESSION, session_id, now))
+                    if series_id is not None:
+                        conn.execute("UPDATE remember_series SET revoked_at = ? WHERE series_id = ?"
+                                     " AND revoked_at IS NULL", (now, series_id))
+                        ended.update(self._revoke_where(conn, self._BY_SERIES, series_id, now))
+                return sorted(ended)
+
+        return self._call(work)
+
+    def use_logout_token(self, issuer: str, jti: str, expires: float, now: float) -> bool:
+        """One ``INSERT``: of two workers given the same token, one records it, the other sees a replay."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            with self._transaction(conn):
+                conn.execute("DELETE FROM logout_tokens WHERE issuer = ? AND jti = ? AND expires < ?",
+                             (issuer, jti, now))
+                try:
+                    conn.execute("INSERT INTO logout_tokens VALUES (?, ?, ?)", (issuer, jti, expires))
+                except sqlite3.IntegrityError:
+                    return False
+                return True
+
+        return self._call(work)
+
     # -- remember-me series -----------------------------------------------
 
     def create_series(self, record: RememberRecord) -> None:
@@ -393,6 +451,8 @@ class SQLiteStore:
                 count = conn.execute("DELETE FROM sessions WHERE expires < ?", (now,)).rowcount
                 count += conn.execute("DELETE FROM remember_series WHERE expires < ?", (now,)).rowcount
                 count += conn.execute("DELETE FROM login_states WHERE expires < ?", (now,)).rowcount
+                count += conn.execute("DELETE FROM provider_sessions WHERE expires < ?", (now,)).rowcount
+                conn.execute("DELETE FROM logout_tokens WHERE expires < ?", (now,))
                 conn.execute("DELETE FROM revocations WHERE expires < ?", (now,))
             return count
 

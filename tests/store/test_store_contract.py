@@ -12,7 +12,7 @@ import pytest
 from openid.association import Association
 
 from gateway.errors import StoreUnavailable
-from gateway.store import LoginStateRecord, RememberRecord, SessionRecord, SQLiteStore, Store
+from gateway.store import LoginStateRecord, ProviderSessionRecord, RememberRecord, SessionRecord, SQLiteStore, Store
 
 
 @pytest.fixture(params=["sqlite"])
@@ -220,3 +220,50 @@ def test_of_concurrent_takes_of_a_login_state_exactly_one_wins(store: Store) -> 
         for t in threads:
             t.join()
         assert sum(r is not None for r in won) == 1, won
+
+
+def provider_session(session_id: str, sub: str = "alice", sid: str | None = "op-1",
+                     provider: str = "OP") -> ProviderSessionRecord:
+    return ProviderSessionRecord(session_id, provider, sub, sid, "header.payload.signature", 4e9)
+
+
+def test_a_provider_session_is_kept_server_side_and_read_back(store: Store) -> None:
+    store.create_session(session("a"))
+    store.put_provider_session(provider_session("a"))
+    assert store.get_provider_session("a") == provider_session("a")
+    assert store.get_provider_session("b") is None
+
+
+def test_back_channel_logout_revokes_by_sid_else_by_sub_at_that_provider_only(store: Store) -> None:
+    now = time.time()
+    for sid, op_sid, sub, provider in (("a", "op-1", "alice", "OP"), ("b", "op-2", "alice", "OP"),
+                                       ("c", None, "bob", "OP"), ("d", "op-1", "alice", "Other")):
+        store.create_session(session(sid))
+        store.put_provider_session(provider_session(sid, sub, op_sid, provider))
+    assert store.revoke_provider_sessions("OP", None, "op-1", now) == ["a"]
+    assert store.revoke_provider_sessions("OP", "bob", "op-2", now) == []  # sid and sub must both match
+    assert store.revoke_provider_sessions("OP", "alice", None, now) == ["a", "b"]
+    assert store.revoke_provider_sessions("OP", None, None, now) == []
+    assert set(store.revocations_after(0, now)[0]) == {"a", "b"}
+    assert {s.session_id for s in store.list_all_sessions(now)} == {"c", "d"}
+
+
+def test_back_channel_logout_ends_the_remember_me_series_and_its_restored_sessions(store: Store) -> None:
+    now = time.time()
+    store.create_series(RememberRecord("s1", "h", "u", "n", "", now, now, now + 3600))
+    store.create_session(session("a", series="s1"))
+    store.put_provider_session(provider_session("a"))
+    store.create_session(session("restored", series="s1"))
+    assert store.revoke_provider_sessions("OP", "alice", "op-1", now) == ["a", "restored"]
+    series = store.get_series("s1")
+    assert series is not None and series.revoked_at is not None
+
+
+def test_a_logout_token_jti_is_used_once_per_issuer_until_it_expires(store: Store) -> None:
+    now = time.time()
+    assert store.use_logout_token("https://op", "j1", now + 60, now) is True
+    assert store.use_logout_token("https://op", "j1", now + 60, now) is False  # replay
+    assert store.use_logout_token("https://other", "j1", now + 60, now) is True
+    assert store.use_logout_token("https://op", "j1", now + 120, now + 61) is True  # expired: forgotten
+    store.purge_expired(now + 1000)
+    assert store.use_logout_token("https://op", "j1", now + 1100, now + 1000) is True
