@@ -28,6 +28,7 @@ from gateway.remember import RememberMe
 from gateway.revocation import RevocationCache
 from gateway.sessions import LOGIN_SALT, CookiePolicy, SessionCodec, TokenCodec, host_cookie_name
 from gateway.settings import Settings
+from gateway.signin.oauth2 import OAuth2SignIn
 from gateway.signin.oidc import OIDCSignIn
 from gateway.signing_keys import SigningKeys, load_signing_keys
 from gateway.store import SQLiteStore, Store
@@ -64,6 +65,7 @@ class Runtime:
     exchange: OpenIDExchange = field(init=False)
     signins: SignInCapacity = field(init=False)
     oidc: OIDCSignIn = field(init=False)
+    oauth2: OAuth2SignIn = field(init=False)
     proof: ProofSigner = field(init=False)
     # The JWT assertion (identity_assertion "jwt" or "both") and the keys the JWKS publishes (when a key file is set).
     assertion: AssertionSigner | None = field(init=False)
@@ -99,6 +101,7 @@ class Runtime:
                                    allow_private_addresses=s.allow_private_addresses,
                                    metric_hosts=[p.identifier for p in s.providers])
         self.oidc = OIDCSignIn(s.providers, oidc_fetcher, self.callback_url, require_email=s.require_email)
+        self.oauth2 = OAuth2SignIn(s.providers, oidc_fetcher, self.callback_url, require_email=s.require_email)
         self.proof = ProofSigner(str(s.proof_key))
         self.signing_keys = load_signing_keys(s.assertion_keys_file) if s.assertion_keys_file else None
         self.assertion = None

@@ -38,7 +38,7 @@ MIN_SECRET_LENGTH = 32
 Mode = Literal["auth_request", "proxy"]
 
 
-ProviderType = Literal["openid2", "oidc"]
+ProviderType = Literal["openid2", "oidc", "oauth2"]
 DEFAULT_SCOPES = "openid email profile"
 
 
@@ -59,6 +59,10 @@ class Provider:
     client_secret: Secret | None = field(default=None, repr=False)
     scopes: str = DEFAULT_SCOPES
     groups_claim: str = ""
+    # type "oauth2" (preset github): identifier is the authorization endpoint; these are the rest.
+    token_url: str = ""
+    api_url: str = ""
+    groups_from: tuple[str, ...] = ()
 
     @property
     def issuer(self) -> str:
@@ -619,6 +623,8 @@ def _shown(item: Any) -> str:
 
 
 def _provider(item: Any, expected: str) -> Provider:
+    if isinstance(item, dict) and item.get("type") == "oauth2" and isinstance(item.get("groups_from"), list):
+        item = {**item, "groups_from": ",".join(str(v) for v in item["groups_from"])}  # the one list-valued key
     if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
         raise _BadValue(f"{expected}, each a table of strings, got {_shown(item)}")
     kind = item.get("type", "openid2")
@@ -626,8 +632,10 @@ def _provider(item: Any, expected: str) -> Provider:
         if set(item) - {"type"} != {"name", "identifier"}:
             raise _BadValue(f"{expected}, each with exactly a 'name' and an 'identifier' string, got {_shown(item)}")
         return Provider(item["name"], item["identifier"])
+    if kind == "oauth2":
+        return _oauth2_provider(item)
     if kind != "oidc":
-        raise _BadValue(f"provider type must be \"openid2\" or \"oidc\", got {kind!r}")
+        raise _BadValue(f"provider type must be \"openid2\", \"oidc\" or \"oauth2\", got {kind!r}")
     return _oidc_provider(item)
 
 
@@ -656,15 +664,7 @@ def _oidc_provider(item: dict[str, str]) -> Provider:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment or "#" in issuer:
         raise _BadValue(f"oidc provider {label}: issuer must be an http(s) URL without query or fragment,"
                         f" got {issuer!r}")
-    secret = item.get("client_secret", "")
-    if "client_secret_file" in item:
-        if secret:
-            raise _BadValue(f"oidc provider {label}: give client_secret or client_secret_file, not both")
-        try:
-            secret = Path(item["client_secret_file"]).read_text().strip()
-        except OSError as exc:
-            raise _BadValue(f"oidc provider {label}: client_secret_file {item['client_secret_file']!r} cannot be"
-                            f" read: {exc.strerror}") from None
+    secret = _client_secret(item, f"oidc provider {label}")
     if not name or not item.get("client_id") or not secret:
         raise _BadValue(f"oidc provider {label}: name (or preset), client_id and client_secret"
                         " (or client_secret_file) are required")
@@ -672,6 +672,59 @@ def _oidc_provider(item: dict[str, str]) -> Provider:
     if "openid" not in scopes.split():
         raise _BadValue(f"oidc provider {label}: scopes must include openid, got {scopes!r}")
     return Provider(name, issuer, "oidc", item["client_id"], Secret(secret), scopes, item.get("groups_claim", ""))
+
+
+def _client_secret(item: dict[str, str], subject: str) -> str:
+    """``client_secret``, or the contents of ``client_secret_file``; never both."""
+    secret = item.get("client_secret", "")
+    if "client_secret_file" in item:
+        if secret:
+            raise _BadValue(f"{subject}: give client_secret or client_secret_file, not both")
+        try:
+            secret = Path(item["client_secret_file"]).read_text().strip()
+        except OSError as exc:
+            raise _BadValue(f"{subject}: client_secret_file {item['client_secret_file']!r} cannot be"
+                            f" read: {exc.strerror}") from None
+    return secret
+
+
+# OAuth 2.0 presets: (button name, authorize_url, token_url, api_url); GitHub Enterprise overrides the URLs.
+OAUTH2_PRESETS = {
+    "github": ("GitHub", "https://github.com/login/oauth/authorize", "https://github.com/login/oauth/access_token",
+               "https://api.github.com"),
+}
+_OAUTH2_KEYS = {"type", "name", "preset", "client_id", "client_secret", "client_secret_file", "authorize_url",
+                "token_url", "api_url", "groups_from"}
+GROUP_SOURCES = ("orgs", "teams")
+
+
+def _oauth2_provider(item: dict[str, str]) -> Provider:
+    """An ``oauth2`` provider table (``preset = "github"``); its secret never appears in a message."""
+    label = repr(item.get("name") or item.get("preset") or "oauth2")
+    subject = f"oauth2 provider {label}"
+    unknown = set(item) - _OAUTH2_KEYS
+    if unknown:
+        raise _BadValue(f"{subject}: unknown key(s) {', '.join(sorted(unknown))}")
+    preset = item.get("preset")
+    if preset not in OAUTH2_PRESETS:
+        raise _BadValue(f"{subject}: preset must be one of {', '.join(OAUTH2_PRESETS)}, got {preset!r}")
+    name, authorize_url, token_url, api_url = OAUTH2_PRESETS[preset]
+    urls = [item.get("authorize_url", authorize_url), item.get("token_url", token_url),
+            item.get("api_url", api_url).rstrip("/")]
+    for key, url in zip(("authorize_url", "token_url", "api_url"), urls, strict=True):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment or "#" in url:
+            raise _BadValue(f"{subject}: {key} must be an http(s) URL without fragment, got {url!r}")
+    sources = tuple(s.strip() for s in item.get("groups_from", "").split(",") if s.strip())
+    if any(s not in GROUP_SOURCES for s in sources) or len(set(sources)) != len(sources):
+        raise _BadValue(f"{subject}: groups_from must be \"orgs\", \"teams\" or [\"orgs\", \"teams\"],"
+                        f" got {item.get('groups_from')!r}")
+    secret = _client_secret(item, subject)
+    if not item.get("client_id") or not secret:
+        raise _BadValue(f"{subject}: client_id and client_secret (or client_secret_file) are required")
+    scopes = "read:user user:email" + (" read:org" if sources else "")
+    return Provider(item.get("name") or name, urls[0], "oauth2", item["client_id"], Secret(secret), scopes,
+                    token_url=urls[1], api_url=urls[2], groups_from=sources)
 
 
 __all__ = ["Mode", "Provider", "Settings", "access_summary", "is_loopback_host", "load_settings",

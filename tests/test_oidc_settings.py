@@ -35,7 +35,7 @@ def oidc(**keys: str) -> str:
           client_secret_file="/nonexistent"), "give client_secret or client_secret_file, not both"),
     (oidc(name="SSO", issuer="https://sso.example", client_id="gw", client_secret_file="/nonexistent/secret"),
      "client_secret_file '/nonexistent/secret' cannot be read"),
-    ('providers = [{ type = "oauth3", name = "X" }]\n', 'provider type must be "openid2" or "oidc"'),
+    ('providers = [{ type = "oauth3", name = "X" }]\n', 'provider type must be "openid2", "oidc" or "oauth2"'),
 ])
 def test_a_bad_oidc_provider_is_one_line_naming_the_problem_and_never_the_secret(
         tmp_path: Path, toml: str, message: str) -> None:

@@ -71,7 +71,7 @@ class CallbackEndpoint:
             record = await run_in_threadpool(self.states.take, state_id)
             next_target = runtime.safe_next(record.next)
             # An OpenID Connect record names its button (several may share an origin: tenants, realms).
-            named = record.data.get("provider") if record.protocol == "oidc" else None
+            named = record.data.get("provider") if record.protocol in ("oidc", "oauth2") else None
             provider = named if isinstance(named, str) else runtime.provider_label(record.provider)
             identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query)
         except LoginFailed as exc:
@@ -92,11 +92,11 @@ class CallbackEndpoint:
         """
         signins = self.runtime.signins
         try:
-            if record.protocol == "oidc" and "openid.mode" in query:
-                raise LoginFailed(f"login state {record.state_id} is for oidc, answered as OpenID 2.0")
-            if record.protocol == "oidc":
-                oidc = self.runtime.oidc
-                return await signins.run(lambda: oidc.complete(query, record.data))
+            if record.protocol in ("oidc", "oauth2") and "openid.mode" in query:
+                raise LoginFailed(f"login state {record.state_id} is for {record.protocol}, answered as OpenID 2.0")
+            if record.protocol in ("oidc", "oauth2"):
+                exchange = self.runtime.oidc if record.protocol == "oidc" else self.runtime.oauth2
+                return await signins.run(lambda: exchange.complete(query, record.data))
             if record.protocol != "openid2":
                 raise LoginFailed(f"login state {record.state_id} is for {record.protocol}, not supported here")
             return await signins.complete(query, current_url, record.data)

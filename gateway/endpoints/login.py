@@ -116,7 +116,7 @@ class LoginEndpoints:
             return self.render(request, next_target, "wrong-host", identifier=identifier[:1024], remember=remember,
                                status=400)
         state_id = new_state_id()
-        oidc_provider = runtime.oidc.provider_for(identifier)
+        oidc_provider = runtime.oidc.provider_for(identifier) or runtime.oauth2.provider_for(identifier)
         if oidc_provider is not None:
             return await self.submit_oidc(request, oidc_provider, state_id, next_target, remember)
         return_to = runtime.callback_url + "?" + urlencode({STATE_FIELD: state_id})
@@ -139,16 +139,17 @@ class LoginEndpoints:
 
     async def submit_oidc(self, request: Request, provider: Provider, state_id: str, next_target: str,
                           remember: bool) -> Response:
-        """Send the browser to an OpenID Connect provider; its discovery is fetched on a sign-in thread."""
+        """Send the browser to an OpenID Connect (or OAuth 2.0) provider; discovery is fetched on a sign-in thread."""
         runtime = self.runtime
         client = self.services.client(request)
+        exchange = runtime.oidc if provider.type == "oidc" else runtime.oauth2
         try:
-            authorization = await runtime.signins.run(lambda: runtime.oidc.begin(provider, state_id))
+            authorization = await runtime.signins.run(lambda: exchange.begin(provider, state_id))
         except LoginFailed as exc:
             logger.warning("sign-in start with %s failed for %s: %s", provider.name, client, exc.reason)
             runtime.events.emit(SignInFailed(provider.name, exc.code, client))
             return self.render(request, next_target, exc.code, remember=remember, status=502)
-        state_cookie = await run_in_threadpool(self.states.begin, state_id, "oidc", provider.issuer, next_target,
-                                               remember, authorization.data)
+        state_cookie = await run_in_threadpool(self.states.begin, state_id, provider.type, provider.issuer,
+                                               next_target, remember, authorization.data)
         runtime.events.emit(SignInStarted(provider.name, client))
         return redirect(authorization.url, [state_cookie])
