@@ -7,7 +7,6 @@ forms, and a store outage and recovery. A listener records what it hears.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from gateway.types import Identity
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.servers import UvicornThread
 from tests.signin import sign_in
+from tests.test_revocation import run  # its own thread: Playwright may hold this thread's event loop
 
 KEYS = ["k" * 40]
 
@@ -86,13 +86,13 @@ def test_a_store_outage_and_its_recovery_are_heard_once_each(tmp_path: Path) -> 
     seen: list[Event] = []
     events.subscribe(seen.append)
     cache = RevocationCache(store, 0.2, events=events)
-    asyncio.run(cache.refresh())
+    run(cache.refresh())
     store.path.rename(tmp_path / "away")
     for _ in range(3):
-        asyncio.run(cache.refresh())
+        run(cache.refresh())
     (tmp_path / "away").rename(store.path)
-    asyncio.run(cache.refresh())
-    asyncio.run(cache.refresh())
-    asyncio.run(cache.stop())
+    run(cache.refresh())
+    run(cache.refresh())
+    run(cache.stop())
     assert seen == [StoreDown("revocation"), StoreRecovered()]
     store.close()
