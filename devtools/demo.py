@@ -18,7 +18,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -29,7 +29,10 @@ from devtools.stack import (
     LOCAL_OIDC_NAME,
     LOCAL_PROVIDER_NAME,
     MODES,
+    Mode,
     NginxNotFound,
+    Ports,
+    Progress,
     Stack,
 )
 
@@ -59,6 +62,24 @@ def demo_secrets(state_dir: Path) -> tuple[list[str], str]:
     return keys, proof
 
 
+def user_gateway_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``GATEWAY_*`` settings of the demo's own environment.
+
+    They are taken over the stack's own (e.g. ``GATEWAY_PROVIDERS`` with a
+    provider of your own, or ``GATEWAY_SITE_NAME``): the stack strips them
+    from every other child, where a stray one would confuse a test run.
+    """
+    return {name: value for name, value in environ.items() if name.startswith("GATEWAY_")}
+
+
+def demo_stack(mode: Mode, ports: Ports, state_dir: Path, environ: Mapping[str, str],
+               progress: Progress | None = None) -> Stack:
+    """The demo's stack: fixed secrets in ``state_dir``, the demo's access rules, and the caller's GATEWAY_*."""
+    secret_keys, proof_key = demo_secrets(state_dir)
+    return Stack(mode, ports=ports, state_dir=state_dir, secret_keys=secret_keys,
+                 proof_key=proof_key, progress=progress, demo_rules=True, gateway_env=user_gateway_env(environ))
+
+
 def _progress(label: str, event: str) -> None:
     if event == "starting":
         print(f"starting {label}… ", end="", flush=True)
@@ -79,6 +100,10 @@ def _stop_on(signum: int, frame: FrameType | None) -> None:
 
 
 def banner(stack: Stack) -> str:
+    taken = ""
+    if stack.gateway_env:  # names only: values may be secrets
+        taken = ("\nTaken from your environment, over the demo's own settings:\n    "
+                 + ", ".join(sorted(stack.gateway_env)) + "\n")
     return f"""
 The demo is running (mode {stack.mode}). Open:
 
@@ -99,6 +124,7 @@ needs a sign-in.
     oidc       {stack.oidc_url}   (OpenID Connect; development only, likewise)
     logs       {stack.log_dir}/
 
+{taken}
 Press Ctrl-C to stop.
 """
 
@@ -109,9 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in STOP_SIGNALS:
         signal.signal(signum, _stop_on)
     try:
-        secret_keys, proof_key = demo_secrets(state_dir)
-        stack = Stack(args.mode, ports=replace(DEMO_PORTS, nginx=args.port), state_dir=state_dir,
-                      secret_keys=secret_keys, proof_key=proof_key, progress=_progress, demo_rules=True)
+        stack = demo_stack(args.mode, replace(DEMO_PORTS, nginx=args.port), state_dir, os.environ, _progress)
     except NginxNotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -394,7 +394,7 @@ class Stack:
 
 __all__ = [
     "DEMO_ADMIN_USER", "DEMO_PORTS", "LOCAL_OIDC_CLIENT", "LOCAL_OIDC_NAME", "LOCAL_PROVIDER_NAME", "MODES", "Mode",
-    "NginxNotFound", "Ports", "Stack",
+    "NginxNotFound", "Ports", "Progress", "Stack",
     "demo_access_environ", "demo_access_settings", "find_nginx", "local_claimed_id", "render_nginx_conf",
     "write_nginx_prefix",
 ]
