@@ -12,6 +12,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gateway.endpoints.account import AccountEndpoints
+from gateway.endpoints.backchannel import PATH as BACKCHANNEL_PATH
+from gateway.endpoints.backchannel import BackchannelLogoutEndpoint
 from gateway.endpoints.callback import CallbackEndpoint
 from gateway.endpoints.forbidden import FORBIDDEN_PATH, ForbiddenEndpoint
 from gateway.endpoints.health import HealthEndpoint
@@ -30,6 +32,7 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/login", login.submit, methods=["POST"]),
         Route("/logout", LogoutEndpoint(services).logout, methods=["GET", "POST"]),
         Route("/_gateway/callback", CallbackEndpoint(services).callback, methods=["GET", "POST"]),
+        Route(BACKCHANNEL_PATH, BackchannelLogoutEndpoint(services).logout, methods=["POST"]),
         Route("/_gateway/account", account.page, methods=["GET"]),
         Route("/_gateway/account/revoke", account.revoke_one, methods=["POST"]),
         Route("/_gateway/account/signout-everywhere", account.sign_out_everywhere, methods=["POST"]),

@@ -8,7 +8,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from gateway.endpoints.services import Services
-from gateway.store import SessionRecord
+from gateway.signin.oidc import OIDCIdentity
+from gateway.store import ProviderSessionRecord, SessionRecord
 from gateway.types import Identity
 
 
@@ -32,6 +33,10 @@ async def start_session(services: Services, request: Request, identity: Identity
     record = SessionRecord(session_id, identity.user_id, now, now + settings.session_max_lifetime, series_id,
                            user_agent, services.client(request))
     await run_in_threadpool(runtime.store.create_session, record)
+    if isinstance(identity, OIDCIdentity) and identity.login is not None:  # for RP-initiated/back-channel logout
+        login = identity.login
+        await run_in_threadpool(runtime.store.put_provider_session, ProviderSessionRecord(
+            session_id, login.provider, login.sub, login.sid, login.id_token, record.expires))
     cookies.append(runtime.cookies.set(runtime.session_cookie_name,
                                        runtime.sessions.encode(session_id, identity, now, series_id)))
     return cookies

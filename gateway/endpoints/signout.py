@@ -59,6 +59,20 @@ class SignOut:
             runtime.revocation.add(session_id)
         return len(set(ended) | set(known))
 
+    async def end_at_provider(self, provider: str, sub: str | None, sid: str | None) -> list[str]:
+        """Back-channel logout: end the sessions of ``sid`` (else of ``sub``) at ``provider``, and their series.
+
+        None is known beforehand, so the store goes first; the ids it returns
+        are revoked in this process at once, in the others within their
+        revocation refresh (the store's revocation log).
+        """
+        runtime = self.runtime
+        now = runtime.now()
+        ended = await self.with_retries(lambda: runtime.store.revoke_provider_sessions(provider, sub, sid, now))
+        for session_id in ended:
+            runtime.revocation.add(session_id)
+        return ended
+
     async def with_retries(self, work: Callable[[], list[str]]) -> list[str]:
         """Run a store write in a worker thread, again after each delay while the store is unavailable."""
         for delay in self.retry_delays:

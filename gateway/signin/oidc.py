@@ -54,6 +54,23 @@ class AuthorizationRequest:
     data: Mapping[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderLogin:
+    """What logging out at the provider needs: kept server-side with the session, never in its cookie."""
+
+    provider: str  # the configured provider's name
+    sub: str
+    sid: str | None  # the provider's session id (Front/Back-Channel Logout), when its ID token has one
+    id_token: str  # the ``id_token_hint`` of an RP-initiated logout
+
+
+@dataclass(frozen=True, slots=True)
+class OIDCIdentity(Identity):
+    """An :class:`Identity` from an OpenID Connect sign-in, with what its session needs for logout."""
+
+    login: ProviderLogin | None = None
+
+
 def user_id(issuer: str, sub: str) -> str:
     """The account key of ``sub`` at ``issuer``."""
     return f"{issuer}#{sub}"
@@ -112,7 +129,11 @@ class OIDCSignIn:
             raise LoginFailed(f"{provider.name} answered without a code")
         id_token = self._redeem(provider, document.token_endpoint, document.token_auth_method, code, verifier)
         claims = self._verify(provider, metadata, document.algorithms, id_token, nonce)
-        return self._identity(provider, document.issuer, claims)
+        identity = self._identity(provider, document.issuer, claims)
+        sid = claims.get("sid")
+        login = ProviderLogin(provider.name, claims["sub"], sid if isinstance(sid, str) and sid else None, id_token)
+        return OIDCIdentity(identity.user_id, identity.nickname, identity.email, identity.groups, identity.provider,
+                            login)
 
     def _redeem(self, provider: Provider, endpoint: str, method: str, code: str, verifier: str) -> str:
         secret = str(provider.client_secret) if provider.client_secret is not None else ""
@@ -194,4 +215,4 @@ def _groups(claims: Mapping[str, Any], claim: str, provider: str) -> tuple[str, 
     return tuple(sorted(set(names)))
 
 
-__all__ = ["LEEWAY", "AuthorizationRequest", "OIDCSignIn", "user_id"]
+__all__ = ["LEEWAY", "AuthorizationRequest", "OIDCIdentity", "OIDCSignIn", "ProviderLogin", "user_id"]

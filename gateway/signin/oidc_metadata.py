@@ -49,6 +49,7 @@ class ProviderDocument:
     algorithms: tuple[str, ...]
     token_auth_method: str
     iss_parameter_supported: bool
+    end_session_endpoint: str | None = None  # RP-Initiated Logout 1.0 §2.1
 
 
 PROVIDER_ERROR = "provider-error"  # the provider answered, but with something unusable
@@ -91,6 +92,7 @@ def parse_document(issuer: str, document: object) -> ProviderDocument:
         issuer, _http_url(document, "authorization_endpoint", issuer), _http_url(document, "token_endpoint", issuer),
         _http_url(document, "jwks_uri", issuer), algorithms, usable[0],
         document.get("authorization_response_iss_parameter_supported") is True,
+        _http_url(document, "end_session_endpoint", issuer) if "end_session_endpoint" in document else None,
     )
 
 

@@ -1,0 +1,164 @@
+"""OpenID Connect logout end to end: back-channel logout from the development provider, over real servers.
+
+Two gateway workers share one store (two apps, one SQLite file): the provider tells
+worker A, and the browser's next request to worker B must be refused within the
+revocation refresh. Every broken logout token the provider can send is refused
+with a 400 and signs nobody out; a replayed token too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from starlette.datastructures import Secret
+
+from devtools.oidc_provider import Client, create_app
+from devtools.oidc_provider.state import User
+from gateway.app import GatewayApp
+from gateway.settings import Provider
+from tests.conftest import RunningGateway, make_settings
+from tests.devtools.oidc_relying_party import decide
+from tests.htmlforms import submit
+from tests.servers import UvicornThread, free_port
+from tests.test_signin import whoami
+
+CLIENT_ID = "gateway"
+SECRET = "gateway-oidc-secret"
+NAME = "Local OpenID Connect"
+BACKCHANNEL = "/_gateway/backchannel-logout"
+DEADLINE = 10.0  # seconds: far above the revocation refresh (0.2 s in these settings)
+
+
+@dataclasses.dataclass
+class LogoutSetup:
+    op_url: str
+    op_app: object
+    gateway: RunningGateway  # worker A: the provider's back-channel logout goes here
+    other: RunningGateway  # worker B: the same store, another process's memory
+    http: httpx.Client
+
+    def misbehave(self, mode: str) -> None:
+        assert self.http.post(f"{self.op_url}/_dev/misbehave", json={"mode": mode}).json()["mode"] == mode
+
+    def backchannel(self, username: str) -> list[int | None]:
+        """Ask the provider to log ``username`` out; the statuses the gateway answered its logout tokens."""
+        answer = self.http.post(f"{self.op_url}/_dev/backchannel-logout", json={"username": username})
+        assert answer.status_code == 200, answer.text
+        return [delivery["status"] for delivery in answer.json()["deliveries"]]
+
+    def logout_token(self, username: str, sid: str | None = None) -> str:
+        """A well-formed logout token, minted by the provider's own signer (to send it twice)."""
+        provider = self.op_app.state.provider  # type: ignore[attr-defined]
+        client = provider.clients.get(CLIENT_ID)
+        return str(provider.signer.logout_token(self.op_url, client, User(username, username, None, False, ()), sid))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, upstream: UvicornThread) -> Iterator[LogoutSetup]:
+    op_port, gateway_port, other_port = free_port(), free_port(), free_port()
+    op_url = f"http://127.0.0.1:{op_port}"
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    client = Client(CLIENT_ID, SECRET, (gateway_url + "/_gateway/callback",),
+                    (gateway_url + "/login?m=signed-out",), gateway_url + BACKCHANNEL)
+    op_app = create_app(op_url, [client])
+    provider = Provider(NAME, op_url, "oidc", CLIENT_ID, Secret(SECRET), groups_claim="groups")
+    settings = make_settings(tmp_path_factory.mktemp("oidc-logout"), gateway_port, mode="proxy",
+                             upstream_url=upstream.url, providers=(provider,), login_rate_limit=1000,
+                             failure_rate_limit=1000)
+    app, other_app = GatewayApp(settings), GatewayApp(settings)
+    with (UvicornThread(op_app, port=op_port), UvicornThread(app, port=gateway_port) as server,
+          UvicornThread(other_app, port=other_port) as other_server,
+          httpx.Client(trust_env=False, timeout=10) as http):
+        yield LogoutSetup(op_url, op_app, RunningGateway(server, app, settings),
+                          RunningGateway(other_server, other_app, settings), http)
+
+
+@pytest.fixture
+def oidc(setup: LogoutSetup) -> Iterator[LogoutSetup]:
+    setup.misbehave("none")
+    yield setup
+    setup.misbehave("none")
+
+
+def sign_in(browser: httpx.Client, setup: LogoutSetup, username: str = "alice") -> None:
+    page = browser.get(f"{setup.gateway.url}/login", params={"next": "/echo"})
+    consent = submit(browser, page, button=("provider", setup.op_url))
+    final = decide(browser, consent, username=username)
+    assert final.status_code == 200 and final.url.port == setup.gateway.server.port, final.text[:300]
+    assert whoami(browser, setup.other)["nickname"] == username  # worker B knows the session too
+
+
+def refused_within_deadline(browser: httpx.Client, gateway: RunningGateway) -> None:
+    deadline = time.monotonic() + DEADLINE
+    with httpx.Client(cookies=browser.cookies, timeout=10) as no_follow:
+        while True:
+            status = no_follow.get(gateway.url + "/echo").status_code
+            if status == 302:
+                return
+            assert status == 200 and time.monotonic() < deadline, f"still signed in after {DEADLINE}s ({status})"
+            time.sleep(0.05)
+
+
+def test_backchannel_logout_signs_the_browser_out_in_every_worker(oidc: LogoutSetup) -> None:
+    with (httpx.Client(follow_redirects=True, timeout=15) as alice,
+          httpx.Client(follow_redirects=True, timeout=15) as bob):
+        sign_in(alice, oidc, "alice")
+        sign_in(bob, oidc, "bob")
+        assert oidc.backchannel("alice") == [200]
+        refused_within_deadline(alice, oidc.other)
+        refused_within_deadline(alice, oidc.gateway)
+        assert whoami(bob, oidc.other)["nickname"] == "bob"  # only the person the provider named
+
+
+def test_a_sub_only_logout_token_ends_every_session_of_that_person(oidc: LogoutSetup) -> None:
+    with (httpx.Client(follow_redirects=True, timeout=15) as first,
+          httpx.Client(follow_redirects=True, timeout=15) as second):
+        sign_in(first, oidc, "carol")
+        sign_in(second, oidc, "carol")
+        answer = oidc.http.post(oidc.gateway.url + BACKCHANNEL, data={"logout_token": oidc.logout_token("carol")})
+        assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+        refused_within_deadline(first, oidc.other)
+        refused_within_deadline(second, oidc.other)
+
+
+def test_a_replayed_logout_token_is_refused(oidc: LogoutSetup) -> None:
+    token = oidc.logout_token("dave")
+    assert oidc.http.post(oidc.gateway.url + BACKCHANNEL, data={"logout_token": token}).status_code == 200
+    with httpx.Client(follow_redirects=True, timeout=15) as dave:
+        sign_in(dave, oidc, "dave")  # a new session the replay must not end
+        for worker in (oidc.gateway, oidc.other):
+            replay = oidc.http.post(worker.url + BACKCHANNEL, data={"logout_token": token})
+            assert replay.status_code == 400 and replay.json()["reason"] == "replayed"
+        assert whoami(dave, oidc.other)["nickname"] == "dave"
+
+
+@pytest.mark.parametrize("mode", ["logout-unsigned", "logout-garbage", "logout-nonce", "logout-no-event",
+                                  "logout-wrong-aud"])
+def test_a_broken_logout_token_is_refused_and_signs_nobody_out(oidc: LogoutSetup, mode: str) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as alice:
+        sign_in(alice, oidc, "erin")
+        oidc.misbehave(mode)
+        assert oidc.backchannel("erin") == [400]
+        assert whoami(alice, oidc.other)["nickname"] == "erin"
+        assert whoami(alice, oidc.gateway)["nickname"] == "erin"
+
+
+@pytest.mark.parametrize("form", [{}, {"logout_token": ""}, {"logout_token": "a.b.c"}, {"other": "x"}])
+def test_a_request_without_a_usable_token_is_a_400_with_a_reason_code(oidc: LogoutSetup,
+                                                                       form: dict[str, str]) -> None:
+    answer = oidc.http.post(oidc.gateway.url + BACKCHANNEL, data=form)
+    assert answer.status_code == 400 and answer.json() == {"error": "invalid_request", "reason": "malformed"}
+
+
+def test_a_logout_token_from_an_unconfigured_issuer_is_refused(oidc: LogoutSetup) -> None:
+    token = oidc.logout_token("alice")
+    provider = oidc.op_app.state.provider  # type: ignore[attr-defined]
+    forged = provider.signer.logout_token("https://elsewhere.invalid", provider.clients.get(CLIENT_ID),
+                                          User("alice", "alice", None, False, ()), None)
+    assert token != forged
+    answer = oidc.http.post(oidc.gateway.url + BACKCHANNEL, data={"logout_token": forged})
+    assert answer.status_code == 400 and answer.json()["reason"] == "unknown-issuer"
