@@ -22,6 +22,7 @@ from devtools.oidc_provider import Client, create_app
 from devtools.oidc_provider.github import number
 from gateway.app import GatewayApp
 from gateway.errors import ConfigError
+from gateway.events import Event, SignedIn, SignInFailed, SignInStarted
 from gateway.settings import Provider, load_settings
 from gateway.signin.oauth2 import user_id
 from tests.conftest import PROOF_KEY, RunningGateway, make_settings
@@ -48,6 +49,7 @@ class GitHubSetup:
     fake: str  # the fake's base URL (…/github)
     gateway: RunningGateway
     buttons: dict[str, str]  # provider name -> the login button's value
+    heard: list[Event]  # the gateway's events (audit log, metrics)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +74,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory, upstream: UvicornThread) -> 
                              upstream_url=upstream.url, providers=providers, login_rate_limit=1000,
                              failure_rate_limit=1000)
     app = GatewayApp(settings)
+    heard: list[Event] = []
+    app.runtime.events.subscribe(heard.append)
     with UvicornThread(op_app, port=op_port), UvicornThread(app, port=gateway_port) as server:
-        yield GitHubSetup(fake, RunningGateway(server, app, settings), {p.name: p.identifier for p in providers})
+        yield GitHubSetup(fake, RunningGateway(server, app, settings), {p.name: p.identifier for p in providers},
+                          heard)
+
+
+def sign_in_events(setup: GitHubSetup) -> list[Event]:
+    return [e for e in setup.heard if isinstance(e, SignInStarted | SignedIn | SignInFailed)]
 
 
 def to_consent(browser: httpx.Client, setup: GitHubSetup, button: str = "GitHub",
@@ -109,12 +118,15 @@ def refused(final: httpx.Response, setup: GitHubSetup, message: str) -> None:
 
 def test_sign_in_lands_on_next_with_the_numeric_id_login_verified_email_and_groups(
         setup: GitHubSetup, browser: httpx.Client) -> None:
+    setup.heard.clear()
     final = sign_in(browser, setup, next_target="/echo/after?x=1")
     assert final.status_code == 200 and final.url.path == "/echo/after" and final.url.query == b"x=1"
     me = whoami(browser, setup.gateway)
     assert me["user"] == user_id(setup.fake + "/api/v3", number("user", "octocat"))
     assert me["nickname"] == "octocat" and me["email"] == "octo@example.test"
     assert groups_header(browser, setup) == "acme,acme/admins,widgets,widgets/devs"
+    assert sign_in_events(setup) == [SignInStarted("GitHub", "127.0.0.1"),
+                                     SignedIn("GitHub", me["user"], "127.0.0.1", False)]
 
 
 def test_the_authorization_request_has_state_pkce_s256_and_asks_read_org_only_for_groups(
@@ -157,8 +169,15 @@ def test_no_email_at_all_signs_in_without_one(setup: GitHubSetup, browser: httpx
 
 
 def test_denying_at_github_is_cancelled(setup: GitHubSetup, browser: httpx.Client) -> None:
+    setup.heard.clear()
     final = decide(browser, to_consent(browser, setup), "deny")
     refused(final, setup, "cancelled")
+    assert sign_in_events(setup)[-1] == SignInFailed("GitHub", "cancelled", "127.0.0.1")
+
+
+def test_more_orgs_and_teams_than_a_session_carries_are_refused(setup: GitHubSetup, browser: httpx.Client) -> None:
+    orgs = ", ".join(f"org{n}" for n in range(31))
+    refused(sign_in(browser, setup, orgs=orgs, teams=""), setup, "too-many-groups")
 
 
 def callback_location(browser: httpx.Client, setup: GitHubSetup) -> str:
