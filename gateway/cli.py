@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"openid-gateway: configuration OK (mode {settings.mode}, public URL {settings.public_url})")
         print(f"openid-gateway: {access_summary(settings)}")
         if any(p.type in ("oidc", "oauth2") for p in settings.providers):
-            print(f"openid-gateway: redirect URI to register with OpenID Connect and OAuth 2.0 providers: "
+            print(f"openid-gateway: redirect URI to register with OpenID Connect providers: "
                   f"{settings.public_origin}/_gateway/callback")
         return
     if args.command == "check-access":
