@@ -162,6 +162,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         if any(p.type in ("oidc", "oauth2") for p in settings.providers):
             print(f"openid-gateway: redirect URI to register with OpenID Connect providers: "
                   f"{settings.public_origin}/_gateway/callback")
+        if any(p.type == "oidc" for p in settings.providers):
+            print(f"openid-gateway: back-channel logout URI for OpenID Connect providers: "
+                  f"{settings.public_origin}/_gateway/backchannel-logout")
+        if any(p.type == "oidc" and p.logout_at_provider for p in settings.providers):
+            print(f"openid-gateway: post-logout redirect URI (logout_at_provider): "
+                  f"{settings.public_origin}/login?m=signed-out")
         return
     if args.command == "check-access":
         check_access(settings, args)

@@ -63,6 +63,8 @@ class Provider:
     token_url: str = ""
     api_url: str = ""
     groups_from: tuple[str, ...] = ()
+    # type "oidc": /logout also ends the session at the provider (RP-Initiated Logout, end_session_endpoint).
+    logout_at_provider: bool = False
 
     @property
     def issuer(self) -> str:
@@ -612,7 +614,7 @@ OIDC_PRESETS = {
     "gitlab": ("GitLab", "https://gitlab.com"),
 }
 _OIDC_KEYS = {"type", "name", "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "groups_claim",
-              "preset", "tenant"}
+              "preset", "tenant", "logout_at_provider"}
 
 
 def _shown(item: Any) -> str:
@@ -623,6 +625,8 @@ def _shown(item: Any) -> str:
 
 
 def _provider(item: Any, expected: str) -> Provider:
+    if isinstance(item, dict) and isinstance(item.get("logout_at_provider"), bool):  # the one boolean key
+        item = {**item, "logout_at_provider": "true" if item["logout_at_provider"] else "false"}
     if isinstance(item, dict) and item.get("type") == "oauth2" and isinstance(item.get("groups_from"), list):
         item = {**item, "groups_from": ",".join(str(v) for v in item["groups_from"])}  # the one list-valued key
     if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
@@ -671,7 +675,11 @@ def _oidc_provider(item: dict[str, str]) -> Provider:
     scopes = item.get("scopes", DEFAULT_SCOPES)
     if "openid" not in scopes.split():
         raise _BadValue(f"oidc provider {label}: scopes must include openid, got {scopes!r}")
-    return Provider(name, issuer, "oidc", item["client_id"], Secret(secret), scopes, item.get("groups_claim", ""))
+    logout = item.get("logout_at_provider", "false")
+    if logout not in ("true", "false"):
+        raise _BadValue(f"oidc provider {label}: logout_at_provider must be true or false, got {logout!r}")
+    return Provider(name, issuer, "oidc", item["client_id"], Secret(secret), scopes, item.get("groups_claim", ""),
+                    logout_at_provider=logout == "true")
 
 
 def _client_secret(item: dict[str, str], subject: str) -> str:

@@ -1,16 +1,24 @@
-"""OpenID Connect logout end to end: back-channel logout from the development provider, over real servers.
+"""OpenID Connect logout end to end with the development provider, over real servers.
 
-Two gateway workers share one store (two apps, one SQLite file): the provider tells
-worker A, and the browser's next request to worker B must be refused within the
-revocation refresh. Every broken logout token the provider can send is refused
-with a 400 and signs nobody out; a replayed token too.
+Back-channel: two gateway workers share one store (two apps, one SQLite file): the
+provider tells worker A, and the browser's next request to worker B must be refused
+within the revocation refresh. Every broken logout token the provider can send is
+refused with a 400 and signs nobody out; a replayed token too.
+
+RP-initiated: ``/logout`` ends the session here, then at the provider
+(``end_session_endpoint`` with ``id_token_hint``), which sends the person back to our
+login page — only for a provider set to ``logout_at_provider``.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -39,6 +47,7 @@ class LogoutSetup:
     op_app: object
     gateway: RunningGateway  # worker A: the provider's back-channel logout goes here
     other: RunningGateway  # worker B: the same store, another process's memory
+    plain: RunningGateway  # a gateway whose provider is not set to logout_at_provider
     http: httpx.Client
 
     def misbehave(self, mode: str) -> None:
@@ -59,22 +68,30 @@ class LogoutSetup:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory, upstream: UvicornThread) -> Iterator[LogoutSetup]:
-    op_port, gateway_port, other_port = free_port(), free_port(), free_port()
+    op_port, gateway_port, other_port, plain_port = free_port(), free_port(), free_port(), free_port()
     op_url = f"http://127.0.0.1:{op_port}"
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    gateway_url, plain_url = f"http://127.0.0.1:{gateway_port}", f"http://127.0.0.1:{plain_port}"
     client = Client(CLIENT_ID, SECRET, (gateway_url + "/_gateway/callback",),
                     (gateway_url + "/login?m=signed-out",), gateway_url + BACKCHANNEL)
-    op_app = create_app(op_url, [client])
-    provider = Provider(NAME, op_url, "oidc", CLIENT_ID, Secret(SECRET), groups_claim="groups")
+    plain_client = Client("plain", SECRET, (plain_url + "/_gateway/callback",), (plain_url + "/login?m=signed-out",))
+    op_app = create_app(op_url, [client, plain_client])
+    provider = Provider(NAME, op_url, "oidc", CLIENT_ID, Secret(SECRET), groups_claim="groups",
+                        logout_at_provider=True)
     settings = make_settings(tmp_path_factory.mktemp("oidc-logout"), gateway_port, mode="proxy",
                              upstream_url=upstream.url, providers=(provider,), login_rate_limit=1000,
                              failure_rate_limit=1000)
-    app, other_app = GatewayApp(settings), GatewayApp(settings)
+    plain_settings = make_settings(tmp_path_factory.mktemp("oidc-plain"), plain_port, mode="proxy",
+                                   upstream_url=upstream.url, login_rate_limit=1000, failure_rate_limit=1000,
+                                   providers=(dataclasses.replace(provider, client_id="plain",
+                                                                  logout_at_provider=False),))
+    app, other_app, plain_app = GatewayApp(settings), GatewayApp(settings), GatewayApp(plain_settings)
     with (UvicornThread(op_app, port=op_port), UvicornThread(app, port=gateway_port) as server,
           UvicornThread(other_app, port=other_port) as other_server,
+          UvicornThread(plain_app, port=plain_port) as plain_server,
           httpx.Client(trust_env=False, timeout=10) as http):
         yield LogoutSetup(op_url, op_app, RunningGateway(server, app, settings),
-                          RunningGateway(other_server, other_app, settings), http)
+                          RunningGateway(other_server, other_app, settings),
+                          RunningGateway(plain_server, plain_app, plain_settings), http)
 
 
 @pytest.fixture
@@ -84,12 +101,15 @@ def oidc(setup: LogoutSetup) -> Iterator[LogoutSetup]:
     setup.misbehave("none")
 
 
-def sign_in(browser: httpx.Client, setup: LogoutSetup, username: str = "alice") -> None:
-    page = browser.get(f"{setup.gateway.url}/login", params={"next": "/echo"})
+def sign_in(browser: httpx.Client, setup: LogoutSetup, username: str = "alice",
+            gateway: RunningGateway | None = None) -> None:
+    gateway = gateway or setup.gateway
+    page = browser.get(f"{gateway.url}/login", params={"next": "/echo"})
     consent = submit(browser, page, button=("provider", setup.op_url))
     final = decide(browser, consent, username=username)
-    assert final.status_code == 200 and final.url.port == setup.gateway.server.port, final.text[:300]
-    assert whoami(browser, setup.other)["nickname"] == username  # worker B knows the session too
+    assert final.status_code == 200 and final.url.port == gateway.server.port, final.text[:300]
+    if gateway is setup.gateway:
+        assert whoami(browser, setup.other)["nickname"] == username  # worker B knows the session too
 
 
 def refused_within_deadline(browser: httpx.Client, gateway: RunningGateway) -> None:
@@ -162,3 +182,59 @@ def test_a_logout_token_from_an_unconfigured_issuer_is_refused(oidc: LogoutSetup
     assert token != forged
     answer = oidc.http.post(oidc.gateway.url + BACKCHANNEL, data={"logout_token": forged})
     assert answer.status_code == 400 and answer.json()["reason"] == "unknown-issuer"
+
+
+def provider_sessions(setup: LogoutSetup, username: str) -> list[str]:
+    provider = setup.op_app.state.provider  # type: ignore[attr-defined]
+    return [sid for sid, session in provider.sessions.values() if session.user.username == username]
+
+
+def logout_at_once(browser: httpx.Client, gateway: RunningGateway) -> httpx.Response:
+    """``/logout`` as the person's own navigation (signs out without a confirmation page); not followed."""
+    with httpx.Client(cookies=browser.cookies, timeout=10) as no_follow:
+        return no_follow.get(gateway.url + "/logout", headers={"Sec-Fetch-Site": "same-origin"})
+
+
+def test_rp_initiated_logout_ends_the_session_here_and_at_the_provider(oidc: LogoutSetup) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as frank:
+        sign_in(frank, oidc, "frank")
+        assert len(provider_sessions(oidc, "frank")) == 1
+        leave = logout_at_once(frank, oidc.gateway)
+        assert leave.status_code == 303
+        location = urlsplit(leave.headers["location"])
+        assert f"{location.scheme}://{location.netloc}{location.path}" == oidc.op_url + "/logout"
+        query = dict(parse_qsl(location.query))
+        assert query["post_logout_redirect_uri"] == oidc.gateway.url + "/login?m=signed-out"
+        assert query["client_id"] == CLIENT_ID
+        payload = query["id_token_hint"].split(".")[1]
+        hint = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert hint["aud"] in (CLIENT_ID, [CLIENT_ID]) and hint["sid"] and hint["iss"] == oidc.op_url
+        assert "id_token" not in " ".join(leave.headers.get_list("set-cookie"))  # server-side only
+        refused_within_deadline(frank, oidc.gateway)  # ended here before the browser leaves
+        landed = frank.get(leave.headers["location"])
+        assert landed.status_code == 200 and landed.url.port == oidc.gateway.server.port
+        assert landed.url.path == "/login" and landed.url.params.get("m") == "signed-out"
+        assert provider_sessions(oidc, "frank") == []
+
+
+def test_without_logout_at_provider_logout_stays_here(oidc: LogoutSetup) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as grace:
+        sign_in(grace, oidc, "grace", oidc.plain)
+        leave = logout_at_once(grace, oidc.plain)
+        assert leave.status_code == 303 and leave.headers["location"] == "/login?m=signed-out"
+        assert len(provider_sessions(oidc, "grace")) == 1
+        refused_within_deadline(grace, oidc.plain)
+
+
+def test_logout_at_provider_is_parsed_and_check_config_prints_the_logout_uris(tmp_path: Path) -> None:
+    from tests.test_cli import KEYS, config, run
+    table = 'providers = [{ type = "oidc", preset = "gitlab", client_id = "gw", client_secret = "hush"%s }]\n'
+    result = run("check-config", "--config", config(tmp_path, KEYS + table % ", logout_at_provider = true"))
+    assert result.returncode == 0, result.stderr
+    assert "back-channel logout URI for OpenID Connect providers: https://a.example/_gateway/backchannel-logout" \
+        in result.stdout
+    assert "post-logout redirect URI (logout_at_provider): https://a.example/login?m=signed-out" in result.stdout
+    result = run("check-config", "--config", config(tmp_path, KEYS + table % ""))
+    assert result.returncode == 0 and "post-logout redirect URI" not in result.stdout
+    result = run("check-config", "--config", config(tmp_path, KEYS + table % ', logout_at_provider = "maybe"'))
+    assert result.returncode != 0 and "logout_at_provider must be true or false" in result.stderr

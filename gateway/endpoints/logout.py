@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.endpoints.forms import CSRFForms, form_text
 from gateway.endpoints.services import Services
 from gateway.endpoints.signout import SignOut
-from gateway.errors import StoreUnavailable
+from gateway.errors import LoginFailed, StoreUnavailable
 from gateway.events import SignedOut, hash_id
 from gateway.sessions import read_cookies
+from gateway.signin.oidc import POST_LOGOUT_PATH
 from gateway.web import add_cookies, redirect
 
 logger = logging.getLogger("gateway.login")
@@ -57,14 +59,39 @@ class LogoutEndpoint:
             next_param = form_text(form, "next") or None
         clear = runtime.sign_out_cookies()
         try:
-            await self.revoke_browser(cookie_header, self.services.client(request))
+            ended = await self.revoke_browser(cookie_header, self.services.client(request))
         except StoreUnavailable:
             page = self.services.pages.error(
                 503, "Sign-out incomplete", "You were signed out in this browser, but the server could not record "
                 "it. Please try again in a moment.")
             return add_cookies(page, clear)
+        at_provider = await self.provider_logout_url(ended)
+        if at_provider is not None:  # the provider sends the person back to our login page
+            return redirect(at_provider, clear)
         target = runtime.safe_next(next_param) if next_param else runtime.login_url("/", "signed-out")
         return redirect(target, clear)
+
+    async def provider_logout_url(self, session_ids: list[str]) -> str | None:
+        """RP-initiated logout: the provider's ``end_session_endpoint`` for the first of these sessions signed in
+        with an ``oidc`` provider set to ``logout_at_provider``; None when there is none, or it cannot be reached.
+
+        The ID token (the ``id_token_hint``) comes from the store: it never rides in a cookie.
+        """
+        runtime = self.runtime
+        if not session_ids or not any(p.logout_at_provider for p in runtime.oidc.providers.values()):
+            return None
+        try:
+            for session_id in session_ids:
+                login = await run_in_threadpool(runtime.store.get_provider_session, session_id)
+                if login is None:
+                    continue
+                url = await run_in_threadpool(runtime.oidc.end_session_url, login.provider, login.id_token,
+                                              runtime.settings.public_origin + POST_LOGOUT_PATH)
+                if url is not None:
+                    return url
+        except (StoreUnavailable, LoginFailed) as exc:
+            logger.warning("logout at the provider skipped (signed out here only): %s", exc)
+        return None
 
     def signed_in(self, cookie_header: str | None) -> bool:
         """Whether the request carries any session or remember-me cookie (only then is there anything to end)."""
@@ -72,8 +99,11 @@ class LogoutEndpoint:
         return bool(read_cookies(cookie_header, runtime.session_cookie_name)
                     or read_cookies(cookie_header, runtime.remember_cookie_name))
 
-    async def revoke_browser(self, cookie_header: str | None, client: str) -> None:
-        """End every session and series this browser's cookies name, on the server, not only in the browser."""
+    async def revoke_browser(self, cookie_header: str | None, client: str) -> list[str]:
+        """End every session and series this browser's cookies name, on the server, not only in the browser.
+
+        Returns the ids of the sessions its cookies named.
+        """
         runtime = self.runtime
         now = runtime.now()
         sessions = [session for value in read_cookies(cookie_header, runtime.session_cookie_name)
@@ -84,7 +114,7 @@ class LogoutEndpoint:
             if (series_id := runtime.remember.series_of(value)) is not None:
                 series_ids.add(series_id)
         if not session_ids and not series_ids:
-            return
+            return []
         try:
             await self.sign_out.end(session_ids, series_ids)
         except StoreUnavailable:
@@ -98,3 +128,4 @@ class LogoutEndpoint:
             users[session.identity.user_id] = users.get(session.identity.user_id, 0) + 1
         for user, count in users.items():
             runtime.events.emit(SignedOut(user, count, client))
+        return [session.session_id for session in sessions]

@@ -40,6 +40,7 @@ from gateway.settings import Provider
 from gateway.signin.oidc_metadata import ProviderMetadata, fetch_json
 from gateway.types import Identity
 
+POST_LOGOUT_PATH = "/login?m=signed-out"  # our post_logout_redirect_uri, after public_origin
 LEEWAY = 60  # seconds of clock difference tolerated on exp and iat
 MAX_GROUPS = 30  # the groups ride in the session cookie (at most 4096 bytes)
 MAX_GROUP_LENGTH = 50
@@ -135,6 +136,21 @@ class OIDCSignIn:
         return OIDCIdentity(identity.user_id, identity.nickname, identity.email, identity.groups, identity.provider,
                             login)
 
+    def end_session_url(self, provider_name: str, id_token: str, post_logout_redirect_uri: str) -> str | None:
+        """Where RP-initiated logout sends the browser, or None (not asked for, or no ``end_session_endpoint``).
+
+        Blocks: discovery may be fetched (:class:`LoginFailed` when it fails).
+        """
+        provider = self.providers.get(provider_name)
+        if provider is None or not provider.logout_at_provider:
+            return None
+        endpoint = self.metadata[provider.name].document().end_session_endpoint
+        if endpoint is None:
+            return None
+        params = {"id_token_hint": id_token, "post_logout_redirect_uri": post_logout_redirect_uri,
+                  "client_id": provider.client_id}
+        return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
+
     def _redeem(self, provider: Provider, endpoint: str, method: str, code: str, verifier: str) -> str:
         secret = str(provider.client_secret) if provider.client_secret is not None else ""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
@@ -215,4 +231,5 @@ def _groups(claims: Mapping[str, Any], claim: str, provider: str) -> tuple[str, 
     return tuple(sorted(set(names)))
 
 
-__all__ = ["LEEWAY", "AuthorizationRequest", "OIDCIdentity", "OIDCSignIn", "ProviderLogin", "user_id"]
+__all__ = ["LEEWAY", "POST_LOGOUT_PATH", "AuthorizationRequest", "OIDCIdentity", "OIDCSignIn", "ProviderLogin",
+           "user_id"]
