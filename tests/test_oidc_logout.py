@@ -22,12 +22,15 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import OctKey, RSAKey
 from starlette.datastructures import Secret
 
 from devtools.oidc_provider import Client, create_app
 from devtools.oidc_provider.state import User
 from gateway.app import GatewayApp
 from gateway.settings import Provider
+from gateway.signin.oidc_logout import BACKCHANNEL_LOGOUT_EVENT
 from tests.conftest import RunningGateway, make_settings
 from tests.devtools.oidc_relying_party import decide
 from tests.htmlforms import submit
@@ -238,3 +241,55 @@ def test_logout_at_provider_is_parsed_and_check_config_prints_the_logout_uris(tm
     assert result.returncode == 0 and "post-logout redirect URI" not in result.stdout
     result = run("check-config", "--config", config(tmp_path, KEYS + table % ', logout_at_provider = "maybe"'))
     assert result.returncode != 0 and "logout_at_provider must be true or false" in result.stderr
+
+
+def claims_for(setup: LogoutSetup, username: str, **changes: object) -> dict[str, object]:
+    """A good logout token's claims for ``username`` (no sid), with ``changes`` (None removes a claim)."""
+    claims: dict[str, object] = {
+        "iss": setup.op_url, "aud": CLIENT_ID, "iat": int(time.time()), "exp": int(time.time()) + 120,
+        "jti": f"jti-{time.monotonic_ns()}", "sub": User(username, username, None, False, ()).sub,
+        "events": {BACKCHANNEL_LOGOUT_EVENT: {}}}
+    for name, value in changes.items():
+        if value is None:
+            claims.pop(name, None)
+        else:
+            claims[name] = value
+    return claims
+
+
+def post_signed(setup: LogoutSetup, claims: dict[str, object]) -> httpx.Response:
+    token = setup.op_app.state.provider.keys.sign(claims, "RS256", typ="logout+jwt")  # type: ignore[attr-defined]
+    return setup.http.post(setup.gateway.url + BACKCHANNEL, data={"logout_token": token})
+
+
+@pytest.mark.parametrize("changes", [
+    {"sub": None},  # neither sid nor sub
+    {"jti": None},
+    {"iat": int(time.time()) - 3600},  # an old token: its jti may be forgotten by now
+    {"iat": int(time.time()) + 3600},  # issued in the future
+    {"exp": int(time.time()) - 3600},  # expired
+    {"iss": "https://wrong-issuer.invalid"},  # not configured: no keys to try
+    {"events": {BACKCHANNEL_LOGOUT_EVENT: "yes"}},  # the event's value is a JSON object
+], ids=["no-sid-no-sub", "no-jti", "old-iat", "future-iat", "expired", "wrong-iss", "event-not-object"])
+def test_a_logout_token_with_bad_claims_signs_nobody_out(oidc: LogoutSetup, changes: dict[str, object]) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as heidi:
+        sign_in(heidi, oidc, "heidi")
+        answer = post_signed(oidc, claims_for(oidc, "heidi", **changes))
+        assert answer.status_code == 400 and answer.json()["reason"] in ("bad-claims", "unknown-issuer")
+        assert whoami(heidi, oidc.other)["nickname"] == "heidi"
+        assert post_signed(oidc, claims_for(oidc, "heidi")).status_code == 200  # the same, unbroken, works
+        refused_within_deadline(heidi, oidc.other)
+
+
+def test_a_logout_token_signed_with_another_key_is_refused(oidc: LogoutSetup) -> None:
+    provider = oidc.op_app.state.provider  # type: ignore[attr-defined]
+    published = provider.keys.current("RS256")
+    impostor = RSAKey.generate_key(2048, parameters={"kid": published.kid, "alg": "RS256"})
+    token = jwt.encode({"alg": "RS256", "kid": published.kid, "typ": "logout+jwt"}, claims_for(oidc, "ivan"),
+                       impostor)
+    answer = oidc.http.post(oidc.gateway.url + BACKCHANNEL, data={"logout_token": token})
+    assert answer.status_code == 400 and answer.json()["reason"] == "bad-signature"
+    hs256 = jwt.encode({"alg": "HS256", "kid": published.kid}, claims_for(oidc, "ivan"),
+                       OctKey.import_key(json.dumps(published.as_dict(private=False)).encode()))
+    answer = oidc.http.post(oidc.gateway.url + BACKCHANNEL, data={"logout_token": hs256})
+    assert answer.status_code == 400 and answer.json()["reason"] == "bad-signature"
