@@ -28,6 +28,7 @@ from starlette.datastructures import Secret
 
 from devtools.oidc_provider import Client, create_app
 from devtools.oidc_provider.state import User
+from devtools.stack import Stack
 from gateway.app import GatewayApp
 from gateway.settings import Provider
 from gateway.signin.oidc_logout import BACKCHANNEL_LOGOUT_EVENT
@@ -35,6 +36,7 @@ from tests.conftest import RunningGateway, make_settings
 from tests.devtools.oidc_relying_party import decide
 from tests.htmlforms import submit
 from tests.servers import UvicornThread, free_port
+from tests.stack_fixtures import echo_stack_fixture  # noqa: F401
 from tests.test_signin import whoami
 
 CLIENT_ID = "gateway"
@@ -293,3 +295,19 @@ def test_a_logout_token_signed_with_another_key_is_refused(oidc: LogoutSetup) ->
                        OctKey.import_key(json.dumps(published.as_dict(private=False)).encode()))
     answer = oidc.http.post(oidc.gateway.url + BACKCHANNEL, data={"logout_token": hs256})
     assert answer.status_code == 400 and answer.json()["reason"] == "bad-signature"
+
+
+@pytest.mark.nginx
+def test_backchannel_logout_through_nginx_in_both_modes(echo_stack: Stack) -> None:
+    """The provider reaches ``/_gateway/backchannel-logout`` through nginx (the stack registers it there)."""
+    with httpx.Client(follow_redirects=True, timeout=15) as judy, httpx.Client(timeout=10) as http:
+        page = judy.get(echo_stack.url + "/echo/me")
+        consent = submit(judy, page, button=("provider", echo_stack.oidc_url))
+        final = decide(judy, consent, username="judy")
+        assert final.status_code == 200 and final.url.path == "/echo/me", (final.url, echo_stack.logs())
+        answer = http.post(echo_stack.oidc_url + "/_dev/backchannel-logout", json={"username": "judy"})
+        assert [d["status"] for d in answer.json()["deliveries"]] == [200], (answer.text, echo_stack.logs())
+        deadline = time.monotonic() + DEADLINE
+        while judy.get(echo_stack.url + "/echo/me").url.path != "/login":
+            assert time.monotonic() < deadline, "still signed in through nginx"
+            time.sleep(0.05)
