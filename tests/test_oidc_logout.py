@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ from devtools.stack import Stack
 from gateway.app import GatewayApp
 from gateway.settings import Provider
 from gateway.signin.oidc_logout import BACKCHANNEL_LOGOUT_EVENT
-from tests.conftest import RunningGateway, make_settings
+from tests.conftest import GatewayFactory, RunningGateway, make_settings
 from tests.devtools.oidc_relying_party import decide
 from tests.htmlforms import submit
 from tests.servers import UvicornThread, free_port
@@ -311,3 +312,23 @@ def test_backchannel_logout_through_nginx_in_both_modes(echo_stack: Stack) -> No
         while judy.get(echo_stack.url + "/echo/me").url.path != "/login":
             assert time.monotonic() < deadline, "still signed in through nginx"
             time.sleep(0.05)
+
+
+def test_refused_logout_tokens_are_rate_limited_per_client(gateway_factory: GatewayFactory) -> None:
+    gateway = gateway_factory(failure_rate_limit=3)
+    with httpx.Client(trust_env=False, timeout=10) as http:
+        statuses = [http.post(gateway.url + BACKCHANNEL, data={"logout_token": "garbage"}).status_code
+                    for _ in range(6)]
+    assert statuses[0] == 400 and statuses[-1] == 429 and set(statuses) == {400, 429}
+
+
+def test_a_backchannel_sign_out_is_logged_and_emits_an_event(oidc: LogoutSetup,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as kim:
+        sign_in(kim, oidc, "kim")
+        caplog.set_level(logging.INFO)
+        assert post_signed(oidc, claims_for(oidc, "kim")).status_code == 200
+        user = f"{oidc.op_url}#{User('kim', 'kim', None, False, ()).sub}"
+        assert any("back-channel logout" in r.getMessage() and user in r.getMessage() for r in caplog.records)
+        assert any(r.name == "gateway.audit" and "signed_out" in r.getMessage() and user in r.getMessage()
+                   for r in caplog.records), [r.getMessage() for r in caplog.records]
