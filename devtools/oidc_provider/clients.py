@@ -98,7 +98,7 @@ def gateway_client(gateway_url: str, client_id: str = "gateway", client_secret: 
         client_id=client_id,
         client_secret=client_secret,
         redirect_uris=(f"{base}/_gateway/callback",),
-        post_logout_redirect_uris=(f"{base}/_gateway/login", f"{base}/"),
+        post_logout_redirect_uris=(f"{base}/login?m=signed-out", f"{base}/_gateway/login", f"{base}/"),
         backchannel_logout_uri=f"{base}/_gateway/backchannel-logout",
     )
 
