@@ -26,10 +26,10 @@ from urllib.parse import urlencode
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 
-from gateway.errors import LoginCancelled, LoginFailed
+from gateway.errors import LoginFailed
 from gateway.openid.fetcher import SafeFetcher
 from gateway.settings import Provider
-from gateway.signin.oidc import MAX_GROUP_LENGTH, MAX_GROUPS, AuthorizationRequest
+from gateway.signin.oidc import MAX_GROUP_LENGTH, MAX_GROUPS, AuthorizationRequest, authorization_code
 from gateway.signin.oidc_metadata import PROVIDER_ERROR, fetch_json
 from gateway.types import Identity
 
@@ -74,15 +74,7 @@ class OAuth2SignIn:
         verifier = data.get("verifier")
         if provider is None or not isinstance(verifier, str):
             raise LoginFailed(f"login state names no configured OAuth 2.0 provider ({data.get('provider')!r})")
-        error = query.get("error")
-        if error == "access_denied":
-            raise LoginCancelled()
-        if error is not None:
-            description = query.get("error_description", "")[:200]
-            raise LoginFailed(f"{provider.name} answered error {error[:100]!r}: {description!r}")
-        code = query.get("code", "")
-        if not code:
-            raise LoginFailed(f"{provider.name} answered without a code")
+        code = authorization_code(query, provider.name)
         token = self._redeem(provider, code, verifier)
         return self._identity(provider, token)
 

@@ -72,6 +72,24 @@ class OIDCIdentity(Identity):
     login: ProviderLogin | None = None
 
 
+def authorization_code(query: Mapping[str, str], provider: str) -> str:
+    """The code of an authorization response (RFC 6749 §4.1.2), or why there is none.
+
+    ``access_denied`` is the person saying no (:class:`LoginCancelled`); any
+    other error, or an answer without a code, fails the sign-in.
+    """
+    error = query.get("error")
+    if error == "access_denied":
+        raise LoginCancelled()
+    if error is not None:
+        description = query.get("error_description", "")[:200]
+        raise LoginFailed(f"{provider} answered error {error[:100]!r}: {description!r}")
+    code = query.get("code", "")
+    if not code:
+        raise LoginFailed(f"{provider} answered without a code")
+    return code
+
+
 def user_id(issuer: str, sub: str) -> str:
     """The account key of ``sub`` at ``issuer``."""
     return f"{issuer}#{sub}"
@@ -119,15 +137,7 @@ class OIDCSignIn:
         if (document.iss_parameter_supported or answered_iss is not None) and answered_iss != document.issuer:
             raise LoginFailed(f"authorization response iss {str(answered_iss)[:200]!r} is not {document.issuer}"
                               " (RFC 9207: an answer meant for another provider, a mix-up attack?)")
-        error = query.get("error")
-        if error == "access_denied":
-            raise LoginCancelled()
-        if error is not None:
-            description = query.get("error_description", "")[:200]
-            raise LoginFailed(f"{provider.name} answered error {error[:100]!r}: {description!r}")
-        code = query.get("code", "")
-        if not code:
-            raise LoginFailed(f"{provider.name} answered without a code")
+        code = authorization_code(query, provider.name)
         id_token = self._redeem(provider, document.token_endpoint, document.token_auth_method, code, verifier)
         claims = self._verify(provider, metadata, document.algorithms, id_token, nonce)
         identity = self._identity(provider, document.issuer, claims)
