@@ -181,18 +181,26 @@ class GatewayApp:
                                              back_url="/", back_label="Go to the home page")
         await SecurityHeaders(response)(scope, receive, send)
 
-    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Proxy mode: ask the access decision, then forward (with the identity) or refuse."""
+    def _incoming(self, scope: Scope) -> tuple[str | None, str | None, str, bool, str, str]:
+        """What proxy mode reads of a request, HTTP or WebSocket alike.
+
+        The cookie, the Host, the client address, whether the peer is a trusted
+        proxy (nginx terminating TLS: its scheme and port are believed), the
+        request target as sent, and the request id (set for this request's log lines).
+        """
         client = scope.get("client")
         peer = client[0] if client else None
         cookie, _, _, forwarded_for, host = scan_headers(scope["headers"])
         client_addr = self.runtime.client_address.resolve(peer, forwarded_for)
-        # A trusted front proxy (nginx terminating TLS) says which scheme and port the client used.
         trusted = peer is not None and self.runtime.client_address.is_trusted(peer)
-        uri = request_uri(scope)
-        method = scope["method"]
         rid = request_id_from(scope["headers"], trusted)
         request_id.set(rid)
+        return cookie, host, client_addr, trusted, request_uri(scope), rid
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Proxy mode: ask the access decision, then forward (with the identity) or refuse."""
+        cookie, host, client_addr, trusted, uri, rid = self._incoming(scope)
+        method = scope["method"]
         rid_header = (REQUEST_ID_HEADER, rid.encode("ascii"))  # the app sees the id the logs name
         try:
             decision, session, refreshed = self.auth.check(cookie, method, host or "", uri)
@@ -254,14 +262,7 @@ class GatewayApp:
         if scope["path"].startswith(GATEWAY_PREFIX) or scope["path"] in ("/login", "/logout"):
             await send({"type": "websocket.close", "code": 1008})  # the gateway's own pages: never the app's
             return
-        client = scope.get("client")
-        peer = client[0] if client else None
-        cookie, _, _, forwarded_for, host = scan_headers(scope["headers"])
-        client_addr = self.runtime.client_address.resolve(peer, forwarded_for)
-        trusted = peer is not None and self.runtime.client_address.is_trusted(peer)
-        uri = request_uri(scope)
-        rid = request_id_from(scope["headers"], trusted)
-        request_id.set(rid)
+        cookie, host, client_addr, trusted, uri, rid = self._incoming(scope)
         try:
             decision, session, refreshed = self.auth.check(cookie, "GET", host or "", uri)
         except StoreUnavailable:
