@@ -8,6 +8,7 @@ the discovery requests it receives.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
 import json
@@ -176,7 +177,7 @@ def test_the_login_state_is_json_in_the_store_never_a_pickle(
 ) -> None:
     a, _ = two_instances
     callback = provider_answer(browser, a, f"{counting_provider.url}/id/alice", next_target="/echo")
-    with sqlite3.connect(a.settings.sqlite_path) as db:
+    with contextlib.closing(sqlite3.connect(a.settings.sqlite_path)) as db:  # `with` alone does not close it
         [(data,)] = db.execute("SELECT data FROM login_states WHERE state_id = ?", (state_id_in(callback),))
     assert json.loads(data)["server_url"] == f"{counting_provider.url}/endpoint"
 
