@@ -13,7 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from gateway.types import ASGIApp, Receive, Scope, Send
+
 WWW_AUTHENTICATE = b'Cookie realm="openid-gateway", form="/login"'
+# The gateway's 403 page (gateway.endpoints.forbidden), rendered for the URI in X-Original-URI.
+FORBIDDEN_PATH = "/_gateway/forbidden"
 _JSON = b"application/json"
 
 
@@ -75,4 +79,33 @@ def json_headers(body: bytes, status: int) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-__all__ = ["WWW_AUTHENTICATE", "is_api_request", "json_body", "json_headers", "prefers_json"]
+def forbidden_page_scope(scope: Scope, uri: str) -> Scope:
+    """The scope that renders the 403 page for ``uri`` (the page reads ``X-Original-URI``, as from nginx)."""
+    headers = [(k, v) for k, v in scope["headers"] if k != b"x-original-uri"]
+    headers.append((b"x-original-uri", uri.encode("latin-1")))
+    return {**scope, "method": "GET", "path": FORBIDDEN_PATH, "raw_path": FORBIDDEN_PATH.encode(),
+            "query_string": b"", "headers": headers}
+
+
+async def send_refusal(scope: Scope, receive: Receive, send: Send, *, status: int, login: str, api: bool,
+                       uri: str, pages: ASGIApp) -> None:
+    """Refuse where the gateway answers the browser itself (proxy mode, Caddy/Traefik forward auth).
+
+    An API client gets the JSON 401/403; a browser a redirect to ``login``
+    (401) or the same 403 page nginx shows in mode 1, rendered by ``pages``.
+    """
+    if api:
+        body = json_body(status, login)
+        await send({"type": "http.response.start", "status": status, "headers": json_headers(body, status)})
+        await send({"type": "http.response.body", "body": body})
+    elif status == 401:
+        await send({"type": "http.response.start", "status": 302,
+                    "headers": [(b"location", login.encode("latin-1")), (b"cache-control", b"no-store"),
+                                (b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await pages(forbidden_page_scope(scope, uri), receive, send)
+
+
+__all__ = ["FORBIDDEN_PATH", "WWW_AUTHENTICATE", "forbidden_page_scope", "is_api_request", "json_body",
+           "json_headers", "prefers_json", "send_refusal"]

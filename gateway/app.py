@@ -19,20 +19,20 @@ from starlette.responses import Response
 
 from gateway import metrics
 from gateway.access import Decision
-from gateway.answers import json_body, json_headers
+from gateway.answers import json_body, json_headers, send_refusal
 from gateway.audit import REQUEST_ID_HEADER, AuditLog, configure_logging, request_id_from
 from gateway.authcheck import AuthCheck, scan_headers
 from gateway.endpoints import Services, routes
 from gateway.endpoints.jwks import JWKS_PATH, JWKSEndpoint
 from gateway.errors import BadRequest, RateLimited, SignInBusy, StoreUnavailable
 from gateway.events import RateLimitedEvent, StoreDown, request_id
-from gateway.forwardauth import ForwardAuth, forbidden_page_scope
+from gateway.forwardauth import ForwardAuth
 from gateway.proof import request_uri
 from gateway.runtime import Runtime
 from gateway.sessions import Session
 from gateway.settings import Settings, load_settings
 from gateway.types import Message, Receive, Scope, Send
-from gateway.web import Pages, SecurityHeaders, client_of
+from gateway.web import Pages, SecurityHeaders, cannot_check, client_of
 
 logger = logging.getLogger("gateway")
 
@@ -205,9 +205,7 @@ class GatewayApp:
         try:
             decision, session, refreshed = self.auth.check(cookie, method, host or "", uri)
         except StoreUnavailable:
-            response: Response = self.site.error(503, "Temporarily unavailable",
-                                                 "The site cannot check your sign-in right now. Please try again.",
-                                                 retry_after=5)
+            response: Response = cannot_check(self.site)
             await SecurityHeaders(response)(scope, receive, send)  # no-store and the CSP, as every gateway page
             return
         if decision.outcome != "allow":
@@ -236,19 +234,10 @@ class GatewayApp:
                      session: Session | None, uri: str) -> None:
         """Sign in first (a redirect to the login page) or forbidden (the 403 page); JSON for API clients."""
         self.auth.log_refusal(decision, session, scope["method"], scan_headers(scope["headers"])[4] or "", uri)
-        status = 401 if decision.outcome == "sign_in" else 403
-        login = self.runtime.login_url(self.runtime.safe_next(uri))
-        if self.auth.refusal_is_api(scope["headers"], uri.partition("?")[0]):
-            body = json_body(status, login)
-            await send({"type": "http.response.start", "status": status, "headers": json_headers(body, status)})
-            await send({"type": "http.response.body", "body": body})
-        elif status == 401:
-            await send({"type": "http.response.start", "status": 302,
-                        "headers": [(b"location", login.encode("latin-1")), (b"cache-control", b"no-store"),
-                                    (b"content-length", b"0")]})
-            await send({"type": "http.response.body", "body": b""})
-        else:  # the same page nginx shows in mode 1: /_gateway/forbidden for this URI
-            await self.pages(forbidden_page_scope(scope, uri), receive, send)
+        await send_refusal(scope, receive, send, status=401 if decision.outcome == "sign_in" else 403,
+                           login=self.runtime.login_url(self.runtime.safe_next(uri)),
+                           api=self.auth.refusal_is_api(scope["headers"], uri.partition("?")[0]), uri=uri,
+                           pages=self.pages)
 
     async def forward_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy mode: a WebSocket handshake is judged as a GET of its URI (the same decision), then relayed.

@@ -28,14 +28,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from starlette.responses import Response
 
-from gateway.answers import json_body, json_headers
+from gateway.answers import send_refusal
 from gateway.audit import request_id_from
-from gateway.endpoints.forbidden import FORBIDDEN_PATH
 from gateway.endpoints.login import host_name
 from gateway.errors import StoreUnavailable
 from gateway.events import request_id
 from gateway.types import Receive, Scope, Send
-from gateway.web import Pages, SecurityHeaders
+from gateway.web import Pages, SecurityHeaders, cannot_check
 
 if TYPE_CHECKING:
     from gateway.authcheck import AuthCheck
@@ -51,14 +50,6 @@ class ForwardedRequest(NamedTuple):
     proto: str
     host: str
     uri: str
-
-
-def forbidden_page_scope(scope: Scope, uri: str) -> Scope:
-    """The scope that renders ``/_gateway/forbidden`` for ``uri`` (the page reads ``X-Original-URI``)."""
-    headers = [(k, v) for k, v in scope["headers"] if k != b"x-original-uri"]
-    headers.append((b"x-original-uri", uri.encode("latin-1")))
-    return {**scope, "method": "GET", "path": FORBIDDEN_PATH, "raw_path": FORBIDDEN_PATH.encode(),
-            "query_string": b"", "headers": headers}
 
 
 class ForwardAuth:
@@ -115,9 +106,7 @@ class ForwardAuth:
         try:
             decision, session, refreshed = auth.check(cookie, method, host, uri)
         except StoreUnavailable:
-            await self.page(scope, receive, send, self.site.error(
-                503, "Temporarily unavailable", "The site cannot check your sign-in right now. Please try again.",
-                retry_after=5))
+            await self.page(scope, receive, send, cannot_check(self.site))
             return
         if decision.outcome == "allow":
             headers = auth.allow_headers(session, decision.public, cookie, refreshed, method, host, uri)
@@ -128,18 +117,9 @@ class ForwardAuth:
             await send({"type": "http.response.body", "body": b""})
             return
         auth.log_refusal(decision, session, method, host, uri)
-        status = 401 if decision.outcome == "sign_in" else 403
-        login = self.login_location(request)
-        if auth.refusal_is_api(scope["headers"], uri.partition("?")[0]):
-            body = json_body(status, login)
-            await send({"type": "http.response.start", "status": status, "headers": json_headers(body, status)})
-            await send({"type": "http.response.body", "body": body})
-        elif status == 401:
-            await send({"type": "http.response.start", "status": 302,
-                        "headers": [(b"location", login.encode("latin-1")), _NO_STORE, _NO_BODY]})
-            await send({"type": "http.response.body", "body": b""})
-        else:
-            await self.pages(forbidden_page_scope(scope, uri), receive, send)
+        await send_refusal(scope, receive, send, status=401 if decision.outcome == "sign_in" else 403,
+                           login=self.login_location(request),
+                           api=auth.refusal_is_api(scope["headers"], uri.partition("?")[0]), uri=uri, pages=self.pages)
 
     async def page(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
         await SecurityHeaders(response)(scope, receive, send)

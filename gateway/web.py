@@ -96,6 +96,12 @@ class Pages:
         return response
 
 
+def cannot_check(pages: Pages) -> HTMLResponse:
+    """503 when sessions cannot be checked (store down, revocations stale): a protected page is never served."""
+    return pages.error(503, "Temporarily unavailable",
+                       "The site cannot check your sign-in right now. Please try again.", retry_after=5)
+
+
 def redirect(url: str, cookies: Sequence[str] = (), status: int = 303) -> Response:
     return add_cookies(RedirectResponse(url, status_code=status), cookies)
 

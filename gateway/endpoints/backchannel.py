@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from gateway.endpoints.forms import read_form
 from gateway.endpoints.services import Services
 from gateway.endpoints.signout import SignOut
-from gateway.errors import BadRequest, StoreUnavailable
+from gateway.errors import BadRequest, SignInBusy, StoreUnavailable
 from gateway.events import SignedOut, hash_id
 from gateway.signin.oidc import user_id
 from gateway.signin.oidc_logout import LogoutRequest, LogoutTokenRefused, LogoutTokenVerifier
@@ -55,7 +55,8 @@ class BackchannelLogoutEndpoint:
             return _refused("malformed")
         token = form.get("logout_token")
         try:
-            verified = await run_in_threadpool(self.verifier.verify, token if isinstance(token, str) else "")
+            # It may fetch the provider's keys: on the sign-in threads, under their cap, never the shared pool.
+            verified = await runtime.signins.run(lambda: self.verifier.verify(token if isinstance(token, str) else ""))
             if not await run_in_threadpool(runtime.store.use_logout_token, verified.issuer, verified.jti,
                                            verified.remember_until, runtime.now()):
                 raise LogoutTokenRefused("replayed", f"logout token {hash_id(verified.jti)} from "
@@ -66,6 +67,9 @@ class BackchannelLogoutEndpoint:
             return _refused(exc.code)
         except StoreUnavailable as exc:
             logger.error("back-channel logout from %s: store unavailable: %s", client, exc)
+            return _refused("temporarily-unavailable", 503)
+        except SignInBusy:
+            logger.warning("back-channel logout from %s: every sign-in thread busy, provider asked to retry", client)
             return _refused("temporarily-unavailable", 503)
         return await self.revoke(verified, client)
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.answers import FORBIDDEN_PATH
 from gateway.endpoints.forms import CSRFForms
 from gateway.endpoints.services import Services
 from gateway.errors import StoreUnavailable
 from gateway.web import add_cookies
 
-FORBIDDEN_PATH = "/_gateway/forbidden"
+__all__ = ["FORBIDDEN_PATH", "ForbiddenEndpoint"]
 
 
 class ForbiddenEndpoint:
