@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from gateway.store.base import LoginStateRecord, ProviderSessionRecord, RememberRecord, SessionRecord, Store
+from gateway.store.base import (
+    LinkRecord,
+    LoginStateRecord,
+    ProviderSessionRecord,
+    RememberRecord,
+    RevocationPushes,
+    SessionRecord,
+    Store,
+)
 from gateway.store.sqlite import SQLiteStore
 
-__all__ = ["LoginStateRecord", "ProviderSessionRecord", "RememberRecord", "SQLiteStore", "SessionRecord", "Store"]
+__all__ = ["LinkRecord", "LoginStateRecord", "ProviderSessionRecord", "RememberRecord", "RevocationPushes",
+           "SQLiteStore", "SessionRecord", "Store"]

@@ -87,6 +87,39 @@ class ProviderSessionRecord:
     expires: float
 
 
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """Another sign-in that reaches an existing user: ``identity_key`` signs in as ``user_id``.
+
+    Made when a signed-in person links another sign-in method on the account
+    page, or when an OpenID Connect provider proves (OpenID 2.0 to OpenID
+    Connect Migration 1.0) that its user is the same person as an old OpenID
+    2.0 identifier. ``identity_key`` is what the sign-in itself would have
+    used as the user id (OIDC: ``issuer#sub``); ``provider`` the configured
+    provider's name, for the account page.
+    """
+
+    identity_key: str
+    user_id: str
+    provider: str
+    created: float
+    how: Literal["linked", "migrated"] = "linked"
+
+
+class RevocationPushes(Protocol):
+    """A subscription to revocations made by any worker or instance (a store that can push them)."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True when a revocation was pushed since the last call.
+
+        Raises :class:`~gateway.errors.StoreUnavailable` when the subscription
+        is lost (the caller waits a little and calls again: it reconnects).
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     """The gateway's persistence; python3-openid's store methods included."""
 
@@ -151,6 +184,33 @@ class Store(Protocol):
         None too when it expired before ``now``.
         """
         ...
+
+    # Linked sign-ins (the account page; the OpenID 2.0 to OpenID Connect migration).
+    def link_identity(self, record: LinkRecord) -> None:
+        """Record (or replace) the user ``record.identity_key`` signs in as."""
+        ...
+    def linked_user(self, identity_key: str) -> LinkRecord | None: ...
+    def list_links(self, user_id: str) -> list[LinkRecord]:
+        """The sign-ins linked to ``user_id``, oldest first."""
+        ...
+    def unlink_identity(self, identity_key: str, user_id: str) -> bool:
+        """Remove a link of ``user_id``'s; False when there was none (or it is someone else's)."""
+        ...
+
+    # Rate limits, shared by every worker and instance (the arithmetic lives in gateway.ratelimit).
+    def add_hit(self, bucket: str, window: int, now: float) -> tuple[int, int]:
+        """Count one event in ``bucket``'s current fixed window, atomically; (current after it, previous).
+
+        Windows are numbered ``int(now // window)``; a store keeps a window
+        for no longer than two windows.
+        """
+        ...
+    def peek_hits(self, bucket: str, window: int, now: float) -> tuple[int, int]:
+        """(current, previous) window counts of ``bucket`` without counting."""
+        ...
+
+    # Revocations pushed to every instance, when the store can (Redis: pub/sub; SQLite: None, polled).
+    def revocation_pushes(self) -> RevocationPushes | None: ...
 
     # Housekeeping.
     def purge_expired(self, now: float) -> int: ...

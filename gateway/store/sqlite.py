@@ -26,7 +26,14 @@ from openid.store import nonce as openid_nonce
 
 from gateway import metrics
 from gateway.errors import StoreUnavailable
-from gateway.store.base import LoginStateRecord, ProviderSessionRecord, RememberRecord, SessionRecord
+from gateway.store.base import (
+    LinkRecord,
+    LoginStateRecord,
+    ProviderSessionRecord,
+    RememberRecord,
+    RevocationPushes,
+    SessionRecord,
+)
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -64,13 +71,20 @@ CREATE INDEX IF NOT EXISTS provider_sessions_sub ON provider_sessions (provider,
 CREATE INDEX IF NOT EXISTS provider_sessions_sid ON provider_sessions (provider, sid);
 CREATE TABLE IF NOT EXISTS logout_tokens (
     issuer TEXT NOT NULL, jti TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY (issuer, jti));
+CREATE TABLE IF NOT EXISTS linked_identities (
+    identity_key TEXT PRIMARY KEY, user_id TEXT NOT NULL, provider TEXT NOT NULL, created REAL NOT NULL,
+    how TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS linked_identities_user ON linked_identities (user_id);
+CREATE TABLE IF NOT EXISTS rate_hits (
+    bucket TEXT NOT NULL, window_no INTEGER NOT NULL, hits INTEGER NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (bucket, window_no));
 """
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a store made by an older version up to :data:`SCHEMA` (columns added since, with their defaults).
 
-    Tables added since (``provider_sessions``, ``logout_tokens``) need nothing
+    Tables added since (``provider_sessions``, ``logout_tokens``, ``linked_identities``, ``rate_hits``) need nothing
     here: :data:`SCHEMA` creates them when missing.
     """
     columns = {row[1] for row in conn.execute("PRAGMA table_info(remember_series)")}
@@ -445,6 +459,57 @@ class SQLiteStore:
             raise StoreUnavailable(f"SQLite store {str(self.path)!r}: login state {state_id!r} is unreadable")
         return LoginStateRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], data)
 
+    # -- linked sign-ins ---------------------------------------------------
+
+    def link_identity(self, record: LinkRecord) -> None:
+        self._execute("INSERT OR REPLACE INTO linked_identities VALUES (?, ?, ?, ?, ?)",
+                      (record.identity_key, record.user_id, record.provider, record.created, record.how))
+
+    def linked_user(self, identity_key: str) -> LinkRecord | None:
+        sql = "SELECT * FROM linked_identities WHERE identity_key = ?"
+        row = self._call(lambda conn: conn.execute(sql, (identity_key,)).fetchone())
+        return LinkRecord(*row) if row else None
+
+    def list_links(self, user_id: str) -> list[LinkRecord]:
+        sql = "SELECT * FROM linked_identities WHERE user_id = ? ORDER BY created"
+        return [LinkRecord(*row) for row in self._call(lambda conn: conn.execute(sql, (user_id,)).fetchall())]
+
+    def unlink_identity(self, identity_key: str, user_id: str) -> bool:
+        sql = "DELETE FROM linked_identities WHERE identity_key = ? AND user_id = ?"
+        return self._execute(sql, (identity_key, user_id)) > 0
+
+    # -- rate limits ---------------------------------------------------------
+
+    def add_hit(self, bucket: str, window: int, now: float) -> tuple[int, int]:
+        """One UPSERT in a write transaction: SQLite's single writer makes the count exact across workers."""
+        number = int(now // window)
+
+        def work(conn: sqlite3.Connection) -> tuple[int, int]:
+            with self._transaction(conn):
+                current = conn.execute(
+                    "INSERT INTO rate_hits VALUES (?, ?, 1, ?) ON CONFLICT (bucket, window_no)"
+                    " DO UPDATE SET hits = hits + 1 RETURNING hits",
+                    (bucket, number, (number + 2) * window)).fetchone()[0]
+                return int(current), self._hits(conn, bucket, number - 1)
+
+        return self._call(work)
+
+    def peek_hits(self, bucket: str, window: int, now: float) -> tuple[int, int]:
+        number = int(now // window)
+        return self._call(lambda conn: (self._hits(conn, bucket, number), self._hits(conn, bucket, number - 1)))
+
+    @staticmethod
+    def _hits(conn: sqlite3.Connection, bucket: str, number: int) -> int:
+        sql = "SELECT hits FROM rate_hits WHERE bucket = ? AND window_no = ?"
+        row = conn.execute(sql, (bucket, number)).fetchone()
+        return int(row[0]) if row else 0
+
+    def revocation_pushes(self) -> RevocationPushes | None:
+        """None: SQLite cannot push; the revocation cache polls the log (one machine, one file)."""
+        return None
+
+    # -- housekeeping ------------------------------------------------------
+
     def purge_expired(self, now: float) -> int:
         def work(conn: sqlite3.Connection) -> int:
             with self._transaction(conn):
@@ -454,6 +519,7 @@ class SQLiteStore:
                 count += conn.execute("DELETE FROM provider_sessions WHERE expires < ?", (now,)).rowcount
                 conn.execute("DELETE FROM logout_tokens WHERE expires < ?", (now,))
                 conn.execute("DELETE FROM revocations WHERE expires < ?", (now,))
+                conn.execute("DELETE FROM rate_hits WHERE expires < ?", (now,))  # older than the previous window
             return count
 
         removed = self._call(work)
