@@ -19,6 +19,8 @@ from gateway.settings import Settings, load_settings
 from tests.servers import UvicornThread, free_port
 from tests.upstream_app import app as upstream_asgi
 
+pytest_plugins = ["tests.redis_fixtures"]  # redis_server, redis_url, redis_server_factory
+
 PROOF_KEY = "test-proof-key-" + "p" * 32
 
 # Never in a log line (issue 13): a cookie of the gateway's with its value, an identity proof, a JWT,
