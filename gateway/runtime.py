@@ -111,8 +111,8 @@ class Runtime:
         self.header_names = HeaderNames(s.header_user, s.header_nickname, s.header_email, s.header_proof,
                                         s.header_groups)
         self.client_address = ClientAddress(s.trusted_proxies)
-        self.login_limiter = RateLimiter(s.login_rate_limit, s.login_rate_window)
-        self.failure_limiter = RateLimiter(s.failure_rate_limit, s.failure_rate_window)
+        self.login_limiter = RateLimiter(self.store, "login", s.login_rate_limit, s.login_rate_window)
+        self.failure_limiter = RateLimiter(self.store, "failure", s.failure_rate_limit, s.failure_rate_window)
         self.events.subscribe(metrics.EventCounter(metrics.Labels((p.name for p in s.providers),
                                                                   (p.identifier for p in s.providers))))
 

@@ -1,40 +1,98 @@
+"""The rate limiter on a real store: limits, Retry-After, IPv6 /64 keys, counting before deciding."""
+
 from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from gateway import ratelimit
-from gateway.errors import RateLimited
-from gateway.ratelimit import RateLimiter, client_key
+from gateway.errors import RateLimited, StoreUnavailable
+from gateway.ratelimit import RateLimiter, client_key, estimate, retry_after
+from gateway.store import SQLiteStore
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 1040.0  # 20 s into a 60 s window (1020-1080)
 
     def __call__(self) -> float:
         return self.now
 
 
-def test_limit_then_retry_after_then_recovery() -> None:
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path / "g.sqlite3")
+    yield store
+    store.close()
+
+
+def limiter(store: SQLiteStore, limit: int, clock: Clock | None = None, name: str = "test") -> RateLimiter:
+    return RateLimiter(store, name, limit, 60, clock or Clock())
+
+
+def test_limit_then_retry_after_then_recovery(store: SQLiteStore) -> None:
     clock = Clock()
-    limiter = RateLimiter(3, 60, clock)
+    limited = limiter(store, 3, clock)
     for _ in range(3):
-        limiter.hit("1.2.3.4")
+        limited.hit("1.2.3.4")
     with pytest.raises(RateLimited) as info:
-        limiter.hit("1.2.3.4")
-    assert 1 <= info.value.retry_after <= 60
-    limiter.hit("5.6.7.8")  # other clients are not affected
+        limited.hit("1.2.3.4")
+    # Four counted (the refused one too): the next window, once its share of these four is under 3.
+    assert info.value.retry_after == 40 + 15 + 1  # at 40 + 15 the estimate is 3: still refused
+    limited.hit("5.6.7.8")  # other clients are not affected
     clock.now += 120
-    limiter.hit("1.2.3.4")
+    limited.hit("1.2.3.4")
 
 
-def test_check_does_not_count() -> None:
-    limiter = RateLimiter(1, 60, Clock())
+def test_check_does_not_count(store: SQLiteStore) -> None:
+    limited = limiter(store, 1)
     for _ in range(5):
-        limiter.check("a")
-    limiter.hit("a")
+        limited.check("a")
+    limited.hit("a")
     with pytest.raises(RateLimited):
-        limiter.check("a")
+        limited.check("a")
+
+
+def test_limiters_of_different_names_count_apart(store: SQLiteStore) -> None:
+    login, failure = limiter(store, 1, name="login"), limiter(store, 1, name="failure")
+    login.hit("192.0.2.1")
+    failure.hit("192.0.2.1")
+    with pytest.raises(RateLimited):
+        login.hit("192.0.2.1")
+
+
+def test_the_previous_window_still_counts_for_its_overlapping_share(store: SQLiteStore) -> None:
+    clock = Clock()
+    clock.now = 1079.0  # the last second of a window; the next one starts at 1080
+    limited = limiter(store, 4, clock)
+    for _ in range(4):
+        limited.hit("c")
+    clock.now = 1080.0 + 30  # half-way through the next window: 4 x 0.5 = 2 still count
+    limited.hit("c")
+    limited.hit("c")
+    with pytest.raises(RateLimited) as info:
+        limited.hit("c")  # 2 + 2 already: the limit; the refused one counts too (3 in this window)
+    # 4 x (1 - e) + 3 < 4 once e > 3/4: after 1125, 15 s from now.
+    assert info.value.retry_after == 16
+
+
+@pytest.mark.parametrize(("limit", "current", "previous", "now", "expected"), [
+    (3, 0, 6, 1040.0, 11),  # 6 x (1 - e) < 3 once e > 1/2: after 30 s into the window, 10 s from now
+    (3, 4, 0, 1040.0, 56),  # over in this window: 40 s to its end, then 4 x (1 - e) < 3 after 15 s more
+    (3, 2, 3, 1050.0, 11),  # 3 x (1 - e) + 2 < 3 once e > 2/3: after 40 s into the window
+    (3, 1, 2, 1079.5, 1),  # at least a second
+])
+def test_retry_after_is_when_the_estimate_falls_below_the_limit(limit: int, current: int, previous: int,
+                                                                 now: float, expected: int) -> None:
+    wait = retry_after(limit, current, previous, 60, now)
+    assert wait == expected
+    later = now + wait
+    if int(later // 60) == int(now // 60):
+        assert estimate(current, previous, 60, later) < limit
+    else:
+        assert estimate(0, current, 60, later) < limit
 
 
 @pytest.mark.parametrize(("address", "key"), [
@@ -49,37 +107,61 @@ def test_client_key_is_the_ipv4_address_or_the_ipv6_slash_64(address: str, key: 
     assert client_key(address) == key
 
 
-def test_an_ipv6_host_cannot_escape_the_limit_by_changing_address_within_its_64() -> None:
-    limiter = RateLimiter(3, 60, Clock())
+def test_an_ipv6_host_cannot_escape_the_limit_by_changing_address_within_its_64(store: SQLiteStore) -> None:
+    limited = limiter(store, 3)
     for interface_id in range(3):
-        limiter.hit(f"2001:db8:aaaa:bbbb::{interface_id + 1:x}")
+        limited.hit(f"2001:db8:aaaa:bbbb::{interface_id + 1:x}")
     with pytest.raises(RateLimited):
-        limiter.hit("2001:db8:aaaa:bbbb:dead:beef:1:2")
+        limited.hit("2001:db8:aaaa:bbbb:dead:beef:1:2")
     with pytest.raises(RateLimited):
-        limiter.check("2001:db8:aaaa:bbbb::ffff")
-    limiter.hit("2001:db8:aaaa:bbbc::1")  # the next /64 is another client
+        limited.check("2001:db8:aaaa:bbbb::ffff")
+    limited.hit("2001:db8:aaaa:bbbc::1")  # the next /64 is another client
 
 
-def test_ipv4_clients_are_limited_per_address() -> None:
-    limiter = RateLimiter(1, 60, Clock())
-    limiter.hit("192.0.2.1")
-    limiter.hit("192.0.2.2")
+def test_ipv4_clients_are_limited_per_address(store: SQLiteStore) -> None:
+    limited = limiter(store, 1)
+    limited.hit("192.0.2.1")
+    limited.hit("192.0.2.2")
     with pytest.raises(RateLimited):
-        limiter.hit("192.0.2.1")
+        limited.hit("192.0.2.1")
 
 
-def test_the_table_is_bounded_and_drops_the_least_recently_counted_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ratelimit, "MAX_KEYS", 3)
-    limiter = RateLimiter(2, 60, Clock())
-    for key in ("a", "a", "b", "c"):
-        limiter.hit(key)
-    with pytest.raises(RateLimited):
-        limiter.hit("a")  # at its limit, still in the table
-    limiter.hit("d")  # the table is full: "a", counted longest ago, goes
-    assert len(limiter._counts) == 3
-    limiter.hit("a")  # forgotten: counts from zero again (the price of a bounded table)
-    limiter.hit("c")  # counted again: now the most recent
-    limiter.hit("e")  # "d" goes, not "c"
-    with pytest.raises(RateLimited):
-        limiter.hit("c")
-    assert len(limiter._counts) == 3
+def test_concurrent_hits_from_two_instances_let_exactly_the_limit_through(tmp_path: Path) -> None:
+    """Counting first, atomically, then deciding: checking then counting let every racer pass on one old count."""
+    stores = [SQLiteStore(tmp_path / "shared.sqlite3") for _ in range(2)]  # two instances, one store
+    clock = Clock()  # one window for the whole race
+    limiters = [RateLimiter(store, "login", 10, 60, clock) for store in stores]
+    start = threading.Barrier(8)
+    allowed: list[bool] = []
+
+    def attempt(index: int) -> None:
+        start.wait()
+        for _ in range(5):
+            try:
+                limiters[index % 2].hit("198.51.100.9")
+            except RateLimited:
+                allowed.append(False)
+            else:
+                allowed.append(True)
+
+    threads = [threading.Thread(target=attempt, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(allowed) == 40 and allowed.count(True) == 10
+    for store in stores:
+        store.close()
+
+
+def test_a_limit_that_cannot_be_checked_refuses(store: SQLiteStore, tmp_path: Path) -> None:
+    """Store down: StoreUnavailable (the pages answer 503), never an uncounted pass."""
+    limited = limiter(store, 100)
+    limited.hit("192.0.2.1")
+    store.path.rename(tmp_path / "away")
+    with pytest.raises(StoreUnavailable):
+        limited.hit("192.0.2.1")
+    with pytest.raises(StoreUnavailable):
+        limited.check("192.0.2.1")
+    (tmp_path / "away").rename(store.path)
+    limited.hit("192.0.2.1")

@@ -47,7 +47,6 @@ class BackchannelLogoutEndpoint:
     async def logout(self, request: Request) -> Response:
         runtime = self.runtime
         client = self.services.client(request)
-        runtime.failure_limiter.check(client)
         try:
             form = await read_form(request, runtime.settings.max_form_bytes)
         except BadRequest as exc:
@@ -55,6 +54,7 @@ class BackchannelLogoutEndpoint:
             return _refused("malformed")
         token = form.get("logout_token")
         try:
+            await run_in_threadpool(runtime.failure_limiter.check, client)  # store down: the JSON 503 below
             # It may fetch the provider's keys: on the sign-in threads, under their cap, never the shared pool.
             verified = await runtime.signins.run(lambda: self.verifier.verify(token if isinstance(token, str) else ""))
             if not await run_in_threadpool(runtime.store.use_logout_token, verified.issuer, verified.jti,
@@ -62,7 +62,7 @@ class BackchannelLogoutEndpoint:
                 raise LogoutTokenRefused("replayed", f"logout token {hash_id(verified.jti)} from "
                                                      f"{verified.provider} was already used")
         except LogoutTokenRefused as exc:
-            runtime.failure_limiter.hit(client)
+            await run_in_threadpool(runtime.failure_limiter.hit, client)
             logger.warning("back-channel logout from %s refused (%s): %s", client, exc.code, exc.reason)
             return _refused(exc.code)
         except StoreUnavailable as exc:

@@ -44,7 +44,7 @@ class CallbackEndpoint:
     async def callback(self, request: Request) -> Response:
         runtime = self.runtime
         client = self.services.client(request)
-        runtime.failure_limiter.check(client)
+        await run_in_threadpool(runtime.failure_limiter.check, client)
         query: dict[str, str] = dict(request.query_params)
         if len(request.query_params) > MAX_FIELDS * 2:
             raise BadRequest("too many query parameters")
@@ -75,7 +75,7 @@ class CallbackEndpoint:
             provider = named if isinstance(named, str) else runtime.provider_label(record.provider)
             identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query)
         except LoginFailed as exc:
-            runtime.failure_limiter.hit(client)
+            await run_in_threadpool(runtime.failure_limiter.hit, client)
             logger.warning("sign-in failed for %s: %s", client, exc.reason)
             runtime.events.emit(SignInFailed(provider, exc.code, client))
             return redirect(runtime.login_url(next_target, exc.code), clear_state)

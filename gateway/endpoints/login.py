@@ -104,7 +104,7 @@ class LoginEndpoints:
         runtime = self.runtime
         form = await self.forms.read_checked(request)
         client = self.services.client(request)
-        runtime.login_limiter.hit(client)
+        await run_in_threadpool(runtime.login_limiter.hit, client)  # counted in the store: every instance
         next_target = runtime.safe_next(form_text(form, "next"))
         remember = form_text(form, "remember") in ("1", "on", "yes")
         identifier = form_text(form, "provider") or form_text(form, "identifier")
