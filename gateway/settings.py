@@ -65,6 +65,8 @@ class Provider:
     groups_from: tuple[str, ...] = ()
     # type "oidc": /logout also ends the session at the provider (RP-Initiated Logout, end_session_endpoint).
     logout_at_provider: bool = False
+    # type "oidc": send openid2_realm and map a verified openid2_id to its OpenID 2.0 user (gateway.signin.migration).
+    openid2_migration: bool = False
 
     @property
     def issuer(self) -> str:
@@ -614,7 +616,8 @@ OIDC_PRESETS = {
     "gitlab": ("GitLab", "https://gitlab.com"),
 }
 _OIDC_KEYS = {"type", "name", "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "groups_claim",
-              "preset", "tenant", "logout_at_provider"}
+              "preset", "tenant", "logout_at_provider", "openid2_migration"}
+_OIDC_BOOLEANS = ("logout_at_provider", "openid2_migration")
 
 
 def _shown(item: Any) -> str:
@@ -625,8 +628,8 @@ def _shown(item: Any) -> str:
 
 
 def _provider(item: Any, expected: str) -> Provider:
-    if isinstance(item, dict) and isinstance(item.get("logout_at_provider"), bool):  # the one boolean key
-        item = {**item, "logout_at_provider": "true" if item["logout_at_provider"] else "false"}
+    if isinstance(item, dict):  # the boolean keys
+        item = {**item, **{k: "true" if item[k] else "false" for k in _OIDC_BOOLEANS if isinstance(item.get(k), bool)}}
     if isinstance(item, dict) and item.get("type") == "oauth2" and isinstance(item.get("groups_from"), list):
         item = {**item, "groups_from": ",".join(str(v) for v in item["groups_from"])}  # the one list-valued key
     if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
@@ -675,11 +678,12 @@ def _oidc_provider(item: dict[str, str]) -> Provider:
     scopes = item.get("scopes", DEFAULT_SCOPES)
     if "openid" not in scopes.split():
         raise _BadValue(f"oidc provider {label}: scopes must include openid, got {scopes!r}")
-    logout = item.get("logout_at_provider", "false")
-    if logout not in ("true", "false"):
-        raise _BadValue(f"oidc provider {label}: logout_at_provider must be true or false, got {logout!r}")
+    for key in _OIDC_BOOLEANS:
+        if item.get(key, "false") not in ("true", "false"):
+            raise _BadValue(f"oidc provider {label}: {key} must be true or false, got {item[key]!r}")
     return Provider(name, issuer, "oidc", item["client_id"], Secret(secret), scopes, item.get("groups_claim", ""),
-                    logout_at_provider=logout == "true")
+                    logout_at_provider=item.get("logout_at_provider") == "true",
+                    openid2_migration=item.get("openid2_migration") == "true")
 
 
 def _client_secret(item: dict[str, str], subject: str) -> str:
