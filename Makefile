@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 system-deps:
-	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server
+	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server lemonldap-ng lemonldap-ng-fastcgi-server
 
 # axe-core (the browser tests' accessibility checks), pinned by tests/browser/package-lock.json.
 browser-deps: tests/browser/node_modules/.package-lock.json
