@@ -176,6 +176,8 @@ class Stack:
     replaces the checked-in ``nginx.conf`` (rendered the same way): for tests of
     a configuration an operator might get wrong. ``demo_rules`` adds the demo's
     access rules (:func:`demo_access_settings`), which ``gateway_env`` may override.
+    ``oidc_logout_at_provider`` sets ``logout_at_provider`` on the OpenID Connect button: ``/logout``
+    then also ends the session at the development provider, which sends the browser back to ``/login``.
 
     Everything is stopped, process groups and all, on exit or when starting fails.
     """
@@ -197,6 +199,7 @@ class Stack:
         log_level: str = "info",
         nginx_template: str | None = None,
         demo_rules: bool = False,
+        oidc_logout_at_provider: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -218,6 +221,7 @@ class Stack:
         self.log_level = log_level
         self.nginx_template = nginx_template
         self.demo_rules = demo_rules
+        self.oidc_logout_at_provider = oidc_logout_at_provider
         self.nginx_prefix: Path | None = None
         self.processes: dict[str, Process] = {}
 
@@ -263,10 +267,11 @@ class Stack:
 
     def gateway_environ(self) -> dict[str, str]:
         """The gateway's settings, as ``GATEWAY_*`` variables."""
-        providers: list[dict[str, str]] = [{"name": LOCAL_PROVIDER_NAME, "identifier": self.provider_identifier}]
+        providers: list[dict[str, str | bool]] = [{"name": LOCAL_PROVIDER_NAME,
+                                                   "identifier": self.provider_identifier}]
         client_id, client_secret = LOCAL_OIDC_CLIENT
         providers.append({"type": "oidc", "name": LOCAL_OIDC_NAME, "issuer": self.oidc_url, "client_id": client_id,
-                          "client_secret": client_secret})
+                          "client_secret": client_secret, "logout_at_provider": self.oidc_logout_at_provider})
         providers += [{"name": p.name, "identifier": p.identifier} for p in DEFAULT_PROVIDERS]
         env = {
             "GATEWAY_PUBLIC_URL": self.url,

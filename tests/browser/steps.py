@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import BrowserContext, Cookie, Page, expect
 
-from devtools.stack import LOCAL_PROVIDER_NAME
+from devtools.stack import LOCAL_OIDC_NAME, LOCAL_PROVIDER_NAME
 
 SESSION_COOKIE = "gw_session"
 REMEMBER_COOKIE = "gw_remember"
@@ -19,15 +19,21 @@ REMEMBER_COOKIE = "gw_remember"
 NewContext = Callable[..., BrowserContext]
 
 
-def sign_in(page: Page, base_url: str, username: str, *, remember: bool = False, path: str = "/") -> None:
+def sign_in(page: Page, base_url: str, username: str, *, remember: bool = False, path: str = "/",
+            provider: str = LOCAL_PROVIDER_NAME) -> None:
     """Open a protected page, get sent to the login page, sign in at the local provider, land back on it."""
     page.goto(base_url + path)
     expect_login_page(page, base_url)
     if remember:
         page.get_by_label("Remember me").check()  # first: the provider buttons submit the form
-    page.get_by_role("button", name=LOCAL_PROVIDER_NAME).click()
+    page.get_by_role("button", name=provider).click()
     consent(page, username)
     expect_signed_in(page, username)
+
+
+def oidc_sign_in(page: Page, base_url: str, username: str, *, remember: bool = False, path: str = "/") -> None:
+    """The same with the stack's OpenID Connect button (the development OpenID Connect provider)."""
+    sign_in(page, base_url, username, remember=remember, path=path, provider=LOCAL_OIDC_NAME)
 
 
 def consent(page: Page, username: str) -> None:
@@ -61,6 +67,13 @@ def persistent_cookies(context: BrowserContext) -> list[Cookie]:
     """What survives closing the browser: cookies with an expiry (session cookies have -1)."""
     return [c for c in context.cookies() if c["expires"] > 0]
 
+
+
+def requests_to(context: BrowserContext, origin: str) -> list[str]:
+    """A list that fills, from now on, with the URL of every request this browser sends to ``origin``."""
+    seen: list[str] = []
+    context.on("request", lambda request: seen.append(request.url) if request.url.startswith(origin + "/") else None)
+    return seen
 
 
 def restart(new_context: NewContext, context: BrowserContext) -> BrowserContext:
