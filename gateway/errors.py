@@ -15,6 +15,7 @@ itself); ``UnsafeRedirect`` in :func:`gateway.redirects.safe_next` (back to
     ├── ConfigError              - the configuration cannot be used; start-up stops
     ├── UnsafeRedirect           - a `next` target was refused
     ├── StoreUnavailable         - the store cannot be read or written; fail closed (503)
+    ├── StoreMisconfigured       - the store would lose data (Redis may evict keys); start-up stops
     ├── BadRequest               - malformed or oversized client input (400/413/431)
     │   └── CSRFError            - a state-changing POST without a valid CSRF token (403)
     ├── RateLimited              - too many attempts from one client (429)
@@ -57,6 +58,10 @@ class UnsafeRedirect(GatewayError):
 
 class StoreUnavailable(GatewayError):
     """The store failed; callers must refuse rather than let requests through."""
+
+
+class StoreMisconfigured(GatewayError):
+    """The store is reachable but set up to lose what the gateway keeps (an eviction policy); do not start."""
 
 
 class BadRequest(GatewayError):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from gateway import metrics
+from gateway import store as store_factory
 from gateway.access import AccessPolicy
 from gateway.assertion import AssertionSigner
 from gateway.clientaddr import ClientAddress
@@ -31,16 +32,14 @@ from gateway.settings import Settings
 from gateway.signin.oauth2 import OAuth2SignIn
 from gateway.signin.oidc import OIDCSignIn
 from gateway.signing_keys import SigningKeys, load_signing_keys
-from gateway.store import SQLiteStore, Store
+from gateway.store import Store
 
 CALLBACK_PATH = "/_gateway/callback"
 
 
 def open_store(settings: Settings) -> Store:
     """The store the settings name (the gateway and ``openid-gateway sessions`` open the same one)."""
-    # Owner only, whatever the umask: the store holds session ids and OpenID association secrets.
-    settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return SQLiteStore(settings.sqlite_path)
+    return store_factory.open_store(settings.store, settings.state_dir)
 CSRF_COOKIE = "gw_csrf"
 
 

@@ -31,6 +31,7 @@ from gateway.openid.addresses import is_forbidden_address, parse_host_address
 from gateway.openid.providers import allowlist_problems
 from gateway.sessions import is_cookie_name
 from gateway.signing_keys import KeyFileError, load_signing_keys
+from gateway.store import location_problems, sqlite_path
 
 ENV_PREFIX = "GATEWAY_"
 MIN_SECRET_LENGTH = 32
@@ -94,6 +95,10 @@ class Settings:
     proof_key: Secret | None = None
     dev_mode: bool = False
     state_dir: Path = Path("state")
+    # Where sessions, revocations and sign-ins in flight live: "" = SQLite under state_dir, a path = SQLite
+    # there, redis://[:password@]host:port/db, rediss://… or unix:///path?db=N = Redis (several instances).
+    # Not in repr: the URL may hold a password (check-config shows it masked).
+    store: str = field(default="", repr=False)
     mode: Mode = "auth_request"
     upstream_url: str = ""
 
@@ -197,7 +202,8 @@ class Settings:
 
     @property
     def sqlite_path(self) -> Path:
-        return self.state_dir / "gateway.sqlite3"
+        """The SQLite file when the store is SQLite (the default: ``state_dir/gateway.sqlite3``)."""
+        return sqlite_path(self.store, self.state_dir)
 
     def secret_key_values(self) -> list[str]:
         return [str(key) for key in self.secret_keys]
@@ -211,7 +217,7 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _HINTS = typing.get_type_hints(Settings)
 # Never echoed back in an error message.
-_SECRET_FIELDS = frozenset({"secret_keys", "proof_key"})
+_SECRET_FIELDS = frozenset({"secret_keys", "proof_key", "store"})
 
 Source = Literal["file", "env"]
 
@@ -302,7 +308,7 @@ def _assertion_problems(settings: Settings) -> list[str]:
 
 def validate(settings: Settings) -> list[str]:
     """Return every problem with ``settings``; an empty list means usable."""
-    problems: list[str] = []
+    problems: list[str] = location_problems(settings.store)
     parts = urlsplit(settings.public_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(

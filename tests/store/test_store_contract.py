@@ -1,4 +1,4 @@
-"""The store contract, run against every implementation (today: SQLite)."""
+"""The store contract, run against every implementation: SQLite, and Redis on a real redis-server."""
 
 from __future__ import annotations
 
@@ -12,12 +12,20 @@ import pytest
 from openid.association import Association
 
 from gateway.errors import StoreUnavailable
-from gateway.store import LoginStateRecord, ProviderSessionRecord, RememberRecord, SessionRecord, SQLiteStore, Store
+from gateway.store import (
+    LoginStateRecord,
+    ProviderSessionRecord,
+    RememberRecord,
+    SessionRecord,
+    SQLiteStore,
+    Store,
+    open_store,
+)
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    impl = SQLiteStore(tmp_path / "gateway.sqlite3")
+    impl = open_store(request.getfixturevalue("redis_url") if request.param == "redis" else "", tmp_path)
     yield impl
     impl.close()
 
