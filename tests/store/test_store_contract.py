@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from openid.association import Association
 
 from gateway.errors import StoreUnavailable
 from gateway.store import (
+    LinkRecord,
     LoginStateRecord,
     ProviderSessionRecord,
     RememberRecord,
@@ -24,10 +25,28 @@ from gateway.store import (
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    impl = open_store(request.getfixturevalue("redis_url") if request.param == "redis" else "", tmp_path)
-    yield impl
-    impl.close()
+def location(request: pytest.FixtureRequest) -> str:
+    """The ``store`` setting of each implementation: "" (SQLite under tmp_path), or a real Redis's URL."""
+    return str(request.getfixturevalue("redis_url")) if request.param == "redis" else ""
+
+
+@pytest.fixture
+def opened(location: str, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Open the store (again): each call is another worker or instance on the same data."""
+    stores: list[Store] = []
+
+    def open_one() -> Store:
+        stores.append(open_store(location, tmp_path))
+        return stores[-1]
+
+    yield open_one
+    for impl in stores:
+        impl.close()
+
+
+@pytest.fixture
+def store(opened: Callable[[], Store]) -> Store:
+    return opened()
 
 
 def assoc(handle: str, issued: int | None = None, lifetime: int = 600) -> Association:
@@ -38,8 +57,9 @@ def test_associations_newest_first_and_expired_ones_dropped(store: Store) -> Non
     store.storeAssociation("https://op/", assoc("old", int(time.time()) - 10))
     store.storeAssociation("https://op/", assoc("new"))
     store.storeAssociation("https://op/", assoc("dead", int(time.time()) - 1000, 10))
-    assert store.getAssociation("https://op/").handle == "new"
-    assert store.getAssociation("https://op/", "old").handle == "old"
+    newest, old = store.getAssociation("https://op/"), store.getAssociation("https://op/", "old")
+    assert isinstance(newest, Association) and newest.handle == "new"
+    assert isinstance(old, Association) and old.handle == "old"
     assert store.getAssociation("https://op/", "dead") is None
     assert store.removeAssociation("https://op/", "new") is True
     assert store.removeAssociation("https://op/", "new") is False
@@ -275,3 +295,141 @@ def test_a_logout_token_jti_is_used_once_per_issuer_until_it_expires(store: Stor
     assert store.use_logout_token("https://op", "j1", now + 120, now + 61) is True  # expired: forgotten
     store.purge_expired(now + 1000)
     assert store.use_logout_token("https://op", "j1", now + 1100, now + 1000) is True
+
+
+# -- linked sign-ins -----------------------------------------------------------------------------------
+
+
+def test_links_are_listed_oldest_first_replaced_and_removed_only_by_their_user(store: Store) -> None:
+    now = time.time()
+    store.link_identity(LinkRecord("https://op#2", "u", "OP", now + 1))
+    store.link_identity(LinkRecord("https://op#1", "u", "OP", now, "migrated"))
+    store.link_identity(LinkRecord("https://gh#9", "v", "GitHub", now))
+    assert [link.identity_key for link in store.list_links("u")] == ["https://op#1", "https://op#2"]
+    assert store.linked_user("https://op#1") == LinkRecord("https://op#1", "u", "OP", now, "migrated")
+    assert store.linked_user("nobody") is None
+    assert store.unlink_identity("https://gh#9", "u") is False  # someone else's link stays
+    assert store.linked_user("https://gh#9") is not None
+    store.link_identity(LinkRecord("https://op#2", "v", "OP", now + 2))  # re-linked to another user
+    assert [link.identity_key for link in store.list_links("u")] == ["https://op#1"]
+    assert {link.identity_key for link in store.list_links("v")} == {"https://gh#9", "https://op#2"}
+    assert store.unlink_identity("https://op#1", "u") is True
+    assert store.unlink_identity("https://op#1", "u") is False
+    assert store.list_links("u") == []
+
+
+# -- rate-limit windows ----------------------------------------------------------------------------------
+
+
+def test_hits_count_in_fixed_windows_with_the_previous_windows_count(store: Store) -> None:
+    start = (time.time() // 60) * 60  # the start of a 60-second window
+    assert store.peek_hits("login:1.2.3.4", 60, start) == (0, 0)
+    assert store.add_hit("login:1.2.3.4", 60, start) == (1, 0)
+    assert store.add_hit("login:1.2.3.4", 60, start + 59) == (2, 0)
+    assert store.add_hit("login:5.6.7.8", 60, start) == (1, 0)  # buckets apart
+    assert store.add_hit("login:1.2.3.4", 60, start + 60) == (1, 2)  # the next window, the last one's count
+    assert store.peek_hits("login:1.2.3.4", 60, start + 61) == (1, 2)
+    assert store.peek_hits("login:1.2.3.4", 60, start + 121) == (0, 1)  # two windows on: the first is gone
+
+
+def test_hits_from_many_threads_and_store_objects_are_all_counted(opened: Callable[[], Store]) -> None:
+    stores = [opened(), opened()]
+    now = time.time()
+    start = threading.Barrier(8)
+
+    def hit(n: int) -> None:
+        start.wait()
+        for _ in range(25):
+            stores[n % 2].add_hit("b", 3600, now)
+
+    threads = [threading.Thread(target=hit, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert stores[0].peek_hits("b", 3600, now)[0] == 200
+
+
+# -- revocations pushed ----------------------------------------------------------------------------------
+
+
+def test_a_revocation_through_another_store_object_is_pushed_or_the_store_says_it_cannot(
+        opened: Callable[[], Store], location: str) -> None:
+    """Redis wakes every subscriber (another instance revoked); SQLite answers None and is polled."""
+    listener, revoker = opened(), opened()
+    pushes = listener.revocation_pushes()
+    if location == "":
+        assert pushes is None
+        return
+    assert pushes is not None
+    try:
+        assert pushes.wait(5) is True  # just subscribed: read the log, nothing was pushed meanwhile
+        assert pushes.wait(0.1) is False
+        revoker.create_session(session("x"))
+        revoker.revoke_session("x", time.time())
+        assert pushes.wait(10) is True
+        assert listener.revocations_after(0, time.time())[0] == ["x"]
+        revoker.revoke_series("none", time.time())  # revoked nothing: nothing pushed
+        assert pushes.wait(0.2) is False
+    finally:
+        pushes.close()
+
+
+# -- races between instances ----------------------------------------------------------------------------
+
+
+def race(workers: list[Callable[[], object]]) -> list[object]:
+    """Run each worker on a thread of its own, all released at once; their results in order."""
+    start = threading.Barrier(len(workers))
+    results: list[object] = [None] * len(workers)
+
+    def run(n: int) -> None:
+        start.wait()
+        results[n] = workers[n]()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(workers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_two_instances_rotating_one_series_at_once_one_wins(opened: Callable[[], Store]) -> None:
+    a, b = opened(), opened()
+    for n in range(20):
+        a.create_series(series(f"s{n}"))
+        won = race([lambda n=n: a.rotate_series(f"s{n}", "h1", "from-a", time.time()),  # type: ignore[misc]
+                    lambda n=n: b.rotate_series(f"s{n}", "h1", "from-b", time.time())])  # type: ignore[misc]
+        assert won.count(True) == 1, won
+        record = b.get_series(f"s{n}")
+        assert record is not None and record.previous_hash == "h1"
+        assert record.token_hash == ("from-a" if won[0] else "from-b")
+
+
+def test_two_instances_taking_one_login_state_at_once_one_gets_it(opened: Callable[[], Store]) -> None:
+    a, b = opened(), opened()
+    for n in range(20):
+        a.put_login_state(login_state(f"st{n}"))
+        got = race([lambda n=n: a.take_login_state(f"st{n}", time.time()),  # type: ignore[misc]
+                    lambda n=n: b.take_login_state(f"st{n}", time.time())])  # type: ignore[misc]
+        assert sum(record is not None for record in got) == 1, got
+
+
+def test_a_nonce_is_used_once_across_instances(opened: Callable[[], Store]) -> None:
+    a, b = opened(), opened()
+    now = int(time.time())
+    for n in range(20):
+        used = race([lambda n=n: a.useNonce("https://op/", now, f"salt-{n}"),  # type: ignore[misc]
+                     lambda n=n: b.useNonce("https://op/", now, f"salt-{n}")])  # type: ignore[misc]
+        assert used.count(True) == 1, used
+    assert b.useNonce("https://other/", now, "salt-0") is True  # per server URL
+
+
+def test_a_logout_token_is_used_once_across_instances(opened: Callable[[], Store]) -> None:
+    a, b = opened(), opened()
+    now = time.time()
+    for n in range(20):
+        used = race([lambda n=n: a.use_logout_token("https://op", f"j{n}", now + 60, now),  # type: ignore[misc]
+                     lambda n=n: b.use_logout_token("https://op", f"j{n}", now + 60, now)])  # type: ignore[misc]
+        assert used.count(True) == 1, used

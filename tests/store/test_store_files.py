@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.runtime import Runtime
-from gateway.store import RememberRecord, SessionRecord, SQLiteStore
+from gateway.store import RememberRecord, SessionRecord, SQLiteStore, Store
 from tests.conftest import make_settings
 
 
@@ -29,7 +29,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def write_something(store: SQLiteStore, sid: str = "sid") -> None:
+def write_something(store: Store, sid: str = "sid") -> None:
     store.create_session(SessionRecord(sid, "u", 1.0, 4e9, None, "UA", "127.0.0.1"))
 
 
