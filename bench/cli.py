@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help=f"wrk threads (default {FULL.threads})")
     p.add_argument("--paced", type=float,
                    help=f"seconds of the steady-load latency run (default {FULL.paced:g}; 0 skips)")
+    p.add_argument("--steady-rps", type=float,
+                   help=f"load offered in the steady-load run, req/s (default {FULL.steady_rps:g})")
     p.add_argument("--soak", type=float, help=f"seconds of the memory run per mode (default {FULL.soak:g}; 0 skips)")
     p.add_argument("--signin-concurrency", type=int, help=f"browsers signing in at once (default "
                    f"{FULL.signin_concurrency})")
@@ -57,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> Config:
     base = SMOKE if args.smoke else FULL
     changes: dict[str, object] = {}
-    for name in ("rounds", "duration", "warmup", "connections", "threads", "paced", "soak", "signin_concurrency"):
+    for name in ("rounds", "duration", "warmup", "connections", "threads", "paced", "steady_rps", "soak",
+                 "signin_concurrency"):
         value = getattr(args, name)
         if value is not None:
             changes[name] = value

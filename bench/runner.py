@@ -1,10 +1,12 @@
 """One benchmark run: start the stacks, drive them with wrk and the sign-in client, collect numbers.
 
 For each upstream (the trivial ``/hello`` app, then the microblog's home page)
-two stacks run side by side, a mode 1 stack (whose nginx also serves the
-direct route) and a mode 2 stack. Every scenario is warmed up, then measured
-in interleaved rounds (round 1 of every scenario, then round 2, ...) so that
-a burst of activity elsewhere on the machine hits them all alike; the table
+a mode 1 stack and a mode 2 stack run side by side; the mode 1 stack's nginx
+also serves the direct route, the ceiling of mode 1 and (trivial app)
+LemonLDAP::NG, the mode 2 stack's nginx the ceiling of mode 2
+(:mod:`bench.stacks`). Every scenario is warmed up, then measured in
+interleaved rounds (round 1 of every scenario, then round 2, ...) so that a
+burst of activity elsewhere on the machine hits them all alike; the table
 reports each scenario's best round. Each round gets a freshly signed-in
 session cookie, so no run outlives the cookie's refresh interval and measures
 re-signing instead of checking.
@@ -14,17 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bench import procstat, signin, websocket, wrk
-from bench.stacks import MICROBLOG_PATH, TRIVIAL_PATH, TRIVIAL_UPSTREAM, BenchStack
-from devtools.stack import Mode
+from bench import llng, procstat, signin, websocket, wrk
+from bench.stacks import MICROBLOG_PATH, TRIVIAL_PATH, TRIVIAL_UPSTREAM, BenchStack, Route
 
 Upstream = Literal["trivial", "microblog"]
+SignIn = Literal["none", "gateway", "llng"]
 SESSION_COOKIE = "gw_session"
 WEBSOCKET_PATH = "/ws/echo"  # tests/upstream_app.py echoes every message
 AUTH_PATH = "/_gateway/auth"
@@ -42,7 +45,7 @@ class Config:
     connections: int
     threads: int
     paced: float  # seconds of the steady-load latency run per scenario; 0 skips it
-    pace_ms: float  # each connection's mean (random) pause after an answer in that run
+    steady_rps: float  # the load offered in that run, in requests per second (all connections together)
     signin_concurrency: int
     signin_seconds: float | None
     signin_count: int | None
@@ -53,22 +56,33 @@ class Config:
     smoke: bool = False
 
 
-FULL = Config(rounds=3, duration=10, warmup=3, connections=32, threads=2, paced=10, pace_ms=32,
+    @property
+    def pace_ms(self) -> float:
+        """Each connection's mean (random) pause after an answer, for :attr:`steady_rps` in all."""
+        return 1000 * self.connections / self.steady_rps
+
+
+FULL = Config(rounds=3, duration=10, warmup=3, connections=32, threads=2, paced=10, steady_rps=1000,
               signin_concurrency=32, signin_seconds=10, signin_count=None, soak=60, soak_every=5)
 # Every code path of a full run, each for about a second.
-SMOKE = Config(rounds=1, duration=1, warmup=0, connections=4, threads=2, paced=1, pace_ms=32,
+SMOKE = Config(rounds=1, duration=1, warmup=0, connections=4, threads=2, paced=1, steady_rps=1000,
                signin_concurrency=2, signin_seconds=None, signin_count=6, soak=1, soak_every=0.5, smoke=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
+    """One route to measure. ``key`` names it for the targets (``direct``, ``ceiling1``, ``mode1``, ``llng``,
+    ``ceiling2``, ``mode2``, ``auth``); ``ceiling``: the key of the row it is compared with."""
+
     upstream: Upstream
-    row: int
+    key: str
     label: str
     stack: BenchStack
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
-    signed_in: bool = True
+    sign_in: SignIn = "gateway"
+    ceiling: str | None = None
+    row: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +159,17 @@ class Results:
     background_percent: float = 0.0  # other processes' CPU just before the run, % of one CPU
     errors: list[str] = field(default_factory=list)
 
+    def find(self, upstream: Upstream, key: str) -> Measurement | None:
+        return next((m for m in self.measurements if m.scenario.upstream == upstream and m.scenario.key == key),
+                    None)
+
     def direct(self, upstream: Upstream) -> Measurement | None:
-        return next((m for m in self.measurements if m.scenario.upstream == upstream and m.scenario.row == 1), None)
+        return self.find(upstream, "direct")
+
+    @property
+    def signin_row(self) -> int:
+        """The sign-ins' row number: after the trivial app's wrk rows."""
+        return 1 + max((m.scenario.row for m in self.measurements if m.scenario.upstream == "trivial"), default=0)
 
 
 def background_load(seconds: float) -> float:
@@ -170,8 +193,11 @@ class Runner:
 
     def _headers(self, scenario: Scenario, next_path: str) -> dict[str, str]:
         headers = dict(scenario.headers)
-        if scenario.signed_in:
+        if scenario.sign_in == "gateway":
             headers["Cookie"] = f"{SESSION_COOKIE}={self._cookie(scenario.stack, next_path)}"
+        elif scenario.sign_in == "llng":
+            cookie = llng.session_cookie(scenario.stack.route_url("llng"), check_path=next_path)
+            headers["Cookie"] = f"{llng.COOKIE_NAME}={cookie}"
         return headers
 
     def _wrk(self, scenario: Scenario, next_path: str, seconds: float, pace_ms: float = 0.0) -> Round:
@@ -189,17 +215,21 @@ class Runner:
 
     @contextlib.contextmanager
     def _stacks(self, upstream: Upstream) -> Iterator[tuple[BenchStack, BenchStack]]:
+        """The mode 1 stack (direct route; for the trivial app also the ceiling and LL::NG) and the mode 2 one."""
         app = TRIVIAL_UPSTREAM if upstream == "trivial" else None
+        trivial = upstream == "trivial"
+        routes1: tuple[Route, ...] = ("direct", "ceiling1", "llng") if trivial else ("direct",)
+        routes2: tuple[Route, ...] = ("ceiling2",) if trivial else ()
         with contextlib.ExitStack() as stacks:
             pair = []
-            modes: tuple[tuple[int, Mode], ...] = ((1, "auth_request"), (2, "proxy"))
-            for number, mode in modes:
+            for number, mode, routes in ((1, "auth_request", routes1), (2, "proxy", routes2)):
 
                 def report(label: str, event: str, number: int = number) -> None:
                     if event != "starting":
                         self.progress(f"{upstream} stack, mode {number}: {label} {event}")
 
-                stack = BenchStack(mode, upstream=app, gateway_env=self.config.gateway_env, progress=report)
+                stack = BenchStack(mode, upstream=app, routes=routes,  # type: ignore[arg-type]
+                                   gateway_env=self.config.gateway_env, progress=report)
                 stacks.enter_context(stack)
                 pair.append(stack)
             yield pair[0], pair[1]
@@ -216,16 +246,35 @@ class Runner:
                 self._group(upstream, mode1, mode2)
         return self.results
 
+    def _scenarios(self, upstream: Upstream, mode1: BenchStack, mode2: BenchStack) -> list[Scenario]:
+        path = TRIVIAL_PATH if upstream == "trivial" else MICROBLOG_PATH
+        if upstream == "microblog":
+            return [
+                Scenario(upstream, "direct", "nginx → app (direct, no auth; renders the anonymous page, the gated rows "
+                         "the signed-in one)", mode1, mode1.direct_url + path, sign_in="none"),
+                Scenario(upstream, "mode1", "nginx auth_request → gateway → app (mode 1)", mode1, mode1.url + path),
+                Scenario(upstream, "mode2", "nginx → gateway proxy → app (mode 2)", mode2, mode2.url + path),
+            ]
+        return [
+            Scenario(upstream, "direct", "nginx → app (direct, no auth)", mode1, mode1.direct_url + path,
+                     sign_in="none"),
+            Scenario(upstream, "ceiling1", "ceiling of mode 1: nginx auth_request → zero-cost authenticator "
+                     "(nginx `return 200`) → app", mode1, mode1.route_url("ceiling1") + path, sign_in="none"),
+            Scenario(upstream, "mode1", "nginx auth_request → gateway → app (mode 1)", mode1, mode1.url + path,
+                     ceiling="ceiling1"),
+            Scenario(upstream, "llng", "nginx auth_request → LemonLDAP::NG 2.16 handler (FastCGI) → app", mode1,
+                     mode1.route_url("llng") + path, {"Host": llng.SITE_HOST}, sign_in="llng", ceiling="ceiling1"),
+            Scenario(upstream, "ceiling2", "ceiling of mode 2: nginx → second nginx proxy hop → app", mode2,
+                     mode2.route_url("ceiling2") + path, sign_in="none"),
+            Scenario(upstream, "mode2", "nginx → gateway proxy → app (mode 2)", mode2, mode2.url + path,
+                     ceiling="ceiling2"),
+            Scenario(upstream, "auth", "gateway /_gateway/auth alone", mode1, mode1.gateway_url + AUTH_PATH,
+                     {"X-Original-URI": path, "X-Original-Method": "GET"}),
+        ]
+
     def _group(self, upstream: Upstream, mode1: BenchStack, mode2: BenchStack) -> None:
         path = TRIVIAL_PATH if upstream == "trivial" else MICROBLOG_PATH
-        scenarios = [
-            Scenario(upstream, 1, "nginx → app (direct, no auth)", mode1, mode1.direct_url + path, signed_in=False),
-            Scenario(upstream, 2, "nginx auth_request → gateway → app (mode 1)", mode1, mode1.url + path),
-            Scenario(upstream, 3, "nginx → gateway proxy → app (mode 2)", mode2, mode2.url + path),
-        ]
-        if upstream == "trivial":
-            scenarios.append(Scenario(upstream, 4, "gateway /_gateway/auth alone", mode1, mode1.gateway_url + AUTH_PATH,
-                                      {"X-Original-URI": path, "X-Original-Method": "GET"}))
+        scenarios = [dataclasses.replace(s, row=n) for n, s in enumerate(self._scenarios(upstream, mode1, mode2), 1)]
         measurements = [Measurement(s) for s in scenarios]
         self.results.measurements.extend(measurements)
         cfg = self.config
@@ -247,9 +296,10 @@ class Runner:
                               f"p50 {m.paced.p50:.2f} ms, p99 {m.paced.p99:.2f} ms")
         if upstream == "trivial":
             self._websockets(mode1, mode2)
-            for number, stack, scenario in ((1, mode1, scenarios[1]), (2, mode2, scenarios[2])):
+            by_key = {s.key: s for s in scenarios}
+            for number, stack, key in ((1, mode1, "mode1"), (2, mode2, "mode2")):
                 if cfg.soak > 0:
-                    self._soak(f"mode {number}", stack, scenario, path)
+                    self._soak(f"mode {number}", stack, by_key[key], path)
             self._signins(mode1, path)
         for number, stack in ((1, mode1), (2, mode2)):
             mem = procstat.memory(stack.pid("gateway"))

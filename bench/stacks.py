@@ -1,29 +1,46 @@
-"""The stacks under test: :class:`devtools.stack.Stack` plus one server block for the ceiling.
+"""The stacks under test: :class:`devtools.stack.Stack` plus the server blocks of the other routes.
 
 nginx runs the project's own configuration (rendered by
 :func:`devtools.stack.render_nginx_conf`, so modes 1 and 2 are measured with
-exactly what an operator copies). The benchmark adds one thing to it: a second
-``server`` listening on its own port that proxies straight to the same
-``upstream app`` (same keepalive pool, same proxy settings as
-``deploy/nginx/protect.conf`` minus the authentication). That is row 1, the
-ceiling every mode is compared with.
+exactly what an operator copies). The benchmark adds server blocks to that
+nginx, each on its own port, each in front of the same ``upstream app``
+(same keepalive pool) as the gateway's rows:
+
+- ``direct``: nginx straight to the app, no authentication (the same proxy
+  settings as ``deploy/nginx/protect.conf`` minus the authentication);
+- ``ceiling1``, the ceiling of mode 1: the project's ``protect.conf`` and
+  ``gateway-locations.conf`` unchanged except that the auth check goes to a
+  zero-cost authenticator (another server block of the same nginx answering
+  ``return 200`` with identity headers, over keep-alive) instead of the
+  gateway. No ``auth_request`` design with these snippets can beat it;
+- ``ceiling2``, the ceiling of mode 2: the project's ``proxy-mode.conf``
+  with a second plain nginx proxy hop (another server block proxying to the
+  app, over keep-alive) instead of the gateway: the cost of any extra hop;
+- ``llng``: LemonLDAP::NG's portal and protected site (:mod:`bench.llng`).
+
+The internal server blocks (the authenticator, the second hop) log nothing:
+they are the cheapest such component can be.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any, Literal
 
+from bench import llng
 from devtools.processes import free_port
-from devtools.stack import Mode, Progress, Stack, render_nginx_conf, write_nginx_prefix
+from devtools.stack import NGINX_SNIPPETS, Mode, Progress, Stack, write_nginx_prefix
 
 TRIVIAL_UPSTREAM = "tests.upstream_app:app"
 TRIVIAL_PATH = "/hello"
 MICROBLOG_PATH = "/"
 
+Route = Literal["direct", "ceiling1", "ceiling2", "llng"]
+
 DIRECT_SERVER = """
-    # Added by the benchmark (bench/stacks.py): the ceiling, nginx straight to the app.
+    # Added by the benchmark (bench/stacks.py): nginx straight to the app.
     server {
         listen 127.0.0.1:%(port)d;
         server_name localhost;
@@ -39,50 +56,195 @@ DIRECT_SERVER = """
     }
 """
 
+# Identity headers of the sizes the gateway sends (a claimed identifier, a nickname, a proof).
+ZERO_COST_IDENTITY = {
+    "X-Gateway-User": "http://127.0.0.1:40000/openid/id/bench",
+    "X-Gateway-Nickname": "bench",
+    "X-Gateway-Proof": "v1." + "0" * 10 + "." + "A" * 43,
+}
+
+CEILING1_SERVERS = """
+    # Added by the benchmark (bench/stacks.py): the ceiling of mode 1. The zero-cost authenticator...
+    upstream bench_zero_cost_auth {
+        server 127.0.0.1:%(auth_port)d;
+        keepalive 32;
+    }
+    server {
+        listen 127.0.0.1:%(auth_port)d;
+        access_log off;
+        location / {
+%(identity)s
+            return 200;
+        }
+    }
+    # ...asked by the project's snippets, exactly as mode 1 asks the gateway.
+    server {
+        listen 127.0.0.1:%(port)d;
+        server_name localhost;
+%(locations)s
+        location / {
+            include deploy/nginx/protect.conf;
+            proxy_pass http://app;
+        }
+    }
+"""
+
+CEILING2_SERVERS = """
+    # Added by the benchmark (bench/stacks.py): the ceiling of mode 2. A second plain proxy hop...
+    upstream bench_second_hop {
+        server 127.0.0.1:%(hop_port)d;
+        keepalive 32;
+    }
+    server {
+        listen 127.0.0.1:%(hop_port)d;
+        access_log off;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $gw_connection_upgrade;
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }
+    }
+    # ...where mode 2 has the gateway: the project's proxy-mode.conf, sent to that hop.
+    server {
+        listen 127.0.0.1:%(port)d;
+        server_name localhost;
+%(proxy_mode)s
+    }
+"""
+
+AUTH_LOCATION = "location = /_gateway/auth {"
+GATEWAY_PASS = "proxy_pass http://gateway;"
+
 # The benchmark signs in hundreds of times a second from 127.0.0.1: lift the
 # per-address limit on sign-in starts (the limiter itself still runs).
 BENCH_GATEWAY_ENV = {"GATEWAY_LOGIN_RATE_LIMIT": "1000000000"}
 
 
-def with_direct_server(conf: str, port: int) -> str:
-    """``conf`` with the direct server block added at the end of its ``http`` block."""
+def _indent(text: str, spaces: int = 8) -> str:
+    return "\n".join((" " * spaces + line) if line.strip() else "" for line in text.splitlines())
+
+
+def zero_cost_locations(snippet: str | None = None) -> str:
+    """``gateway-locations.conf`` with its auth check (only that location) sent to the zero-cost authenticator."""
+    text = (NGINX_SNIPPETS / "gateway-locations.conf").read_text() if snippet is None else snippet
+    if text.count(AUTH_LOCATION) != 1:
+        raise ValueError(f"gateway-locations.conf must contain {AUTH_LOCATION!r} exactly once")
+    start = text.index(AUTH_LOCATION)
+    at = text.find(GATEWAY_PASS, start)
+    if at < 0 or at > text.find("}", start):
+        raise ValueError(f"the auth check location of gateway-locations.conf must say {GATEWAY_PASS!r}")
+    return text[:at] + "proxy_pass http://bench_zero_cost_auth;" + text[at + len(GATEWAY_PASS):]
+
+
+def second_hop_proxy_mode(snippet: str | None = None) -> str:
+    """``proxy-mode.conf`` with its ``proxy_pass`` to the gateway sent to the second hop instead."""
+    text = (NGINX_SNIPPETS / "proxy-mode.conf").read_text() if snippet is None else snippet
+    if text.count(GATEWAY_PASS) != 1:
+        raise ValueError(f"proxy-mode.conf must contain {GATEWAY_PASS!r} exactly once")
+    return text.replace(GATEWAY_PASS, "proxy_pass http://bench_second_hop;")
+
+
+def with_servers(conf: str, servers: str) -> str:
+    """``conf`` with ``servers`` added at the end of its ``http`` block."""
     end = conf.rstrip().rfind("}")
     if end < 0 or "upstream app" not in conf:
         raise ValueError("nginx.conf must end with its http block and define `upstream app`")
-    return conf[:end] + DIRECT_SERVER % {"port": port} + conf[end:]
+    return conf[:end] + servers + conf[end:]
+
+
+def with_direct_server(conf: str, port: int) -> str:
+    """``conf`` with the direct server block added at the end of its ``http`` block."""
+    return with_servers(conf, DIRECT_SERVER % {"port": port})
 
 
 class BenchStack(Stack):
-    """A :class:`Stack` whose nginx also serves the direct (unauthenticated) route on ``direct_port``."""
+    """A :class:`Stack` whose nginx also serves ``routes`` (see the module), each on its own port.
 
-    def __init__(self, mode: Mode, *, upstream: str | None, gateway_env: Mapping[str, str] | None = None,
-                 log_dir: Path | None = None, progress: Progress | None = None) -> None:
+    ``stack_options`` go to :class:`Stack` as they are.
+    """
+
+    def __init__(self, mode: Mode, *, upstream: str | None, routes: Sequence[Route] = ("direct",),
+                 gateway_env: Mapping[str, str] | None = None, log_dir: Path | None = None,
+                 progress: Progress | None = None, **stack_options: Any) -> None:
         super().__init__(mode, upstream=upstream, gateway_env={**BENCH_GATEWAY_ENV, **(gateway_env or {})},
-                         log_dir=log_dir, log_level="warning", progress=progress)
-        self.direct_port = free_port()
+                         log_dir=log_dir, log_level="warning", progress=progress, **stack_options)
+        self.routes = tuple(routes)
+        self.route_ports = {route: free_port() for route in self.routes}
+        self._internal_ports = {"auth": free_port(), "hop": free_port()}
+        self.llng: llng.LLNGHandler | None = None
+
+    def route_url(self, route: Route) -> str:
+        return f"http://127.0.0.1:{self.route_ports[route]}"
 
     @property
     def direct_url(self) -> str:
-        return f"http://127.0.0.1:{self.direct_port}"
+        return self.route_url("direct")
+
+    def _servers(self) -> str:
+        blocks = []
+        for route, port in self.route_ports.items():
+            if route == "direct":
+                blocks.append(DIRECT_SERVER % {"port": port})
+            elif route == "ceiling1":
+                identity = "\n".join(f'            add_header {name} "{value}";'
+                                     for name, value in ZERO_COST_IDENTITY.items())
+                blocks.append(CEILING1_SERVERS % {"port": port, "auth_port": self._internal_ports["auth"],
+                                                  "identity": identity, "locations": _indent(zero_cost_locations())})
+            elif route == "ceiling2":
+                blocks.append(CEILING2_SERVERS % {"port": port, "hop_port": self._internal_ports["hop"],
+                                                  "proxy_mode": _indent(second_hop_proxy_mode())})
+            else:
+                assert self.llng is not None
+                blocks.append(llng.server_blocks(port, self.llng.socket))
+        return "".join(blocks)
 
     def _nginx_argv(self) -> list[str]:
         argv = super()._nginx_argv()
         assert self.nginx_prefix is not None
-        conf = with_direct_server(render_nginx_conf(self.mode, self.ports), self.direct_port)
-        write_nginx_prefix(self.nginx_prefix, conf)
+        conf = (self.nginx_prefix / "nginx.conf").read_text()
+        write_nginx_prefix(self.nginx_prefix, with_servers(conf, self._servers()))
         return argv
 
+    def start(self) -> BenchStack:
+        """LemonLDAP::NG's handler first (nginx's config names its socket), then the stack."""
+        if "llng" in self.routes:
+            self._report("LemonLDAP::NG's FastCGI server", "starting")
+            self.llng = llng.LLNGHandler(self.log_dir / "llng.log").start()
+            self._report("LemonLDAP::NG's FastCGI server", "ok")
+        try:
+            super().start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        if self.llng is not None:
+            self.llng.stop()
+            self.llng = None
+
     def pid(self, name: str) -> int:
-        """The process id of one component (``gateway``, ``app``, ``nginx``, ``provider``)."""
+        """The process id of one component (``gateway``, ``app``, ``nginx``, ``provider``, ``llng``)."""
+        if name == "llng":
+            assert self.llng is not None, "no LemonLDAP::NG in this stack"
+            return self.llng.pid
         process = self.processes[name].proc
         assert process is not None, f"{name} is not running"
         return process.pid
 
     def pids(self) -> dict[str, int]:
-        return {name: self.pid(name) for name in ("nginx", "gateway", "app", "provider")}
+        names = ["nginx", "gateway", "app", "provider"] + (["llng"] if self.llng is not None else [])
+        return {name: self.pid(name) for name in names}
 
     def check_running(self) -> None:
         dead = [name for name, process in self.processes.items() if not process.running]
+        if self.llng is not None and not self.llng.running:
+            dead.append("llng")
         if dead:
             raise RuntimeError(f"{', '.join(dead)} stopped during the benchmark:\n{self.logs(tail=20)}")
 
@@ -100,5 +262,5 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU(s), {model}"
 
 
-__all__ = ["BENCH_GATEWAY_ENV", "MICROBLOG_PATH", "TRIVIAL_PATH", "TRIVIAL_UPSTREAM", "BenchStack", "machine",
-           "with_direct_server"]
+__all__ = ["BENCH_GATEWAY_ENV", "MICROBLOG_PATH", "TRIVIAL_PATH", "TRIVIAL_UPSTREAM", "BenchStack", "Route",
+           "machine", "second_hop_proxy_mode", "with_direct_server", "with_servers", "zero_cost_locations"]
