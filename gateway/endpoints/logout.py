@@ -102,7 +102,8 @@ class LogoutEndpoint:
     async def revoke_browser(self, cookie_header: str | None, client: str) -> list[str]:
         """End every session and series this browser's cookies name, on the server, not only in the browser.
 
-        Returns the ids of the sessions its cookies named.
+        Returns the ids of the sessions its cookies named, then of the other sessions of their remember-me
+        series: after a browser restart, the sign-in that holds the provider's ID token is one of those.
         """
         runtime = self.runtime
         now = runtime.now()
@@ -116,7 +117,7 @@ class LogoutEndpoint:
         if not session_ids and not series_ids:
             return []
         try:
-            await self.sign_out.end(session_ids, series_ids)
+            from_series = await self.sign_out.end(session_ids, series_ids)
         except StoreUnavailable:
             logger.error("logout could not reach the store: sessions %s revoked in this process only, "
                          "remember-me series %s not revoked", sorted(map(hash_id, session_ids)) or "none",
@@ -128,4 +129,4 @@ class LogoutEndpoint:
             users[session.identity.user_id] = users.get(session.identity.user_id, 0) + 1
         for user, count in users.items():
             runtime.events.emit(SignedOut(user, count, client))
-        return [session.session_id for session in sessions]
+        return [session.session_id for session in sessions] + [s for s in from_series if s not in session_ids]

@@ -29,9 +29,10 @@ class SignOut:
         self.runtime = runtime
         self.retry_delays = retry_delays
 
-    async def end(self, session_ids: Collection[str], series_ids: Collection[str]) -> None:
+    async def end(self, session_ids: Collection[str], series_ids: Collection[str]) -> list[str]:
         """End these sessions and series, and every session restored from the series.
 
+        Returns the ids of the series' sessions (the sign-in that started a series is one of them).
         Raises StoreUnavailable when the store could not record it: the known
         sessions are then revoked in this process only.
         """
@@ -45,8 +46,10 @@ class SignOut:
                 runtime.store.revoke_session(session_id, now)
             return [sid for series_id in series_ids for sid in runtime.remember.revoke(series_id, now)]
 
-        for session_id in await self.with_retries(work):
+        ended = await self.with_retries(work)
+        for session_id in ended:
             runtime.revocation.add(session_id)
+        return ended
 
     async def end_user(self, user_id: str, known: Collection[str]) -> int:
         """Sign a user out everywhere (``known`` sessions locally first); returns how many sessions ended."""

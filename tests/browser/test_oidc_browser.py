@@ -154,6 +154,25 @@ def test_logout_ends_the_session_here_and_at_the_provider_and_comes_back_to_the_
     expect_sign_in_asked(replay.new_page(), oidc_stack.url, "/user/olga")
 
 
+def test_logout_after_a_browser_restart_ends_the_session_at_the_provider_too(
+    oidc_stack: Stack, new_context: NewContext
+) -> None:
+    """A session restored by remember-me is still the provider's sign-in: /logout ends it there as well."""
+    context = new_context()
+    oidc_sign_in(context.new_page(), oidc_stack.url, "rita", remember=True)
+    page = restart(new_context, context).new_page()
+    page.goto(oidc_stack.url + "/")
+    expect_signed_in(page, "rita")
+
+    with page.expect_request(lambda r: r.url.startswith(oidc_stack.oidc_url + "/logout?")) as sent:
+        sign_out(page)
+
+    assert token_claims(dict(parse_qsl(urlsplit(sent.value.url).query))["id_token_hint"])["preferred_username"] \
+        == "rita"
+    expect(page).to_have_url(oidc_stack.url + SIGNED_OUT)
+    assert end_at_provider(oidc_stack, username="rita")["sessions_ended"] == []
+
+
 def signed_out_within_deadline(page: Page, stack: Stack) -> None:
     """Reload a protected page until it sends this browser to the login page (or the deadline passes)."""
     deadline = time.monotonic() + DEADLINE
