@@ -45,6 +45,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "Please try again later, or tell the site's operator."),
     "too-many-groups": ("error", "Your account is in more groups (or longer-named ones) than this site can carry. "
                         "Please tell the site's operator."),
+    "migration-refused": ("error", "Your provider said you have an older OpenID account here, but this site could "
+                          "not confirm that your provider speaks for it, so you were not signed in. Please tell "
+                          "the site's operator."),
     "email-required": ("error", "This site needs an e-mail address, and your provider did not send one."),
     "empty": ("error", "Please enter your OpenID or pick a provider."),
     "too-long": ("error", "That OpenID is too long."),

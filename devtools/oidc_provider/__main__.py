@@ -27,6 +27,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gateway-url", metavar="URL",
                         help="also register client 'gateway' (secret 'dev-secret') for a gateway at URL: "
                              "URL/_gateway/callback, URL/_gateway/backchannel-logout")
+    parser.add_argument("--openid2-provider", metavar="URL",
+                        help="a local OpenID 2.0 provider: openid2_id (migration) is the user name's identifier there")
     parser.add_argument("--groups-claim", default="groups", help="name of the groups claim (default: %(default)s)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser.parse_args(argv)
@@ -47,8 +49,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Development OpenID Connect provider (not for production): {base_url or f'http://{host}:{args.port}'}",
           flush=True)
-    uvicorn.run(create_app(base_url, clients, groups_claim=args.groups_claim), host=args.host, port=args.port,
-                log_level=args.log_level)
+    app = create_app(base_url, clients, groups_claim=args.groups_claim, openid2_provider=args.openid2_provider)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from devtools.oidc_provider.pages import error_page, page
 from devtools.oidc_provider.provider import Provider, parameters, text_fields
 from devtools.oidc_provider.state import AuthorizationRequest, Grant, Session, User
-from devtools.openid_provider.profiles import USERNAME_RULE, valid_username
+from devtools.openid_provider.profiles import PROFILES, USERNAME_RULE, valid_username
 
 PATH = "/authorize"
 CONSENT_PATH = "/consent"
@@ -77,11 +77,18 @@ def _field(data: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def user_from_form(data: FormData, auth: AuthorizationRequest) -> tuple[User | None, str | None]:
-    """The person the form describes, or an error message for them."""
+def user_from_form(data: FormData, auth: AuthorizationRequest,
+                   openid2_provider: str | None = None) -> tuple[User | None, str | None]:
+    """The person the form describes, or an error message for them.
+
+    With ``openid2_provider`` (a local OpenID 2.0 provider's URL) an empty
+    ``openid2_id`` field means the identifier of the same user name there.
+    """
     username, email = _field(data, "username"), _field(data, "email")
     groups = tuple(group.strip() for group in _field(data, "groups").split(",") if group.strip())
     openid2_id = _field(data, "openid2_id") if auth.openid2_realm else ""
+    if auth.openid2_realm and not openid2_id and openid2_provider and valid_username(username):
+        openid2_id = PROFILES[0].claimed_id(openid2_provider, username)
     if not valid_username(username):
         return None, f"Not a valid user name. User names are {USERNAME_RULE}."
     if email and not EMAIL.fullmatch(email):
@@ -129,7 +136,8 @@ class Authorization:
         """The consent form (re-shown with ``error`` and the person's ``values`` after a mistake)."""
         values = values or {"email_verified": "yes"}
         context = {"action": CONSENT_PATH, "token": token, "auth": auth, "values": values, "error": error,
-                   "username_rule": USERNAME_RULE, "groups_claim": self.provider.groups_claim}
+                   "username_rule": USERNAME_RULE, "groups_claim": self.provider.groups_claim,
+                   "openid2_provider": self.provider.openid2_provider}
         return page(request, "consent.html", context, status_code=status_code)
 
     async def decide(self, request: Request) -> Response:
@@ -139,7 +147,7 @@ class Authorization:
             if auth is None:
                 return error_page(request, 400, EXPIRED)
             values = text_fields(data)
-            user, error = user_from_form(data, auth)
+            user, error = user_from_form(data, auth, self.provider.openid2_provider)
         if decision not in ("allow", "deny"):
             return self.form(request, token, auth, error="Choose Allow or Deny.", values=values, status_code=400)
         if decision == "allow" and user is None:

@@ -7,6 +7,7 @@ They take JSON and need no credentials, like everything else here: development o
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,6 +33,7 @@ class Discovery:
             Route(JWKS_PATH, self.jwks),
             Route("/_dev/rotate", self.rotate, methods=["POST"]),
             Route("/_dev/misbehave", self.misbehave, methods=["GET", "POST"]),
+            Route("/_dev/openid2", self.openid2, methods=["GET", "POST"]),
         ]
 
     def document(self, issuer: str) -> dict[str, Any]:
@@ -77,6 +79,20 @@ class Discovery:
             except ValueError as exc:
                 return JSONResponse({"error": str(exc), "modes": list(MODES)}, status_code=400)
         return JSONResponse({"mode": self.provider.misbehaviour.mode, "modes": list(MODES)})
+
+    async def openid2(self, request: Request) -> Response:
+        """GET: whose OpenID 2.0 identifiers ``openid2_id`` names. POST ``{"provider": URL or null}``: switch.
+
+        Pointing it at a provider this one is not authoritative for is the
+        migration attack a relying party must catch (Migration §6).
+        """
+        if request.method == "POST":
+            body = await request.json()
+            url = body.get("provider") if isinstance(body, dict) else None
+            if url is not None and (not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https")):
+                return JSONResponse({"error": "provider must be an http(s) URL or null"}, status_code=400)
+            self.provider.openid2_provider = url.rstrip("/") if url else None
+        return JSONResponse({"provider": self.provider.openid2_provider})
 
     async def home(self, request: Request) -> Response:
         issuer = self.provider.issuer(request)

@@ -23,6 +23,9 @@ Mode = Literal[
     "hs256-public-key",  # HS256 keyed with the published RSA public key (key confusion)
     "bad-signature",  # a valid token with its signature's bytes changed
     "email-unverified",  # email_verified false (ID token and userinfo)
+    "claims-in-userinfo-only",  # the ID token carries sub alone; e-mail, names, groups only from userinfo (Core §5.4)
+    "userinfo-wrong-sub",  # as claims-in-userinfo-only, and userinfo answers for another sub (Core §5.3.2)
+    "openid2-id-not-url",  # openid2_id is not a URL (Migration §3 wants the OpenID 2.0 claimed identifier)
     # the code and the authorization response
     "replay-code",  # the code is not single-use
     "no-iss-param",  # the authorization response lacks iss (RFC 9207)

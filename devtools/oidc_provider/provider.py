@@ -49,8 +49,11 @@ def with_query(url: str, params: dict[str, str]) -> str:
 class Provider:
     """Everything one ``create_app`` instance shares."""
 
-    def __init__(self, base_url: str | None, clients: list[Client], groups_claim: str = "groups") -> None:
+    def __init__(self, base_url: str | None, clients: list[Client], groups_claim: str = "groups",
+                 openid2_provider: str | None = None) -> None:
         self._base_url = base_url.rstrip("/") if base_url else None
+        # The local OpenID 2.0 provider whose users this one vouches for (openid2_id); POST /_dev/openid2 switches it.
+        self.openid2_provider = openid2_provider.rstrip("/") if openid2_provider else None
         self.clients = Clients(clients)
         self.keys = KeyRing()
         self.misbehaviour = Misbehaviour()

@@ -101,4 +101,6 @@ class TokenEndpoint:
             return JSONResponse({"error": "invalid_token"}, status_code=401,
                                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"', **NO_STORE})
         claims = user_claims(grant.user, grant.request.scope, self.provider.groups_claim, self.provider.misbehaviour)
+        if self.provider.misbehaviour("userinfo-wrong-sub"):
+            claims["sub"] = "someone-else-" + claims["sub"][:16]
         return JSONResponse(claims, headers=NO_STORE)

@@ -19,7 +19,7 @@ from joserfc import jwt
 
 from devtools.oidc_provider.clients import Client
 from devtools.oidc_provider.keys import Algorithm, KeyRing, new_key
-from devtools.oidc_provider.misbehaviour import WRONG_AUDIENCE, WRONG_ISSUER, Misbehaviour
+from devtools.oidc_provider.misbehaviour import WRONG_AUDIENCE, WRONG_ISSUER, Misbehaviour, Mode
 from devtools.oidc_provider.state import Grant, User
 
 ID_TOKEN_LIFETIME = 300  # seconds
@@ -32,6 +32,9 @@ def _b64(data: bytes) -> str:
 
 def _unsigned_part(header: dict[str, Any], claims: dict[str, Any]) -> str:
     return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+
+
+USERINFO_ONLY: tuple[Mode, ...] = ("claims-in-userinfo-only", "userinfo-wrong-sub")  # a bare ID token
 
 
 def user_claims(user: User, scope: tuple[str, ...], groups_claim: str, misbehaviour: Misbehaviour) -> dict[str, Any]:
@@ -65,13 +68,15 @@ class Signer:
             "exp": iat + ID_TOKEN_LIFETIME,
             "auth_time": grant.auth_time,
             "sid": grant.sid,
-            **user_claims(grant.user, grant.request.scope, self.groups_claim, bad),
+            **({"sub": grant.user.sub} if any(bad(mode) for mode in USERINFO_ONLY)
+               else user_claims(grant.user, grant.request.scope, self.groups_claim, bad)),
         }
         nonce = grant.request.nonce
         if nonce is not None and not bad("no-nonce"):
             claims["nonce"] = f"{nonce}-not" if bad("wrong-nonce") else nonce
-        if grant.request.openid2_realm and grant.user.openid2_id:
-            claims["openid2_id"] = grant.user.openid2_id  # OpenID 2.0 to OpenID Connect Migration §3
+        if grant.request.openid2_realm and grant.user.openid2_id:  # OpenID 2.0 to OpenID Connect Migration §3
+            claims["openid2_id"] = f"not a URL: {grant.user.username}" if bad("openid2-id-not-url") \
+                else grant.user.openid2_id
         return self._signed(claims, client.id_token_signed_response_alg)
 
     def _signed(self, claims: dict[str, Any], alg: Algorithm, *, typ: str = "JWT") -> str:

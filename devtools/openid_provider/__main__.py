@@ -18,6 +18,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8001, help="port to listen on (default: %(default)s)")
     parser.add_argument("--base-url", help="externally visible URL (default: taken from each request's Host)")
+    parser.add_argument("--oidc-issuer", metavar="URL",
+                        help="the OpenID Connect issuer this provider moves to: identifiers name it as JSON iss")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser.parse_args(argv)
 
@@ -27,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     base_url = args.base_url.rstrip("/") if args.base_url else None
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Development OpenID provider (not for production): {base_url or f'http://{host}:{args.port}'}", flush=True)
-    uvicorn.run(create_app(base_url), host=args.host, port=args.port, log_level=args.log_level)
+    app = create_app(base_url, oidc_issuer=args.oidc_issuer)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 
 if __name__ == "__main__":

@@ -21,15 +21,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_page(request, exc.status_code, str(exc.detail))
 
 
-def create_app(base_url: str | None = None) -> Starlette:
+def create_app(base_url: str | None = None, *, oidc_issuer: str | None = None) -> Starlette:
     """The development OpenID provider — never deploy it.
 
     ``base_url`` is the externally visible URL (``"http://127.0.0.1:8001"``); every
     identifier and endpoint URL is built from it. When None it is taken from each
     request's scheme and Host header. Associations and pending requests live in this
-    app instance's memory: run one process.
+    app instance's memory: run one process. ``oidc_issuer``: the OpenID Connect provider
+    this one is moving to; claimed identifiers then answer ``Accept: application/json``
+    with ``{"iss": oidc_issuer}`` (OpenID 2.0 to OpenID Connect Migration §6).
     """
-    provider = Provider(base_url)
+    provider = Provider(base_url, oidc_issuer)
     routes = [
         *DiscoveryViews(provider).routes(),
         *endpoint.routes(provider),

@@ -6,7 +6,9 @@ Per profile ``<p>``:
   for ``Accept: application/xrds+xml`` (as Steam serves it), else HTML with an
   ``X-XRDS-Location`` header pointing at ``<p>/openid/xrds``.
 - ``<p>/id/<user>``: a claimed identifier: HTML ``openid2.*`` links plus
-  ``X-XRDS-Location`` → ``<p>/id/<user>/xrds`` (as Ubuntu One does).
+  ``X-XRDS-Location`` → ``<p>/id/<user>/xrds`` (as Ubuntu One does). With an
+  ``oidc_issuer``, ``Accept: application/json`` gets ``{"iss": oidc_issuer}``
+  (OpenID 2.0 to OpenID Connect Migration §6).
 - ``<p>/html-id/<user>``: a claimed identifier with HTML links only (§7.3.3).
 - Steam profile instead: ``<p>/openid/id/<SteamID64>`` (+ ``/xrds``), answered like ``<p>/openid``.
 """
@@ -17,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from devtools.openid_provider.pages import error_page, page, wants_xrds, xrds
@@ -85,6 +87,10 @@ class DiscoveryViews:
         return xrds(request, [OPENID2_SERVER, *profile.extension_types()], profile.endpoint(base))
 
     async def identity(self, profile: Profile, request: Request) -> Response:
+        issuer = self.provider.oidc_issuer
+        if issuer and "application/json" in request.headers.get("accept", "") \
+                and valid_username(request.path_params["username"]):
+            return JSONResponse({"iss": issuer})
         return self._identity_page(request, profile, request.path_params["username"], yadis=True)
 
     async def html_identity(self, profile: Profile, request: Request) -> Response:

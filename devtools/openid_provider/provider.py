@@ -89,8 +89,10 @@ def _form_of(response: OpenIDResponse | ProtocolError) -> tuple[str, dict[str, s
 class Provider:
     """Everything one ``create_app`` instance shares: base URL, associations, pending requests."""
 
-    def __init__(self, base_url: str | None) -> None:
+    def __init__(self, base_url: str | None, oidc_issuer: str | None = None) -> None:
         self._base_url = base_url.rstrip("/") if base_url else None
+        # The OpenID Connect issuer this provider is moving to: its identifiers name it (Migration §6).
+        self.oidc_issuer = oidc_issuer
         self.store = LockedMemoryStore()
         self.pending = PendingRequests()
 

@@ -7,26 +7,37 @@ our own origin (a same-origin POST carries the cookie) before it is judged.
 The login state (:mod:`gateway.loginstate`) is taken from the store only once
 the browser's cookie matches it, and taking it uses it up; where the person
 lands (``next``) and whether they are remembered come from it, not from the query.
+
+Every protocol's identity then goes through :meth:`Identities.resolve
+<gateway.identities.Identities.resolve>` (linked sign-ins, the OpenID 2.0
+migration) before a session starts; a sign-in the account page started to
+link another sign-in method (:class:`~gateway.identities.LinkIntent`) starts
+no session: it is linked, only when it finishes in the very session that
+started it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.endpoints.account import ACCOUNT_PATH
 from gateway.endpoints.forms import MAX_FIELDS, read_form
 from gateway.endpoints.login import state_cookie_returns
 from gateway.endpoints.services import Services
 from gateway.endpoints.signin import start_session
 from gateway.errors import BadRequest, LoginFailed, SignInBusy
 from gateway.events import SignedIn, SignInFailed
+from gateway.identities import Identities, LinkIntent, LinkRefused, session_hash
 from gateway.loginstate import STATE_COOKIE_PREFIX, STATE_LIFETIME, LoginStates, state_id_of
+from gateway.signin.migration import OpenID2Migration
 from gateway.store import LoginStateRecord
 from gateway.types import Identity
-from gateway.web import redirect
+from gateway.web import add_cookies, redirect
 
 logger = logging.getLogger("gateway.login")
 
@@ -40,6 +51,7 @@ class CallbackEndpoint:
         self.services = services
         self.runtime = services.runtime
         self.states = LoginStates(self.runtime.store, self.runtime.login_states, self.runtime.cookies, self.runtime.now)
+        self.identities = Identities(self.runtime.store, OpenID2Migration(self.runtime.exchange), self.runtime.now)
 
     async def callback(self, request: Request) -> Response:
         runtime = self.runtime
@@ -65,27 +77,38 @@ class CallbackEndpoint:
         clear_state = [self.states.clear_cookie(state_id)] if state_id else []
         next_target = "/"  # until the login state says where this person was going
         provider = ""
+        link: LinkIntent | None = None
         try:
             if not bound:
                 raise self.state_missing(request)
             record = await run_in_threadpool(self.states.take, state_id)
+            link = LinkIntent.of(record.data)
             next_target = runtime.safe_next(record.next)
             # An OpenID Connect record names its button (several may share an origin: tenants, realms).
             named = record.data.get("provider") if record.protocol in ("oidc", "oauth2") else None
             provider = named if isinstance(named, str) else runtime.provider_label(record.provider)
-            identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query)
+            # A link keeps the sign-in's own key; any other sign-in reaches the user it resolves to.
+            resolve = _unchanged if link is not None else self.identities.resolve
+            identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query, resolve)
         except LoginFailed as exc:
             await run_in_threadpool(runtime.failure_limiter.hit, client)
             logger.warning("sign-in failed for %s: %s", client, exc.reason)
             runtime.events.emit(SignInFailed(provider, exc.code, client))
+            if link is not None:  # the person is signed in: the account page says it
+                return redirect(ACCOUNT_PATH + "?m=link-failed", clear_state)
             return redirect(runtime.login_url(next_target, exc.code), clear_state)
+        if link is not None:
+            return await self.finish_link(request, link, identity, clear_state)
         cookies = await start_session(self.services, request, identity, remember=record.remember)
         logger.info("signed in %s (%s) from %s", identity.user_id, identity.nickname, client)
         runtime.events.emit(SignedIn(identity.provider or provider, identity.user_id, client, record.remember))
         return redirect(next_target, clear_state + cookies)
 
-    async def complete(self, record: LoginStateRecord, query: dict[str, str], current_url: str) -> Identity:
-        """Finish the exchange the record began; a refusal for lack of a free thread does not use it up.
+    async def complete(self, record: LoginStateRecord, query: dict[str, str], current_url: str,
+                       resolve: Callable[[Identity], Identity]) -> Identity:
+        """Finish the exchange the record began, then ``resolve`` the identity (on the same sign-in thread).
+
+        A refusal for lack of a free thread does not use the record up.
 
         The record's protocol, not the answer's shape, picks the exchange: an
         OpenID 2.0 assertion cannot finish an OpenID Connect sign-in or the reverse.
@@ -96,13 +119,40 @@ class CallbackEndpoint:
                 raise LoginFailed(f"login state {record.state_id} is for {record.protocol}, answered as OpenID 2.0")
             if record.protocol in ("oidc", "oauth2"):
                 exchange = self.runtime.oidc if record.protocol == "oidc" else self.runtime.oauth2
-                return await signins.run(lambda: exchange.complete(query, record.data))
+                return await signins.run(lambda: resolve(exchange.complete(query, record.data)))
             if record.protocol != "openid2":
                 raise LoginFailed(f"login state {record.state_id} is for {record.protocol}, not supported here")
-            return await signins.complete(query, current_url, record.data)
+            identity = await signins.complete(query, current_url, record.data)
+            return await run_in_threadpool(resolve, identity)  # store only: OpenID 2.0 carries no migration claim
         except SignInBusy:
             await run_in_threadpool(self.states.give_back, record)
             raise
+
+    async def finish_link(self, request: Request, link: LinkIntent, identity: Identity,
+                          cookies: list[str]) -> Response:
+        """Link the sign-in's own key to the user who asked, only in the session that asked; no new session.
+
+        The state cookie proves the same browser; the session check proves the
+        same person is still signed in there (not signed out, nor somebody
+        else since): otherwise a link would land on whoever holds the browser now.
+        """
+        session = self.services.current_session(request)
+        client = self.services.client(request)
+        if session is None or session_hash(session.session_id) != link.session \
+                or session.identity.user_id != link.user_id:
+            logger.warning("link of %s to %s refused for %s: the sign-in did not finish in the session that "
+                           "started it", identity.user_id, link.user_id, client)
+            return add_cookies(self.services.pages.error(
+                400, "Link refused", "This sign-in was started to link another sign-in method to an account, but "
+                "that account is no longer signed in in this browser. Nothing was linked.",
+                back_url=ACCOUNT_PATH, back_label="Back to your account"), cookies)
+        try:
+            await run_in_threadpool(self.identities.link, identity.user_id, identity.provider, link.user_id)
+        except LinkRefused as exc:
+            logger.warning("link refused for %s: %s", client, exc.reason)
+            return redirect(ACCOUNT_PATH + "?m=" + exc.code, cookies)
+        logger.info("%s linked sign-in %s (%s) from %s", link.user_id, identity.user_id, identity.provider, client)
+        return redirect(ACCOUNT_PATH + "?m=linked", cookies)
 
     def state_missing(self, request: Request) -> LoginFailed:
         """Why no login-state cookie matched, naming ``public_url`` when a setup mistake is the likely cause."""
@@ -116,3 +166,7 @@ class CallbackEndpoint:
                                f"{STATE_LIFETIME}s ago or in another browser, or at an address other than public_url "
                                f"({public_url}, where the provider sends browsers back)?", "expired")
         return LoginFailed("login state missing: callback opened in another browser, or expired", "expired")
+
+
+def _unchanged(identity: Identity) -> Identity:
+    return identity

@@ -31,6 +31,7 @@ from typing import Any
 
 import openid.fetchers
 from openid.consumer import consumer as openid_consumer
+from openid.consumer import discover as openid_discover
 from openid.consumer.discover import DiscoveryFailure, OpenIDServiceEndpoint
 from openid.fetchers import HTTPFetchingError
 
@@ -188,6 +189,26 @@ class OpenIDExchange:
             return ProviderRequest(auth_request.redirectURL(self.realm, return_to), None, endpoint.server_url, pending)
         message = auth_request.getMessage(self.realm, return_to)
         return ProviderRequest(endpoint.server_url, dict(message.toPostArgs()), endpoint.server_url, pending)
+
+    def discover(self, identifier: str) -> tuple[str, tuple[str, ...]]:
+        """OpenID 2.0 discovery of a claimed identifier (§7.3) with this exchange's fetcher: blocks.
+
+        Returns the normalised claimed identifier and the OP Endpoint URLs of
+        its sign-on services (an OP identifier's server services are left out:
+        they vouch for nobody in particular). :class:`LoginFailed` when it fails.
+        """
+        _DISPATCH.local.fetcher = self.fetcher
+        try:
+            claimed_id, services = openid_discover.discover(identifier)
+        except DiscoveryFailure as exc:
+            raise _discovery_failed(identifier, exc) from exc
+        except HTTPFetchingError as exc:
+            raise _discovery_failed(identifier, find_fetch_error(exc) or exc) from exc
+        except GatewayError as exc:
+            raise _discovery_failed(identifier, exc) from exc
+        finally:
+            _DISPATCH.local.fetcher = None
+        return str(claimed_id), tuple(s.server_url for s in services if not s.isOPIdentifier() and s.server_url)
 
     def complete(self, query: Mapping[str, str], current_url: str, pending: Mapping[str, object]) -> Identity:
         """Verify the provider's answer against what :meth:`begin` discovered (``pending``).

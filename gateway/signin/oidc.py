@@ -7,7 +7,14 @@ the provider's answer: the RFC 9207 ``iss`` parameter (mix-up defence), the
 token request (client_secret_basic or _post, as discovery says) and the ID
 token, verified by joserfc — signature against the provider's JWKS with only
 asymmetric algorithms it announces, ``iss``, ``aud``, ``azp``, ``exp``,
-``iat``, ``nonce`` — never by hand.
+``iat``, ``nonce`` — never by hand. When the ID token leaves out the e-mail,
+user name or groups claims and discovery names a ``userinfo_endpoint``, they
+are read from it with the access token (Core §5.3), whose ``sub`` must be
+the ID token's (§5.3.2: a response for somebody else is refused).
+
+A provider configured with ``openid2_migration`` gets our OpenID 2.0 realm
+(``openid2_realm``) and its ``openid2_id`` claim is handed on unverified in
+:attr:`OIDCIdentity.openid2`: :mod:`gateway.signin.migration` verifies it.
 
 Both methods block on the network (through the SSRF-guarded
 :class:`~gateway.openid.fetcher.SafeFetcher`): run them on the sign-in
@@ -37,7 +44,8 @@ from joserfc.jwt import JWTClaimsRegistry
 from gateway.errors import LoginCancelled, LoginFailed
 from gateway.openid.fetcher import SafeFetcher
 from gateway.settings import Provider
-from gateway.signin.oidc_metadata import ProviderMetadata, fetch_json
+from gateway.signin.migration import OpenID2Claim, openid2_realm
+from gateway.signin.oidc_metadata import PROVIDER_ERROR, ProviderDocument, ProviderMetadata, fetch_json
 from gateway.types import Identity
 
 POST_LOGOUT_PATH = "/login?m=signed-out"  # our post_logout_redirect_uri, after public_origin
@@ -70,6 +78,7 @@ class OIDCIdentity(Identity):
     """An :class:`Identity` from an OpenID Connect sign-in, with what its session needs for logout."""
 
     login: ProviderLogin | None = None
+    openid2: OpenID2Claim | None = None  # an unverified openid2_id (OpenID 2.0 to OpenID Connect Migration)
 
 
 def authorization_code(query: Mapping[str, str], provider: str) -> str:
@@ -121,6 +130,8 @@ class OIDCSignIn:
             "scope": provider.scopes, "state": state, "nonce": nonce,
             "code_challenge": str(create_s256_code_challenge(verifier)), "code_challenge_method": "S256",
         }
+        if provider.openid2_migration:  # Migration §2: the realm our OpenID 2.0 sign-in uses
+            params["openid2_realm"] = openid2_realm(self.redirect_uri)
         endpoint = document.authorization_endpoint
         url = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
         return AuthorizationRequest(url, {"provider": provider.name, "nonce": nonce, "verifier": verifier})
@@ -138,13 +149,15 @@ class OIDCSignIn:
             raise LoginFailed(f"authorization response iss {str(answered_iss)[:200]!r} is not {document.issuer}"
                               " (RFC 9207: an answer meant for another provider, a mix-up attack?)")
         code = authorization_code(query, provider.name)
-        id_token = self._redeem(provider, document.token_endpoint, document.token_auth_method, code, verifier)
+        id_token, access_token = self._redeem(provider, document.token_endpoint, document.token_auth_method, code,
+                                              verifier)
         claims = self._verify(provider, metadata, document.algorithms, id_token, nonce)
-        identity = self._identity(provider, document.issuer, claims)
+        identity = self._identity(provider, document.issuer, self._with_userinfo(provider, document, access_token,
+                                                                                 claims))
         sid = claims.get("sid")
         login = ProviderLogin(provider.name, claims["sub"], sid if isinstance(sid, str) and sid else None, id_token)
         return OIDCIdentity(identity.user_id, identity.nickname, identity.email, identity.groups, identity.provider,
-                            login)
+                            login, self._openid2_claim(provider, document, claims))
 
     def end_session_url(self, provider_name: str, id_token: str, post_logout_redirect_uri: str) -> str | None:
         """Where RP-initiated logout sends the browser, or None (not asked for, or no ``end_session_endpoint``).
@@ -161,7 +174,8 @@ class OIDCSignIn:
                   "client_id": provider.client_id}
         return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
 
-    def _redeem(self, provider: Provider, endpoint: str, method: str, code: str, verifier: str) -> str:
+    def _redeem(self, provider: Provider, endpoint: str, method: str, code: str, verifier: str) -> tuple[str, str]:
+        """The ID token and the access token ('' when none or not a bearer token) the code is redeemed for."""
         secret = str(provider.client_secret) if provider.client_secret is not None else ""
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
                 "code_verifier": verifier}
@@ -178,7 +192,44 @@ class OIDCSignIn:
         id_token = body.get("id_token")
         if not isinstance(id_token, str) or not id_token:
             raise LoginFailed(f"token endpoint {endpoint} sent no id_token")
-        return id_token
+        access_token = body.get("access_token")
+        bearer = str(body.get("token_type", "")).lower() == "bearer"
+        return id_token, access_token if isinstance(access_token, str) and bearer else ""
+
+    def _with_userinfo(self, provider: Provider, document: ProviderDocument, access_token: str,
+                       claims: dict[str, Any]) -> dict[str, Any]:
+        """The ID token's claims, with e-mail, user name and groups from userinfo when the token lacks them.
+
+        The ID token wins wherever it speaks; ``email`` and ``email_verified``
+        come together from one source, so an unverified address never borrows
+        the other source's ``email_verified: true``.
+        """
+        wanted = ("email", "preferred_username", *((provider.groups_claim,) if provider.groups_claim else ()))
+        endpoint = document.userinfo_endpoint
+        if all(key in claims for key in wanted) or endpoint is None or not access_token:
+            return claims
+        status, body = fetch_json(self.fetcher, endpoint, "userinfo", None, {"Authorization": f"Bearer {access_token}"})
+        if status != 200 or not isinstance(body, dict):
+            raise LoginFailed(f"userinfo {endpoint} answered {status} without a JSON object", PROVIDER_ERROR)
+        if body.get("sub") != claims["sub"]:  # Core §5.3.2: MUST match, else the response MUST NOT be used
+            raise LoginFailed(f"userinfo {endpoint} answered for sub {str(body.get('sub'))[:100]!r}, not the ID "
+                              f"token's {claims['sub'][:100]!r} (a substituted response?)")
+        merged = dict(claims)
+        if "email" not in claims:
+            merged.pop("email_verified", None)
+            merged |= {key: body[key] for key in ("email", "email_verified") if key in body}
+        merged |= {key: body[key] for key in wanted[1:] if key not in claims and key in body}
+        return merged
+
+    def _openid2_claim(self, provider: Provider, document: ProviderDocument,
+                       claims: Mapping[str, Any]) -> OpenID2Claim | None:
+        """The ``openid2_id`` to verify, from a provider we migrate from; ignored from any other."""
+        value = claims.get("openid2_id")
+        if not provider.openid2_migration or value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise LoginFailed(f"ID token from {provider.name}: openid2_id is not a string", "migration-refused")
+        return OpenID2Claim(value, claims["iss"], document.authorization_endpoint)
 
     def _verify(self, provider: Provider, metadata: ProviderMetadata, algorithms: Sequence[str], id_token: str,
                 nonce: str) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class ProviderDocument:
     token_auth_method: str
     iss_parameter_supported: bool
     end_session_endpoint: str | None = None  # RP-Initiated Logout 1.0 §2.1
+    userinfo_endpoint: str | None = None  # Core §5.3: claims the ID token may leave out
 
 
 PROVIDER_ERROR = "provider-error"  # the provider answered, but with something unusable
@@ -93,6 +94,7 @@ def parse_document(issuer: str, document: object) -> ProviderDocument:
         _http_url(document, "jwks_uri", issuer), algorithms, usable[0],
         document.get("authorization_response_iss_parameter_supported") is True,
         _http_url(document, "end_session_endpoint", issuer) if "end_session_endpoint" in document else None,
+        _http_url(document, "userinfo_endpoint", issuer) if "userinfo_endpoint" in document else None,
     )
 
 
