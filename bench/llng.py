@@ -102,7 +102,17 @@ SERVER_BLOCKS = """
 
 
 class LLNGError(RuntimeError):
-    """LemonLDAP::NG is not installed, did not start, or would not sign the demo user in."""
+    """LemonLDAP::NG did not start, or would not sign the demo user in."""
+
+
+class LLNGNotInstalled(LLNGError):
+    """Its packages are missing: the benchmark cannot run (it never leaves the peer's row out)."""
+
+
+def check_installed() -> None:
+    for required in (LLNG_SERVER, FASTCGI_PARAMS, PORTAL_ROOT):
+        if not os.path.exists(required):
+            raise LLNGNotInstalled(f"{required} is missing: {INSTALL_HINT}")
 
 
 def server_blocks(port: int, socket_path: Path) -> str:
@@ -115,9 +125,7 @@ class LLNGHandler:
     """``llng-fastcgi-server`` on a Unix socket that nginx's workers (user ``nobody``) can open."""
 
     def __init__(self, log_path: Path) -> None:
-        for required in (LLNG_SERVER, FASTCGI_PARAMS, PORTAL_ROOT):
-            if not os.path.exists(required):
-                raise LLNGError(f"{required} is missing: {INSTALL_HINT}")
+        check_installed()
         self.log_path = log_path
         self.dir = Path(tempfile.mkdtemp(prefix="bench-llng-"))
         self.socket = self.dir / "llng-fastcgi.sock"
@@ -198,4 +206,5 @@ def session_cookie(url: str, check_path: str, user: tuple[str, str] = DEMO_USER,
     return value
 
 
-__all__ = ["COOKIE_NAME", "SITE_HOST", "LLNGError", "LLNGHandler", "server_blocks", "session_cookie"]
+__all__ = ["COOKIE_NAME", "SITE_HOST", "LLNGError", "LLNGHandler", "LLNGNotInstalled", "check_installed",
+           "server_blocks", "session_cookie"]

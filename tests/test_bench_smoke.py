@@ -1,9 +1,10 @@
-"""SMOKE TEST of the benchmark: ``python -m bench --smoke`` runs end to end and prints every row.
+"""SMOKE TEST of the benchmark: ``python -m bench --smoke`` runs end to end and prints every row and target.
 
-It proves the benchmark works (stacks start, sign-ins succeed, wrk sees only
-200s), never how fast anything is: there is no timing assertion here. It
-needs nginx and wrk; a missing tool fails the test (exit status 2), it never
-skips — CI installs both.
+It proves the benchmark works (stacks start, sign-ins succeed at the gateway
+and at LemonLDAP::NG's portal, wrk sees only 200s), never how fast anything
+is: there is no timing assertion here (a target may say met or missed). It
+needs nginx, wrk and LemonLDAP::NG; a missing tool fails the test (exit
+status 2), it never skips — ``make system-deps`` installs them.
 """
 
 from __future__ import annotations
@@ -21,27 +22,62 @@ pytestmark = pytest.mark.nginx
 
 EXPECTED_ROWS = [
     ("trivial", "1", "nginx → app (direct, no auth)"),
-    ("trivial", "2", "nginx auth_request → gateway → app (mode 1)"),
-    ("trivial", "3", "nginx → gateway proxy → app (mode 2)"),
-    ("trivial", "4", "gateway /_gateway/auth alone"),
-    ("trivial", "5", "complete sign-ins"),
-    ("microblog", "1", "nginx → app (direct, no auth)"),
+    ("trivial", "2", "ceiling of mode 1: nginx auth_request → zero-cost authenticator"),
+    ("trivial", "3", "nginx auth_request → gateway → app (mode 1)"),
+    ("trivial", "4", "nginx auth_request → LemonLDAP::NG 2.16 handler (FastCGI) → app"),
+    ("trivial", "5", "ceiling of mode 2: nginx → second nginx proxy hop → app"),
+    ("trivial", "6", "nginx → gateway proxy → app (mode 2)"),
+    ("trivial", "7", "gateway /_gateway/auth alone"),
+    ("trivial", "8", "complete sign-ins"),
+    ("microblog", "1", "nginx → app (direct, no auth; renders the anonymous page"),
     ("microblog", "2", "nginx auth_request → gateway → app (mode 1)"),
     ("microblog", "3", "nginx → gateway proxy → app (mode 2)"),
 ]
+EXPECTED_WEBSOCKET_ROUTES = ["1", "2", "3"]
+# The first words of every target of the targets table (bench/report.py), each followed by met or missed.
+EXPECTED_TARGETS = [
+    "mode 1 ≥ 85% of its ceiling's req/s",
+    "mode 1 p99 within 0.2 ms of its ceiling's, steady",
+    "mode 1 ≥ 5 times LemonLDAP::NG's req/s",
+    "mode 1 p99 lower than LemonLDAP::NG's, steady",
+    "mode 2 ≥ 75% of its ceiling's req/s",
+    "mode 1 ≥ 50% of direct",
+    "mode 1 adds ≤ 1 ms to p99, 4 connections, saturated",
+    "mode 1 adds ≤ 1 ms to p99, steady",
+    "mode 2 ≥ 30% of direct",
+    "≥ 250 complete sign-ins/s with 0 errors",
+    "gateway < 80 MB RSS",
+    "gateway RSS flat over 1 s of full load (mode 1",
+    "gateway RSS flat over 1 s of full load (mode 2",
+]
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
 @pytest.mark.timeout(600)
-def test_smoke_benchmark_run_exits_0_and_prints_every_row() -> None:
+def test_smoke_benchmark_run_exits_0_and_prints_every_row_and_target() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "MICROBLOG_"))}
     run = subprocess.run([sys.executable, "-m", "bench", "--smoke"], cwd=PROJECT_ROOT, env=env,
                          capture_output=True, text=True, timeout=540, check=False)
     output = f"--- stdout ---\n{run.stdout}\n--- stderr ---\n{run.stderr[-4000:]}"
     assert run.returncode == 0, output
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in run.stdout.splitlines()
-            if line.startswith("| trivial |") or line.startswith("| microblog |")]
+    lines = run.stdout.splitlines()
+    rows = [_cells(line) for line in lines if line.startswith(("| trivial |", "| microblog |"))]
     for app, number, label in EXPECTED_ROWS:
         assert any(row[0] == app and row[1] == number and row[2].startswith(label) and row[3] != "—"
                    for row in rows), f"no table row {app} #{number} {label!r}\n{output}"
+    websocket = [_cells(line) for line in lines if line.startswith("| websocket |")]
+    assert [row[1] for row in websocket] == EXPECTED_WEBSOCKET_ROUTES, output
+    # CPU per request: LemonLDAP::NG's handler has a column of its own, and it worked in its row.
+    cpu_start = next(i for i, line in enumerate(lines) if line.startswith("| app | # | nginx |"))
+    cpu_header = _cells(lines[cpu_start])
+    cpu_rows = {row[1]: row for row in map(_cells, lines[cpu_start:]) if row[0] == "trivial"}
+    assert float(cpu_rows["4"][cpu_header.index("LL::NG handler")]) > 0, output
     assert "peak RSS (VmHWM)" in run.stdout and "Memory over" in run.stdout, output
+    targets = lines[lines.index("Targets (reported, not enforced):"):]
+    for target in EXPECTED_TARGETS:
+        assert any(line.startswith(f"| {target}") and _cells(line)[-1] in ("met", "**missed**") for line in targets), \
+            f"no target {target!r}\n{output}"
     assert "ERRORS" not in run.stdout, output
