@@ -45,7 +45,7 @@ logger = logging.getLogger("gateway.revocation")
 
 FULL_RELOAD_EVERY = 600.0
 PURGE_EVERY = 600.0
-PUSH_WAIT = 1.0  # the longest a listener blocks in one wait: how soon stop() gets it back
+PUSH_WAIT = 0.5  # the longest a listener blocks in one wait: how soon stop() gets it back (shutdown)
 PUSH_RETRY = 1.0  # after a lost subscription, before subscribing again
 
 
@@ -63,6 +63,7 @@ class PushListener:
         self.store = store
         self.pushes = pushes  # None: subscribe on the thread (the store was down when the cache started)
         self.wake = wake
+        self.failures = 0  # attempts failed in a row (this outage)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="revocation-pushes", daemon=True)
 
@@ -92,12 +93,14 @@ class PushListener:
                         return
                 pushed = self.pushes.wait(PUSH_WAIT)
             except Exception as exc:  # StoreUnavailable, or a bug: either way keep listening, never die
+                self.failures += 1
                 if not lost:
                     lost = True
                     log = logger.warning if isinstance(exc, StoreUnavailable) else logger.exception
                     log("revocation pushes lost, polling every refresh interval until they are back: %s", exc)
                 self._stop.wait(PUSH_RETRY)
                 continue
+            self.failures = 0
             if lost:
                 lost = False
                 logger.warning("revocation pushes back")

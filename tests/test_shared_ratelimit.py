@@ -1,5 +1,8 @@
 """Rate limits hold across gateway instances: two real gateways on one store count a client once.
 
+Run on each store: one SQLite file (workers on one machine), one real
+redis-server (instances anywhere).
+
 Counted per process, a client got ``limit`` attempts from every worker and
 instance; behind a round-robin balancer that multiplied the limit by their number.
 """
@@ -17,6 +20,7 @@ import pytest
 from gateway.app import GatewayApp
 from gateway.settings import Settings
 from tests.conftest import make_settings
+from tests.redis_fixtures import RedisServerFactory
 from tests.servers import UvicornThread, free_port
 from tests.test_security import csrf_token
 
@@ -30,27 +34,28 @@ class Instances:
 
     urls: list[str]
     settings: Settings
-    outage: Callable[[], None]
-    recover: Callable[[], None]
+    outage: Callable[[], object]
+    recover: Callable[[], object]
 
 
-def sqlite_instances(tmp_path: Path) -> tuple[Settings, Callable[[], None], Callable[[], None]]:
-    settings = make_settings(tmp_path / "state", free_port(), login_rate_limit=LIMIT, failure_rate_limit=LIMIT,
-                             trusted_proxies=(PROXY,), mode="auth_request")
-    path = settings.sqlite_path
-
-    def outage() -> None:
-        path.rename(tmp_path / "away")
-
-    def recover() -> None:
-        (tmp_path / "away").rename(path)
-
-    return settings, outage, recover
+def limited_settings(tmp_path: Path, store: str) -> Settings:
+    return make_settings(tmp_path / "state", free_port(), login_rate_limit=LIMIT, failure_rate_limit=LIMIT,
+                         trusted_proxies=(PROXY,), mode="auth_request", store=store)
 
 
-@pytest.fixture
-def instances(tmp_path: Path) -> Iterator[Instances]:
-    settings, outage, recover = sqlite_instances(tmp_path)
+@pytest.fixture(params=["sqlite", "redis"])
+def instances(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Instances]:
+    outage: Callable[[], object]
+    recover: Callable[[], object]
+    if request.param == "redis":
+        factory: RedisServerFactory = request.getfixturevalue("redis_server_factory")
+        redis = factory()  # a server of its own: the outage test stops it
+        settings = limited_settings(tmp_path, redis.url)
+        outage, recover = redis.stop, redis.start
+    else:
+        settings = limited_settings(tmp_path, "")
+        path = settings.sqlite_path
+        outage, recover = (lambda: path.rename(tmp_path / "away")), (lambda: (tmp_path / "away").rename(path))
     servers = [UvicornThread(GatewayApp(settings)).start() for _ in range(2)]
     try:
         yield Instances([server.url for server in servers], settings, outage, recover)
