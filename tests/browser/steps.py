@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from playwright.sync_api import BrowserContext, Cookie, Page, expect
 
-from devtools.stack import LOCAL_OIDC_NAME, LOCAL_PROVIDER_NAME
+from devtools.stack import LOCAL_OIDC_NAME, LOCAL_PROVIDER_NAME, Stack
 
 SESSION_COOKIE = "gw_session"
 REMEMBER_COOKIE = "gw_remember"
@@ -67,6 +67,15 @@ def persistent_cookies(context: BrowserContext) -> list[Cookie]:
     """What survives closing the browser: cookies with an expiry (session cookies have -1)."""
     return [c for c in context.cookies() if c["expires"] > 0]
 
+
+
+def visit_from_another_site(page: Page, stack: Stack, target: str) -> None:
+    """Follow a link to ``target`` from a page on another origin (the provider's), as a person would."""
+    elsewhere = stack.provider_url + "/elsewhere"
+    page.route(elsewhere, lambda route: route.fulfill(
+        content_type="text/html", body=f'<!doctype html><title>Elsewhere</title><a href="{target}">Go</a>'))
+    page.goto(elsewhere)
+    page.get_by_role("link", name="Go").click()
 
 
 def requests_to(context: BrowserContext, origin: str) -> list[str]:

@@ -39,6 +39,7 @@ from tests.browser.steps import (
     persistent_cookies,
     requests_to,
     restart,
+    visit_from_another_site,
 )
 
 pytestmark = pytest.mark.browser
@@ -173,6 +174,23 @@ def test_logout_after_a_browser_restart_ends_the_session_at_the_provider_too(
     assert end_at_provider(oidc_stack, username="rita")["sessions_ended"] == []
 
 
+def test_logout_asked_by_another_site_is_confirmed_then_ends_at_the_provider(
+    oidc_stack: Stack, new_context: NewContext
+) -> None:
+    """The confirmation page's form (a POST) leads to the provider's end-session endpoint too."""
+    page = new_context().new_page()
+    oidc_sign_in(page, oidc_stack.url, "cora")
+    visit_from_another_site(page, oidc_stack, oidc_stack.url + "/logout")
+    expect(page.get_by_role("heading", name="Sign out?")).to_be_visible()
+
+    with page.expect_request(lambda r: r.url.startswith(oidc_stack.oidc_url + "/logout?")):
+        page.get_by_role("button", name="Sign out").click()
+
+    expect(page).to_have_url(oidc_stack.url + SIGNED_OUT)
+    assert end_at_provider(oidc_stack, username="cora")["sessions_ended"] == []
+    expect_sign_in_asked(page, oidc_stack.url)
+
+
 def signed_out_within_deadline(page: Page, stack: Stack) -> None:
     """Reload a protected page until it sends this browser to the login page (or the deadline passes)."""
     deadline = time.monotonic() + DEADLINE
@@ -200,6 +218,23 @@ def test_signing_out_at_the_provider_signs_the_browser_out_here(oidc_stack: Stac
     still = other.new_page()
     still.goto(oidc_stack.url + "/")
     expect_signed_in(still, "carl")  # only the person the provider named
+
+
+def test_signing_out_at_the_provider_ends_a_session_restored_by_remember_me(
+    oidc_stack: Stack, new_context: NewContext
+) -> None:
+    """The restored session is not the one the provider's sid names; it belongs to that sign-in's series."""
+    context = new_context()
+    oidc_sign_in(context.new_page(), oidc_stack.url, "rhea", remember=True)
+    restarted = restart(new_context, context)
+    page = restarted.new_page()
+    page.goto(oidc_stack.url + "/")
+    expect_signed_in(page, "rhea")
+
+    assert [d["status"] for d in end_at_provider(oidc_stack, username="rhea")["deliveries"]] == [200]
+
+    signed_out_within_deadline(page, oidc_stack)
+    expect_sign_in_asked(restart(new_context, restarted).new_page(), oidc_stack.url)
 
 
 def landed_after_logout_at_provider(context: BrowserContext, stack: Stack, username: str) -> Page:
