@@ -63,9 +63,12 @@ test: system-deps venv browser-deps lint
 mutate: venv
 	@$(BIN)/python -m devtools.mutate
 
+# `make demo INSTANCES=3 STORE=redis`: three gateway instances behind nginx on a Redis the demo starts.
+INSTANCES ?= 1
+STORE     ?= sqlite
 demo: venv
-	@scripts/install-system-deps nginx
-	@$(BIN)/python -m devtools.demo --mode $(MODE)
+	@scripts/install-system-deps nginx $(if $(filter redis,$(STORE)),redis-server)
+	@$(BIN)/python -m devtools.demo --mode $(MODE) --instances $(INSTANCES) --store $(STORE)
 
 bench: system-deps venv
 	@$(BIN)/python -m bench

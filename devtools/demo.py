@@ -6,6 +6,11 @@ and stops everything on Ctrl-C or SIGTERM. State (the gateway's store, the
 microblog's posts, generated keys) lives in ``state/demo/``, so a restart
 keeps sessions and posts; delete that directory to start afresh.
 
+``--instances 3 --store redis`` (``make demo INSTANCES=3 STORE=redis``): the
+same site on the same address, with three gateway instances behind nginx's
+round robin sharing a Redis the demo starts (its append-only file in
+``state/demo/redis/``), as several machines would run it.
+
 Development only: the provider lets anyone sign in as anyone.
 """
 
@@ -23,17 +28,20 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
+from devtools.redis_server import RedisNotFound
 from devtools.stack import (
     DEMO_ADMIN_USER,
     DEMO_PORTS,
     LOCAL_OIDC_NAME,
     LOCAL_PROVIDER_NAME,
     MODES,
+    STORES,
     Mode,
     NginxNotFound,
     Ports,
     Progress,
     Stack,
+    StoreKind,
 )
 
 DEFAULT_STATE_DIR = Path("state") / "demo"
@@ -45,7 +53,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="auth_request: nginx asks the gateway (mode 1); proxy: the gateway forwards (mode 2)")
     parser.add_argument("--port", type=int, default=DEMO_PORTS.nginx, help="nginx's port (default: %(default)s)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="default: %(default)s")
+    parser.add_argument("--instances", type=_instances, default=1,
+                        help="gateway instances behind nginx's round robin (default: %(default)s)")
+    parser.add_argument("--store", choices=STORES, default="sqlite",
+                        help="sqlite: the state directory's file; redis: a redis-server the demo starts")
     return parser.parse_args(argv)
+
+
+def _instances(value: str) -> int:
+    """``--instances``: a whole number of at least 1 (argparse reports anything else as a usage error)."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 def demo_secrets(state_dir: Path) -> tuple[list[str], str]:
@@ -73,11 +92,12 @@ def user_gateway_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def demo_stack(mode: Mode, ports: Ports, state_dir: Path, environ: Mapping[str, str],
-               progress: Progress | None = None) -> Stack:
+               progress: Progress | None = None, instances: int = 1, store: StoreKind = "sqlite") -> Stack:
     """The demo's stack: fixed secrets in ``state_dir``, the demo's access rules, and the caller's GATEWAY_*."""
     secret_keys, proof_key = demo_secrets(state_dir)
     return Stack(mode, ports=ports, state_dir=state_dir, secret_keys=secret_keys,
-                 proof_key=proof_key, progress=progress, demo_rules=True, gateway_env=user_gateway_env(environ))
+                 proof_key=proof_key, progress=progress, demo_rules=True, gateway_env=user_gateway_env(environ),
+                 instances=instances, store=store)
 
 
 def _progress(label: str, event: str) -> None:
@@ -105,7 +125,7 @@ def banner(stack: Stack) -> str:
         taken = ("\nTaken from your environment, over the demo's own settings:\n    "
                  + ", ".join(sorted(stack.gateway_env)) + "\n")
     return f"""
-The demo is running (mode {stack.mode}). Open:
+The demo is running (mode {stack.mode}{_scaled_out(stack)}). Open:
 
     {stack.url}/
 
@@ -118,7 +138,7 @@ public; {stack.url}/admin is for the group admins, which is the user name
 needs a sign-in.
 
     nginx      {stack.url}   (what a browser uses)
-    gateway    {stack.gateway_url}   (/login, /logout, /_gateway/)
+{_gateway_lines(stack)}
     app        {stack.app_url}   (the microblog; it refuses forged identity headers)
     provider   {stack.provider_url}   (OpenID 2.0; development only: anyone can sign in as anyone)
     oidc       {stack.oidc_url}   (OpenID Connect; development only, likewise)
@@ -129,22 +149,46 @@ Press Ctrl-C to stop.
 """
 
 
+def _scaled_out(stack: Stack) -> str:
+    """``, 3 gateway instances on Redis`` (nothing for the plain demo)."""
+    if stack.instances == 1 and stack.redis is None:
+        return ""
+    store = "Redis" if stack.redis is not None else "one SQLite file"
+    instances = "1 gateway instance" if stack.instances == 1 else f"{stack.instances} gateway instances"
+    return f", {instances} on {store}"
+
+
+def _gateway_lines(stack: Stack) -> str:
+    """The banner's gateway line, or one per instance and the shared store."""
+    if stack.instances == 1 and stack.redis is None:
+        return f"    gateway    {stack.gateway_url}   (/login, /logout, /_gateway/)"
+    lines = [f"    gateway-{number}  {stack.instance_url(number)}   (/login, /logout, /_gateway/)"
+             for number in range(1, stack.instances + 1)]
+    if stack.instances > 1:
+        lines.append("               nginx balances over them round robin, no sticky sessions; each gateway page"
+                     " names\n               the instance that answered in its X-Gateway-Instance header")
+    if stack.redis is not None:
+        lines.append(f"    redis      {stack.redis.url}   (the shared store; append-only file in"
+                     f" {stack.redis.directory}/)")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     state_dir: Path = args.state_dir.resolve()
     for signum in STOP_SIGNALS:
         signal.signal(signum, _stop_on)
     try:
-        stack = demo_stack(args.mode, replace(DEMO_PORTS, nginx=args.port), state_dir, os.environ, _progress)
-    except NginxNotFound as exc:
+        stack = demo_stack(args.mode, replace(DEMO_PORTS, nginx=args.port), state_dir, os.environ, _progress,
+                           args.instances, args.store)
+    except (NginxNotFound, RedisNotFound) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
         with stack:
             print(banner(stack), flush=True)
-            while all(process.running for process in stack.processes.values()):
+            while not (stopped := stack.stopped()):
                 time.sleep(0.5)
-            stopped = [name for name, process in stack.processes.items() if not process.running]
             print(f"error: {', '.join(stopped)} stopped unexpectedly; see {stack.log_dir}/", file=sys.stderr)
             for name in stopped:
                 print(stack.log(name, tail=20), file=sys.stderr)

@@ -12,6 +12,15 @@ once each, 127.0.0.1:8080, :9000 and :8000) and, for mode 2, swapped the
 marked mode 1 block for ``include deploy/nginx/proxy-mode.conf;``. What the
 tests exercise is therefore exactly what an operator copies.
 
+Several instances (``Stack(instances=3, store="redis")``): N gateway
+processes on ports of their own share one store (the SQLite file of the
+state directory, or a ``redis-server`` the stack starts with its append-only
+file), and nginx's one-server ``upstream gateway`` becomes the block of
+``deploy/nginx/gateway-upstream.conf`` with one ``server`` line per instance:
+round robin, keep-alive, no sticky sessions, in both modes. The stack's nginx
+then names the instance that answered a gateway page in ``X-Gateway-Instance``
+(development only: the deployed snippets never say it).
+
 Development only: the provider lets anyone sign in as anyone.
 """
 
@@ -23,6 +32,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,14 +41,22 @@ from typing import Any, Literal
 
 from devtools.openid_provider.profiles import PROFILES
 from devtools.processes import Process, free_port, port_is_free
+from devtools.redis_server import RedisServer
 from gateway.settings import DEFAULT_PROVIDERS
 
 Mode = Literal["auth_request", "proxy"]
 MODES: tuple[Mode, ...] = ("auth_request", "proxy")
+StoreKind = Literal["sqlite", "redis"]
+STORES: tuple[StoreKind, ...] = ("sqlite", "redis")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NGINX_CONF = PROJECT_ROOT / "nginx.conf"
 NGINX_SNIPPETS = PROJECT_ROOT / "deploy" / "nginx"
+# Several instances: its `upstream gateway` block replaces nginx.conf's (one server line per instance).
+UPSTREAM_CONF = NGINX_SNIPPETS / "gateway-upstream.conf"
+UPSTREAM_BLOCK = "upstream gateway {"
+# Added to the stack's server block with several instances: which instance answered (tests, the demo).
+INSTANCE_HEADER = "X-Gateway-Instance"
 # The directives of the checked-in nginx.conf that name each server's address.
 CONF_ADDRESSES = {
     "nginx": "listen 127.0.0.1:8080;",
@@ -79,25 +97,63 @@ def find_nginx() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Ports:
-    """The loopback ports of a stack (``oidc`` 0: a free one is picked at start)."""
+    """The loopback ports of a stack (``oidc``, ``redis`` 0: a free one is picked).
+
+    ``gateway`` is the first gateway instance's; ``extra_gateways`` those of
+    instances 2, 3, ... (free ones are picked for instances it does not name).
+    """
 
     nginx: int
     gateway: int
     app: int
     provider: int
     oidc: int = 0
+    redis: int = 0
+    extra_gateways: tuple[int, ...] = ()
 
     @classmethod
     def free(cls) -> Ports:
         return cls(free_port(), free_port(), free_port(), free_port(), free_port())
 
 
-DEMO_PORTS = Ports(nginx=8080, gateway=9000, app=8000, provider=8001, oidc=8002)
+# Gateway instances 2, 3, ... of `make demo INSTANCES=N` on 9001, 9002, ...; its Redis (STORE=redis) on 6380.
+DEMO_PORTS = Ports(nginx=8080, gateway=9000, app=8000, provider=8001, oidc=8002, redis=6380,
+                   extra_gateways=tuple(range(9001, 9010)))
 
 
-def render_nginx_conf(mode: Mode, ports: Ports, template: str | None = None) -> str:
+def _block(text: str, opener: str, where: str) -> tuple[int, int]:
+    """Where the one ``opener ... }`` block of ``text`` starts and ends (no nested braces in it)."""
+    if text.count(opener) != 1:
+        raise ValueError(f"{where} must contain {opener!r} exactly once to be rendered")
+    start = text.index(opener)
+    return start, text.index("}", start) + 1
+
+
+def render_upstream(gateway_ports: Sequence[int], example: str | None = None) -> str:
+    """``deploy/nginx/gateway-upstream.conf``'s ``upstream gateway`` block, one ``server`` line per port.
+
+    The example's first ``server`` line is the pattern, its parameters
+    (max_fails, fail_timeout) kept: the stack balances exactly as the file tells operators to.
+    """
+    text = UPSTREAM_CONF.read_text() if example is None else example
+    start, end = _block(text, UPSTREAM_BLOCK, UPSTREAM_CONF.name)
+    lines = text[start:end].splitlines()
+    servers = [i for i, line in enumerate(lines) if line.strip().startswith("server ")]
+    if not servers:
+        raise ValueError(f"{UPSTREAM_CONF.name} must have a server line in {UPSTREAM_BLOCK!r}")
+    pattern = lines[servers[0]]
+    address = pattern.split()[1].rstrip(";")
+    rendered = [pattern.replace(address, f"127.0.0.1:{port}", 1) for port in gateway_ports]
+    kept = [line for i, line in enumerate(lines) if i not in servers]
+    return "\n".join(kept[:servers[0]] + rendered + kept[servers[0]:])
+
+
+def render_nginx_conf(mode: Mode, ports: Ports, template: str | None = None,
+                      gateway_ports: Sequence[int] = ()) -> str:
     """The checked-in ``nginx.conf`` for these ports and this mode.
 
+    With more than one of ``gateway_ports``, its ``upstream gateway`` block is
+    :func:`render_upstream`'s, for those ports.
     Raises ValueError when the file no longer has each address (and, for
     mode 2, the marked block) exactly once: better than a silently wrong config.
     """
@@ -107,6 +163,10 @@ def render_nginx_conf(mode: Mode, ports: Ports, template: str | None = None) -> 
             raise ValueError(f"nginx.conf must contain {directive!r} exactly once to be rendered")
         address = directive.rsplit(" ", 1)[1].rstrip(";")
         text = text.replace(directive, directive.replace(address, f"127.0.0.1:{getattr(ports, name)}"))
+    if len(gateway_ports) > 1:
+        start, end = _block(text, UPSTREAM_BLOCK, "nginx.conf")
+        indent = text[text.rindex("\n", 0, start) + 1:start]
+        text = text[:start] + textwrap.indent(render_upstream(gateway_ports), indent).lstrip() + text[end:]
     if mode == "proxy":
         if text.count(MODE1_BEGIN) != 1 or text.count(MODE1_END) != 1:
             raise ValueError(f"nginx.conf must mark the mode 1 block with {MODE1_BEGIN!r} and {MODE1_END!r}")
@@ -116,6 +176,21 @@ def render_nginx_conf(mode: Mode, ports: Ports, template: str | None = None) -> 
     elif mode != "auth_request":
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     return text
+
+
+def with_instance_header(conf_text: str, nginx_port: int) -> str:
+    """A rendered nginx.conf that names, in ``X-Gateway-Instance``, the gateway instance that answered.
+
+    Development only (the tests, the demo): a server-level ``add_header``
+    reaches the gateway's own locations (the sign-in pages and the callback in
+    mode 1, everything in mode 2), not locations with an ``add_header`` of their own.
+    """
+    listen = f"listen 127.0.0.1:{nginx_port};"
+    if conf_text.count(listen) != 1:
+        raise ValueError(f"nginx.conf must contain {listen!r} exactly once to be rendered")
+    start = conf_text.index(listen)
+    indent = conf_text[conf_text.rindex("\n", 0, start) + 1:start]
+    return conf_text.replace(listen, f"{listen}\n{indent}add_header {INSTANCE_HEADER} $upstream_addr always;")
 
 
 def write_nginx_prefix(prefix: Path, conf_text: str) -> Path:
@@ -178,6 +253,11 @@ class Stack:
     access rules (:func:`demo_access_settings`), which ``gateway_env`` may override.
     ``oidc_logout_at_provider`` sets ``logout_at_provider`` on the OpenID Connect button: ``/logout``
     then also ends the session at the development provider, which sends the browser back to ``/login``.
+    ``instances`` gateway processes (``gateway-1`` ... in :attr:`processes` and :meth:`log`; just
+    ``gateway`` when there is one) share ``store``: ``"sqlite"`` (the state directory's file) or
+    ``"redis"``, a ``redis-server`` the stack starts first and stops last (:attr:`redis`: stop or
+    restart it to see an outage), with its append-only file in ``<state_dir>/redis`` and
+    ``redis_config`` added to its configuration.
 
     Everything is stopped, process groups and all, on exit or when starting fails.
     """
@@ -200,14 +280,24 @@ class Stack:
         nginx_template: str | None = None,
         demo_rules: bool = False,
         oidc_logout_at_provider: bool = False,
+        instances: int = 1,
+        store: StoreKind = "sqlite",
+        redis_config: Mapping[str, str] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if store not in STORES:
+            raise ValueError(f"store must be one of {', '.join(STORES)}, got {store!r}")
+        if instances < 1:
+            raise ValueError(f"instances must be at least 1, got {instances}")
         self.mode: Mode = mode
         self.nginx = find_nginx()  # first: a missing nginx is reported before anything starts
         self.ports = ports or Ports.free()
         if not self.ports.oidc:
             self.ports = replace(self.ports, oidc=free_port())
+        extra = self.ports.extra_gateways[:instances - 1]
+        self.gateway_ports: tuple[int, ...] = (
+            self.ports.gateway, *extra, *(free_port() for _ in range(instances - 1 - len(extra))))
         self.upstream = upstream
         self._own_state_dir = state_dir is None
         self.state_dir = Path(tempfile.mkdtemp(prefix="openid-gateway-stack-")) if state_dir is None else state_dir
@@ -222,6 +312,10 @@ class Stack:
         self.nginx_template = nginx_template
         self.demo_rules = demo_rules
         self.oidc_logout_at_provider = oidc_logout_at_provider
+        self.store: StoreKind = store
+        # Made here, not at start: a missing redis-server is reported before anything starts, like nginx.
+        self.redis: RedisServer | None = None if store == "sqlite" else RedisServer(
+            self.state_dir / "redis", port=self.ports.redis or None, appendonly=True, extra_config=redis_config)
         self.nginx_prefix: Path | None = None
         self.processes: dict[str, Process] = {}
 
@@ -234,7 +328,33 @@ class Stack:
 
     @property
     def gateway_url(self) -> str:
+        """The (first) gateway instance itself, bypassing nginx."""
         return f"http://127.0.0.1:{self.ports.gateway}"
+
+    @property
+    def instances(self) -> int:
+        return len(self.gateway_ports)
+
+    @property
+    def gateway_names(self) -> tuple[str, ...]:
+        """The gateway processes' names: ``("gateway",)``, or ``("gateway-1", "gateway-2", ...)``."""
+        if self.instances == 1:
+            return ("gateway",)
+        return tuple(f"gateway-{number}" for number in range(1, self.instances + 1))
+
+    def instance_url(self, number: int) -> str:
+        """Gateway instance ``number`` (1, 2, ...) itself, bypassing nginx: to ask one chosen instance."""
+        if not 1 <= number <= self.instances:
+            raise ValueError(f"instance {number}: this stack runs instances 1 to {self.instances}")
+        return f"http://127.0.0.1:{self.gateway_ports[number - 1]}"
+
+    def instance_of(self, upstream_addr: str) -> int:
+        """Which instance an ``X-Gateway-Instance`` value (nginx's ``$upstream_addr``) names, 1, 2, ...
+
+        nginx lists every instance it tried (``a, b``) when one failed: the last one answered.
+        """
+        port = int(upstream_addr.rsplit(",", 1)[-1].strip().rsplit(":", 1)[1])
+        return self.gateway_ports.index(port) + 1
 
     @property
     def app_url(self) -> str:
@@ -265,8 +385,8 @@ class Stack:
 
     # -- processes ----------------------------------------------------------------------------
 
-    def gateway_environ(self) -> dict[str, str]:
-        """The gateway's settings, as ``GATEWAY_*`` variables."""
+    def gateway_environ(self, instance: int = 1) -> dict[str, str]:
+        """The settings of gateway instance ``instance`` (1, 2, ...), as ``GATEWAY_*`` variables."""
         providers: list[dict[str, str | bool]] = [{"name": LOCAL_PROVIDER_NAME,
                                                    "identifier": self.provider_identifier}]
         client_id, client_secret = LOCAL_OIDC_CLIENT
@@ -279,7 +399,7 @@ class Stack:
             "GATEWAY_PROOF_KEY": self.proof_key,
             "GATEWAY_STATE_DIR": str(self.gateway_state_dir),
             "GATEWAY_HOST": "127.0.0.1",
-            "GATEWAY_PORT": str(self.ports.gateway),
+            "GATEWAY_PORT": str(self.gateway_ports[instance - 1]),
             "GATEWAY_MODE": self.mode,
             "GATEWAY_UPSTREAM_URL": self.app_url,
             "GATEWAY_PUBLIC_PATHS": json.dumps(list(self.public_paths)),
@@ -287,6 +407,8 @@ class Stack:
             "GATEWAY_PROVIDERS": json.dumps(providers),
             "GATEWAY_LOG_LEVEL": self.log_level,
         }
+        if self.redis is not None:
+            env["GATEWAY_STORE"] = self.redis.url
         if self.demo_rules:
             env.update(demo_access_environ(self.provider_url))
         # "{provider}" in a value is the local provider's address (known once the ports are): lets a
@@ -304,15 +426,19 @@ class Stack:
         self.nginx_prefix = Path(tempfile.mkdtemp(prefix="openid-gateway-nginx-"))
         # Run as root, nginx's workers drop to an unprivileged user that must reach its temp dirs.
         self.nginx_prefix.chmod(0o755)
-        conf = write_nginx_prefix(self.nginx_prefix, render_nginx_conf(self.mode, self.ports, self.nginx_template))
+        text = render_nginx_conf(self.mode, self.ports, self.nginx_template, self.gateway_ports)
+        if self.instances > 1:
+            text = with_instance_header(text, self.ports.nginx)
+        conf = write_nginx_prefix(self.nginx_prefix, text)
         # nginx.conf logs requests to access.log under the prefix: keep that file with the other logs.
         (self.nginx_prefix / "access.log").symlink_to((self.log_dir / "nginx-access.log").resolve())
         return [self.nginx, "-p", f"{self.nginx_prefix}/", "-c", str(conf), "-e", "stderr", "-g", "daemon off;"]
 
     def start(self) -> Stack:
         """Start every process, then wait for each to listen, in order (reporting progress)."""
-        busy = [port for port in (self.ports.provider, self.ports.oidc, self.ports.app, self.ports.gateway,
-                                  self.ports.nginx) if not port_is_free(port)]
+        redis_port = () if self.redis is None else (self.redis.port,)
+        busy = [port for port in (self.ports.provider, self.ports.oidc, self.ports.app, *self.gateway_ports,
+                                  *redis_port, self.ports.nginx) if not port_is_free(port)]
         if busy:
             raise RuntimeError(f"port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -340,9 +466,15 @@ class Stack:
                 python, "-m", "uvicorn", self.upstream, *host, "--port", str(self.ports.app),
                 "--log-level", self.log_level])
             steps.append((f"the app ({self.upstream})", app, self.ports.app))
-        gateway = self._process("gateway", [python, "-m", "gateway", "serve"], self.gateway_environ())
-        steps.append((f"the gateway (mode {self.mode})", gateway, self.ports.gateway))
+        for number, (name, port) in enumerate(zip(self.gateway_names, self.gateway_ports, strict=True), 1):
+            gateway = self._process(name, [python, "-m", "gateway", "serve"], self.gateway_environ(number))
+            label = "the gateway" if self.instances == 1 else f"gateway {number} of {self.instances}"
+            steps.append((f"{label} (mode {self.mode}, {self.store})", gateway, port))
         try:
+            if self.redis is not None:  # first: the gateways read their revocations from it as they start
+                self._report(f"redis-server (port {self.redis.port})", "starting")
+                self.redis.start()
+                self._report(f"redis-server (port {self.redis.port})", "ok")
             nginx = self._process("nginx", self._nginx_argv())
             steps.append(("nginx", nginx, self.ports.nginx))
             for _, process, _ in steps:
@@ -360,16 +492,23 @@ class Stack:
             raise
         return self
 
+    def stopped(self) -> list[str]:
+        """The names of the processes (``redis`` too) that are no longer running: the demo stops on any."""
+        names = [name for name, process in self.processes.items() if not process.running]
+        return names + (["redis"] if self.redis is not None and not self.redis.running else [])
+
     def _report(self, label: str, event: str) -> None:
         if self.progress is not None:
             self.progress(label, event)
 
     def stop(self) -> None:
-        """Stop nginx first, then the gateway, the app and the providers; remove temporary directories."""
-        for name in ("nginx", "gateway", "app", "provider", "oidc"):
+        """Stop nginx first, then the gateways, the app, the providers and Redis; remove temporary directories."""
+        for name in ("nginx", *self.gateway_names, "app", "provider", "oidc"):
             process = self.processes.get(name)
             if process is not None:
                 process.close()
+        if self.redis is not None:
+            self.redis.stop()
         if self.nginx_prefix is not None:
             shutil.rmtree(self.nginx_prefix, ignore_errors=True)
             self.nginx_prefix = None
@@ -377,8 +516,9 @@ class Stack:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def log(self, name: str, tail: int | None = 60) -> str:
-        """The output of one process (``provider``, ``oidc``, ``app``, ``gateway``, ``nginx``)."""
-        path = self.log_dir / f"{name}.log"
+        """The output of one process (``provider``, ``oidc``, ``app``, ``gateway`` or ``gateway-N``, ``nginx``,
+        ``redis``)."""
+        path = self.redis.log_path if name == "redis" and self.redis is not None else self.log_dir / f"{name}.log"
         if not path.exists():
             return ""
         lines = path.read_text(errors="replace").splitlines()
@@ -386,7 +526,8 @@ class Stack:
 
     def logs(self, tail: int = 30) -> str:
         """Every process's last lines: for assertion messages."""
-        return "\n".join(f"--- {name}.log ---\n{self.log(name, tail)}" for name in self.processes)
+        names = [*self.processes, *(["redis"] if self.redis is not None else [])]
+        return "\n".join(f"--- {name}.log ---\n{self.log(name, tail)}" for name in names)
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -398,8 +539,8 @@ class Stack:
 
 
 __all__ = [
-    "DEMO_ADMIN_USER", "DEMO_PORTS", "LOCAL_OIDC_CLIENT", "LOCAL_OIDC_NAME", "LOCAL_PROVIDER_NAME", "MODES", "Mode",
-    "NginxNotFound", "Ports", "Progress", "Stack",
+    "DEMO_ADMIN_USER", "DEMO_PORTS", "INSTANCE_HEADER", "LOCAL_OIDC_CLIENT", "LOCAL_OIDC_NAME", "LOCAL_PROVIDER_NAME",
+    "MODES", "STORES", "Mode", "NginxNotFound", "Ports", "Progress", "Stack", "StoreKind",
     "demo_access_environ", "demo_access_settings", "find_nginx", "local_claimed_id", "render_nginx_conf",
-    "write_nginx_prefix",
+    "render_upstream", "with_instance_header", "write_nginx_prefix",
 ]

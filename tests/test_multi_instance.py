@@ -1,0 +1,228 @@
+"""Three gateway instances behind nginx's round robin on one Redis: one truth, whichever instance answers.
+
+Real processes on loopback (:mod:`devtools.stack`): nginx with the
+``upstream gateway`` of deploy/nginx/gateway-upstream.conf (round robin, no
+sticky sessions), three gateways on a real ``redis-server``, the development
+provider and the echo app; every test in both modes. The stack's nginx names
+the instance behind each gateway page (``X-Gateway-Instance``); a step that
+must happen on one chosen instance asks that instance itself, as nginx would
+(:func:`ask`, :func:`direct`).
+
+Revocations are refreshed by polling only every :data:`REFRESH` seconds here:
+what reaches another instance sooner came by push.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from devtools.stack import INSTANCE_HEADER, MODES, Stack
+from tests.signin import sign_in
+from tests.stack_fixtures import ECHO_APP, start_stack
+
+pytestmark = pytest.mark.nginx
+
+INSTANCES = 3
+REFRESH = 5.0
+# The issue's promise: a logout on one instance is refused by every other within a second.
+REVOCATION_DEADLINE = 1.0
+FAILURE_LIMIT = 4
+CLUSTER_ENV = {
+    "GATEWAY_REVOCATION_REFRESH": str(REFRESH),
+    # No grace: a replayed previous remember-me token is theft at once (the grace rule is the stores' contract).
+    "GATEWAY_REMEMBER_GRACE": "0",
+    "GATEWAY_FAILURE_RATE_LIMIT": str(FAILURE_LIMIT),
+}
+SESSION, REMEMBER = "gw_session", "gw_remember"
+# The rate-limit test's own client address (nginx passes it on): other tests' failures do not count.
+LIMITED_CLIENT = "127.0.0.2"
+
+
+@pytest.fixture(scope="module", params=MODES, name="cluster")
+def cluster_fixture(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    yield from start_stack(tmp_path_factory, request.param, ECHO_APP, CLUSTER_ENV, instances=INSTANCES,
+                           store="redis")
+
+
+def direct(stack: Stack, number: int, cookies: dict[str, str] | None = None) -> httpx.Client:
+    """A client of gateway instance ``number`` itself, sending the Host nginx sends."""
+    return httpx.Client(base_url=stack.instance_url(number), headers={"Host": stack.url.removeprefix("http://")},
+                        cookies=cookies, timeout=10)
+
+
+def ask(stack: Stack, number: int, cookies: dict[str, str]) -> httpx.Response:
+    """Instance ``number``'s answer for a protected page, asked as nginx asks it.
+
+    Mode 1: the auth check (200 or 401); mode 2: the page itself (200 or a 302 to /login).
+    """
+    with direct(stack, number, cookies) as client:
+        if stack.mode == "auth_request":
+            return client.get("/_gateway/auth", headers={"X-Original-URI": "/echo", "X-Original-Method": "GET"})
+        return client.get("/echo")
+
+
+def accepted(stack: Stack, number: int, cookies: dict[str, str]) -> bool:
+    response = ask(stack, number, cookies)
+    refused = 401 if stack.mode == "auth_request" else 302
+    assert response.status_code in (200, refused), (response.status_code, response.text[:300])
+    return response.status_code == 200
+
+
+def refused_everywhere_within(stack: Stack, cookies: dict[str, str], numbers: list[int], deadline: float) -> float:
+    """Poll the instances until each refuses ``cookies``; the seconds it took (AssertionError after ``deadline``)."""
+    start = time.monotonic()
+    waiting = list(numbers)
+    while waiting:
+        waiting = [number for number in waiting if accepted(stack, number, cookies)]
+        elapsed = time.monotonic() - start
+        assert not waiting or elapsed < deadline, f"instances {waiting} still accept after {elapsed:.2f}s"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+@contextlib.contextmanager
+def signed_in(stack: Stack, username: str, *, remember: bool = False) -> Iterator[httpx.Client]:
+    """A browser signed in through nginx (following redirects)."""
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        sign_in(browser, stack.url, stack.provider_identifier, username, remember=remember)
+        assert browser.cookies.get(SESSION), f"no session after sign-in\n{stack.logs()}"
+        yield browser
+
+
+def instance_steps(stack: Stack, client: httpx.Client) -> list[tuple[str, str, int]]:
+    """Record (method, path, instance) of every gateway page nginx answers for ``client``."""
+    steps: list[tuple[str, str, int]] = []
+
+    def record(response: httpx.Response) -> None:
+        named = response.headers.get(INSTANCE_HEADER)
+        if named and str(response.url).startswith(stack.url):
+            steps.append((response.request.method, response.url.path, stack.instance_of(named)))
+
+    client.event_hooks["response"].append(record)
+    return steps
+
+
+def csrf_token(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text[:1000]
+    return found.group(1)
+
+
+# -- one sign-in, several instances ---------------------------------------------------------------
+
+
+def test_a_sign_in_whose_steps_land_on_different_instances_completes(cluster: Stack) -> None:
+    for _attempt in range(5):  # nginx's round robin; its two workers each keep their own turn
+        with httpx.Client(follow_redirects=True, timeout=15) as browser:
+            steps = instance_steps(cluster, browser)
+            page = sign_in(browser, cluster.url, cluster.provider_identifier, "alice", next_target="/echo")
+            cookies = {SESSION: browser.cookies[SESSION]}
+        started = [number for method, path, number in steps if (method, path) == ("POST", "/login")]
+        finished = [number for method, path, number in steps if path == "/_gateway/callback"]
+        assert len(started) == 1 and len(finished) == 1, steps
+        if started != finished:
+            break
+    else:
+        raise AssertionError(f"every sign-in started and finished on one instance: {steps}")
+    # The login state written by one instance was taken by another, and the page behind it was reached.
+    assert page.status_code == 200 and str(page.url) == cluster.url + "/echo", steps
+    assert httpx.Headers(page.json()["headers"])["x-gateway-user"].endswith("/alice")
+    assert len({number for _, _, number in steps}) >= 2
+    # The session is one record in the shared store: every instance accepts it.
+    assert all(accepted(cluster, number, cookies) for number in range(1, INSTANCES + 1))
+
+
+def test_every_instance_takes_its_turn_without_sticky_sessions(cluster: Stack) -> None:
+    with signed_in(cluster, "bob") as browser:
+        steps = instance_steps(cluster, browser)
+        for _ in range(2 * INSTANCES):
+            assert browser.get(cluster.url + "/_gateway/account").status_code == 200
+    assert {number for _, _, number in steps} == set(range(1, INSTANCES + 1)), steps
+
+
+# -- remember-me: restored on one instance, a replay caught on another -------------------------------
+
+
+def test_remember_me_restores_on_one_instance_and_a_replayed_old_token_is_theft_on_another(cluster: Stack) -> None:
+    with signed_in(cluster, "carol", remember=True) as browser:
+        old_remember = browser.cookies[REMEMBER]
+    with direct(cluster, 1, {REMEMBER: old_remember}) as restarted:  # the browser restarted: no session cookie
+        restore = restarted.get("/login", params={"next": "/echo"})
+        assert restore.status_code in (302, 303) and restore.headers["location"] == "/echo", restore.text[:500]
+        restored = {SESSION: restore.cookies[SESSION]}
+        new_remember = restore.cookies[REMEMBER]
+    assert new_remember != old_remember  # rotated on instance 1
+    assert accepted(cluster, 3, restored)
+    # A copy of the cookie from before the rotation, replayed on instance 2: theft.
+    with direct(cluster, 2, {REMEMBER: old_remember}) as thief:
+        replay = thief.get("/login", params={"next": "/echo"})
+        assert replay.status_code == 200 and SESSION not in replay.cookies  # the login page, nobody signed in
+    assert "suspected remember-me cookie theft" in cluster.log("gateway-2", tail=None)
+    assert "suspected remember-me cookie theft" not in cluster.log("gateway-1", tail=None)
+    # The series and the session restored from it end on every instance; the rotated token is dead too.
+    refused_everywhere_within(cluster, restored, list(range(1, INSTANCES + 1)), REVOCATION_DEADLINE)
+    with direct(cluster, 3, {REMEMBER: new_remember}) as holder:
+        again = holder.get("/login", params={"next": "/echo"})
+        assert again.status_code == 200 and SESSION not in again.cookies
+
+
+# -- revocations reach every instance ----------------------------------------------------------------
+
+
+def test_a_logout_on_one_instance_is_refused_by_the_others_within_a_second(cluster: Stack) -> None:
+    with signed_in(cluster, "dave") as browser:
+        cookies = {SESSION: browser.cookies[SESSION]}
+    assert all(accepted(cluster, number, cookies) for number in range(1, INSTANCES + 1))
+    with direct(cluster, 1, cookies) as leaving:
+        logout = leaving.get("/logout", headers={"Sec-Fetch-Site": "same-origin"})
+    assert logout.status_code in (302, 303) and logout.headers["location"].startswith("/login")
+    took = refused_everywhere_within(cluster, cookies, [2, 3], REVOCATION_DEADLINE)
+    print(f"\n[{cluster.mode}] logout on instance 1 refused by instances 2 and 3 after {took * 1000:.0f} ms"
+          f" (polling refresh: {REFRESH:.0f} s)")
+    # And through nginx, whichever instance it asks.
+    with httpx.Client(cookies=cookies, timeout=10) as copy:
+        for _ in range(INSTANCES):
+            assert copy.get(cluster.url + "/echo").status_code == 302
+
+
+def test_signing_out_everywhere_on_one_instance_ends_the_sessions_on_all(cluster: Stack) -> None:
+    with signed_in(cluster, "erin") as laptop, signed_in(cluster, "erin", remember=True) as phone:
+        laptop_cookies = {SESSION: laptop.cookies[SESSION]}
+        phone_cookies = {SESSION: phone.cookies[SESSION]}
+        phone_remember = phone.cookies[REMEMBER]
+        with direct(cluster, 2, laptop_cookies) as on_two:
+            page = on_two.get("/_gateway/account")
+            assert page.status_code == 200, page.text[:500]
+            done = on_two.post("/_gateway/account/signout-everywhere", data={"csrf_token": csrf_token(page)})
+            assert done.status_code in (200, 303), done.text[:500]
+    took = refused_everywhere_within(cluster, phone_cookies, [1, 3], REVOCATION_DEADLINE)
+    print(f"\n[{cluster.mode}] sign out everywhere on instance 2 refused by instances 1 and 3 after"
+          f" {took * 1000:.0f} ms")
+    assert not any(accepted(cluster, number, laptop_cookies) for number in range(1, INSTANCES + 1))
+    with direct(cluster, 3, {REMEMBER: phone_remember}) as restarted:  # the series ended with them
+        again = restarted.get("/login", params={"next": "/echo"})
+        assert again.status_code == 200 and SESSION not in again.cookies
+
+
+# -- rate limits ---------------------------------------------------------------------------------------
+
+
+def test_failed_sign_ins_are_counted_across_instances(cluster: Stack) -> None:
+    transport = httpx.HTTPTransport(local_address=LIMITED_CLIENT)
+    with httpx.Client(transport=transport, timeout=10) as client:
+        steps = instance_steps(cluster, client)
+        answers = [client.get(cluster.url + "/_gateway/callback").status_code for _ in range(FAILURE_LIMIT)]
+        assert all(status in (302, 303) for status in answers), answers  # each a failed sign-in: back to /login
+        refused = client.get(cluster.url + "/_gateway/callback")
+    counted_on = {number for _, _, number in steps[:FAILURE_LIMIT]}
+    # Spread over the instances, no one of them saw the limit by itself; the next failure is refused anyway.
+    assert len(counted_on) >= 2, steps
+    assert refused.status_code == 429, (refused.status_code, refused.text[:300], steps)
+    assert "retry-after" in refused.headers
+
