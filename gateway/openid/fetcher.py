@@ -12,7 +12,7 @@ and honours ``*_proxy`` variables. :class:`SafeFetcher` replaces it:
 * redirects are followed by hand, each hop re-checked, at most
   ``max_redirects``; POSTs are never redirected (their body is signed data);
 * connect and read timeouts plus an overall deadline, a byte cap on the
-  body, no cookies, no proxies, no compression;
+  body, no cookies (there is no cookie jar), no proxies, no compression;
 * with an allow list, only URLs under an allowed prefix are fetched.
 
 Errors: :class:`~gateway.errors.FetchError` (timeout, size, connection,
@@ -49,7 +49,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -69,6 +68,10 @@ Resolver = Callable[[str, int], Sequence[str]]
 """``(host, port) -> addresses`` as strings; IPv6 zone ids (``%eth0``) allowed."""
 
 USER_AGENT = "openid-gateway (python3-openid)"
+# No cookies, no compression (a size cap on compressed data would cap nothing).
+BASE_HEADERS = {"Accept": "*/*", "Accept-Encoding": "identity", "User-Agent": USER_AGENT}
+# Per thread (see SafeFetcher): one fetch at a time, plus room for a redirect to another host.
+THREAD_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=4)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # python3-openid's xri.identifierScheme(): these make an identifier an XRI.
 XRI_AUTHORITIES = frozenset("!=@+$(")
@@ -87,6 +90,11 @@ def check_url(url: str, allowlist: Sequence[str] = ()) -> None:
     The consumer should call it on the typed identifier before ``begin()``:
     python3-openid sends XRIs (``=name``) to a public proxy resolver.
     """
+    checked_url(url, allowlist)
+
+
+def checked_url(url: str, allowlist: Sequence[str] = ()) -> httpx.URL:
+    """:func:`check_url`, returning the parsed URL: the fetcher requests exactly what was checked."""
     if url.startswith("xri://") or url[:1] in XRI_AUTHORITIES:
         raise DiscoveryRefused(url, "XRI identifiers are not supported")
     try:
@@ -104,6 +112,7 @@ def check_url(url: str, allowlist: Sequence[str] = ()) -> None:
         raise DiscoveryRefused(url, "XRI resolution is not supported")
     if not (is_url_allowed(url, allowlist) and is_url_allowed(str(parsed), allowlist)):
         raise DiscoveryRefused(url, "not on the provider allow list")
+    return parsed
 
 
 class GuardedBackend(httpcore.SyncBackend):
@@ -200,6 +209,18 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
     whole :meth:`fetch`, redirects included. ``network_backend`` replaces the
     :class:`GuardedBackend` built from ``allow_private_addresses`` and
     ``resolver`` (tests use it to stand in for the Internet).
+
+    Each thread gets a transport (and connection pool) of its own, with
+    ``limits`` per thread (default :data:`THREAD_LIMITS`): a sign-in thread
+    fetches one document at a time, and httpcore's pool costs time quadratic
+    in its connections on every request (it counts the idle ones once per
+    idle one), under one lock. Shared by the 32 sign-in threads, the pool's
+    bookkeeping cost more CPU than the fetch itself. Transports of threads
+    that have ended are closed when the next thread gets one, the rest by
+    :meth:`close`. Requests go to the transport directly: ``httpx.Client``
+    would add a cookie jar (never wanted: no cookies go to providers), auth
+    and redirect machinery (redirects are followed here, each hop checked),
+    and parse each URL again.
     """
 
     def __init__(
@@ -232,14 +253,13 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
         self.allowlist = tuple(allowlist)
         # Metrics name a configured provider's host, any other "other": visitors type any URL.
         self._labels = metrics.Labels(provider_urls=metric_hosts)
-        self._client = httpx.Client(
-            transport=GuardedTransport(network_backend, ssl_context=ssl_context, limits=limits),
-            trust_env=False,
-            follow_redirects=False,
-            # One client serves every visitor: a cookie one provider sets must not follow the next visitor.
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=())),
-            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-        )
+        self._network_backend = network_backend
+        self._ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)  # loading CAs costs: once
+        self._limits = limits or THREAD_LIMITS
+        self._local = threading.local()
+        self._transports: dict[threading.Thread, GuardedTransport] = {}
+        self._clients_lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SafeFetcher:
@@ -285,14 +305,14 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
         current = url
         seen = {url}
         for _ in range(self.max_redirects + 1):
-            check_url(current, self.allowlist)
-            response = self._send(method, current, request_headers, content, deadline)
+            target = checked_url(current, self.allowlist)
+            response = self._send(method, target, current, request_headers, content, deadline)
             try:
                 location = response.headers.get("location")
                 if method == "POST" or response.status_code not in REDIRECT_STATUSES or not location:
                     return self._read(current, response, deadline)
                 try:
-                    current = str(response.url.join(location))
+                    current = str(target.join(location))
                 except httpx.InvalidURL as exc:
                     raise DiscoveryRefused(location, f"malformed redirect from {current}") from exc
             finally:
@@ -303,17 +323,24 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
         raise FetchError(url, f"more than {self.max_redirects} redirects")
 
     def _send(
-        self, method: str, url: str, headers: dict[str, str], content: bytes | None, deadline: float
+        self, method: str, target: httpx.URL, url: str, headers: Mapping[str, str], content: bytes | None,
+        deadline: float,
     ) -> httpx.Response:
+        """Send one request to ``target`` (``url`` parsed and checked); the response body is not read yet."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchError(url, "timed out")
         connect = min(self.connect_timeout, remaining)
         read = min(self.read_timeout, remaining)
-        timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+        timeout = {"connect": connect, "read": read, "write": read, "pool": connect}
+        request_headers = httpx.Headers(BASE_HEADERS)
+        request_headers.update(headers)
         try:
-            request = self._client.build_request(method, url, headers=headers, content=content, timeout=timeout)
-            return self._client.send(request, stream=True)
+            request = httpx.Request(method, target, headers=request_headers, content=content,
+                                    extensions={"timeout": timeout})
+            response = self._transport().handle_request(request)
+            response.request = request
+            return response
         except DiscoveryRefused as exc:
             raise type(exc)(url, exc.reason) from exc
         except httpx.TimeoutException as exc:
@@ -352,8 +379,30 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
             body=_decode(b"".join(chunks), response.charset_encoding),
         )
 
+    def _transport(self) -> GuardedTransport:
+        """This thread's transport, made on its first fetch."""
+        transport: GuardedTransport | None = getattr(self._local, "transport", None)
+        if transport is not None:
+            return transport
+        transport = GuardedTransport(self._network_backend, ssl_context=self._ssl_context, limits=self._limits)
+        with self._clients_lock:
+            if self._closed:
+                transport.close()
+                raise RuntimeError("the fetcher is closed")
+            ended = [thread for thread in self._transports if not thread.is_alive()]
+            for thread in ended:
+                self._transports.pop(thread).close()
+            self._transports[threading.current_thread()] = transport
+        self._local.transport = transport
+        return transport
+
     def close(self) -> None:
-        self._client.close()
+        """Close every thread's transport; fetching afterwards is an error."""
+        with self._clients_lock:
+            self._closed = True
+            transports, self._transports = list(self._transports.values()), {}
+        for transport in transports:
+            transport.close()
 
     def __enter__(self) -> SafeFetcher:
         return self
@@ -427,5 +476,5 @@ def _decode(data: bytes, charset: str | None) -> str:
 
 __all__ = [
     "GuardedBackend", "GuardedTransport", "Resolver", "SafeFetcher",
-    "check_url", "find_fetch_error", "install_fetcher", "system_resolver",
+    "check_url", "checked_url", "find_fetch_error", "install_fetcher", "system_resolver",
 ]
