@@ -36,6 +36,8 @@ def routes(services: Services) -> list[BaseRoute]:
         Route("/_gateway/account", account.page, methods=["GET"]),
         Route("/_gateway/account/revoke", account.revoke_one, methods=["POST"]),
         Route("/_gateway/account/signout-everywhere", account.sign_out_everywhere, methods=["POST"]),
+        Route("/_gateway/account/link", account.link, methods=["POST"]),
+        Route("/_gateway/account/unlink", account.unlink, methods=["POST"]),
         Route(FORBIDDEN_PATH, ForbiddenEndpoint(services).page, methods=["GET"]),
         Route("/_gateway/health", health.health, methods=["GET"]),
         Route("/_gateway/ready", health.ready, methods=["GET"]),

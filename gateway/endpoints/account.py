@@ -1,4 +1,13 @@
-"""``/_gateway/account``: the signed-in user's sessions, and "sign out everywhere"."""
+"""``/_gateway/account``: the signed-in user's sessions, "sign out everywhere", and linked sign-ins.
+
+"Link another sign-in method": ``POST /_gateway/account/link`` (CSRF-checked,
+signed in) starts an ordinary sign-in with another configured provider whose
+login state carries a :class:`~gateway.identities.LinkIntent` (this user,
+this session); the callback links instead of signing in
+(:meth:`CallbackEndpoint.finish_link <gateway.endpoints.callback.CallbackEndpoint.finish_link>`)
+and comes back here with a notice. ``POST /_gateway/account/unlink`` removes
+one of the user's own links.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +19,34 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.endpoints.forms import CSRFForms, form_text
+from gateway.endpoints.login import LoginEndpoints
 from gateway.endpoints.services import Services
 from gateway.endpoints.signout import SignOut
 from gateway.events import SessionEnded, SignedOutEverywhere, hash_id
+from gateway.identities import Identities, LinkIntent, session_hash
 from gateway.sessions import Session
+from gateway.signin.migration import OpenID2Migration
 from gateway.web import add_cookies, redirect
 
 logger = logging.getLogger("gateway.account")
 
 ACCOUNT_PATH = "/_gateway/account"
+# The account page's notices (``?m=``): (kind, text); unknown codes show nothing.
+NOTICES: dict[str, tuple[str, str]] = {
+    "linked": ("info", "The sign-in method is linked: signing in with it now reaches this account."),
+    "unlinked": ("info", "The sign-in method is unlinked: signing in with it no longer reaches this account."),
+    "not-yours": ("error", "That linked sign-in is not one of this account's. Nothing was changed."),
+    "link-failed": ("error", "Signing in with the other provider did not succeed, so nothing was linked."),
+    "link-self": ("error", "That is the sign-in method you are signed in with: there is nothing to link."),
+    "link-exists": ("info", "That sign-in method is already linked to this account."),
+    "link-taken": ("error", "That sign-in method already reaches another account, so it was not linked. "
+                   "Sign in with it and unlink it there first."),
+    "link-has-links": ("error", "Other sign-in methods are linked to that one, so it cannot be linked here. "
+                       "Sign in with it and unlink them first."),
+    "link-stale": ("error", "This session is of a sign-in method that now reaches another account. Please sign in "
+                   "again."),
+    "unknown-provider": ("error", "That provider is not one this site offers."),
+}
 
 
 class AccountEndpoints:
@@ -29,6 +57,8 @@ class AccountEndpoints:
         self.runtime = services.runtime
         self.forms = CSRFForms(services.runtime)
         self.sign_out = SignOut(services.runtime)
+        self.login = LoginEndpoints(services)
+        self.identities = Identities(self.runtime.store, OpenID2Migration(self.runtime.exchange), self.runtime.now)
 
     async def page(self, request: Request) -> Response:
         runtime = self.runtime
@@ -37,11 +67,42 @@ class AccountEndpoints:
             return redirect(runtime.login_url(ACCOUNT_PATH))
         sessions = await run_in_threadpool(runtime.store.list_sessions, session.identity.user_id, runtime.now())
         sessions = [s for s in sessions if not runtime.revocation.is_revoked(s.session_id)]
+        links = await run_in_threadpool(self.identities.links, session.identity.user_id)
         token, cookies = self.forms.form_token(request)
+        notice = NOTICES.get(request.query_params.get("m", ""))
+        others = [p for p in runtime.settings.providers if p.name != session.identity.provider]
         page = self.services.pages.render(
             "account.html", identity=session.identity, sessions=sessions, current_id=session.session_id,
-            csrf_token=token)
+            csrf_token=token, links=links, providers=others,
+            notices=[{"kind": notice[0], "text": notice[1]}] if notice else [])
         return add_cookies(page, cookies)
+
+    async def link(self, request: Request) -> Response:
+        """Start a sign-in with another provider that links it to this user instead of signing in."""
+        runtime = self.runtime
+        form, session = await self.signed_in_form(request)
+        if session is None:
+            return redirect(runtime.login_url(ACCOUNT_PATH))
+        await run_in_threadpool(runtime.login_limiter.hit, self.services.client(request))
+        identifier = form_text(form, "provider")
+        if not any(p.identifier == identifier for p in runtime.settings.providers):
+            return redirect(ACCOUNT_PATH + "?m=unknown-provider")
+        intent = LinkIntent(session.identity.user_id, session_hash(session.session_id))
+        logger.info("%s starts linking a sign-in with %s", session.identity.user_id, identifier[:200])
+        return await self.login.start(request, identifier, ACCOUNT_PATH, False, intent.data())
+
+    async def unlink(self, request: Request) -> Response:
+        runtime = self.runtime
+        form, session = await self.signed_in_form(request)
+        if session is None:
+            return redirect(runtime.login_url(ACCOUNT_PATH))
+        key = form_text(form, "identity_key")
+        user_id = session.identity.user_id
+        if not await run_in_threadpool(self.identities.unlink, key, user_id):
+            logger.warning("%s tried to unlink %r, not one of their links", user_id, key[:200])
+            return redirect(ACCOUNT_PATH + "?m=not-yours")
+        logger.info("%s unlinked sign-in %s", user_id, key)
+        return redirect(ACCOUNT_PATH + "?m=unlinked")
 
     async def signed_in_form(self, request: Request) -> tuple[FormData, Session | None]:
         """The form of a POST to the account pages, CSRF-checked, and the session posting it."""

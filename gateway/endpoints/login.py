@@ -13,6 +13,7 @@ CSRF) is refused.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -115,10 +116,20 @@ class LoginEndpoints:
                            client, host[:200], runtime.settings.public_url)
             return self.render(request, next_target, "wrong-host", identifier=identifier[:1024], remember=remember,
                                status=400)
+        return await self.start(request, identifier, next_target, remember)
+
+    async def start(self, request: Request, identifier: str, next_target: str, remember: bool,
+                    extra: Mapping[str, object] | None = None) -> Response:
+        """Send the browser to the provider ``identifier`` names (a button's value or a typed OpenID).
+
+        ``extra`` joins the login state's data (the account page's request to link, not sign in).
+        """
+        runtime = self.runtime
+        client = self.services.client(request)
         state_id = new_state_id()
         oidc_provider = runtime.oidc.provider_for(identifier) or runtime.oauth2.provider_for(identifier)
         if oidc_provider is not None:
-            return await self.submit_oidc(request, oidc_provider, state_id, next_target, remember)
+            return await self.submit_oidc(request, oidc_provider, state_id, next_target, remember, extra)
         return_to = runtime.callback_url + "?" + urlencode({STATE_FIELD: state_id})
         try:
             provider_request = await runtime.signins.begin(identifier, return_to)
@@ -128,7 +139,7 @@ class LoginEndpoints:
             return self.render(request, next_target, exc.code, identifier=identifier[:1024], remember=remember,
                                status=400)
         state_cookie = await run_in_threadpool(self.states.begin, state_id, "openid2", provider_request.provider,
-                                               next_target, remember, provider_request.pending)
+                                               next_target, remember, {**provider_request.pending, **(extra or {})})
         runtime.events.emit(SignInStarted(runtime.provider_label(provider_request.provider), client))
         if provider_request.form_fields is None:
             return redirect(provider_request.url, [state_cookie])
@@ -138,7 +149,7 @@ class LoginEndpoints:
         return add_cookies(response, [state_cookie])
 
     async def submit_oidc(self, request: Request, provider: Provider, state_id: str, next_target: str,
-                          remember: bool) -> Response:
+                          remember: bool, extra: Mapping[str, object] | None = None) -> Response:
         """Send the browser to an OpenID Connect (or OAuth 2.0) provider; discovery is fetched on a sign-in thread."""
         runtime = self.runtime
         client = self.services.client(request)
@@ -150,6 +161,6 @@ class LoginEndpoints:
             runtime.events.emit(SignInFailed(provider.name, exc.code, client))
             return self.render(request, next_target, exc.code, remember=remember, status=502)
         state_cookie = await run_in_threadpool(self.states.begin, state_id, provider.type, provider.issuer,
-                                               next_target, remember, authorization.data)
+                                               next_target, remember, {**authorization.data, **(extra or {})})
         runtime.events.emit(SignInStarted(provider.name, client))
         return redirect(authorization.url, [state_cookie])
