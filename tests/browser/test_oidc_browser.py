@@ -7,7 +7,10 @@ The stacks of this module set the button to ``logout_at_provider``: ``/logout`` 
 here, then sends the browser to the provider's ``end_session_endpoint``, which ends its own session,
 posts a logout token back to the gateway and returns the browser to ``/login?m=signed-out``.
 The development provider keeps no sign-in cookie of its own: it shows its consent page on every
-sign-in, so nothing but the gateway's own cookies can sign a browser back in.
+sign-in, so nothing but the gateway's own cookies can sign a browser back in. A person "signs out at
+the provider" through its logout control (``POST /_dev/backchannel-logout``), which posts the logout
+token to ``<nginx>/_gateway/backchannel-logout``. The last test uses conftest's default stack (mode 1,
+no ``logout_at_provider``): there ``/logout`` never leaves the site.
 """
 
 from __future__ import annotations
