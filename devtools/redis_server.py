@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -95,7 +96,8 @@ class RedisServer:
 
     def client(self, **kwargs: object) -> redis.Redis:
         """A redis-py client on this server (the caller closes it)."""
-        return redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5, **kwargs)
+        options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 5, **kwargs}
+        return redis.Redis.from_url(self.url, **options)
 
     def start(self, timeout: float = START_TIMEOUT) -> RedisServer:
         """Start the server and return once it answers PING (its append-only file loaded)."""

@@ -16,8 +16,9 @@ from typing import Any
 
 from gateway import admin_command, keys_command
 from gateway.audit import configure_logging
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StoreMisconfigured, StoreUnavailable
 from gateway.settings import Settings, access_summary, load_settings, provider_address_warnings
+from gateway.store import describe as store_description
 
 EXIT_CONFIG = 2
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -103,9 +104,28 @@ def prepare_multiprocess_dir(environ: MutableMapping[str, str] | None = None) ->
     return path, True
 
 
+def check_store(settings: Settings) -> None:
+    """Open the store once before serving: one line and an exit status, not a traceback per worker.
+
+    A Redis that may evict keys (StoreMisconfigured) is a configuration error; a store that cannot be
+    opened now stops start-up too (a supervisor restarts the gateway; a running one rides out outages).
+    """
+    from gateway.runtime import open_store
+
+    try:
+        open_store(settings).close()
+    except StoreMisconfigured as exc:
+        print(f"openid-gateway: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    except StoreUnavailable as exc:
+        print(f"openid-gateway: the store is unavailable: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def serve(settings: Settings, config: str | None) -> None:
     """Run uvicorn; with ``metrics_address``, serve the metrics of every worker from this process too."""
     configure_logging(settings)  # the workers do it again (gateway.app.create_app_from_environ)
+    check_store(settings)
     if config:
         os.environ["GATEWAY_CONFIG"] = os.path.abspath(config)
     if not settings.metrics_address:
@@ -159,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "check-config":
         print(f"openid-gateway: configuration OK (mode {settings.mode}, public URL {settings.public_url})")
         print(f"openid-gateway: {access_summary(settings)}")
+        print(f"openid-gateway: store: {store_description(settings.store, settings.state_dir)}")
         if any(p.type in ("oidc", "oauth2") for p in settings.providers):
             print(f"openid-gateway: redirect URI to register with OpenID Connect providers: "
                   f"{settings.public_origin}/_gateway/callback")

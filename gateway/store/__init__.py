@@ -29,6 +29,13 @@ def sqlite_path(location: str, state_dir: Path) -> Path:
     return Path(location) if location.strip() else state_dir / SQLITE_NAME
 
 
+def describe(location: str, state_dir: Path) -> str:
+    """What ``check-config`` shows: the Redis URL with its password masked, or the SQLite file."""
+    if is_redis(location):
+        return f"Redis {masked(location.strip())}"
+    return f"SQLite {sqlite_path(location, state_dir)}"
+
+
 def open_store(location: str, state_dir: Path) -> Store:
     """The store ``location`` (the ``store`` setting) names.
 
@@ -47,5 +54,5 @@ def open_store(location: str, state_dir: Path) -> Store:
 
 
 __all__ = ["LinkRecord", "LoginStateRecord", "ProviderSessionRecord", "RedisStore", "RememberRecord",
-           "RevocationPushes", "SQLiteStore", "SessionRecord", "Store", "is_redis", "location_problems", "masked",
-           "open_store", "sqlite_path"]
+           "RevocationPushes", "SQLiteStore", "SessionRecord", "Store", "describe", "is_redis", "location_problems",
+           "masked", "open_store", "sqlite_path"]

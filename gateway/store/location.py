@@ -46,7 +46,8 @@ class RedisLocation:
 
 
 def is_redis(location: str) -> bool:
-    return urlsplit(location.strip()).scheme.lower() in REDIS_SCHEMES
+    scheme, found, _ = location.strip().partition("://")
+    return bool(found) and scheme.lower() in REDIS_SCHEMES
 
 
 def masked(location: str) -> str:
