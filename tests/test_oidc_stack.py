@@ -65,3 +65,16 @@ def test_cancel_ends_on_the_login_page_signed_out(echo_stack: Stack) -> None:
         assert final.url.path == "/login" and final.url.params.get("m") == "cancelled", final.url
         assert "cancelled" in final.text
         assert browser.get(echo_stack.url + "/echo/me").url.path == "/login"
+
+
+def test_logout_stays_here_and_the_old_cookies_sign_no_one_in(echo_stack: Stack) -> None:
+    """The stack's button is not set to ``logout_at_provider``: ``/logout`` ends the session without the provider."""
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        oidc_sign_in(browser, echo_stack, "/echo/", remember=True)
+        copied = httpx.Cookies(browser.cookies)
+        leave = browser.get(echo_stack.url + "/logout", headers={"Sec-Fetch-Site": "same-origin"},
+                            follow_redirects=False)
+        assert leave.status_code == 303 and leave.headers["location"] == "/login?m=signed-out", leave.headers
+    with httpx.Client(cookies=copied, follow_redirects=True, timeout=15) as replay:  # the login page would restore
+        landed = replay.get(echo_stack.url + "/echo/me")  # a live remember-me series and send it back
+        assert landed.status_code == 200 and landed.url.path == "/login", (landed.url, echo_stack.logs())
