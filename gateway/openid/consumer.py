@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ from gateway.errors import (
     PrivateAddressRefused,
     ProviderNotAllowed,
 )
+from gateway.openid.discovery import DISCOVERY_TTL, DiscoveryCache
 from gateway.openid.extensions import add_extension_requests, fallback_nickname, signed_profile
 from gateway.openid.fetcher import SafeFetcher, find_fetch_error
 from gateway.openid.providers import check_authority, check_endpoint_allowed, provider_label
@@ -53,6 +55,7 @@ from gateway.types import Identity
 logger = logging.getLogger("gateway.openid")
 
 MAX_IDENTIFIER_LENGTH = 1024
+MAX_REDIRECT_URL = 2047  # longer requests are form-posted (python3-openid's OPENID1_URL_LIMIT, old IE's limit)
 XRI_PREFIXES = ("=", "@", "+", "$", "!", "(", "xri://")
 
 
@@ -136,7 +139,13 @@ def endpoint_from_fields(fields: Mapping[str, object]) -> OpenIDServiceEndpoint:
 
 
 class OpenIDExchange:
-    """Begins and completes OpenID 2.0 sign-ins against one store."""
+    """Begins and completes OpenID 2.0 sign-ins against one store.
+
+    The configured providers' OP identifiers (``named_providers``) are
+    discovered at most once per ``discovery_ttl`` seconds
+    (:mod:`gateway.openid.discovery` says why that is safe); claimed
+    identifiers are discovered again on every completion.
+    """
 
     def __init__(
         self,
@@ -147,9 +156,13 @@ class OpenIDExchange:
         provider_allowlist: Sequence[str] = (),
         fetcher: SafeFetcher | None = None,
         named_providers: Sequence[tuple[str, str]] = (),
+        discovery_ttl: float = DISCOVERY_TTL,
+        discovery_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.named_providers = tuple(named_providers)
+        self.discovery = DiscoveryCache((identifier for _, identifier in self.named_providers), discovery_ttl,
+                                        clock=discovery_clock)
         self.fetcher = fetcher or SafeFetcher(allowlist=provider_allowlist)
         self.realm = realm
         self.require_email = require_email
@@ -170,7 +183,8 @@ class OpenIDExchange:
         consumer = openid_consumer.Consumer({}, self.store)  # the session is dropped: pending carries the endpoint
         _DISPATCH.local.fetcher = self.fetcher
         try:
-            auth_request = consumer.begin(identifier)
+            # Consumer.begin(identifier), with the discovery of configured OP identifiers remembered briefly.
+            auth_request = consumer.beginWithoutDiscovery(self.discovery.endpoint(identifier))
         except DiscoveryFailure as exc:
             raise _discovery_failed(identifier, exc) from exc
         except HTTPFetchingError as exc:
@@ -185,9 +199,12 @@ class OpenIDExchange:
         check_endpoint_allowed(endpoint.server_url, self.provider_allowlist)
         add_extension_requests(auth_request, self.require_email)
         pending = endpoint_fields(endpoint)
-        if auth_request.shouldSendRedirect():
-            return ProviderRequest(auth_request.redirectURL(self.realm, return_to), None, endpoint.server_url, pending)
         message = auth_request.getMessage(self.realm, return_to)
+        url = message.toURL(endpoint.server_url)
+        # python3-openid form-posts every OpenID 2.0 request; a redirect does the same job (OpenID 2.0 §5.2.1)
+        # without a page to render and submit, as long as the URL stays short enough for every browser.
+        if len(url) <= MAX_REDIRECT_URL or auth_request.shouldSendRedirect():
+            return ProviderRequest(url, None, endpoint.server_url, pending)
         return ProviderRequest(endpoint.server_url, dict(message.toPostArgs()), endpoint.server_url, pending)
 
     def discover(self, identifier: str) -> tuple[str, tuple[str, ...]]:
