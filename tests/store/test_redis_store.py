@@ -134,15 +134,22 @@ def test_a_redis_that_may_evict_keys_is_refused_at_open(redis_server: RedisServe
 
 def test_a_redis_where_config_is_not_allowed_is_used_with_a_loud_warning(
         redis_server: RedisServer, redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    """Managed Redis services often forbid CONFIG: the gateway cannot check, so it says so and goes on."""
+    """Managed Redis services often forbid CONFIG: the gateway cannot check, so it says so and goes on.
+
+    The user is the README's: the gateway's keys and channel only, no @dangerous commands.
+    """
     with redis_server.client() as admin:
-        admin.acl_setuser("gateway", enabled=True, passwords=["+gateway-pw-123456"], keys=["*"], channels=["*"],
-                          commands=["+@all", "-config"])
+        admin.acl_setuser("gateway", enabled=True, passwords=["+gateway-pw-123456"], keys=["gw:*"],
+                          channels=["gw:*"], commands=["+@all", "-@dangerous"])
         try:
             store = RedisStore(redis_url.replace("redis://", "redis://gateway:gateway-pw-123456@"))
+            pushes = store.revocation_pushes()
             try:
-                store.ping()
+                fill(store)
+                store.purge_expired(time.time())
+                assert pushes.wait(1) is True
             finally:
+                pushes.close()
                 store.close()
         finally:
             admin.acl_deluser("gateway")
