@@ -422,6 +422,19 @@ class Stack:
         self.processes[name] = process
         return process
 
+    def _gateway_process(self, number: int) -> Process:
+        return self._process(self.gateway_names[number - 1], [sys.executable, "-m", "gateway", "serve"],
+                             self.gateway_environ(number))
+
+    def restart_gateway(self, number: int = 1) -> None:
+        """Stop gateway instance ``number`` and start a new process for it (its log goes on).
+
+        The new process knows only what the store tells it: what a rolling
+        restart, or a crashed instance, looks like to the others.
+        """
+        self.processes[self.gateway_names[number - 1]].close()
+        self._gateway_process(number).start(self.gateway_ports[number - 1], timeout=START_TIMEOUT)
+
     def _nginx_argv(self) -> list[str]:
         self.nginx_prefix = Path(tempfile.mkdtemp(prefix="openid-gateway-nginx-"))
         # Run as root, nginx's workers drop to an unprivileged user that must reach its temp dirs.
@@ -466,10 +479,9 @@ class Stack:
                 python, "-m", "uvicorn", self.upstream, *host, "--port", str(self.ports.app),
                 "--log-level", self.log_level])
             steps.append((f"the app ({self.upstream})", app, self.ports.app))
-        for number, (name, port) in enumerate(zip(self.gateway_names, self.gateway_ports, strict=True), 1):
-            gateway = self._process(name, [python, "-m", "gateway", "serve"], self.gateway_environ(number))
+        for number, port in enumerate(self.gateway_ports, 1):
             label = "the gateway" if self.instances == 1 else f"gateway {number} of {self.instances}"
-            steps.append((f"{label} (mode {self.mode}, {self.store})", gateway, port))
+            steps.append((f"{label} (mode {self.mode}, {self.store})", self._gateway_process(number), port))
         try:
             if self.redis is not None:  # first: the gateways read their revocations from it as they start
                 self._report(f"redis-server (port {self.redis.port})", "starting")
