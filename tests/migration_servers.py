@@ -72,7 +72,7 @@ class Servers:
 
     def oidc_sign_in(self, browser: httpx.Client, username: str, **fields: str | None) -> httpx.Response:
         """The login page's OIDC button, the consent page as ``username``, back to the gateway."""
-        return decide(browser, self.oidc_consent(browser), username=username, **fields)
+        return decide(browser, self.oidc_consent(browser), "allow", username=username, **fields)
 
 
 def serve(tmp_path: Path, upstream: UvicornThread, **settings: object) -> Iterator[Servers]:

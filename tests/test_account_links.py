@@ -114,7 +114,8 @@ def test_cross_site_link_and_unlink_posts_are_refused(stack: Servers) -> None:
                     answer = no_follow.post(stack.gateway.url + "/_gateway" + path, data={**data, **forged})
                     assert answer.status_code == 403, (path, answer.status_code)
                     assert "location" not in answer.headers  # no sign-in started at the provider
-    assert stack.store.linked_user(own) is not None and stack.store.linked_user(own).user_id == stack.op2_id("nia")
+    record = stack.store.linked_user(own)
+    assert record is not None and record.user_id == stack.op2_id("nia")
 
 
 def test_a_link_finished_in_another_session_is_refused(stack: Servers) -> None:
