@@ -277,6 +277,35 @@ def test_a_lost_log_counter_never_hands_out_a_position_already_read(redis_store:
     assert redis_store.revocations_after(position, now)[0] == ["b"]
 
 
+def test_a_rotation_sent_again_after_a_lost_reply_is_its_own_not_a_theft(redis_store: RedisStore) -> None:
+    """redis-py re-sends a command once after a broken connection: the swap it already made must answer True."""
+    _, series = now_records()
+    redis_store.create_series(series)
+    now = time.time()
+    assert redis_store.rotate_series(series.series_id, "hash-1", "new-hash", now) is True
+    assert redis_store.rotate_series(series.series_id, "hash-1", "new-hash", now) is True  # the same call again
+    assert redis_store.rotate_series(series.series_id, "hash-1", "other-hash", now) is False  # another's: stale
+    record = redis_store.get_series(series.series_id)
+    assert record is not None and (record.token_hash, record.previous_hash) == ("new-hash", "hash-1")
+
+
+def test_a_nonce_and_a_logout_token_sent_again_by_the_same_call_are_not_replays(redis_store: RedisStore,
+                                                                                 redis_url: str) -> None:
+    """The value written is the call's own random token: finding it means "recorded by me" (a retried command)."""
+    from gateway.store import redis_lua
+
+    now = int(time.time())
+    with redis.Redis.from_url(redis_url) as admin:
+        use_once = admin.register_script(redis_lua.USE_ONCE)
+        assert use_once(keys=["gw:n:x"], args=["call-1", now + 60]) == 1
+        assert use_once(keys=["gw:n:x"], args=["call-1", now + 60]) == 1  # the same call, re-sent
+        assert use_once(keys=["gw:n:x"], args=["call-2", now + 60]) == 0  # another call: a replay
+        record = admin.register_script(redis_lua.RECORD_LOGOUT_JTI)
+        assert record(keys=["gw:lt:x"], args=["call-1", now + 60, now, now + 61]) == 1
+        assert record(keys=["gw:lt:x"], args=["call-1", now + 60, now, now + 61]) == 1
+        assert record(keys=["gw:lt:x"], args=["call-2", now + 60, now, now + 61]) == 0
+
+
 # -- keys ----------------------------------------------------------------------------------------------
 
 
