@@ -1,38 +1,70 @@
-"""The rate limiter on a real store: limits, Retry-After, IPv6 /64 keys, counting before deciding."""
+"""The rate limiter on real stores (SQLite, Redis): limits, Retry-After, IPv6 /64 keys, counting before deciding."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.errors import RateLimited, StoreUnavailable
 from gateway.ratelimit import RateLimiter, client_key, estimate, retry_after
-from gateway.store import SQLiteStore
+from gateway.store import RedisStore, SQLiteStore, Store
 
 
 class Clock:
+    """Wall-clock time moved by hand: 20 s into a 60 s window starting at ``base``.
+
+    A window still to come, not a date in 1970: Redis expires the counts at real times.
+    """
+
     def __init__(self) -> None:
-        self.now = 1040.0  # 20 s into a 60 s window (1020-1080)
+        self.base = (time.time() // 60 + 1) * 60
+        self.now = self.base + 20
 
     def __call__(self) -> float:
         return self.now
 
 
+OpenInstance = Callable[[], Store]
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def open_instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenInstance]:
+    """Opens the store as one more gateway instance would: the same SQLite file, or the same Redis."""
+    opened: list[Store] = []
+
+    def open_instance() -> Store:
+        if request.param == "redis":
+            opened.append(RedisStore(request.getfixturevalue("redis_url")))
+        else:
+            opened.append(SQLiteStore(tmp_path / "g.sqlite3"))
+        return opened[-1]
+
+    yield open_instance
+    for store in opened:
+        store.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+def store(open_instance: OpenInstance) -> Store:
+    return open_instance()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
     store = SQLiteStore(tmp_path / "g.sqlite3")
     yield store
     store.close()
 
 
-def limiter(store: SQLiteStore, limit: int, clock: Clock | None = None, name: str = "test") -> RateLimiter:
+def limiter(store: Store, limit: int, clock: Clock | None = None, name: str = "test") -> RateLimiter:
     return RateLimiter(store, name, limit, 60, clock or Clock())
 
 
-def test_limit_then_retry_after_then_recovery(store: SQLiteStore) -> None:
+def test_limit_then_retry_after_then_recovery(store: Store) -> None:
     clock = Clock()
     limited = limiter(store, 3, clock)
     for _ in range(3):
@@ -46,7 +78,7 @@ def test_limit_then_retry_after_then_recovery(store: SQLiteStore) -> None:
     limited.hit("1.2.3.4")
 
 
-def test_check_does_not_count(store: SQLiteStore) -> None:
+def test_check_does_not_count(store: Store) -> None:
     limited = limiter(store, 1)
     for _ in range(5):
         limited.check("a")
@@ -55,7 +87,7 @@ def test_check_does_not_count(store: SQLiteStore) -> None:
         limited.check("a")
 
 
-def test_limiters_of_different_names_count_apart(store: SQLiteStore) -> None:
+def test_limiters_of_different_names_count_apart(store: Store) -> None:
     login, failure = limiter(store, 1, name="login"), limiter(store, 1, name="failure")
     login.hit("192.0.2.1")
     failure.hit("192.0.2.1")
@@ -63,18 +95,18 @@ def test_limiters_of_different_names_count_apart(store: SQLiteStore) -> None:
         login.hit("192.0.2.1")
 
 
-def test_the_previous_window_still_counts_for_its_overlapping_share(store: SQLiteStore) -> None:
+def test_the_previous_window_still_counts_for_its_overlapping_share(store: Store) -> None:
     clock = Clock()
-    clock.now = 1079.0  # the last second of a window; the next one starts at 1080
+    clock.now = clock.base + 59  # the last second of a window
     limited = limiter(store, 4, clock)
     for _ in range(4):
         limited.hit("c")
-    clock.now = 1080.0 + 30  # half-way through the next window: 4 x 0.5 = 2 still count
+    clock.now = clock.base + 60 + 30  # half-way through the next window: 4 x 0.5 = 2 still count
     limited.hit("c")
     limited.hit("c")
     with pytest.raises(RateLimited) as info:
         limited.hit("c")  # 2 + 2 already: the limit; the refused one counts too (3 in this window)
-    # 4 x (1 - e) + 3 < 4 once e > 3/4: after 1125, 15 s from now.
+    # 4 x (1 - e) + 3 < 4 once e > 3/4: after 45 s into the window, 15 s from now.
     assert info.value.retry_after == 16
 
 
@@ -107,7 +139,7 @@ def test_client_key_is_the_ipv4_address_or_the_ipv6_slash_64(address: str, key: 
     assert client_key(address) == key
 
 
-def test_an_ipv6_host_cannot_escape_the_limit_by_changing_address_within_its_64(store: SQLiteStore) -> None:
+def test_an_ipv6_host_cannot_escape_the_limit_by_changing_address_within_its_64(store: Store) -> None:
     limited = limiter(store, 3)
     for interface_id in range(3):
         limited.hit(f"2001:db8:aaaa:bbbb::{interface_id + 1:x}")
@@ -118,7 +150,7 @@ def test_an_ipv6_host_cannot_escape_the_limit_by_changing_address_within_its_64(
     limited.hit("2001:db8:aaaa:bbbc::1")  # the next /64 is another client
 
 
-def test_ipv4_clients_are_limited_per_address(store: SQLiteStore) -> None:
+def test_ipv4_clients_are_limited_per_address(store: Store) -> None:
     limited = limiter(store, 1)
     limited.hit("192.0.2.1")
     limited.hit("192.0.2.2")
@@ -126,42 +158,42 @@ def test_ipv4_clients_are_limited_per_address(store: SQLiteStore) -> None:
         limited.hit("192.0.2.1")
 
 
-def test_concurrent_hits_from_two_instances_let_exactly_the_limit_through(tmp_path: Path) -> None:
-    """Counting first, atomically, then deciding: checking then counting let every racer pass on one old count."""
-    stores = [SQLiteStore(tmp_path / "shared.sqlite3") for _ in range(2)]  # two instances, one store
+def test_concurrent_hits_from_two_instances_let_exactly_the_limit_through(open_instance: OpenInstance) -> None:
+    """Counting first, atomically, then deciding: checking then counting let racers pass on one old count."""
+    stores = [open_instance() for _ in range(2)]  # two instances, one store
     clock = Clock()  # one window for the whole race
-    limiters = [RateLimiter(store, "login", 10, 60, clock) for store in stores]
-    start = threading.Barrier(8)
-    allowed: list[bool] = []
+    limiters = [RateLimiter(store, "login", 2, 60, clock) for store in stores]
+    racers = 8
+    for round_no in range(30):  # a fresh client each round, all racers released at once
+        start = threading.Barrier(racers)
+        allowed: list[bool] = []
 
-    def attempt(index: int) -> None:
-        start.wait()
-        for _ in range(5):
+        def attempt(index: int, client: str = f"198.51.100.{round_no}", start: threading.Barrier = start,
+                    allowed: list[bool] = allowed) -> None:
+            start.wait()
             try:
-                limiters[index % 2].hit("198.51.100.9")
+                limiters[index % 2].hit(client)
             except RateLimited:
                 allowed.append(False)
             else:
                 allowed.append(True)
 
-    threads = [threading.Thread(target=attempt, args=(index,)) for index in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert len(allowed) == 40 and allowed.count(True) == 10
-    for store in stores:
-        store.close()
+        threads = [threading.Thread(target=attempt, args=(index,)) for index in range(racers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert len(allowed) == racers and allowed.count(True) == 2, f"round {round_no}: {allowed}"
 
 
-def test_a_limit_that_cannot_be_checked_refuses(store: SQLiteStore, tmp_path: Path) -> None:
-    """Store down: StoreUnavailable (the pages answer 503), never an uncounted pass."""
-    limited = limiter(store, 100)
+def test_a_limit_that_cannot_be_checked_refuses(sqlite_store: SQLiteStore, tmp_path: Path) -> None:
+    """Store down: StoreUnavailable (the pages answer 503), never an uncounted pass (Redis: test_shared_ratelimit)."""
+    limited = limiter(sqlite_store, 100)
     limited.hit("192.0.2.1")
-    store.path.rename(tmp_path / "away")
+    sqlite_store.path.rename(tmp_path / "away")
     with pytest.raises(StoreUnavailable):
         limited.hit("192.0.2.1")
     with pytest.raises(StoreUnavailable):
         limited.check("192.0.2.1")
-    (tmp_path / "away").rename(store.path)
+    (tmp_path / "away").rename(sqlite_store.path)
     limited.hit("192.0.2.1")
