@@ -23,6 +23,7 @@ from gateway.openid.fetcher import SafeFetcher
 from gateway.signin.migration import MIGRATION_REFUSED, MigrationRefused, OpenID2Claim, OpenID2Migration
 from gateway.signin.oidc import OIDCSignIn
 from gateway.store import SQLiteStore
+from gateway.store.base import LinkRecord
 from tests.htmlforms import forms
 from tests.migration_servers import Servers, serve
 from tests.servers import UvicornThread, free_port
@@ -168,3 +169,13 @@ def test_an_endpoint_on_the_authorization_endpoints_authority_needs_no_iss_docum
     assert migration.verify(OpenID2Claim(foreign, stack.oidc_url, stack.foreign_url + "/authorize")) == foreign
     with pytest.raises(MigrationRefused):
         migration.verify(OpenID2Claim(foreign, stack.oidc_url, stack.oidc_url + "/authorize"))
+
+
+def test_an_old_identifier_linked_to_another_account_migrates_to_that_account(stack: Servers) -> None:
+    """openid2_id names the key the OpenID 2.0 sign-in had; where that key is linked, the migration follows."""
+    stack.store.link_identity(LinkRecord(stack.op2_id("yves"), stack.op2_id("yvonne"), "Local OpenID 2.0", 0.0))
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        stack.oidc_sign_in(browser, "yves")
+        assert whoami(browser, stack.gateway)["user"] == stack.op2_id("yvonne")
+    [record] = [r for r in stack.store.list_links(stack.op2_id("yvonne")) if r.how == "migrated"]
+    assert record.identity_key.startswith(stack.oidc_url + "#")
