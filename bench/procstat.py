@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,16 +106,19 @@ class CPUUsage:
 
 
 class CPUMeter:
-    """CPU used by named process trees (plus this process) between :meth:`start` and :meth:`stop`."""
+    """CPU used by named process trees (plus this process) between :meth:`start` and :meth:`stop`.
 
-    def __init__(self, roots: dict[str, int]) -> None:
-        self.roots = roots
+    A name may stand for several trees (two gateway instances): their CPU is added up.
+    """
+
+    def __init__(self, roots: Mapping[str, int | Sequence[int]]) -> None:
+        self.roots = {name: [pid] if isinstance(pid, int) else list(pid) for name, pid in roots.items()}
         self._pids: dict[str, list[int]] = {}
         self._before: dict[str, float] = {}
         self._machine = self._self = self._wall = 0.0
 
     def start(self) -> None:
-        self._pids = {name: tree(pid) for name, pid in self.roots.items()}
+        self._pids = {name: [p for pid in pids for p in tree(pid)] for name, pids in self.roots.items()}
         self._before = {name: cpu_seconds(pids) for name, pids in self._pids.items()}
         self._machine = machine_busy_seconds()
         self._self = time.process_time()

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from bench.runner import Measurement, Results, Soak
 
 # CPU columns: (component, heading); a column is shown when some row used it.
-COMPONENTS = (("nginx", "nginx"), ("gateway", "gateway"), ("llng", "LL::NG handler"), ("app", "app"),
-              ("provider", "provider"))
+COMPONENTS = (("nginx", "nginx"), ("gateway", "gateway"), ("llng", "LL::NG handler"), ("redis", "Redis"),
+              ("app", "app"), ("provider", "provider"))
 # The targets (issues 6 and 15; 2 CPUs, servers and load generator on the same machine).
 MODE1_MIN_RATIO = 0.50  # of direct
 MODE1_MAX_ADDED_P99_MS = 1.0  # over direct
@@ -117,7 +117,7 @@ def _percentile(sorted_values: list[float], pct: float) -> float:
 
 
 def cpu_table(results: Results) -> list[str]:
-    used = {c for m in results.measurements for c, v in m.best.cpu.components.items() if v > 0}
+    used = {c for m in results.measurements for c in m.best.cpu.components}
     columns = [(c, heading) for c, heading in COMPONENTS if c in used or c in ("nginx", "gateway", "app")]
     header = ["app", "#", *(heading for _, heading in columns), "load generator", "total", "others' CPU"]
     rows = []
@@ -226,6 +226,16 @@ def targets_table(results: Results) -> list[str]:
     return table(["target", "measured", ""], rows, "lrl")
 
 
+def _redis_note(results: Results) -> list[str]:
+    rows = [m.scenario.row for m in results.measurements if m.scenario.stack.redis is not None]
+    if not rows:
+        return []
+    return [f"Rows {' and '.join(map(str, rows))}: mode 1 with the gateway's state in Redis (a redis-server of "
+            "their own, append-only file fsynced every second), one and two gateway instances behind the round "
+            "robin of deploy/nginx/gateway-upstream.conf (no sticky sessions); every other row keeps it in "
+            "SQLite. Their Redis column is that server's CPU."]
+
+
 def render(results: Results, context: list[str]) -> str:
     cfg = results.config
     lines = [*context[:-1], context[-1] + f" Other processes used {results.background_percent:.0f}% of one CPU "
@@ -252,6 +262,7 @@ def render(results: Results, context: list[str]) -> str:
               "process; the gateway keeps a verified session cookie for 5 s (lifetimes, revocation and a fresh "
               "proof are still checked on every request). Its location passes Auth-User and the cookie-less "
               "Cookie to the app; protect.conf passes the identity headers and the proof.",
+              *_redis_note(results),
               f"Row {results.signin_row}: p50/p99 are the durations of one whole sign-in (6 HTTP requests: login "
               "page, login form, its redirect to the provider, consent form, its redirect to the callback, the "
               "callback's redirect to the page)."]

@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from bench import llng, procstat, signin, websocket, wrk
 from bench.stacks import MICROBLOG_PATH, TRIVIAL_PATH, TRIVIAL_UPSTREAM, BenchStack, Route
+from devtools.stack import Mode
 
 Upstream = Literal["trivial", "microblog"]
 SignIn = Literal["none", "gateway", "llng"]
@@ -214,25 +215,36 @@ class Runner:
         return Round(result, usage)
 
     @contextlib.contextmanager
-    def _stacks(self, upstream: Upstream) -> Iterator[tuple[BenchStack, BenchStack]]:
-        """The mode 1 stack (direct route; for the trivial app also the ceiling and LL::NG) and the mode 2 one."""
+    def _stacks(self, upstream: Upstream) -> Iterator[dict[str, BenchStack]]:
+        """The stacks of one upstream, by name, all running at once.
+
+        ``mode1`` (its nginx also serves the direct route; for the trivial app
+        the ceiling of mode 1 and LL::NG too) and ``mode2`` (the ceiling of mode
+        2) keep their state in SQLite; for the trivial app ``redis1`` and
+        ``redis2`` run mode 1 on Redis with one and two gateway instances.
+        """
         app = TRIVIAL_UPSTREAM if upstream == "trivial" else None
         trivial = upstream == "trivial"
-        routes1: tuple[Route, ...] = ("direct", "ceiling1", "llng") if trivial else ("direct",)
-        routes2: tuple[Route, ...] = ("ceiling2",) if trivial else ()
+        plans: list[tuple[str, Mode, tuple[Route, ...], dict[str, Any]]] = [
+            ("mode1", "auth_request", ("direct", "ceiling1", "llng") if trivial else ("direct",), {}),
+            ("mode2", "proxy", ("ceiling2",) if trivial else (), {}),
+        ]
+        if trivial:
+            plans += [("redis1", "auth_request", (), {"store": "redis", "instances": 1}),
+                      ("redis2", "auth_request", (), {"store": "redis", "instances": 2})]
         with contextlib.ExitStack() as stacks:
-            pair = []
-            for number, mode, routes in ((1, "auth_request", routes1), (2, "proxy", routes2)):
+            started: dict[str, BenchStack] = {}
+            for name, mode, routes, options in plans:
 
-                def report(label: str, event: str, number: int = number) -> None:
+                def report(label: str, event: str, name: str = name) -> None:
                     if event != "starting":
-                        self.progress(f"{upstream} stack, mode {number}: {label} {event}")
+                        self.progress(f"{upstream} stack {name}: {label} {event}")
 
-                stack = BenchStack(mode, upstream=app, routes=routes,  # type: ignore[arg-type]
-                                   gateway_env=self.config.gateway_env, progress=report)
+                stack = BenchStack(mode, upstream=app, routes=routes, gateway_env=self.config.gateway_env,
+                                   progress=report, **options)
                 stacks.enter_context(stack)
-                pair.append(stack)
-            yield pair[0], pair[1]
+                started[name] = stack
+            yield started
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -242,12 +254,13 @@ class Runner:
                       + (" — expect noisy numbers" if self.results.background_percent > 20 else ""))
         upstreams: list[Upstream] = ["trivial", "microblog"] if self.config.microblog else ["trivial"]
         for upstream in upstreams:
-            with self._stacks(upstream) as (mode1, mode2):
-                self._group(upstream, mode1, mode2)
+            with self._stacks(upstream) as stacks:
+                self._group(upstream, stacks)
         return self.results
 
-    def _scenarios(self, upstream: Upstream, mode1: BenchStack, mode2: BenchStack) -> list[Scenario]:
+    def _scenarios(self, upstream: Upstream, stacks: Mapping[str, BenchStack]) -> list[Scenario]:
         path = TRIVIAL_PATH if upstream == "trivial" else MICROBLOG_PATH
+        mode1, mode2 = stacks["mode1"], stacks["mode2"]
         if upstream == "microblog":
             return [
                 Scenario(upstream, "direct", "nginx → app (direct, no auth; renders the anonymous page, the gated rows "
@@ -255,6 +268,7 @@ class Runner:
                 Scenario(upstream, "mode1", "nginx auth_request → gateway → app (mode 1)", mode1, mode1.url + path),
                 Scenario(upstream, "mode2", "nginx → gateway proxy → app (mode 2)", mode2, mode2.url + path),
             ]
+        redis1, redis2 = stacks["redis1"], stacks["redis2"]
         return [
             Scenario(upstream, "direct", "nginx → app (direct, no auth)", mode1, mode1.direct_url + path,
                      sign_in="none"),
@@ -264,6 +278,10 @@ class Runner:
                      ceiling="ceiling1"),
             Scenario(upstream, "llng", "nginx auth_request → LemonLDAP::NG 2.16 handler (FastCGI) → app", mode1,
                      mode1.route_url("llng") + path, {"Host": llng.SITE_HOST}, sign_in="llng", ceiling="ceiling1"),
+            Scenario(upstream, "redis1", "mode 1 on Redis, 1 gateway instance", redis1, redis1.url + path,
+                     ceiling="ceiling1"),
+            Scenario(upstream, "redis2", "mode 1 on Redis, 2 gateway instances (nginx round robin)", redis2,
+                     redis2.url + path, ceiling="ceiling1"),
             Scenario(upstream, "ceiling2", "ceiling of mode 2: nginx → second nginx proxy hop → app", mode2,
                      mode2.route_url("ceiling2") + path, sign_in="none"),
             Scenario(upstream, "mode2", "nginx → gateway proxy → app (mode 2)", mode2, mode2.url + path,
@@ -272,9 +290,10 @@ class Runner:
                      {"X-Original-URI": path, "X-Original-Method": "GET"}),
         ]
 
-    def _group(self, upstream: Upstream, mode1: BenchStack, mode2: BenchStack) -> None:
+    def _group(self, upstream: Upstream, stacks: Mapping[str, BenchStack]) -> None:
         path = TRIVIAL_PATH if upstream == "trivial" else MICROBLOG_PATH
-        scenarios = [dataclasses.replace(s, row=n) for n, s in enumerate(self._scenarios(upstream, mode1, mode2), 1)]
+        mode1, mode2 = stacks["mode1"], stacks["mode2"]
+        scenarios = [dataclasses.replace(s, row=n) for n, s in enumerate(self._scenarios(upstream, stacks), 1)]
         measurements = [Measurement(s) for s in scenarios]
         self.results.measurements.extend(measurements)
         cfg = self.config
@@ -301,10 +320,14 @@ class Runner:
                 if cfg.soak > 0:
                     self._soak(f"mode {number}", stack, by_key[key], path)
             self._signins(mode1, path)
-        for number, stack in ((1, mode1), (2, mode2)):
-            mem = procstat.memory(stack.pid("gateway"))
-            self.results.peak_memory[f"{upstream}, mode {number}"] = mem.peak
-            self.results.gateway_processes = mem.processes
+        names = {"mode1": "mode 1", "mode2": "mode 2", "redis1": "mode 1 on Redis, 1 instance",
+                 "redis2": "mode 1 on Redis, 2 instances"}
+        for name, stack in stacks.items():
+            for pid in stack.gateway_pids():
+                mem = procstat.memory(pid)
+                key = f"{upstream}, {names[name]}"
+                self.results.peak_memory[key] = max(mem.peak, self.results.peak_memory.get(key, 0.0))
+                self.results.gateway_processes = mem.processes
 
     def _websockets(self, mode1: BenchStack, mode2: BenchStack) -> None:
         """Echo round trips through nginx alone, mode 1 and mode 2, in interleaved rounds."""

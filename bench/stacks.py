@@ -229,24 +229,37 @@ class BenchStack(Stack):
             self.llng = None
 
     def pid(self, name: str) -> int:
-        """The process id of one component (``gateway``, ``app``, ``nginx``, ``provider``, ``llng``)."""
+        """The process id of one component (``gateway`` or ``gateway-N``, ``app``, ``nginx``, ``provider``,
+        ``llng``, ``redis``)."""
         if name == "llng":
             assert self.llng is not None, "no LemonLDAP::NG in this stack"
             return self.llng.pid
+        if name == "redis":
+            assert self.redis is not None, "no Redis in this stack"
+            with self.redis.client() as client:
+                return int(client.info("server")["process_id"])
         process = self.processes[name].proc
         assert process is not None, f"{name} is not running"
         return process.pid
 
-    def pids(self) -> dict[str, int]:
-        names = ["nginx", "gateway", "app", "provider"] + (["llng"] if self.llng is not None else [])
-        return {name: self.pid(name) for name in names}
+    def gateway_pids(self) -> list[int]:
+        """Every gateway instance's process id."""
+        return [self.pid(name) for name in self.gateway_names]
+
+    def pids(self) -> dict[str, int | list[int]]:
+        """Each component's process (trees), for :class:`bench.procstat.CPUMeter`: the instances are one."""
+        pids: dict[str, int | list[int]] = {name: self.pid(name) for name in ("nginx", "app", "provider")}
+        pids["gateway"] = self.gateway_pids()
+        for name, present in (("llng", self.llng is not None), ("redis", self.redis is not None)):
+            if present:
+                pids[name] = self.pid(name)
+        return pids
 
     def check_running(self) -> None:
-        dead = [name for name, process in self.processes.items() if not process.running]
-        if self.llng is not None and not self.llng.running:
-            dead.append("llng")
+        dead = self.stopped() + (["llng"] if self.llng is not None and not self.llng.running else [])
         if dead:
-            raise RuntimeError(f"{', '.join(dead)} stopped during the benchmark:\n{self.logs(tail=20)}")
+            llng_log = f"\n--- llng.log ---\n{self.log('llng', 20)}" if self.llng is not None else ""
+            raise RuntimeError(f"{', '.join(dead)} stopped during the benchmark:\n{self.logs(tail=20)}{llng_log}")
 
 
 def machine() -> str:

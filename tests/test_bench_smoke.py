@@ -25,10 +25,12 @@ EXPECTED_ROWS = [
     ("trivial", "2", "ceiling of mode 1: nginx auth_request → zero-cost authenticator"),
     ("trivial", "3", "nginx auth_request → gateway → app (mode 1)"),
     ("trivial", "4", "nginx auth_request → LemonLDAP::NG 2.16 handler (FastCGI) → app"),
-    ("trivial", "5", "ceiling of mode 2: nginx → second nginx proxy hop → app"),
-    ("trivial", "6", "nginx → gateway proxy → app (mode 2)"),
-    ("trivial", "7", "gateway /_gateway/auth alone"),
-    ("trivial", "8", "complete sign-ins"),
+    ("trivial", "5", "mode 1 on Redis, 1 gateway instance"),
+    ("trivial", "6", "mode 1 on Redis, 2 gateway instances"),
+    ("trivial", "7", "ceiling of mode 2: nginx → second nginx proxy hop → app"),
+    ("trivial", "8", "nginx → gateway proxy → app (mode 2)"),
+    ("trivial", "9", "gateway /_gateway/auth alone"),
+    ("trivial", "10", "complete sign-ins"),
     ("microblog", "1", "nginx → app (direct, no auth; renders the anonymous page"),
     ("microblog", "2", "nginx auth_request → gateway → app (mode 1)"),
     ("microblog", "3", "nginx → gateway proxy → app (mode 2)"),
@@ -70,11 +72,13 @@ def test_smoke_benchmark_run_exits_0_and_prints_every_row_and_target() -> None:
                    for row in rows), f"no table row {app} #{number} {label!r}\n{output}"
     websocket = [_cells(line) for line in lines if line.startswith("| websocket |")]
     assert [row[1] for row in websocket] == EXPECTED_WEBSOCKET_ROUTES, output
-    # CPU per request: LemonLDAP::NG's handler has a column of its own, and it worked in its row.
     cpu_start = next(i for i, line in enumerate(lines) if line.startswith("| app | # | nginx |"))
     cpu_header = _cells(lines[cpu_start])
     cpu_rows = {row[1]: row for row in map(_cells, lines[cpu_start:]) if row[0] == "trivial"}
+    # CPU per request: LemonLDAP::NG's handler has a column of its own and worked in its row; Redis has a
+    # column (the gateway remembers verified cookies for 5 s, so a short run may not ask Redis at all).
     assert float(cpu_rows["4"][cpu_header.index("LL::NG handler")]) > 0, output
+    assert all(cpu_rows[row][cpu_header.index("Redis")] != "" for row in ("5", "6")), output
     assert "peak RSS (VmHWM)" in run.stdout and "Memory over" in run.stdout, output
     targets = lines[lines.index("Targets (reported, not enforced):"):]
     for target in EXPECTED_TARGETS:
