@@ -104,8 +104,8 @@ def prepare_multiprocess_dir(environ: MutableMapping[str, str] | None = None) ->
     return path, True
 
 
-def check_store(settings: Settings) -> None:
-    """Open the store once before serving: one line and an exit status, not a traceback per worker.
+def check_store(settings: Settings, unavailable_status: int = 1) -> None:
+    """Open the store once before serving or a ``sessions`` command: one line and an exit status, no traceback.
 
     A Redis that may evict keys (StoreMisconfigured) is a configuration error; a store that cannot be
     opened now stops start-up too (a supervisor restarts the gateway; a running one rides out outages).
@@ -119,7 +119,7 @@ def check_store(settings: Settings) -> None:
         raise SystemExit(EXIT_CONFIG) from None
     except StoreUnavailable as exc:
         print(f"openid-gateway: the store is unavailable: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(unavailable_status) from None
 
 
 def serve(settings: Settings, config: str | None) -> None:
@@ -194,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         check_access(settings, args)
         return
     if args.command == "sessions":
+        check_store(settings, admin_command.EXIT_STORE)
         raise SystemExit(admin_command.run(settings, args))
     serve(settings, args.config)
 

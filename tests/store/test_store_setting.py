@@ -86,3 +86,26 @@ def test_serve_without_its_redis_stops_with_one_line_and_no_password(tmp_path: P
     assert len(lines) == 1 and lines[0].startswith("openid-gateway: the store is unavailable: Redis store "
                                                    "redis://:***@127.0.0.1:"), lines
     assert "hunter2-secret" not in result.stderr
+
+
+def test_sessions_commands_on_an_unreachable_redis_say_so_in_one_line(tmp_path: Path) -> None:
+    from devtools.processes import free_port
+
+    url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+    result = run("sessions", "list", "--config", config(tmp_path, KEYS + f'store = "{url}"\n'))
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the store is unavailable" in lines[0] and "hunter2-secret" not in lines[0], lines
+
+
+def test_sessions_commands_work_on_redis(redis_url: str, tmp_path: Path) -> None:
+    from gateway.store import RedisStore, SessionRecord
+
+    store = RedisStore(redis_url)
+    store.create_session(SessionRecord("s-1", "https://op/id/erin", 1.0, 4e9, None, "UA", "127.0.0.1"))
+    store.close()
+    path = config(tmp_path, KEYS + f'store = "{redis_url}"\n')
+    listed = run("sessions", "list", "--config", path)
+    assert listed.returncode == 0 and "https://op/id/erin" in listed.stdout, listed.stderr
+    revoked = run("sessions", "revoke", "--user", "https://op/id/erin", "--config", path)
+    assert revoked.returncode == 0 and "revoked 1 session" in revoked.stdout, revoked.stderr
