@@ -168,3 +168,22 @@ def test_failed_sign_ins_are_counted_across_instances(cluster: Stack) -> None:
     assert refused.status_code == 429, (refused.status_code, refused.text[:300], steps)
     assert "retry-after" in refused.headers
 
+
+
+# -- an instance goes away ---------------------------------------------------------------------------
+
+
+def test_an_instance_stopped_for_an_upgrade_signs_nobody_out(cluster: Stack) -> None:
+    with signed_in(cluster, "grace") as browser:
+        cookies = {SESSION: browser.cookies[SESSION]}
+    cluster.processes["gateway-3"].close()
+    try:
+        # nginx finds it refusing connections and asks the next instance (deploy/nginx/gateway-upstream.conf).
+        with httpx.Client(cookies=cookies, timeout=10) as grace:
+            assert all(grace.get(cluster.url + "/echo").status_code == 200 for _ in range(2 * INSTANCES))
+        with httpx.Client(follow_redirects=True, timeout=15) as newcomer:  # sign-ins too, POSTs included
+            page = sign_in(newcomer, cluster.url, cluster.provider_identifier, "heidi", next_target="/echo")
+            assert page.status_code == 200 and str(page.url) == cluster.url + "/echo"
+    finally:
+        cluster.restart_gateway(3)  # the upgraded instance: it knows every session from the store
+    assert accepted(cluster, 3, cookies)
