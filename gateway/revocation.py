@@ -108,6 +108,7 @@ class PushListener:
             if pushed:
                 self.wake()
 
+
 T = TypeVar("T")
 
 
