@@ -10,7 +10,9 @@ import threading
 from typing import Any
 
 from openid.association import Association
+from openid.message import OPENID1_URL_LIMIT, OPENID2_NS
 from openid.server.server import (
+    BROWSER_REQUEST_MODES,
     ENCODE_KVFORM,
     ENCODE_URL,
     EncodingError,
@@ -112,6 +114,8 @@ class Provider:
         Must run off the event loop: signing may create an association in the store.
         """
         server = self.server(base, profile)
+        if isinstance(response, OpenIDResponse) and response.request.mode in BROWSER_REQUEST_MODES:
+            return self._answer(request, server, response)
         if response.whichEncoding() == ENCODE_KVFORM:  # a direct response (OpenID 2.0 §5.1.2)
             encoded = server.encodeResponse(response)
             body = encoded.body if profile.assoc_type_in_reply or not _is_association(response) \
@@ -125,6 +129,22 @@ class Provider:
         if response.whichEncoding() == ENCODE_URL:
             return RedirectResponse(response.encodeToURL(), status_code=302)
         return autosubmit_page(request, *_form_of(response))
+
+    def _answer(self, request: Request, server: Any, response: OpenIDResponse) -> Response:
+        """An answer to checkid, signed, then sent by redirect or, when too long for a URL, by form (§5.2.1).
+
+        Encoded to a URL once: the library's ``whichEncoding`` encodes to measure, and asked before and
+        after signing it made three encodings (each a deep copy of the message) per answer.
+        """
+        try:
+            if response.needsSigning():
+                response = server.signatory.sign(response)
+        except EncodingError as exc:
+            return error_page(request, 400, f"The answer cannot be signed: {exc}")
+        url = response.encodeToURL()
+        if response.fields.getOpenIDNamespace() == OPENID2_NS and len(url) > OPENID1_URL_LIMIT:
+            return autosubmit_page(request, *_form_of(response))
+        return RedirectResponse(url, status_code=302)
 
     def refuse(self, request: Request, error: ProtocolError, profile: Profile, base: str) -> Response:
         """Answer a bad request: to the relying party when it can be reached safely, else a page.
