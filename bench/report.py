@@ -85,7 +85,9 @@ def throughput_table(results: Results) -> list[str]:
         row = ["trivial", str(results.signin_row), f"complete sign-ins, {s.concurrency} browsers at once (errors: "
                f"{s.rate.errors})", f"{s.rate.per_second:,.1f}/s", f"{s.rate.completed} in {s.rate.seconds:.1f} s",
                "—", "—", _ms(p50), _ms(p99), "—"]
-        rows.append(row + (["—"] * 5 if steady else []))
+        # After the trivial app's rows, whose stack it signs in to.
+        at = sum(1 for m in results.measurements if m.scenario.upstream == "trivial")
+        rows.insert(at, row + (["—"] * 5 if steady else []))
     return table(header, rows, "lrlrrrrrrr" + ("rrrrr" if steady else ""))
 
 
@@ -131,8 +133,9 @@ def cpu_table(results: Results) -> list[str]:
         n = max(1, s.rate.completed)
         per = {c: 1e6 * s.cpu.components.get(c, 0.0) / n for c, _ in COMPONENTS}
         client = 1e6 * s.rate.client_cpu / n
-        rows.append(["trivial", str(results.signin_row), *(f"{per[c]:.0f}" for c, _ in columns), f"{client:.0f}",
-                     f"{sum(per.values()) + client:.0f}", f"{s.cpu.foreign_percent:.0f}%"])
+        at = sum(1 for m in results.measurements if m.scenario.upstream == "trivial")
+        rows.insert(at, ["trivial", str(results.signin_row), *(f"{per[c]:.0f}" for c, _ in columns),
+                         f"{client:.0f}", f"{sum(per.values()) + client:.0f}", f"{s.cpu.foreign_percent:.0f}%"])
     return table(header, rows, "ll" + "r" * (len(header) - 2))
 
 
