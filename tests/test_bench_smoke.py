@@ -16,6 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from bench import report
+from bench.procstat import CPUUsage
+from bench.runner import FULL, Measurement, Results, Round, Scenario, SignIns
+from bench.signin import SignInRate
+from bench.stacks import TRIVIAL_UPSTREAM, BenchStack
+from bench.wrk import WrkResult
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.nginx
@@ -85,3 +92,46 @@ def test_smoke_benchmark_run_exits_0_and_prints_every_row_and_target() -> None:
         assert any(line.startswith(f"| {target}") and _cells(line)[-1] in ("met", "**missed**") for line in targets), \
             f"no target {target!r}\n{output}"
     assert "ERRORS" not in run.stdout, output
+
+
+def _wrk_result(rps: float, p99: float) -> WrkResult:
+    return WrkResult(requests=int(rps * 10), seconds=10.0, non_200=0, first_non_200=0, socket_errors=0, p50=p99 / 2,
+                     p90=p99 * 0.8, p99=p99, max=p99 * 2, mean=p99 / 2, cpu=0.0)
+
+
+def _targets(rows: dict[str, tuple[float, float, float]], signins: tuple[float, int] = (300.0, 0)) -> dict[str, str]:
+    """The targets table of a run whose rows (key -> req/s, saturated p99, steady p99) are made up here."""
+    stack = BenchStack("auth_request", upstream=TRIVIAL_UPSTREAM)  # constructed only: never started
+    try:
+        results = Results(FULL)
+        ceilings = {"mode1": "ceiling1", "llng": "ceiling1", "mode2": "ceiling2"}
+        for number, (key, (rps, p99, steady_p99)) in enumerate(rows.items(), 1):
+            scenario = Scenario("trivial", key, key, stack, "http://127.0.0.1:1/", ceiling=ceilings.get(key),
+                                row=number)
+            usage = CPUUsage({}, 10.0, 0.0)
+            results.measurements.append(Measurement(scenario, [Round(_wrk_result(rps, p99), usage)],
+                                                    _wrk_result(1000, steady_p99)))
+        rate, errors = signins
+        results.signins = SignIns(SignInRate(int(rate * 10), errors, 10.0, 0.0), [0.1], CPUUsage({}, 10.0, 0.0), 32)
+        results.peak_memory["trivial, mode 1"] = 60.0
+    finally:
+        stack.stop()
+    lines = report.targets_table(results)[2:]
+    return {_cells(line)[0]: _cells(line)[-1] for line in lines}
+
+
+def test_targets_table_compares_each_mode_with_its_ceiling_and_the_peer() -> None:
+    met = _targets({"direct": (20000, 2.0, 0.60), "ceiling1": (16000, 2.5, 0.60), "mode1": (13700, 2.8, 0.79),
+                    "llng": (2700, 12.0, 3.0), "ceiling2": (15000, 2.6, 0.7), "mode2": (11300, 3.0, 0.8)})
+    assert set(met.values()) == {"met"}, met
+    missed = _targets({"direct": (20000, 2.0, 0.60), "ceiling1": (16000, 2.5, 0.60), "mode1": (13500, 2.8, 0.81),
+                       "llng": (2800, 12.0, 0.7), "ceiling2": (15000, 2.6, 0.7), "mode2": (11200, 3.0, 0.8)},
+                      signins=(300.0, 1))
+    assert {target for target, verdict in missed.items() if verdict != "met"} == {
+        "mode 1 ≥ 85% of its ceiling's req/s (#3 vs #2)",  # 84%
+        "mode 1 p99 within 0.2 ms of its ceiling's, steady ~1,000 req/s",  # +0.21 ms
+        "mode 1 ≥ 5 times LemonLDAP::NG's req/s (#3 vs #4)",  # 4.8 times
+        "mode 1 p99 lower than LemonLDAP::NG's, steady ~1,000 req/s",  # 0.81 vs 0.70 ms
+        "mode 2 ≥ 75% of its ceiling's req/s, two nginx hops (#6 vs #5)",  # 74.7%
+        "≥ 250 complete sign-ins/s with 0 errors",  # one error
+    }, missed
