@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -32,10 +32,11 @@ from devtools.oidc_provider.state import User
 from devtools.stack import Stack
 from gateway.app import GatewayApp
 from gateway.settings import Provider
+from gateway.signin.logout_return import MAX_AGE, LogoutReturn
 from gateway.signin.oidc_logout import BACKCHANNEL_LOGOUT_EVENT
 from tests.conftest import GatewayFactory, RunningGateway, make_settings
 from tests.devtools.oidc_relying_party import decide
-from tests.htmlforms import submit
+from tests.htmlforms import forms, submit
 from tests.servers import UvicornThread, free_port
 from tests.stack_fixtures import echo_stack_fixture  # noqa: F401
 from tests.test_signin import whoami
@@ -332,3 +333,93 @@ def test_a_backchannel_sign_out_is_logged_and_emits_an_event(oidc: LogoutSetup,
         assert any("back-channel logout" in r.getMessage() and user in r.getMessage() for r in caplog.records)
         assert any(r.name == "gateway.audit" and "signed_out" in r.getMessage() and user in r.getMessage()
                    for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+# -- next through the provider's end-session endpoint (the RP-initiated logout's signed state) -----------
+
+
+def login_next(page: httpx.Response) -> str:
+    """The ``next`` the login page's form carries (``/`` on the plain login page)."""
+    return dict(forms(page.text)[0].fields)["next"]
+
+
+def logout_return(gateway: RunningGateway, clock: Callable[[], float] = time.time) -> LogoutReturn:
+    """The gateway's own signer (its secret keys): what only the gateway can make."""
+    return LogoutReturn(gateway.settings.secret_key_values(), clock)
+
+
+def test_next_survives_the_logout_at_the_provider(oidc: LogoutSetup) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as lena:
+        sign_in(lena, oidc, "lena")
+        with httpx.Client(cookies=lena.cookies, timeout=10) as no_follow:
+            leave = no_follow.get(oidc.gateway.url + "/logout", params={"next": "/echo/after?x=1&y=%C3%A9"},
+                                  headers={"Sec-Fetch-Site": "same-origin"})
+        assert leave.status_code == 303 and leave.headers["location"].startswith(oidc.op_url + "/logout?")
+        state = dict(parse_qsl(urlsplit(leave.headers["location"]).query))["state"]
+        assert logout_return(oidc.gateway).next_of(state) == "/echo/after?x=1&y=%C3%A9"
+        lena.cookies.clear()
+        landed = lena.get(leave.headers["location"])
+        # provider -> /login?m=signed-out&state=... -> the next it carries -> signed out there: the login page
+        assert [r.url.path for r in landed.history] == ["/logout", "/login", "/echo/after"], landed.history
+        assert landed.history[1].url.params["state"] == state
+        assert landed.url.path == "/login" and login_next(landed) == "/echo/after?x=1&y=%C3%A9"
+        assert provider_sessions(oidc, "lena") == []
+
+
+def test_an_off_site_next_given_to_logout_never_reaches_the_state(oidc: LogoutSetup) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as mona:
+        sign_in(mona, oidc, "mona")
+        with httpx.Client(cookies=mona.cookies, timeout=10) as no_follow:
+            leave = no_follow.get(oidc.gateway.url + "/logout", params={"next": "https://evil.example/x"},
+                                  headers={"Sec-Fetch-Site": "same-origin"})
+        assert leave.status_code == 303 and "evil" not in leave.headers["location"]
+        state = dict(parse_qsl(urlsplit(leave.headers["location"]).query))["state"]
+        assert logout_return(oidc.gateway).next_of(state) == "/"  # refused at /logout, as a local logout does
+
+
+def altered(state: str) -> str:
+    """The same state with one character of its signature changed."""
+    last = "A" if state[-1] != "A" else "B"
+    return state[:-1] + last
+
+
+def forged_states(gateway: RunningGateway) -> dict[str, str]:
+    good = logout_return(gateway).state("/echo/after")
+    return {
+        "garbage": "forged",
+        "altered-signature": altered(good),
+        "altered-payload": logout_return(gateway).state("/echo/other").split(".")[0] + good[good.index("."):],
+        "another-key": LogoutReturn(["another-secret-key-" + "x" * 32]).state("/echo/after"),
+        "another-purpose": gateway.app.runtime.login_states.encode("/echo/after"),  # a login-state id's signature
+        "expired": logout_return(gateway, lambda: time.time() - MAX_AGE - 60).state("/echo/after"),
+        "too-long": "a" * 20000,
+    }
+
+
+@pytest.mark.parametrize("kind", ["garbage", "altered-signature", "altered-payload", "another-key",
+                                  "another-purpose", "expired", "too-long"])
+def test_a_forged_or_altered_logout_state_lands_on_the_plain_login_page(
+        oidc: LogoutSetup, kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "gateway.login")
+    state = forged_states(oidc.gateway)[kind]
+    with httpx.Client(timeout=10) as browser:
+        page = browser.get(oidc.gateway.url + "/login", params={"m": "signed-out", "state": state})
+    assert page.status_code == 200 and "location" not in page.headers, (page.status_code, page.headers)
+    assert "You have been signed out." in page.text and login_next(page) == "/"
+    assert any(r.getMessage().startswith("return from logout at the provider") and "refused" not in r.getMessage()
+               for r in caplog.records), caplog.text  # the state itself refused, not the target it carries
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example",
+                                    "javascript:alert(1)", "/%2F%2Fevil.example"])
+def test_an_off_site_next_smuggled_in_a_signed_state_is_refused(oidc: LogoutSetup, target: str,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Even signed with the gateway's own keys, the target is checked again on the way back."""
+    caplog.set_level(logging.WARNING, "gateway.login")
+    with httpx.Client(timeout=10) as browser:
+        page = browser.get(oidc.gateway.url + "/login",
+                           params={"m": "signed-out", "state": logout_return(oidc.gateway).state(target)})
+    assert page.status_code == 200 and "location" not in page.headers, (page.status_code, page.headers)
+    assert login_next(page) == "/" and "evil" not in page.text
+    assert any("return from logout at the provider" in r.getMessage() and "refused" in r.getMessage()
+               for r in caplog.records), caplog.text

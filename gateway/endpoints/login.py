@@ -23,12 +23,14 @@ from starlette.responses import Response
 from gateway.endpoints.forms import CSRFForms, form_text
 from gateway.endpoints.services import Services
 from gateway.endpoints.signin import start_session
-from gateway.errors import LoginFailed
+from gateway.errors import LoginFailed, UnsafeRedirect
 from gateway.events import RememberRestored, SignInFailed, SignInStarted
 from gateway.loginstate import STATE_COOKIE_PREFIX as STATE_COOKIE_PREFIX  # re-exported: runtime names our cookies
 from gateway.loginstate import STATE_FIELD, LoginStates, new_state_id
+from gateway.redirects import check_next
 from gateway.sessions import read_cookie
 from gateway.settings import Provider
+from gateway.signin.logout_return import STATE_PARAM, LogoutReturn, LogoutStateRefused
 from gateway.web import add_cookies, redirect
 
 logger = logging.getLogger("gateway.login")
@@ -70,9 +72,16 @@ class LoginEndpoints:
         self.runtime = services.runtime
         self.forms = CSRFForms(services.runtime)
         self.states = LoginStates(self.runtime.store, self.runtime.login_states, self.runtime.cookies, self.runtime.now)
+        runtime = self.runtime
+        self.logout_return = LogoutReturn(runtime.settings.secret_key_values(), lambda: runtime.now())
 
     async def page(self, request: Request) -> Response:
         runtime = self.runtime
+        logout_state = request.query_params.get(STATE_PARAM)
+        if logout_state is not None:  # back from logging out at the provider, with the next it carries
+            after_logout = self.after_logout(logout_state, self.services.client(request))
+            if after_logout is not None:
+                return redirect(after_logout)
         next_target = runtime.safe_next(request.query_params.get("next"))
         if self.services.current_session(request) is not None:
             return redirect(next_target)
@@ -91,6 +100,21 @@ class LoginEndpoints:
                 return redirect(next_target, cookies)
             cookies.append(runtime.cookies.delete(runtime.remember_cookie_name))
         return self.render(request, next_target, request.query_params.get("m"), cookies=cookies)
+
+    def after_logout(self, state: str, client: str) -> str | None:
+        """Where the ``state`` of a logout at the provider says to go, checked as any ``next``; None (logged)
+        when it is not ours, too old, or names a target :func:`~gateway.redirects.check_next` refuses."""
+        s = self.runtime.settings
+        try:
+            target = self.logout_return.next_of(state)
+            return check_next(target, public_url=s.public_url, allowed_hosts=s.next_allowed_hosts,
+                              max_length=s.max_next_length)
+        except LogoutStateRefused as exc:
+            logger.warning("return from logout at the provider for %s: %s; plain login page", client, exc.reason)
+        except UnsafeRedirect as exc:
+            logger.warning("return from logout at the provider for %s: next %r refused (%s); plain login page",
+                           client, exc.target[:200], exc.reason)
+        return None
 
     def render(self, request: Request, next_target: str, message: str | None, *, identifier: str = "",
                remember: bool = False, status: int = 200, cookies: list[str] | None = None) -> Response:

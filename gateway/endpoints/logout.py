@@ -4,6 +4,11 @@
 (a sibling subdomain or an old ``cookie_domain`` can leave several), the
 remember-me series they and the remember-me cookies belong to, and every
 session restored from those series (a browser restart, a second device).
+
+With ``logout_at_provider`` the browser then goes to the provider's
+end-session endpoint, which can only send it back to the registered
+``/login?m=signed-out``: a ``next`` goes along signed in the ``state``
+(:mod:`gateway.signin.logout_return`), and the login page checks it again.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from gateway.endpoints.signout import SignOut
 from gateway.errors import LoginFailed, StoreUnavailable
 from gateway.events import SignedOut, hash_id
 from gateway.sessions import read_cookies
+from gateway.signin.logout_return import LogoutReturn
 from gateway.signin.oidc import POST_LOGOUT_PATH
 from gateway.web import add_cookies, redirect
 
@@ -37,6 +43,8 @@ class LogoutEndpoint:
         self.runtime = services.runtime
         self.forms = CSRFForms(services.runtime)
         self.sign_out = SignOut(services.runtime)
+        runtime = services.runtime
+        self.logout_return = LogoutReturn(runtime.settings.secret_key_values(), lambda: runtime.now())
 
     async def logout(self, request: Request) -> Response:
         runtime = self.runtime
@@ -65,28 +73,31 @@ class LogoutEndpoint:
                 503, "Sign-out incomplete", "You were signed out in this browser, but the server could not record "
                 "it. Please try again in a moment.")
             return add_cookies(page, clear)
-        at_provider = await self.provider_logout_url(ended)
-        if at_provider is not None:  # the provider sends the person back to our login page
+        target = runtime.safe_next(next_param) if next_param else None
+        at_provider = await self.provider_logout_url(ended, target)
+        if at_provider is not None:  # the provider sends the person back to our login page (and on to target)
             return redirect(at_provider, clear)
-        target = runtime.safe_next(next_param) if next_param else runtime.login_url("/", "signed-out")
-        return redirect(target, clear)
+        return redirect(target or runtime.login_url("/", "signed-out"), clear)
 
-    async def provider_logout_url(self, session_ids: list[str]) -> str | None:
+    async def provider_logout_url(self, session_ids: list[str], next_target: str | None = None) -> str | None:
         """RP-initiated logout: the provider's ``end_session_endpoint`` for the first of these sessions signed in
         with an ``oidc`` provider set to ``logout_at_provider``; None when there is none, or it cannot be reached.
 
         The ID token (the ``id_token_hint``) comes from the store: it never rides in a cookie.
+        ``next_target`` (checked) rides in the ``state``, signed; without it the provider sends the
+        person to the plain "signed out" login page.
         """
         runtime = self.runtime
         if not session_ids or not any(p.logout_at_provider for p in runtime.oidc.providers.values()):
             return None
+        state = self.logout_return.state(next_target) if next_target is not None else None
         try:
             for session_id in session_ids:
                 login = await run_in_threadpool(runtime.store.get_provider_session, session_id)
                 if login is None:
                     continue
                 url = await run_in_threadpool(runtime.oidc.end_session_url, login.provider, login.id_token,
-                                              runtime.settings.public_origin + POST_LOGOUT_PATH)
+                                              runtime.settings.public_origin + POST_LOGOUT_PATH, state)
                 if url is not None:
                     return url
         except (StoreUnavailable, LoginFailed) as exc:

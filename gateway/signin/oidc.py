@@ -159,8 +159,11 @@ class OIDCSignIn:
         return OIDCIdentity(identity.user_id, identity.nickname, identity.email, identity.groups, identity.provider,
                             login, self._openid2_claim(provider, document, claims))
 
-    def end_session_url(self, provider_name: str, id_token: str, post_logout_redirect_uri: str) -> str | None:
+    def end_session_url(self, provider_name: str, id_token: str, post_logout_redirect_uri: str,
+                        state: str | None = None) -> str | None:
         """Where RP-initiated logout sends the browser, or None (not asked for, or no ``end_session_endpoint``).
+
+        ``state`` comes back to ``post_logout_redirect_uri`` unchanged (:mod:`gateway.signin.logout_return`).
 
         Blocks: discovery may be fetched (:class:`LoginFailed` when it fails).
         """
@@ -172,6 +175,8 @@ class OIDCSignIn:
             return None
         params = {"id_token_hint": id_token, "post_logout_redirect_uri": post_logout_redirect_uri,
                   "client_id": provider.client_id}
+        if state is not None:
+            params["state"] = state
         return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
 
     def _redeem(self, provider: Provider, endpoint: str, method: str, code: str, verifier: str) -> tuple[str, str]:
