@@ -196,6 +196,14 @@ def _signal_and_wait(pids: Mapping[str, int], signum: int, files: Sequence[Path]
         time.sleep(0.05)
 
 
+def thread_cpu(pid: int, tid: int | None = None) -> tuple[float, float]:
+    """User and system CPU seconds of one thread of ``pid`` (/proc/<pid>/task/<tid>/stat), or of all of them."""
+    text = Path(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat").read_text()
+    fields = text[text.rindex(")") + 2:].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
 def _matches(func: tuple[str, int, str], where: str, name: str) -> bool:
     filename, _, function = func
     return function == name and (not where or filename.replace("\\", "/").endswith(where.rstrip(":"))
@@ -240,10 +248,15 @@ def run(args: argparse.Namespace) -> int:
         pids = {name: stack.pid(name) for name in profiled}
         _signal_and_wait(pids, RESET_SIGNAL)
         meter = procstat.CPUMeter(stack.pids())
+        gateway = stack.pid("gateway")
+        loop_before, all_before = thread_cpu(gateway, gateway), thread_cpu(gateway)
         meter.start()
         rate = asyncio.run(signin.sign_in_rate(site, identifier, concurrency=args.concurrency,
                                                duration=args.seconds, next_path=TRIVIAL_PATH))
         usage = meter.stop()
+        loop_after, all_after = thread_cpu(gateway, gateway), thread_cpu(gateway)
+        loop_cpu = sum(loop_after) - sum(loop_before)
+        system_cpu = all_after[1] - all_before[1]
         files = [out_dir / f"{name}.prof" for name in profiled]
         _signal_and_wait(pids, DUMP_SIGNAL, files)
         stack.check_running()
@@ -254,6 +267,9 @@ def run(args: argparse.Namespace) -> int:
     print("CPU per sign-in (ms): " + ", ".join(
         f"{name} {1000 * seconds / n:.2f}" for name, seconds in sorted(usage.components.items()))
         + f", client {1000 * rate.client_cpu / n:.2f}; other processes {usage.foreign_percent:.0f}% of one CPU")
+    print(f"gateway main thread (event loop): {1000 * loop_cpu / n:.2f} ms per sign-in; the other threads (sign-in "
+          f"threads, Starlette's thread pool): {1000 * (usage.components.get('gateway', 0.0) - loop_cpu) / n:.2f}; "
+          f"in the kernel (system time): {1000 * system_cpu / n:.2f}")
     for name in profiled:
         print(f"\n===== {name} =====")
         counts = GATEWAY_COUNTS if name == "gateway" else PROVIDER_COUNTS

@@ -338,7 +338,7 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
         try:
             request = httpx.Request(method, target, headers=request_headers, content=content,
                                     extensions={"timeout": timeout})
-            response = self._transport().handle_request(request)
+            response = self._transport(url).handle_request(request)
             response.request = request
             return response
         except DiscoveryRefused as exc:
@@ -379,8 +379,8 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
             body=_decode(b"".join(chunks), response.charset_encoding),
         )
 
-    def _transport(self) -> GuardedTransport:
-        """This thread's transport, made on its first fetch."""
+    def _transport(self, url: str) -> GuardedTransport:
+        """This thread's transport, made on its first fetch; :class:`FetchError` once :meth:`close` ran."""
         transport: GuardedTransport | None = getattr(self._local, "transport", None)
         if transport is not None:
             return transport
@@ -388,7 +388,7 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
         with self._clients_lock:
             if self._closed:
                 transport.close()
-                raise RuntimeError("the fetcher is closed")
+                raise FetchError(url, "the fetcher is closed")
             ended = [thread for thread in self._transports if not thread.is_alive()]
             for thread in ended:
                 self._transports.pop(thread).close()

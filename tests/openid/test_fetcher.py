@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -506,6 +507,37 @@ def test_one_fetcher_serves_many_threads(internet: Internet) -> None:
         statuses = list(pool.map(lambda n: fetcher.fetch(f"http://provider.example/sized/{n}").status, range(64)))
     assert statuses == [200] * 64
     assert set(net.connected) == {PUBLIC}
+
+
+def test_each_thread_keeps_its_own_connections(internet: Internet) -> None:
+    """A pool per thread: a thread reuses its keep-alive connection, another thread opens its own."""
+    fetcher, net = internet()
+
+    def twice() -> None:
+        for _ in range(2):
+            assert fetcher.fetch("http://provider.example/").status == 200
+
+    for expected in (1, 2):
+        worker = threading.Thread(target=twice)
+        worker.start()
+        worker.join()
+        assert net.connected == [PUBLIC] * expected
+
+
+def test_pools_of_ended_threads_are_closed(internet: Internet) -> None:
+    fetcher, _ = internet()
+    for _ in range(3):
+        worker = threading.Thread(target=fetcher.fetch, args=("http://provider.example/",))
+        worker.start()
+        worker.join()
+    assert len(fetcher._transports) == 1  # the last thread's: the others were closed when the next one came
+
+
+def test_a_closed_fetcher_refuses_to_fetch(internet: Internet) -> None:
+    fetcher, _ = internet()
+    fetcher.close()
+    with pytest.raises(FetchError, match="closed"):
+        fetcher.fetch("http://provider.example/")
 
 
 def test_from_settings_uses_the_fetch_settings() -> None:
