@@ -97,8 +97,8 @@ class DiscoveryCache:
             return entry.endpoint()
         endpoint = self._discover(identifier)
         if endpoint.isOPIdentifier() and endpoint.canonicalID is None and isinstance(endpoint.server_url, str):
-            fresh = _Entry(endpoint.claimed_id, endpoint.display_identifier, endpoint.server_url, tuple(endpoint.type_uris), endpoint.local_id,
-                           bool(endpoint.used_yadis), now + self.ttl)
+            fresh = _Entry(endpoint.claimed_id, endpoint.display_identifier, endpoint.server_url,
+                           tuple(endpoint.type_uris), endpoint.local_id, bool(endpoint.used_yadis), now + self.ttl)
             with self._lock:
                 self._entries[identifier] = fresh
         return endpoint
