@@ -35,11 +35,16 @@ def form(request: Request, token: str, pending: Pending, *, username: str = "", 
         "return_to": openid_request.return_to,
         "username": pending.username or username,
         "fixed": pending.username is not None,
-        "released": extensions.released(openid_request, pending.profile),
+        "released": extensions.released(requested_by(pending), pending.profile),
         "username_rule": USERNAME_RULE,
         "error": error,
     }
     return page(request, "consent.html", context, status_code=status_code)
+
+
+def requested_by(pending: Pending) -> extensions.Requested:
+    """The pending request's extension requests, read once (at the endpoint) where possible."""
+    return pending.requested or extensions.check(pending.request)
 
 
 def _field(data: FormData, name: str) -> str:
@@ -83,5 +88,5 @@ class Consent:
                 response = openid_request.answer(True, identity=claimed_id, claimed_id=claimed_id)
             else:
                 response = openid_request.answer(True)
-            extensions.add_to(response, openid_request, pending.profile, username)
+            extensions.add_to(response, requested_by(pending), pending.profile, username)
         return self.provider.respond(request, response, pending.profile, pending.base)

@@ -69,11 +69,11 @@ class Endpoint:
             return error_page(request, 400, "The request has no openid.return_to: there is nowhere to send an answer.")
         if openid_request.message.isOpenID1():
             raise ProtocolError(openid_request.message, "this development provider speaks OpenID 2.0 only")
-        extensions.check(openid_request)
+        requested = extensions.check(openid_request)
         if openid_request.immediate:
             return self.provider.respond(request, openid_request.answer(False), self.profile, base)
         username = self._username(base, openid_request)
-        token, pending = self.provider.pending.add(openid_request, self.profile, base, username)
+        token, pending = self.provider.pending.add(openid_request, self.profile, base, username, requested)
         return consent.form(request, token, pending)
 
     def _username(self, base: str, openid_request: CheckIDRequest) -> str | None:

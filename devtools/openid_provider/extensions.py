@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from openid.extensions import ax, sreg
 from openid.server.server import CheckIDRequest, OpenIDResponse, ProtocolError
 
@@ -15,45 +17,42 @@ AX_TYPES: dict[str, str] = {
 }
 
 
-def _sreg_request(request: CheckIDRequest) -> sreg.SRegRequest:
-    return sreg.SRegRequest.fromOpenIDRequest(request)
+@dataclass(frozen=True)
+class Requested:
+    """What the relying party asked for, read once per request: each read deep-copies the whole message."""
+
+    sreg: sreg.SRegRequest
+    ax: ax.FetchRequest | None
 
 
-def _ax_request(request: CheckIDRequest) -> ax.FetchRequest | None:
-    return ax.FetchRequest.fromOpenIDRequest(request)
-
-
-def check(request: CheckIDRequest) -> None:
-    """Refuse malformed extension arguments before anyone is asked to consent.
+def check(request: CheckIDRequest) -> Requested:
+    """Read the extension requests, refusing malformed arguments before anyone is asked to consent.
 
     Raises ProtocolError, which the endpoint sends back to the relying party.
     """
     try:
-        _sreg_request(request)
-        _ax_request(request)
+        return Requested(sreg.SRegRequest.fromOpenIDRequest(request), ax.FetchRequest.fromOpenIDRequest(request))
     except (ValueError, KeyError) as exc:  # AXError and SRegNamespaceError are ValueErrors
         raise ProtocolError(request.message, f"malformed extension arguments: {exc}") from exc
 
 
-def released(request: CheckIDRequest, profile: Profile) -> list[str]:
+def released(requested: Requested, profile: Profile) -> list[str]:
     """The field names the relying party asked for and would receive (for the consent page)."""
     fields: set[str] = set()
     if profile.sreg:
-        fields.update(_sreg_request(request).allRequestedFields())
-    fetch = _ax_request(request) if profile.ax else None
+        fields.update(requested.sreg.allRequestedFields())
+    fetch = requested.ax if profile.ax else None
     if fetch is not None:
         fields.update(AX_TYPES[uri] for uri in fetch.requested_attributes if uri in AX_TYPES)
     return sorted(fields & set(profile.fields))
 
 
-def add_to(response: OpenIDResponse, request: CheckIDRequest, profile: Profile, username: str) -> None:
+def add_to(response: OpenIDResponse, requested: Requested, profile: Profile, username: str) -> None:
     """Attach the profile's SReg and AX answers for ``username`` to a positive assertion."""
     values = profile.attributes(username)
-    if profile.sreg:
-        sreg_request = _sreg_request(request)
-        if sreg_request.wereFieldsRequested():
-            response.addExtension(sreg.SRegResponse.extractResponse(sreg_request, values))
-    fetch = _ax_request(request) if profile.ax else None
+    if profile.sreg and requested.sreg.wereFieldsRequested():
+        response.addExtension(sreg.SRegResponse.extractResponse(requested.sreg, values))
+    fetch = requested.ax if profile.ax else None
     if fetch is not None:
         answer = ax.FetchResponse(fetch)
         for uri in fetch.requested_attributes:

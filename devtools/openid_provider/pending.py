@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from openid.server.server import CheckIDRequest
 
+from devtools.openid_provider.extensions import Requested
 from devtools.openid_provider.profiles import Profile
 
 LIFETIME = 600.0  # seconds: a consent page left open longer must be started again
@@ -22,13 +23,17 @@ CAPACITY = 1000  # a development tool: forget the oldest rather than grow withou
 
 @dataclass(frozen=True)
 class Pending:
-    """One checkid_setup request. ``username`` is set when the claimed identifier names the user."""
+    """One checkid_setup request. ``username`` is set when the claimed identifier names the user.
+
+    ``requested``: its extension requests, when the endpoint has read them already.
+    """
 
     request: CheckIDRequest
     profile: Profile
     base: str
     username: str | None
     expires: float
+    requested: Requested | None = None
 
 
 class PendingRequests:
@@ -39,11 +44,12 @@ class PendingRequests:
         self._lock = threading.Lock()
         self._items: dict[str, Pending] = {}
 
-    def add(self, request: CheckIDRequest, profile: Profile, base: str, username: str | None) -> tuple[str, Pending]:
+    def add(self, request: CheckIDRequest, profile: Profile, base: str, username: str | None,
+            requested: Requested | None = None) -> tuple[str, Pending]:
         """Keep a request; returns its new token and the stored entry."""
         token = secrets.token_urlsafe(32)
         now = self._clock()
-        item = Pending(request, profile, base, username, now + LIFETIME)
+        item = Pending(request, profile, base, username, now + LIFETIME, requested)
         with self._lock:
             for key in [key for key, old in self._items.items() if old.expires <= now]:
                 del self._items[key]
