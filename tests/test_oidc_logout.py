@@ -29,7 +29,7 @@ from starlette.datastructures import Secret
 
 from devtools.oidc_provider import Client, create_app
 from devtools.oidc_provider.state import User
-from devtools.stack import Stack
+from devtools.stack import MODES, Stack
 from gateway.app import GatewayApp
 from gateway.settings import Provider
 from gateway.signin.logout_return import MAX_AGE, LogoutReturn
@@ -38,7 +38,8 @@ from tests.conftest import GatewayFactory, RunningGateway, make_settings
 from tests.devtools.oidc_relying_party import decide
 from tests.htmlforms import forms, submit
 from tests.servers import UvicornThread, free_port
-from tests.stack_fixtures import echo_stack_fixture  # noqa: F401
+from tests.signin import sign_in as openid2_sign_in
+from tests.stack_fixtures import ECHO_APP, echo_stack_fixture, start_stack  # noqa: F401
 from tests.test_signin import whoami
 
 CLIENT_ID = "gateway"
@@ -46,6 +47,7 @@ SECRET = "gateway-oidc-secret"
 NAME = "Local OpenID Connect"
 BACKCHANNEL = "/_gateway/backchannel-logout"
 DEADLINE = 10.0  # seconds: far above the revocation refresh (0.2 s in these settings)
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
 
 @dataclasses.dataclass
@@ -423,3 +425,66 @@ def test_an_off_site_next_smuggled_in_a_signed_state_is_refused(oidc: LogoutSetu
     assert login_next(page) == "/" and "evil" not in page.text
     assert any("return from logout at the provider" in r.getMessage() and "refused" in r.getMessage()
                for r in caplog.records), caplog.text
+
+
+ADMIN_RULES = {  # /echo/admin is for the OpenID 2.0 provider's "admin" only: anyone else gets the 403 page
+    "GATEWAY_RULES": json.dumps([{"name": "admin-area", "paths": ["/echo/admin"], "policy": "allow",
+                                  "subjects": ["group:admins"]}]),
+    "GATEWAY_GROUPS": json.dumps({"admins": ["{provider}/id/admin"]}),
+}
+
+
+@pytest.fixture(scope="module", params=MODES)
+def at_provider_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """nginx + gateway (the echo app behind), the OpenID Connect button set to ``logout_at_provider``."""
+    yield from start_stack(tmp_path_factory, request.param, ECHO_APP, ADMIN_RULES, oidc_logout_at_provider=True)
+
+
+def oidc_sign_in_through(browser: httpx.Client, stack: Stack, username: str, path: str) -> None:
+    consent = submit(browser, browser.get(stack.url + path), button=("provider", stack.oidc_url))
+    final = decide(browser, consent, username=username)
+    assert final.status_code in (200, 403) and final.url.path == urlsplit(path).path, (final.url, stack.logs())
+
+
+@pytest.mark.nginx
+def test_sign_in_as_someone_else_keeps_next_through_the_providers_logout(at_provider_stack: Stack) -> None:
+    """The 403 page's button: out here and at the provider, back to the login page for the refused page."""
+    stack = at_provider_stack
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        oidc_sign_in_through(browser, stack, "nadia", "/echo/me")
+        page = browser.get(stack.url + "/echo/admin?tab=2")
+        assert page.status_code == 403 and "Sign in as someone else" in page.text
+        after = submit(browser, page)
+        went = [f"{r.url.scheme}://{r.url.netloc.decode()}{r.url.path}" for r in after.history]
+        assert stack.oidc_url + "/logout" in went, (went, stack.logs())  # the provider's end-session endpoint
+        assert after.url.path == "/login" and after.url.params["next"] == "/echo/admin?tab=2", (after.url, went)
+        assert not browser.cookies.get("gw_session")
+        openid2_sign_in(browser, stack.url, stack.provider_identifier, "admin", next_target=after.url.params["next"])
+        assert browser.get(stack.url + "/echo/admin?tab=2").status_code == 200
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:  # and /logout?next=... the same way
+        oidc_sign_in_through(browser, stack, "nadia", "/echo/me")
+        with httpx.Client(cookies=browser.cookies, timeout=10) as no_follow:
+            leave = no_follow.get(stack.url + "/logout", params={"next": "/echo/bye"}, headers=SAME_ORIGIN)
+        assert leave.status_code == 303 and leave.headers["location"].startswith(stack.oidc_url + "/logout?")
+        browser.cookies.clear()
+        landed = browser.get(leave.headers["location"])  # the provider, then back through the login page
+        assert landed.url.path == "/login" and landed.url.params.get("next") == "/echo/bye", landed.url
+
+
+@pytest.mark.nginx
+def test_a_forged_or_smuggling_logout_state_through_nginx_lands_on_the_plain_login_page(
+        at_provider_stack: Stack) -> None:
+    stack = at_provider_stack
+    ours = LogoutReturn(stack.secret_keys)
+    states = {"forged": "forged.state", "altered": altered(ours.state("/echo/me")),
+              "off-site": ours.state("https://evil.example/"), "scheme-relative": ours.state("//evil.example")}
+    with httpx.Client(timeout=10) as browser:
+        for kind, state in states.items():
+            page = browser.get(stack.url + "/login", params={"m": "signed-out", "state": state})
+            assert page.status_code == 200 and "location" not in page.headers, (kind, page.status_code)
+            assert login_next(page) == "/" and "You have been signed out." in page.text, kind
+        good = browser.get(stack.url + "/login", params={"m": "signed-out", "state": ours.state("/echo/me")})
+        assert good.status_code == 303 and good.headers["location"] == "/echo/me"  # the unforged one is followed
+    log = stack.log("gateway", tail=200)
+    assert log.count("return from logout at the provider") >= len(states), log
+    assert "'https://evil.example/' refused" in log, log

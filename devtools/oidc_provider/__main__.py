@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import re
 from collections.abc import Sequence
 
 import uvicorn
@@ -34,6 +36,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class HideTokens(logging.Filter):
+    """The access log names each request's URL: the ID token of an RP-initiated logout (``id_token_hint``)
+    must not be written there (nor in any log: tests/conftest.py's leak check reads this log too)."""
+
+    TOKEN = re.compile(r"(id_token_hint=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.TOKEN.sub(r"\1(hidden)", arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
+        return True
+
+
 def clients_of(args: argparse.Namespace) -> list[Client]:
     clients = clients_from_json(args.clients) if args.clients else []
     return [*clients, gateway_client(args.gateway_url)] if args.gateway_url else clients
@@ -50,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"Development OpenID Connect provider (not for production): {base_url or f'http://{host}:{args.port}'}",
           flush=True)
     app = create_app(base_url, clients, groups_claim=args.groups_claim, openid2_provider=args.openid2_provider)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)  # sets up logging
+    logging.getLogger("uvicorn.access").addFilter(HideTokens())
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":
