@@ -21,7 +21,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -34,6 +34,7 @@ from tests.browser.steps import (
     REMEMBER_COOKIE,
     SESSION_COOKIE,
     NewContext,
+    consent,
     cookie,
     expect_login_page,
     expect_sign_in_asked,
@@ -156,6 +157,27 @@ def test_logout_ends_the_session_here_and_at_the_provider_and_comes_back_to_the_
     # The cookies copied before the logout, replayed in another browser, sign no one in.
     replay = new_context(before_logout)
     expect_sign_in_asked(replay.new_page(), oidc_stack.url, "/user/olga")
+
+
+def test_next_given_to_logout_comes_back_from_the_providers_end_session(
+    oidc_stack: Stack, new_context: NewContext
+) -> None:
+    """``/logout?next=``: out here and at the provider, whose redirect brings the signed ``state`` back,
+    and on to ``next`` (a protected page: its login page, from which signing in lands on it)."""
+    target = "/user/nina?page=2"
+    page = new_context().new_page()
+    oidc_sign_in(page, oidc_stack.url, "nina")
+
+    with page.expect_request(lambda r: r.url.startswith(oidc_stack.oidc_url + "/logout?")) as sent:
+        page.goto(oidc_stack.url + "/logout?" + urlencode({"next": target}))
+
+    assert dict(parse_qsl(urlsplit(sent.value.url).query))["state"]
+    expect_login_page(page, oidc_stack.url)
+    assert dict(parse_qsl(urlsplit(page.url).query)).get("next") == target, page.url
+    page.get_by_role("button", name=LOCAL_OIDC_NAME).click()
+    consent(page, "nina")
+    expect(page).to_have_url(oidc_stack.url + target)
+    expect_signed_in(page, "nina")
 
 
 def test_logout_after_a_browser_restart_ends_the_session_at_the_provider_too(
