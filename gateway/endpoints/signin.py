@@ -34,9 +34,9 @@ async def start_session(services: Services, request: Request, identity: Identity
                            user_agent, services.client(request))
     await run_in_threadpool(runtime.store.create_session, record)
     if isinstance(identity, OIDCIdentity) and identity.login is not None:  # for RP-initiated/back-channel logout
-        login = identity.login
+        login = identity.login  # kept as long as the series too: a logout at the provider must end it
         await run_in_threadpool(runtime.store.put_provider_session, ProviderSessionRecord(
-            session_id, login.provider, login.sub, login.sid, login.id_token, record.expires))
+            session_id, login.provider, login.sub, login.sid, login.id_token, record.expires, series_id))
     cookies.append(runtime.cookies.set(runtime.session_cookie_name,
                                        runtime.sessions.encode(session_id, identity, now, series_id)))
     return cookies

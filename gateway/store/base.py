@@ -77,6 +77,11 @@ class ProviderSessionRecord:
     ``sid`` and ``sub`` find the session when the provider's back-channel
     logout token names them; ``id_token`` is the ``id_token_hint`` of an
     RP-initiated logout. Never in a cookie: an ID token is a credential.
+
+    ``series_id`` is the remember-me series the sign-in started: the store
+    keeps the record while that series lives (not only until ``expires``, the
+    session's end), so a logout at the provider still ends the series, and
+    every session restored from it, weeks after the first session expired.
     """
 
     session_id: str
@@ -84,7 +89,8 @@ class ProviderSessionRecord:
     sub: str
     sid: str | None
     id_token: str
-    expires: float
+    expires: float  # the session's; the record is kept until the later of this and its series' expiry
+    series_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +157,19 @@ class Store(Protocol):
         ...
 
     # OpenID Connect logout.
-    def put_provider_session(self, record: ProviderSessionRecord) -> None: ...
-    def get_provider_session(self, session_id: str) -> ProviderSessionRecord | None: ...
+    def put_provider_session(self, record: ProviderSessionRecord) -> None:
+        """Record a sign-in's provider session, kept until the later of its ``expires`` and its series' expiry."""
+        ...
+    def get_provider_session(self, session_id: str) -> ProviderSessionRecord | None:
+        """The provider sign-in behind a session: its own record, else (a session restored by remember-me) the
+        record of the sign-in that started its series, however long ago that first session ended."""
+        ...
     def revoke_provider_sessions(self, provider: str, sub: str | None, sid: str | None, now: float) -> list[str]:
         """Back-channel logout: revoke the sessions of ``sid`` (else of ``sub``) at ``provider``.
 
         Their remember-me series (and the sessions restored from them) end too,
-        in one transaction; returns the ids of the unexpired sessions ended.
+        in one transaction, also when the sign-in's own session has expired and
+        been purged; returns the ids of the unexpired sessions ended.
         """
         ...
     def use_logout_token(self, issuer: str, jti: str, expires: float, now: float) -> bool:
@@ -186,8 +198,13 @@ class Store(Protocol):
         ...
 
     # Linked sign-ins (the account page; the OpenID 2.0 to OpenID Connect migration).
-    def link_identity(self, record: LinkRecord) -> None:
-        """Record (or replace) the user ``record.identity_key`` signs in as."""
+    def link_identity(self, record: LinkRecord) -> bool:
+        """Record the user ``record.identity_key`` signs in as, only if it is linked to nobody yet.
+
+        Atomic insert-if-absent: of two links of one key made at once (two
+        workers, two instances), exactly one is recorded. False when the key
+        was already linked, to anyone: that link is kept, never replaced.
+        """
         ...
     def linked_user(self, identity_key: str) -> LinkRecord | None: ...
     def list_links(self, user_id: str) -> list[LinkRecord]:

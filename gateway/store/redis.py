@@ -16,7 +16,8 @@ must survive being run twice:
 
 - sessions, series, provider sessions, login states, associations, links:
   writing the same record again changes nothing (``create_session`` leaves an
-  existing id alone);
+  existing id alone; ``link_identity`` answers True for its own record, False
+  only for another link of the key);
 - revocations: a revoked record is not revoked or logged again, and the ids
   returned are the same;
 - ``rotate_series``: the script recognises its own finished swap (the current
@@ -36,10 +37,11 @@ to :mod:`gateway.remember`, whose grace rule is made for that).
 What a dump of this Redis holds cannot sign anyone in: remember-me tokens are
 stored as hashes only; session ids are useless without the gateway's secret
 keys, because the session cookie is HMAC-signed; login states and provider
-sessions (ID tokens) live minutes or a session. Records are plain strings and
-JSON, never pickles. Every key but the links (the account's own, bounded by
-the number of people) and the index of associations' servers expires; the
-server must run with ``maxmemory-policy noeviction`` (checked at open).
+sessions (ID tokens) live minutes, a session, or a remember-me sign-in's
+series. Records are plain strings and JSON, never pickles. Every key but the
+links (the account's own, bounded by the number of people) and the index of
+associations' servers expires; the server must run with
+``maxmemory-policy noeviction`` (checked at open).
 """
 
 from __future__ import annotations
@@ -112,6 +114,8 @@ class RedisStore:
         self._rotate = script(redis_lua.ROTATE_SERIES)
         self._use_once = script(redis_lua.USE_ONCE)
         self._use_logout_token = script(redis_lua.RECORD_LOGOUT_JTI)
+        self._put_provider_session = script(redis_lua.PUT_PROVIDER_SESSION)
+        self._get_provider_session = script(redis_lua.GET_PROVIDER_SESSION)
         self._link = script(redis_lua.LINK)
         self._unlink = script(redis_lua.UNLINK)
         self._read_log = script(redis_lua.READ_LOG)
@@ -335,35 +339,18 @@ class RedisStore:
     # -- OpenID Connect logout ----------------------------------------------
 
     def put_provider_session(self, record: ProviderSessionRecord) -> None:
-        key = self._key("p", record.session_id)
-        at = _at(record.expires)
-        fields: dict[Any, str] = {"pv": record.provider, "sub": record.sub, "it": record.id_token,
-                                  "e": _num(record.expires)}
-        if record.sid is not None:
-            fields["sid"] = record.sid
-        indexes = [self._key("pu", record.provider, record.sub)]
-        if record.sid is not None:
-            indexes.append(self._key("pd", record.provider, record.sid))
-
-        def work(client: redis.Redis) -> None:
-            with client.pipeline() as pipe:
-                pipe.delete(key)
-                pipe.hset(key, mapping=fields)
-                pipe.expireat(key, at)
-                for index in indexes:
-                    pipe.sadd(index, record.session_id)
-                    self._extend(pipe, index, at)
-                pipe.zadd(self.prefix + "px", {record.session_id: record.expires})
-                self._extend(pipe, self.prefix + "px", at)
-                pipe.execute()
-
-        self._call(work)
+        """One script: it reads the series' expiry, which the record and its indexes live until when it is later."""
+        self._script(self._put_provider_session, record.session_id, record.provider, record.sub, record.sid or "",
+                     record.id_token, _num(record.expires), record.series_id or "")
 
     def get_provider_session(self, session_id: str) -> ProviderSessionRecord | None:
-        row = cast(dict[str, str], self._call(lambda client: client.hgetall(self._key("p", session_id))))
-        if not row:
+        """The session's own record, else the one of the sign-in that started the series it was restored from."""
+        found = [str(value) for value in self._script(self._get_provider_session, session_id)]
+        if not found:
             return None
-        return ProviderSessionRecord(session_id, row["pv"], row["sub"], row.get("sid"), row["it"], float(row["e"]))
+        row = dict(zip(found[1::2], found[2::2], strict=True))
+        return ProviderSessionRecord(found[0], row["pv"], row["sub"], row.get("sid"), row["it"], float(row["e"]),
+                                     row.get("sr"))
 
     def revoke_provider_sessions(self, provider: str, sub: str | None, sid: str | None, now: float) -> list[str]:
         """The sessions of ``sid`` when given (and of ``sub`` too when both are), else every one of ``sub``."""
@@ -458,9 +445,10 @@ class RedisStore:
 
     # -- linked sign-ins ---------------------------------------------------
 
-    def link_identity(self, record: LinkRecord) -> None:
-        self._script(self._link, record.identity_key, record.user_id, record.provider, _num(record.created),
-                     record.how)
+    def link_identity(self, record: LinkRecord) -> bool:
+        """One script: written only when the key is linked to nobody (of two links at once, one wins)."""
+        return bool(self._script(self._link, record.identity_key, record.user_id, record.provider,
+                                 _num(record.created), record.how))
 
     def _links(self, client: redis.Redis, keys: list[str]) -> list[LinkRecord]:
         with client.pipeline(transaction=False) as pipe:

@@ -104,9 +104,10 @@ elseif kind == 'provider' then
   local index
   if c ~= '' then index = P .. 'pd:' .. a .. '\0' .. c else index = P .. 'pu:' .. a .. '\0' .. b end
   for _, sid in ipairs(redis.call('SMEMBERS', index)) do
-    local p = redis.call('HMGET', P .. 'p:' .. sid, 'pv', 'sub', 'sid')
+    local p = redis.call('HMGET', P .. 'p:' .. sid, 'pv', 'sub', 'sid', 'sr')
     if p[1] == a and (c == '' or p[3] == c) and (b == '' or p[2] == b) then
-      local series = redis.call('HGET', P .. 's:' .. sid, 'sr')
+      -- the record's own series: the sign-in's session may have expired and been purged long ago
+      local series = p[4] or redis.call('HGET', P .. 's:' .. sid, 'sr')
       revoke_session(sid, ended)
       if series then revoke_series(series, ended) end
     end
@@ -141,6 +142,53 @@ local ended = {}
 if series ~= '' and redis.call('HGET', P .. 'r:' .. series, 'rv') then revoke_session(sid, ended) end
 finish(ended)
 return 1
+"""
+
+# ARGV[4] session id, [5] provider, [6] sub, [7] sid ('' none), [8] ID token, [9] expires, [10] series ('' none).
+# Kept (record, indexes, and pr:<series> naming it) until the later of the session's expiry and its series'.
+PUT_PROVIDER_SESSION = PRELUDE + r"""
+local sid, provider, sub, op_sid, expires, series = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[9], ARGV[10]
+local key = P .. 'p:' .. sid
+local keep = expires
+if series ~= '' then
+  local e = redis.call('HGET', P .. 'r:' .. series, 'e')
+  if e and tonumber(e) > tonumber(keep) then keep = e end
+end
+local at = keep_until(keep)
+redis.call('DEL', key)
+redis.call('HSET', key, 'pv', provider, 'sub', sub, 'it', ARGV[8], 'e', expires)
+if op_sid ~= '' then redis.call('HSET', key, 'sid', op_sid) end
+if series ~= '' then
+  redis.call('HSET', key, 'sr', series)
+  redis.call('SET', P .. 'pr:' .. series, sid, 'EXAT', at)
+end
+redis.call('EXPIREAT', key, at)
+local indexes = {P .. 'pu:' .. provider .. '\0' .. sub}
+if op_sid ~= '' then indexes[2] = P .. 'pd:' .. provider .. '\0' .. op_sid end
+for _, index in ipairs(indexes) do
+  redis.call('SADD', index, sid)
+  extend(index, at)
+end
+redis.call('ZADD', P .. 'px', keep, sid)
+extend(P .. 'px', at)
+return 1
+"""
+
+# ARGV[4] session id. The session's own provider session, else the one that started the series it was restored
+# from: {its session id, field, value, ...}, or {} when there is none.
+GET_PROVIDER_SESSION = r"""
+local P, sid = ARGV[1], ARGV[4]
+local row = redis.call('HGETALL', P .. 'p:' .. sid)
+if #row == 0 then
+  local series = redis.call('HGET', P .. 's:' .. sid, 'sr')
+  if not series then return {} end
+  sid = redis.call('GET', P .. 'pr:' .. series)
+  if not sid then return {} end
+  row = redis.call('HGETALL', P .. 'p:' .. sid)
+  if #row == 0 then return {} end
+end
+table.insert(row, 1, sid)
+return row
 """
 
 # ARGV[4] series, [5] old hash, [6] new hash. 1 when swapped, or when this very swap was done already
@@ -178,12 +226,16 @@ return 1
 """
 
 # ARGV[4] identity key, [5] user, [6] provider, [7] created, [8] how. Links have no expiry: they are the
-# account's, like a user record (bounded by the number of people, not by traffic).
+# account's, like a user record (bounded by the number of people, not by traffic). Written only when the key
+# is linked to nobody: 0 when it is (never replaced); 1 when written, or when this very record is there already
+# (the call retried after a lost reply).
 LINK = PRELUDE + r"""
 local key = P .. 'k:' .. ARGV[4]
-local old = redis.call('HGET', key, 'u')
-if old and old ~= ARGV[5] then redis.call('SREM', P .. 'ku:' .. old, ARGV[4]) end
-redis.call('DEL', key)
+local f = redis.call('HMGET', key, 'u', 'pv', 'c', 'h')
+if f[1] then
+  if f[1] == ARGV[5] and f[2] == ARGV[6] and f[3] == ARGV[7] and f[4] == ARGV[8] then return 1 end
+  return 0
+end
 redis.call('HSET', key, 'u', ARGV[5], 'pv', ARGV[6], 'c', ARGV[7], 'h', ARGV[8])
 redis.call('SADD', P .. 'ku:' .. ARGV[5], ARGV[4])
 return 1
@@ -241,11 +293,12 @@ for _, state in ipairs(due(P .. 'lx')) do
   redis.call('ZREM', P .. 'lx', state)
 end
 for _, sid in ipairs(due(P .. 'px')) do
-  local p = redis.call('HMGET', P .. 'p:' .. sid, 'pv', 'sub', 'sid')
+  local p = redis.call('HMGET', P .. 'p:' .. sid, 'pv', 'sub', 'sid', 'sr')
   if p[1] then
     redis.call('SREM', P .. 'pu:' .. p[1] .. '\0' .. p[2], sid)
     if p[3] then redis.call('SREM', P .. 'pd:' .. p[1] .. '\0' .. p[3], sid) end
   end
+  if p[4] and redis.call('GET', P .. 'pr:' .. p[4]) == sid then redis.call('DEL', P .. 'pr:' .. p[4]) end
   count = count + redis.call('DEL', P .. 'p:' .. sid)
   redis.call('ZREM', P .. 'px', sid)
 end

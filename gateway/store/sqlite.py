@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS login_states (
     remember INTEGER NOT NULL, created REAL NOT NULL, expires REAL NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS provider_sessions (
     session_id TEXT PRIMARY KEY, provider TEXT NOT NULL, sub TEXT NOT NULL, sid TEXT, id_token TEXT NOT NULL,
-    expires REAL NOT NULL);
+    expires REAL NOT NULL, series_id TEXT);
 CREATE INDEX IF NOT EXISTS provider_sessions_sub ON provider_sessions (provider, sub);
 CREATE INDEX IF NOT EXISTS provider_sessions_sid ON provider_sessions (provider, sid);
 CREATE TABLE IF NOT EXISTS logout_tokens (
@@ -85,11 +85,34 @@ def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a store made by an older version up to :data:`SCHEMA` (columns added since, with their defaults).
 
     Tables added since (``provider_sessions``, ``logout_tokens``, ``linked_identities``, ``rate_hits``) need nothing
-    here: :data:`SCHEMA` creates them when missing.
+    here: :data:`SCHEMA` creates them when missing. ``provider_sessions.series_id`` is filled in from the
+    sessions still there, so a remember-me sign-in made before the upgrade stays reachable by a logout.
     """
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(remember_series)")}
-    if "provider" not in columns:
+    if "provider" not in _columns(conn, "remember_series"):
         conn.execute("ALTER TABLE remember_series ADD COLUMN provider TEXT NOT NULL DEFAULT ''")
+    if "series_id" not in _columns(conn, "provider_sessions"):
+        with _write(conn):  # checked again inside: another process may have just migrated it
+            if "series_id" not in _columns(conn, "provider_sessions"):
+                conn.execute("ALTER TABLE provider_sessions ADD COLUMN series_id TEXT")
+                conn.execute("UPDATE provider_sessions SET series_id = (SELECT s.series_id FROM sessions s"
+                             " WHERE s.session_id = provider_sessions.session_id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS provider_sessions_series ON provider_sessions (series_id)")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+@contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE``: SQLite's single writer), rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class _Handle:
@@ -197,15 +220,7 @@ class SQLiteStore:
     def _reset(self) -> None:
         self._handle.close()
 
-    @contextmanager
-    def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    _transaction = staticmethod(_write)
 
     def _execute(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         return self._call(lambda conn: conn.execute(sql, params).rowcount)
@@ -356,20 +371,36 @@ class SQLiteStore:
 
     # -- OpenID Connect logout ----------------------------------------------
 
+    _PROVIDER_COLUMNS = "p.session_id, p.provider, p.sub, p.sid, p.id_token, p.expires, p.series_id"
+
     def put_provider_session(self, record: ProviderSessionRecord) -> None:
-        self._execute("INSERT OR REPLACE INTO provider_sessions VALUES (?, ?, ?, ?, ?, ?)",
-                      (record.session_id, record.provider, record.sub, record.sid, record.id_token, record.expires))
+        """Kept while its session or its series lives: :meth:`purge_expired` asks the series."""
+        self._execute("INSERT OR REPLACE INTO provider_sessions (session_id, provider, sub, sid, id_token, expires,"
+                      " series_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (record.session_id, record.provider, record.sub, record.sid, record.id_token, record.expires,
+                       record.series_id))
 
     def get_provider_session(self, session_id: str) -> ProviderSessionRecord | None:
-        sql = "SELECT * FROM provider_sessions WHERE session_id = ?"
-        row = self._call(lambda conn: conn.execute(sql, (session_id,)).fetchone())
+        """The session's own record, else the one of the sign-in that started the series it was restored from."""
+        own = f"SELECT {self._PROVIDER_COLUMNS} FROM provider_sessions p WHERE p.session_id = ?"  # noqa: S608
+        of_series = (f"SELECT {self._PROVIDER_COLUMNS} FROM sessions s"  # noqa: S608
+                     " JOIN provider_sessions p ON p.series_id = s.series_id WHERE s.session_id = ?"
+                     " ORDER BY p.expires DESC LIMIT 1")
+
+        def work(conn: sqlite3.Connection) -> Any:
+            return (conn.execute(own, (session_id,)).fetchone()
+                    or conn.execute(of_series, (session_id,)).fetchone())
+
+        row = self._call(work)
         return ProviderSessionRecord(*row) if row else None
 
     def revoke_provider_sessions(self, provider: str, sub: str | None, sid: str | None, now: float) -> list[str]:
         """The sessions of ``sid`` when given (and of ``sub`` too when both are), else every one of ``sub``."""
         if sid is None and sub is None:
             return []
-        sql = ("SELECT p.session_id, s.series_id FROM provider_sessions p JOIN sessions s USING (session_id)"
+        # The series from the record itself: the sign-in's session may have expired and been purged long ago.
+        sql = ("SELECT p.session_id, COALESCE(p.series_id, s.series_id) FROM provider_sessions p"
+               " LEFT JOIN sessions s USING (session_id)"
                " WHERE p.provider = ? AND (? IS NULL OR p.sid = ?) AND (? IS NULL OR p.sub = ?)")
 
         def work(conn: sqlite3.Connection) -> list[str]:
@@ -461,9 +492,14 @@ class SQLiteStore:
 
     # -- linked sign-ins ---------------------------------------------------
 
-    def link_identity(self, record: LinkRecord) -> None:
-        self._execute("INSERT OR REPLACE INTO linked_identities VALUES (?, ?, ?, ?, ?)",
-                      (record.identity_key, record.user_id, record.provider, record.created, record.how))
+    def link_identity(self, record: LinkRecord) -> bool:
+        """One ``INSERT … ON CONFLICT``: of two links of one key, the first written wins; never replaced."""
+        # The no-op update matches only this very record (written before: True, as Redis answers a retried call).
+        sql = ("INSERT INTO linked_identities VALUES (?, ?, ?, ?, ?) ON CONFLICT (identity_key) DO UPDATE"
+               " SET user_id = user_id WHERE user_id = excluded.user_id AND provider = excluded.provider"
+               " AND created = excluded.created AND how = excluded.how")
+        return self._execute(sql, (record.identity_key, record.user_id, record.provider, record.created,
+                                   record.how)) == 1
 
     def linked_user(self, identity_key: str) -> LinkRecord | None:
         sql = "SELECT * FROM linked_identities WHERE identity_key = ?"
@@ -516,7 +552,9 @@ class SQLiteStore:
                 count = conn.execute("DELETE FROM sessions WHERE expires < ?", (now,)).rowcount
                 count += conn.execute("DELETE FROM remember_series WHERE expires < ?", (now,)).rowcount
                 count += conn.execute("DELETE FROM login_states WHERE expires < ?", (now,)).rowcount
-                count += conn.execute("DELETE FROM provider_sessions WHERE expires < ?", (now,)).rowcount
+                count += conn.execute(  # a remember-me sign-in's record lives as long as its series
+                    "DELETE FROM provider_sessions WHERE expires < ? AND NOT EXISTS (SELECT 1 FROM remember_series r"
+                    " WHERE r.series_id = provider_sessions.series_id AND r.expires >= ?)", (now, now)).rowcount
                 conn.execute("DELETE FROM logout_tokens WHERE expires < ?", (now,))
                 conn.execute("DELETE FROM revocations WHERE expires < ?", (now,))
                 conn.execute("DELETE FROM rate_hits WHERE expires < ?", (now,))  # older than the previous window

@@ -6,6 +6,7 @@ shared with SQLite is in test_store_contract.py.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from gateway.store import (
     SessionRecord,
     open_store,
 )
+from gateway.store.redis import MARGIN
 from tests.conftest import GatewayFactory
 from tests.redis_fixtures import RedisServerFactory
 from tests.servers import UvicornThread
@@ -315,7 +317,8 @@ def fill(store: RedisStore) -> None:
     session, series = now_records()
     store.create_series(series)
     store.create_session(session)
-    store.put_provider_session(ProviderSessionRecord(session.session_id, "OP", "sub", "sid", "a.b.c", now + 600))
+    store.put_provider_session(ProviderSessionRecord(session.session_id, "OP", "sub", "sid", "a.b.c", now + 600,
+                                                     series.series_id))
     store.put_login_state(LoginStateRecord("st", "oidc", "OP", "/", True, now, now + 600, {"nonce": "n"}))
     store.storeAssociation("https://op/", Association("h", b"s" * 20, int(now), 600, "HMAC-SHA1"))
     store.useNonce("https://op/", int(now), "salt")
@@ -334,6 +337,20 @@ def test_every_key_but_the_links_expires(redis_store: RedisStore, redis_url: str
         lasting = sorted(key for key in keys if admin.ttl(key) == -1)
     assert len(keys) > 20, keys
     assert lasting == ["gw:k:https://oidc#1", "gw:ku:https://op/id/alice"], lasting
+
+
+def test_a_remember_me_sign_ins_provider_session_and_its_indexes_live_until_the_series_ends(
+        redis_store: RedisStore, redis_url: str) -> None:
+    """Not only until the first session's end: a logout at the provider must still find the series."""
+    session, series = now_records()
+    redis_store.create_series(series)
+    redis_store.create_session(session)
+    redis_store.put_provider_session(ProviderSessionRecord(session.session_id, "OP", "sub", "sid", "a.b.c",
+                                                           session.expires, series.series_id))
+    keys = [f"gw:p:{session.session_id}", "gw:pu:OP\0sub", "gw:pd:OP\0sid", f"gw:pr:{series.series_id}"]
+    with redis.Redis.from_url(redis_url, decode_responses=True) as admin:
+        assert [admin.expiretime(key) for key in keys] == [math.ceil(series.expires) + MARGIN] * 4
+        assert admin.zscore("gw:px", session.session_id) == series.expires  # purged when the series is over
 
 
 def test_purge_removes_expired_records_with_their_index_entries(redis_store: RedisStore, redis_url: str) -> None:

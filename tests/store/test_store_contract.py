@@ -287,6 +287,49 @@ def test_back_channel_logout_ends_the_remember_me_series_and_its_restored_sessio
     assert series is not None and series.revoked_at is not None
 
 
+DAY = 86400.0
+
+
+def remember_me_sign_in_whose_session_was_purged(store: Store, now: float) -> None:
+    """A remember-me sign-in ("first", series "s1", 30 days) a day and more ago: its session expired and was
+    purged; "restored" is the session its remember-me cookie made since."""
+    store.create_series(RememberRecord("s1", "h", "u", "n", "", now, now, now + 30 * DAY))
+    store.create_session(SessionRecord("first", "u", now, now + DAY, "s1"))
+    store.put_provider_session(ProviderSessionRecord("first", "OP", "alice", "op-1", "id.token", now + DAY, "s1"))
+    store.create_session(SessionRecord("plain", "u", now, now + DAY))  # no remember-me: ends with its session
+    store.put_provider_session(ProviderSessionRecord("plain", "OP", "alice", "op-2", "id.token2", now + DAY))
+    assert store.purge_expired(now + DAY + 60) == 3  # both sessions and the plain sign-in's provider session
+    store.create_session(SessionRecord("restored", "u", now + DAY + 60, now + 2 * DAY, "s1"))
+
+
+@pytest.mark.parametrize("by", ["sid", "sub"])
+def test_back_channel_logout_ends_a_remember_me_series_after_its_first_session_was_purged(
+        store: Store, by: str) -> None:
+    now = time.time()
+    remember_me_sign_in_whose_session_was_purged(store, now)
+    later = now + DAY + 120
+    sub, sid = ("alice", None) if by == "sub" else (None, "op-1")
+    assert store.revoke_provider_sessions("OP", sub, sid, later) == ["restored"]
+    series = store.get_series("s1")
+    assert series is not None and series.revoked_at == later  # the remember-me cookie restores no more
+    assert store.revocations_after(0, later)[0] == ["restored"]
+    assert store.rotate_series("s1", "h", "h2", later) is False
+
+
+def test_a_remember_me_sign_ins_provider_session_lives_as_long_as_its_series(store: Store) -> None:
+    now = time.time()
+    remember_me_sign_in_whose_session_was_purged(store, now)
+    expected = ProviderSessionRecord("first", "OP", "alice", "op-1", "id.token", now + DAY, "s1")
+    assert store.get_provider_session("first") == expected
+    assert store.get_provider_session("restored") == expected  # RP-initiated logout's id_token_hint, via the series
+    assert store.get_provider_session("plain") is None
+    store.purge_expired(now + 29 * DAY)
+    assert store.get_provider_session("first") == expected
+    store.purge_expired(now + 30 * DAY + 60)  # the series is over: so is the record
+    assert store.get_provider_session("first") is None
+    assert store.revoke_provider_sessions("OP", "alice", None, now + 30 * DAY + 60) == []
+
+
 def test_a_logout_token_jti_is_used_once_per_issuer_until_it_expires(store: Store) -> None:
     now = time.time()
     assert store.use_logout_token("https://op", "j1", now + 60, now) is True
@@ -300,17 +343,23 @@ def test_a_logout_token_jti_is_used_once_per_issuer_until_it_expires(store: Stor
 # -- linked sign-ins -----------------------------------------------------------------------------------
 
 
-def test_links_are_listed_oldest_first_replaced_and_removed_only_by_their_user(store: Store) -> None:
+def test_links_are_listed_oldest_first_never_replaced_and_removed_only_by_their_user(store: Store) -> None:
     now = time.time()
-    store.link_identity(LinkRecord("https://op#2", "u", "OP", now + 1))
-    store.link_identity(LinkRecord("https://op#1", "u", "OP", now, "migrated"))
-    store.link_identity(LinkRecord("https://gh#9", "v", "GitHub", now))
+    assert store.link_identity(LinkRecord("https://op#2", "u", "OP", now + 1)) is True
+    assert store.link_identity(LinkRecord("https://op#1", "u", "OP", now, "migrated")) is True
+    assert store.link_identity(LinkRecord("https://gh#9", "v", "GitHub", now)) is True
     assert [link.identity_key for link in store.list_links("u")] == ["https://op#1", "https://op#2"]
     assert store.linked_user("https://op#1") == LinkRecord("https://op#1", "u", "OP", now, "migrated")
     assert store.linked_user("nobody") is None
     assert store.unlink_identity("https://gh#9", "u") is False  # someone else's link stays
     assert store.linked_user("https://gh#9") is not None
-    store.link_identity(LinkRecord("https://op#2", "v", "OP", now + 2))  # re-linked to another user
+    assert store.link_identity(LinkRecord("https://op#2", "v", "OP", now + 2)) is False  # never replaced
+    assert store.link_identity(LinkRecord("https://op#2", "u", "OP", now + 3)) is False  # nor renewed
+    assert store.link_identity(LinkRecord("https://op#2", "u", "OP", now + 1)) is True  # this very link (a retry)
+    assert store.linked_user("https://op#2") == LinkRecord("https://op#2", "u", "OP", now + 1)
+    assert [link.identity_key for link in store.list_links("v")] == ["https://gh#9"]
+    assert store.unlink_identity("https://op#2", "u") is True
+    assert store.link_identity(LinkRecord("https://op#2", "v", "OP", now + 2)) is True  # unlinked: free again
     assert [link.identity_key for link in store.list_links("u")] == ["https://op#1"]
     assert {link.identity_key for link in store.list_links("v")} == {"https://gh#9", "https://op#2"}
     assert store.unlink_identity("https://op#1", "u") is True
@@ -433,3 +482,17 @@ def test_a_logout_token_is_used_once_across_instances(opened: Callable[[], Store
         used = race([lambda n=n: a.use_logout_token("https://op", f"j{n}", now + 60, now),  # type: ignore[misc]
                      lambda n=n: b.use_logout_token("https://op", f"j{n}", now + 60, now)])  # type: ignore[misc]
         assert used.count(True) == 1, used
+
+
+def test_two_instances_linking_one_identity_to_two_users_at_once_one_wins(opened: Callable[[], Store]) -> None:
+    a, b = opened(), opened()
+    now = time.time()
+    for n in range(20):
+        key = f"https://op#race-{n}"
+        won = race([lambda key=key: a.link_identity(LinkRecord(key, "alice", "OP", now)),  # type: ignore[misc]
+                    lambda key=key: b.link_identity(LinkRecord(key, "mallory", "OP", now))])  # type: ignore[misc]
+        assert won.count(True) == 1, won
+        link = b.linked_user(key)
+        assert link is not None and link.user_id == ("alice" if won[0] else "mallory")
+        assert [x.user_id for x in (*a.list_links("alice"), *a.list_links("mallory")) if x.identity_key == key] \
+            == [link.user_id]  # indexed under the winner only

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.runtime import Runtime
-from gateway.store import RememberRecord, SessionRecord, SQLiteStore, Store
+from gateway.store import ProviderSessionRecord, RememberRecord, SessionRecord, SQLiteStore, Store
 from tests.conftest import make_settings
 
 
@@ -91,5 +91,32 @@ def test_a_store_made_before_remember_me_recorded_the_provider_is_brought_up_to_
         store.create_series(RememberRecord("s2", "h2", "u", "n", "", 1, 1, 9e9, provider="Steam"))
         after = store.get_series("s2")
         assert after is not None and after.provider == "Steam"
+    finally:
+        store.close()
+
+
+def test_a_store_made_before_provider_sessions_knew_their_series_is_brought_up_to_date(tmp_path: Path) -> None:
+    """The series comes from the sign-in's session where it is still there: a back-channel logout ends it, and
+    keeps ending it once that session is purged."""
+    path = tmp_path / "gateway.sqlite3"
+    SQLiteStore(path).close()  # every table as it is now, then provider_sessions as it was before series_id
+    old = sqlite3.connect(path)
+    old.execute("DROP TABLE provider_sessions")
+    old.execute("CREATE TABLE provider_sessions (session_id TEXT PRIMARY KEY, provider TEXT NOT NULL,"
+                " sub TEXT NOT NULL, sid TEXT, id_token TEXT NOT NULL, expires REAL NOT NULL)")
+    old.execute("INSERT INTO remember_series (series_id, token_hash, user_id, nickname, email, created, last_used,"
+                " expires) VALUES ('s1', 'h', 'u', 'n', '', 1, 1, 9e9)")
+    old.execute("INSERT INTO sessions VALUES ('first', 'u', 1, 1000, 's1', '', '', NULL)")
+    old.execute("INSERT INTO provider_sessions VALUES ('first', 'OP', 'alice', 'op-1', 'id.token', 1000)")
+    old.commit()
+    old.close()
+    store = SQLiteStore(path)
+    try:
+        store.purge_expired(2000)  # the session is gone, its provider session stays with the series
+        assert store.get_provider_session("first") == ProviderSessionRecord(
+            "first", "OP", "alice", "op-1", "id.token", 1000, "s1")
+        store.revoke_provider_sessions("OP", None, "op-1", 3000)
+        series = store.get_series("s1")
+        assert series is not None and series.revoked_at == 3000
     finally:
         store.close()
