@@ -126,6 +126,52 @@ class TheftSuspected(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityLinked(Event):
+    """A person linked another sign-in method from the account page: ``identity`` now signs in as ``user``."""
+
+    name: ClassVar[str] = "identity_linked"
+    user: str
+    identity: str  # the linked sign-in's own key (issuer#sub, a claimed identifier, api#id)
+    provider: str
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityUnlinked(Event):
+    """A person removed one of their links: ``identity`` no longer signs in as ``user``."""
+
+    name: ClassVar[str] = "identity_unlinked"
+    user: str
+    identity: str
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMigrated(Event):
+    """An OpenID Connect sign-in proved an OpenID 2.0 identifier (``openid2_id``, verified) and was linked to
+    the user it reaches (``user``: that identifier, or the user it is itself linked to)."""
+
+    name: ClassVar[str] = "identity_migrated"
+    user: str
+    identity: str
+    openid2_id: str
+    provider: str
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityLinkRefused(Event):
+    """A link or unlink was refused (``reason``: the account page's notice code, e.g. ``link-taken``,
+    ``not-yours``, ``other-session``): nothing changed, but someone may have tried to take over an account."""
+
+    name: ClassVar[str] = "identity_link_refused"
+    user: str  # the signed-in user who asked
+    identity: str  # the sign-in key they tried to link or unlink
+    reason: str
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
 class RateLimitedEvent(Event):
     """A client was refused for too many attempts; ``limiter`` is "login" or "failure"."""
 

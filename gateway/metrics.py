@@ -40,6 +40,10 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from gateway import __version__
 from gateway.events import (
     Event,
+    IdentityLinked,
+    IdentityLinkRefused,
+    IdentityMigrated,
+    IdentityUnlinked,
     RateLimitedEvent,
     RememberRestored,
     SignedIn,
@@ -78,6 +82,9 @@ REMEMBER_RESTORES = Counter("gateway_remember_restores", "Sessions restored from
                             registry=REGISTRY)
 THEFTS = Counter("gateway_remember_thefts_suspected", "Replayed remember-me tokens (series revoked)",
                  registry=REGISTRY)
+IDENTITY_LINKS = Counter("gateway_identity_links",
+                         "Linked sign-ins: 'linked', 'unlinked', 'migrated' (OpenID 2.0 to OIDC) or 'refused'",
+                         ["action"], registry=REGISTRY)
 RATE_LIMITED = Counter("gateway_rate_limited", "Requests refused by a rate limit, by limiter",
                        ["limiter"], registry=REGISTRY)
 FETCH_SECONDS = Histogram("gateway_provider_fetch_seconds", "Fetches from OpenID providers (redirects included)",
@@ -204,6 +211,10 @@ class EventCounter:
             RememberRestored: lambda e: REMEMBER_RESTORES.inc(),
             TheftSuspected: lambda e: THEFTS.inc(),
             RateLimitedEvent: lambda e: RATE_LIMITED.labels(_code(e.limiter)).inc(),
+            IdentityLinked: lambda e: IDENTITY_LINKS.labels("linked").inc(),
+            IdentityUnlinked: lambda e: IDENTITY_LINKS.labels("unlinked").inc(),
+            IdentityMigrated: lambda e: IDENTITY_LINKS.labels("migrated").inc(),
+            IdentityLinkRefused: lambda e: IDENTITY_LINKS.labels("refused").inc(),
         }
 
     def __call__(self, event: Event) -> None:

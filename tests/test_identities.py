@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.events import Events
 from gateway.identities import Identities, LinkIntent, LinkRefused, session_hash
 from gateway.openid.consumer import OpenIDExchange
 from gateway.openid.fetcher import SafeFetcher
@@ -18,6 +19,7 @@ from gateway.types import Identity
 
 OLD = "https://openid.example/id/alice"
 OIDC = "https://op.example#sub-1"
+CLIENT = "192.0.2.7"
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def identities(tmp_path: Path) -> Iterator[Identities]:
     # A fetcher that may fetch nothing on loopback: these tests must never reach discovery.
     with SafeFetcher(allow_private_addresses=False) as fetcher:
         yield Identities(store, OpenID2Migration(OpenIDExchange(store, "https://rp.example/", fetcher=fetcher)),
-                         lambda: 1000.0)
+                         lambda: 1000.0, Events())
     store.close()
 
 
@@ -40,31 +42,31 @@ def test_an_unlinked_sign_in_keeps_its_own_key(identities: Identities) -> None:
 
 
 def test_a_linked_sign_in_reaches_the_user_and_keeps_its_profile(identities: Identities) -> None:
-    identities.link(OIDC, "Example OP", OLD)
+    identities.link(OIDC, "Example OP", OLD, CLIENT)
     resolved = identities.resolve(oidc())
     assert (resolved.user_id, resolved.nickname, resolved.provider) == (OLD, "alice", "Example OP")
 
 
 def test_an_existing_link_wins_over_a_migration_claim_which_is_then_not_fetched(identities: Identities) -> None:
-    identities.link(OIDC, "Example OP", "https://elsewhere.example/id/bob")
+    identities.link(OIDC, "Example OP", "https://elsewhere.example/id/bob", CLIENT)
     # The claim points at loopback, which this fetcher refuses: verifying it would raise.
     assert identities.resolve(oidc("http://127.0.0.1:9/id/alice")).user_id == "https://elsewhere.example/id/bob"
 
 
 def test_a_migration_claim_on_a_key_with_links_of_its_own_is_not_followed(identities: Identities) -> None:
-    identities.link("https://api.github.com#7", "GitHub", OIDC)
+    identities.link("https://api.github.com#7", "GitHub", OIDC, CLIENT)
     assert identities.resolve(oidc("http://127.0.0.1:9/id/alice")).user_id == OIDC
     assert identities.store.linked_user(OIDC) is None
 
 
 def test_linking_a_sign_in_to_itself_is_refused(identities: Identities) -> None:
     with pytest.raises(LinkRefused) as refusal:
-        identities.link(OLD, "X", OLD)
+        identities.link(OLD, "X", OLD, CLIENT)
     assert refusal.value.code == "link-self"
 
 
 def test_links_are_never_replaced_nor_chained(identities: Identities) -> None:
-    identities.link(OIDC, "Example OP", OLD)
+    identities.link(OIDC, "Example OP", OLD, CLIENT)
     cases = [
         (OIDC, OLD, "link-exists"),  # again
         (OIDC, "https://openid.example/id/mallory", "link-taken"),  # someone else's: no takeover
@@ -73,16 +75,16 @@ def test_links_are_never_replaced_nor_chained(identities: Identities) -> None:
     ]
     for key, user, code in cases:
         with pytest.raises(LinkRefused) as refusal:
-            identities.link(key, "X", user)
+            identities.link(key, "X", user, CLIENT)
         assert refusal.value.code == code
     assert identities.links(OLD) == [LinkRecord(OIDC, OLD, "Example OP", 1000.0, "linked")]
 
 
 def test_unlink_removes_only_ones_own_link(identities: Identities) -> None:
-    identities.link(OIDC, "Example OP", OLD)
-    assert not identities.unlink(OIDC, "https://openid.example/id/mallory")
+    identities.link(OIDC, "Example OP", OLD, CLIENT)
+    assert not identities.unlink(OIDC, "https://openid.example/id/mallory", CLIENT)
     assert identities.store.linked_user(OIDC) is not None
-    assert identities.unlink(OIDC, OLD) and identities.store.linked_user(OIDC) is None
+    assert identities.unlink(OIDC, OLD, CLIENT) and identities.store.linked_user(OIDC) is None
 
 
 def test_a_link_intent_survives_the_login_state_and_nothing_else_is_one() -> None:

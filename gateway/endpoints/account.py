@@ -23,7 +23,7 @@ from gateway.endpoints.login import LoginEndpoints
 from gateway.endpoints.services import Services
 from gateway.endpoints.signout import SignOut
 from gateway.events import SessionEnded, SignedOutEverywhere, hash_id
-from gateway.identities import Identities, LinkIntent, session_hash
+from gateway.identities import NOT_YOURS, Identities, LinkIntent, session_hash
 from gateway.sessions import Session
 from gateway.signin.migration import OpenID2Migration
 from gateway.web import add_cookies, redirect
@@ -58,7 +58,8 @@ class AccountEndpoints:
         self.forms = CSRFForms(services.runtime)
         self.sign_out = SignOut(services.runtime)
         self.login = LoginEndpoints(services)
-        self.identities = Identities(self.runtime.store, OpenID2Migration(self.runtime.exchange), self.runtime.now)
+        self.identities = Identities(self.runtime.store, OpenID2Migration(self.runtime.exchange), self.runtime.now,
+                                     self.runtime.events)
 
     async def page(self, request: Request) -> Response:
         runtime = self.runtime
@@ -98,9 +99,9 @@ class AccountEndpoints:
             return redirect(runtime.login_url(ACCOUNT_PATH))
         key = form_text(form, "identity_key")
         user_id = session.identity.user_id
-        if not await run_in_threadpool(self.identities.unlink, key, user_id):
+        if not await run_in_threadpool(self.identities.unlink, key, user_id, self.services.client(request)):
             logger.warning("%s tried to unlink %r, not one of their links", user_id, key[:200])
-            return redirect(ACCOUNT_PATH + "?m=not-yours")
+            return redirect(ACCOUNT_PATH + "?m=" + NOT_YOURS)
         logger.info("%s unlinked sign-in %s", user_id, key)
         return redirect(ACCOUNT_PATH + "?m=unlinked")
 

@@ -31,7 +31,7 @@ from gateway.endpoints.login import state_cookie_returns
 from gateway.endpoints.services import Services
 from gateway.endpoints.signin import start_session
 from gateway.errors import BadRequest, LoginFailed, SignInBusy
-from gateway.events import SignedIn, SignInFailed
+from gateway.events import IdentityLinkRefused, SignedIn, SignInFailed
 from gateway.identities import Identities, LinkIntent, LinkRefused, session_hash
 from gateway.loginstate import STATE_COOKIE_PREFIX, STATE_LIFETIME, LoginStates, state_id_of
 from gateway.signin.migration import OpenID2Migration
@@ -51,7 +51,8 @@ class CallbackEndpoint:
         self.services = services
         self.runtime = services.runtime
         self.states = LoginStates(self.runtime.store, self.runtime.login_states, self.runtime.cookies, self.runtime.now)
-        self.identities = Identities(self.runtime.store, OpenID2Migration(self.runtime.exchange), self.runtime.now)
+        self.identities = Identities(self.runtime.store, OpenID2Migration(self.runtime.exchange), self.runtime.now,
+                                     self.runtime.events)
 
     async def callback(self, request: Request) -> Response:
         runtime = self.runtime
@@ -88,7 +89,7 @@ class CallbackEndpoint:
             named = record.data.get("provider") if record.protocol in ("oidc", "oauth2") else None
             provider = named if isinstance(named, str) else runtime.provider_label(record.provider)
             # A link keeps the sign-in's own key; any other sign-in reaches the user it resolves to.
-            resolve = _unchanged if link is not None else self.identities.resolve
+            resolve = _unchanged if link is not None else self.identities.resolver(client)
             identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query, resolve)
         except LoginFailed as exc:
             await run_in_threadpool(runtime.failure_limiter.hit, client)
@@ -142,12 +143,13 @@ class CallbackEndpoint:
                 or session.identity.user_id != link.user_id:
             logger.warning("link of %s to %s refused for %s: the sign-in did not finish in the session that "
                            "started it", identity.user_id, link.user_id, client)
+            self.runtime.events.emit(IdentityLinkRefused(link.user_id, identity.user_id, "other-session", client))
             return add_cookies(self.services.pages.error(
                 400, "Link refused", "This sign-in was started to link another sign-in method to an account, but "
                 "that account is no longer signed in in this browser. Nothing was linked.",
                 back_url=ACCOUNT_PATH, back_label="Back to your account"), cookies)
         try:
-            await run_in_threadpool(self.identities.link, identity.user_id, identity.provider, link.user_id)
+            await run_in_threadpool(self.identities.link, identity.user_id, identity.provider, link.user_id, client)
         except LinkRefused as exc:
             logger.warning("link refused for %s: %s", client, exc.reason)
             return redirect(ACCOUNT_PATH + "?m=" + exc.code, cookies)
