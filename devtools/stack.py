@@ -257,7 +257,8 @@ class Stack:
     ``gateway`` when there is one) share ``store``: ``"sqlite"`` (the state directory's file) or
     ``"redis"``, a ``redis-server`` the stack starts first and stops last (:attr:`redis`: stop or
     restart it to see an outage), with its append-only file in ``<state_dir>/redis`` and
-    ``redis_config`` added to its configuration.
+    ``redis_config`` added to its configuration. With several instances nginx names the one that
+    answered in ``X-Gateway-Instance`` unless ``instance_header`` is False (nginx exactly as deployed).
 
     Everything is stopped, process groups and all, on exit or when starting fails.
     """
@@ -283,6 +284,7 @@ class Stack:
         instances: int = 1,
         store: StoreKind = "sqlite",
         redis_config: Mapping[str, str] | None = None,
+        instance_header: bool = True,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -313,6 +315,7 @@ class Stack:
         self.demo_rules = demo_rules
         self.oidc_logout_at_provider = oidc_logout_at_provider
         self.store: StoreKind = store
+        self.instance_header = instance_header
         # Made here, not at start: a missing redis-server is reported before anything starts, like nginx.
         self.redis: RedisServer | None = None if store == "sqlite" else RedisServer(
             self.state_dir / "redis", port=self.ports.redis or None, appendonly=True, extra_config=redis_config)
@@ -440,7 +443,7 @@ class Stack:
         # Run as root, nginx's workers drop to an unprivileged user that must reach its temp dirs.
         self.nginx_prefix.chmod(0o755)
         text = render_nginx_conf(self.mode, self.ports, self.nginx_template, self.gateway_ports)
-        if self.instances > 1:
+        if self.instances > 1 and self.instance_header:
             text = with_instance_header(text, self.ports.nginx)
         conf = write_nginx_prefix(self.nginx_prefix, text)
         # nginx.conf logs requests to access.log under the prefix: keep that file with the other logs.
