@@ -22,11 +22,18 @@ Links come from two places:
 A link, once made, is kept: an existing link wins over a migration claim, and
 linking a key that already reaches somebody else is refused, never replaced
 (no silent takeover). Store calls (and the migration's discovery) block: run
-:meth:`resolve` on the sign-in threads, the rest in a worker thread.
+:meth:`resolve` on the sign-in threads (through :meth:`Identities.resolver`),
+the rest in a worker thread.
+
+Every link made (``identity_linked``, ``identity_migrated``), removed
+(``identity_unlinked``) or refused (``identity_link_refused``) is a security
+event (:mod:`gateway.events`), emitted here, once, where the store changes
+(or would have): the audit log and the metrics hear it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import logging
@@ -34,6 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gateway.errors import GatewayError
+from gateway.events import Events, IdentityLinked, IdentityLinkRefused, IdentityMigrated, IdentityUnlinked
 from gateway.signin.migration import OpenID2Migration
 from gateway.signin.oidc import OIDCIdentity
 from gateway.store import Store
@@ -44,6 +52,8 @@ logger = logging.getLogger("gateway.identities")
 
 LINK_USER = "link_user"  # login state data: the sign-in links to this user instead of starting a session
 LINK_SESSION = "link_session"  # ... and must finish in the session (its hash) that started it
+NOT_YOURS = "not-yours"  # an unlink of a link that is not the user's (the account page's notice code)
+MAX_LOGGED_KEY = 300
 
 
 class LinkRefused(GatewayError):
@@ -90,12 +100,22 @@ def _taken(identity_key: str, user_id: str, existing: LinkRecord | None) -> Link
 class Identities:
     """Resolves sign-ins to users; makes and removes links."""
 
-    def __init__(self, store: Store, migration: OpenID2Migration, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, migration: OpenID2Migration, clock: Callable[[], float], events: Events) -> None:
         self.store = store
         self.migration = migration
         self.clock = clock
+        self.events = events
 
-    def resolve(self, identity: Identity) -> Identity:
+    def resolver(self, client: str) -> Callable[[Identity], Identity]:
+        """:meth:`resolve` for ``client``'s sign-in, to run on a sign-in thread.
+
+        That thread does not inherit the request's context variables: the
+        migration's event would name no request id. The context is copied here, in the request.
+        """
+        context = contextvars.copy_context()
+        return lambda identity: context.run(self.resolve, identity, client)
+
+    def resolve(self, identity: Identity, client: str = "") -> Identity:
         """The identity with the user id its sign-in reaches; :class:`MigrationRefused` when a claim fails."""
         link = self.store.linked_user(identity.user_id)
         if link is not None:
@@ -113,11 +133,21 @@ class Identities:
                 return dataclasses.replace(identity, user_id=link.user_id) if link is not None else identity
             logger.info("OpenID 2.0 migration: %s now signs in as %s (verified openid2_id %s)",
                         identity.user_id, user_id, old_id)
+            self.events.emit(IdentityMigrated(user_id, identity.user_id, old_id, identity.provider, client))
             return dataclasses.replace(identity, user_id=user_id)
         return identity
 
-    def link(self, identity_key: str, provider: str, user_id: str) -> LinkRecord:
+    def link(self, identity_key: str, provider: str, user_id: str, client: str) -> LinkRecord:
         """Make ``identity_key`` sign in as ``user_id``; :class:`LinkRefused` rather than replace or chain."""
+        try:
+            record = self._link(identity_key, provider, user_id)
+        except LinkRefused as exc:
+            self.events.emit(IdentityLinkRefused(user_id, identity_key, exc.code, client))
+            raise
+        self.events.emit(IdentityLinked(user_id, identity_key, provider, client))
+        return record
+
+    def _link(self, identity_key: str, provider: str, user_id: str) -> LinkRecord:
         if identity_key == user_id:
             raise LinkRefused(f"{identity_key} is already {user_id}'s own sign-in", "link-self")
         existing = self.store.linked_user(identity_key)
@@ -135,9 +165,14 @@ class Identities:
     def links(self, user_id: str) -> list[LinkRecord]:
         return self.store.list_links(user_id)
 
-    def unlink(self, identity_key: str, user_id: str) -> bool:
+    def unlink(self, identity_key: str, user_id: str, client: str) -> bool:
         """Remove one of ``user_id``'s links; False when it is not theirs (nothing is removed)."""
-        return self.store.unlink_identity(identity_key, user_id)
+        if self.store.unlink_identity(identity_key, user_id):
+            self.events.emit(IdentityUnlinked(user_id, identity_key, client))
+            return True
+        # The key came from a form: cut to a length a log line can hold.
+        self.events.emit(IdentityLinkRefused(user_id, identity_key[:MAX_LOGGED_KEY], NOT_YOURS, client))
+        return False
 
 
 __all__ = ["LINK_SESSION", "LINK_USER", "Identities", "LinkIntent", "LinkRefused", "session_hash"]
