@@ -24,6 +24,7 @@ from gateway.endpoints.services import Services
 from gateway.endpoints.signout import SignOut
 from gateway.errors import LoginFailed, StoreUnavailable
 from gateway.events import SignedOut, hash_id
+from gateway.redirects import FALLBACK
 from gateway.sessions import read_cookies
 from gateway.signin.logout_return import LogoutReturn
 from gateway.signin.oidc import POST_LOGOUT_PATH
@@ -84,13 +85,14 @@ class LogoutEndpoint:
         with an ``oidc`` provider set to ``logout_at_provider``; None when there is none, or it cannot be reached.
 
         The ID token (the ``id_token_hint``) comes from the store: it never rides in a cookie.
-        ``next_target`` (checked) rides in the ``state``, signed; without it the provider sends the
-        person to the plain "signed out" login page.
+        ``next_target`` (checked) rides in the ``state``, signed; without it (or when it is ``/``) the
+        provider sends the person to the plain "signed out" login page.
         """
         runtime = self.runtime
         if not session_ids or not any(p.logout_at_provider for p in runtime.oidc.providers.values()):
             return None
-        state = self.logout_return.state(next_target) if next_target is not None else None
+        # "/" is every form's default (the confirmation page sends it): the signed-out page says more.
+        state = self.logout_return.state(next_target) if next_target not in (None, FALLBACK) else None
         try:
             for session_id in session_ids:
                 login = await run_in_threadpool(runtime.store.get_provider_session, session_id)
