@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.events import Events
+from gateway.events import Event, Events, IdentityLinked, IdentityLinkRefused, IdentityUnlinked
 from gateway.identities import Identities, LinkIntent, LinkRefused, session_hash
 from gateway.openid.consumer import OpenIDExchange
 from gateway.openid.fetcher import SafeFetcher
@@ -93,3 +93,22 @@ def test_a_link_intent_survives_the_login_state_and_nothing_else_is_one() -> Non
     assert session_hash("session-1") != "session-1" and len(intent.session) == 64
     for data in ({}, {"link_user": OLD}, {"link_user": "", "link_session": "x"}, {"link_user": 1, "link_session": "x"}):
         assert LinkIntent.of(data) is None
+
+
+def test_every_link_unlink_and_refusal_is_one_event(identities: Identities) -> None:
+    heard: list[Event] = []
+    identities.events.subscribe(heard.append)
+    identities.link(OIDC, "Example OP", OLD, CLIENT)
+    for key, user in ((OIDC, OLD), (OIDC, "https://openid.example/id/mallory"), (OLD, OLD)):
+        with pytest.raises(LinkRefused):
+            identities.link(key, "X", user, CLIENT)
+    assert not identities.unlink(OIDC, "https://openid.example/id/mallory", CLIENT)
+    assert identities.unlink(OIDC, OLD, CLIENT)
+    assert heard == [
+        IdentityLinked(OLD, OIDC, "Example OP", CLIENT),
+        IdentityLinkRefused(OLD, OIDC, "link-exists", CLIENT),
+        IdentityLinkRefused("https://openid.example/id/mallory", OIDC, "link-taken", CLIENT),
+        IdentityLinkRefused(OLD, OLD, "link-self", CLIENT),
+        IdentityLinkRefused("https://openid.example/id/mallory", OIDC, "not-yours", CLIENT),
+        IdentityUnlinked(OLD, OIDC, CLIENT),
+    ]
