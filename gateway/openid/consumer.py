@@ -45,6 +45,7 @@ from gateway.errors import (
     PrivateAddressRefused,
     ProviderNotAllowed,
 )
+from gateway.openid.associations import ASSOCIATION_TTL, RememberedAssociations
 from gateway.openid.discovery import DISCOVERY_TTL, DiscoveryCache
 from gateway.openid.extensions import add_extension_requests, fallback_nickname, signed_profile
 from gateway.openid.fetcher import SafeFetcher, find_fetch_error
@@ -144,7 +145,9 @@ class OpenIDExchange:
     The configured providers' OP identifiers (``named_providers``) are
     discovered at most once per ``discovery_ttl`` seconds
     (:mod:`gateway.openid.discovery` says why that is safe); claimed
-    identifiers are discovered again on every completion.
+    identifiers are discovered again on every completion. Each endpoint's
+    association is read from the store at most once per ``association_ttl``
+    seconds (:mod:`gateway.openid.associations`).
     """
 
     def __init__(
@@ -158,8 +161,10 @@ class OpenIDExchange:
         named_providers: Sequence[tuple[str, str]] = (),
         discovery_ttl: float = DISCOVERY_TTL,
         discovery_clock: Callable[[], float] = time.monotonic,
+        association_ttl: float = ASSOCIATION_TTL,
     ) -> None:
         self.store = store
+        self.associations = RememberedAssociations(store, association_ttl)
         self.named_providers = tuple(named_providers)
         self.discovery = DiscoveryCache((identifier for _, identifier in self.named_providers), discovery_ttl,
                                         clock=discovery_clock)
@@ -180,7 +185,7 @@ class OpenIDExchange:
             raise LoginFailed("identifier too long", "too-long")
         if identifier.lower().startswith(XRI_PREFIXES):
             raise LoginFailed(f"XRI identifier refused: {identifier!r}", "xri")
-        consumer = openid_consumer.Consumer({}, self.store)  # the session is dropped: pending carries the endpoint
+        consumer = openid_consumer.Consumer({}, self.associations)  # the session is dropped: pending carries it
         _DISPATCH.local.fetcher = self.fetcher
         try:
             # Consumer.begin(identifier), with the discovery of configured OP identifiers remembered briefly.
@@ -233,7 +238,7 @@ class OpenIDExchange:
         Returns the identity or raises :class:`LoginFailed`.
         """
         session: dict[str, Any] = {}
-        consumer = openid_consumer.Consumer(session, self.store)
+        consumer = openid_consumer.Consumer(session, self.associations)
         session[consumer._token_key] = endpoint_from_fields(pending)  # where Consumer.begin leaves it
         _DISPATCH.local.fetcher = self.fetcher
         _DISPATCH.local.error = None
