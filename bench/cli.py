@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", type=int, help=f"wrk connections (default {FULL.connections})")
     p.add_argument("--threads", type=int, help=f"wrk threads (default {FULL.threads})")
     p.add_argument("--paced", type=float,
-                   help=f"seconds of the steady-load latency run (default {FULL.paced:g}; 0 skips)")
+                   help=f"seconds of each steady-load latency round (default {FULL.paced:g}; 0 skips)")
     p.add_argument("--steady-rps", type=float,
                    help=f"load offered in the steady-load run, req/s (default {FULL.steady_rps:g})")
     p.add_argument("--soak", type=float, help=f"seconds of the memory run per mode (default {FULL.soak:g}; 0 skips)")

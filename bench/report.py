@@ -250,8 +250,9 @@ def render(results: Results, context: list[str]) -> str:
     if cfg.paced > 0:
         lines += [f"Steady load: the same {cfg.connections} connections, each pausing a random time (exponential, "
                   f"mean {cfg.pace_ms:g} ms) after every answer, offering about {cfg.steady_rps:,.0f} req/s in all "
-                  "(a closed loop with think time: wrk2, which holds an open-loop rate, is not in Debian); latency "
-                  "counts from each request's send, so it is the cost of a request, not time in a queue."]
+                  "(a closed loop with think time: wrk2, which holds an open-loop rate, is not in Debian), in "
+                  f"{cfg.rounds} more interleaved round(s) of {cfg.paced:g} s, the one with the lowest p99 shown; "
+                  "latency counts from each request's send, so it is the cost of a request, not time in a queue."]
     lines += ["Like for like: every trivial row gets the same 5-byte `hello` from the same app (it ignores the "
               "identity); the microblog's row 1 renders its anonymous page, its gated rows the signed-in one.",
               "Ceilings: the project's own snippets (protect.conf and gateway-locations.conf; proxy-mode.conf) with "
