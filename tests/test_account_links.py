@@ -143,6 +143,19 @@ def test_a_link_finished_after_signing_out_is_refused(stack: Servers) -> None:
     assert stack.store.linked_user(own) is None
 
 
+def test_a_link_finished_in_a_later_session_of_the_same_person_is_refused(stack: Servers) -> None:
+    """Bound to the session that started it, not only to the user: signing out ended that link attempt."""
+    own = oidc_key(stack, "ria-oidc")
+    with browser() as laptop:
+        openid2_sign_in(laptop, stack.gateway.url, stack.op2_id("ria"), "ria")
+        consent = start_link(laptop, stack)
+        sign_out(laptop, stack)
+        openid2_sign_in(laptop, stack.gateway.url, stack.op2_id("ria"), "ria")  # the same person, a new session
+        final = decide(laptop, consent, username="ria-oidc")
+        assert final.status_code == 400 and "Nothing was linked" in final.text
+    assert stack.store.linked_user(own) is None
+
+
 def test_linking_what_already_reaches_someone_else_is_refused(stack: Servers) -> None:
     own = oidc_key(stack, "shared-oidc")
     with browser() as first:

@@ -17,7 +17,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+from starlette.routing import Route
 
+from devtools.stack import local_claimed_id
 from gateway.openid.consumer import OpenIDExchange
 from gateway.openid.fetcher import SafeFetcher
 from gateway.signin.migration import MIGRATION_REFUSED, MigrationRefused, OpenID2Claim, OpenID2Migration
@@ -124,6 +129,26 @@ def test_an_openid2_id_of_another_openid2_provider_is_refused_and_nothing_is_lin
         refused(final, stack)
     assert any("served by another OpenID 2.0 provider" in r.getMessage() for r in caplog.records)
     no_link_for(stack, "vic")
+
+
+def test_an_openid2_id_that_redirects_to_another_identifier_is_refused(stack: Servers) -> None:
+    """Discovery must end at the identifier itself: one that redirects proves the target, not itself.
+
+    Here every identifier of a second address redirects to the paired provider's identifier of the
+    same name, whose JSON names our issuer: only the claimed-identifier check refuses it.
+    """
+    def to_paired(request: Request) -> RedirectResponse:
+        return RedirectResponse(stack.op2_id(request.path_params["name"]), status_code=302)
+
+    redirector = Starlette(routes=[Route("/{path:path}/{name}", to_paired)])
+    with UvicornThread(redirector) as elsewhere:
+        redirecting_id = local_claimed_id(elsewhere.url, "ray")
+        assert redirecting_id != stack.op2_id("ray")
+        assert httpx.get(redirecting_id).headers["location"] == stack.op2_id("ray")
+        stack.vouch_for(elsewhere.url)
+        with httpx.Client(follow_redirects=True, timeout=15) as browser:
+            refused(stack.oidc_sign_in(browser, "ray"), stack)
+    assert stack.store.list_links(redirecting_id) == [] and stack.store.list_links(stack.op2_id("ray")) == []
 
 
 def test_an_openid2_id_that_is_not_a_url_is_refused(stack: Servers) -> None:
