@@ -235,8 +235,9 @@ class Runner:
             ("mode2", "proxy", ("ceiling2",) if trivial else (), {}),
         ]
         if trivial:
+            # nginx exactly as deployed: without the stack's dev-only header naming the instance.
             plans += [("redis1", "auth_request", (), {"store": "redis", "instances": 1}),
-                      ("redis2", "auth_request", (), {"store": "redis", "instances": 2})]
+                      ("redis2", "auth_request", (), {"store": "redis", "instances": 2, "instance_header": False})]
         with contextlib.ExitStack() as stacks:
             started: dict[str, BenchStack] = {}
             for name, mode, routes, options in plans:
