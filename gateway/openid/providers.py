@@ -29,13 +29,13 @@ from gateway.errors import ProviderNotAllowed
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class _Origin(NamedTuple):
+class Origin(NamedTuple):
     scheme: str
     host: str
     port: int
 
 
-def _origin(url: str) -> _Origin | None:
+def origin(url: str) -> Origin | None:
     """Scheme, host and port; ``None`` unless an http(s) URL with a host and no user name."""
     try:
         parts = urlsplit(url)
@@ -46,7 +46,7 @@ def _origin(url: str) -> _Origin | None:
     host = _host(url)
     if scheme not in _DEFAULT_PORTS or not host or parts.username is not None:
         return None
-    return _Origin(scheme, host, port or _DEFAULT_PORTS[scheme])
+    return Origin(scheme, host, port or _DEFAULT_PORTS[scheme])
 
 
 def _host(url: str) -> str:
@@ -58,12 +58,12 @@ def _host(url: str) -> str:
     return host.rstrip(".")
 
 
-def _canonical(url: str) -> tuple[_Origin, str, str] | None:
-    origin = _origin(url)
-    if origin is None:
+def _canonical(url: str) -> tuple[Origin, str, str] | None:
+    url_origin = origin(url)
+    if url_origin is None:
         return None
     parts = urlsplit(url)
-    return origin, parts.path or "/", parts.query
+    return url_origin, parts.path or "/", parts.query
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +110,13 @@ def provider_label(endpoint_url: str, named: Sequence[tuple[str, str]] = ()) -> 
     (Steam's ``/openid`` and its ``/openid/login`` endpoint). Any other
     provider is known by its endpoint's host (and port, when not the default).
     """
-    origin = _origin(endpoint_url)
-    if origin is None:
+    endpoint = origin(endpoint_url)
+    if endpoint is None:
         return ""
     for name, identifier in named:
-        if _origin(identifier) == origin:
+        if origin(identifier) == endpoint:
             return name
-    return origin.host if origin.port == _DEFAULT_PORTS[origin.scheme] else f"{origin.host}:{origin.port}"
+    return endpoint.host if endpoint.port == _DEFAULT_PORTS[endpoint.scheme] else f"{endpoint.host}:{endpoint.port}"
 
 
 def check_authority(claimed_id: str, endpoint_url: str, rules: Sequence[ProviderRule] = DEFAULT_RULES) -> None:
@@ -147,15 +147,15 @@ def is_url_allowed(url: str, allowlist: Sequence[str]) -> bool:
     """
     if not allowlist:
         return True
-    origin = _origin(url)
-    if origin is None:
+    url_origin = origin(url)
+    if url_origin is None:
         return False
     path = urlsplit(url).path or "/"
     decoded = unquote(path)
     if "\\" in decoded or any(segment in (".", "..") for segment in decoded.split("/")):
         return False
     for entry in allowlist:
-        if _origin(entry) != origin:
+        if origin(entry) != url_origin:
             continue
         prefix = urlsplit(entry).path or "/"
         if prefix.endswith("/"):
@@ -177,7 +177,7 @@ def allowlist_problems(allowlist: Sequence[str]) -> list[str]:
     problems = []
     for entry in allowlist:
         parts = urlsplit(entry)
-        if _origin(entry) is None or parts.query or parts.fragment:
+        if origin(entry) is None or parts.query or parts.fragment:
             problems.append(
                 f"provider_allowlist: {entry!r} must be an http(s) URL prefix such as"
                 " https://steamcommunity.com/openid (no user name, query or fragment)"
@@ -189,9 +189,11 @@ __all__ = [
     "DEFAULT_RULES",
     "STEAM",
     "UBUNTU_ONE",
+    "Origin",
     "ProviderRule",
     "allowlist_problems",
     "check_authority",
     "check_endpoint_allowed",
     "is_url_allowed",
+    "origin",
 ]

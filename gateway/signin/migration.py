@@ -20,7 +20,7 @@ that the provider is authoritative for that identifier before trusting it.
    value to obtain the OP Endpoint URL of the OpenID 2.0 provider.
 3. If the authority section (host and port) of that OP Endpoint URL is the
    one of the OpenID Connect provider's Authorization Endpoint URI, the
-   provider is authoritative.
+   provider is authoritative. (We compare the whole origin: the scheme too.)
 4. If they differ, issue a GET request to the ``openid2_id`` URL with
    ``Accept: application/json``; the answer is a JSON object whose ``iss``
    member MUST exactly match the ``iss`` of the ID token.
@@ -46,10 +46,9 @@ from urllib.parse import urldefrag, urlsplit
 
 from gateway.errors import FetchError, LoginFailed, ProviderNotAllowed
 from gateway.openid.consumer import MAX_IDENTIFIER_LENGTH, XRI_PREFIXES, OpenIDExchange
-from gateway.openid.providers import check_authority, check_endpoint_allowed
+from gateway.openid.providers import check_authority, check_endpoint_allowed, origin
 
 MIGRATION_REFUSED = "migration-refused"  # the login page message (gateway.web.MESSAGES)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class MigrationRefused(LoginFailed):
@@ -66,20 +65,6 @@ class OpenID2Claim:
     openid2_id: str
     issuer: str  # the ID token's iss (already checked against discovery)
     authorization_endpoint: str  # of the OpenID Connect provider, from its discovery document
-
-
-def authority(url: str) -> tuple[str, int] | None:
-    """Host and port of an http(s) URL (the port made explicit), or None."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    if scheme not in _DEFAULT_PORTS or not host or parts.username is not None:
-        return None
-    return host, port or _DEFAULT_PORTS[scheme]
 
 
 def openid2_realm(redirect_uri: str) -> str:
@@ -102,7 +87,7 @@ class OpenID2Migration:
         """The OpenID 2.0 user id the claim proves, or :class:`MigrationRefused`."""
         openid2_id = claim.openid2_id
         if not (0 < len(openid2_id) <= MAX_IDENTIFIER_LENGTH) or openid2_id.lower().startswith(XRI_PREFIXES) \
-                or authority(openid2_id) is None:
+                or origin(openid2_id) is None:
             raise MigrationRefused(f"openid2_id {openid2_id[:200]!r} is not an http(s) URL")
         try:
             claimed_id, endpoints = self.exchange.discover(openid2_id)
@@ -113,8 +98,8 @@ class OpenID2Migration:
                                    f"{claimed_id[:200]!r}")
         if not endpoints:
             raise MigrationRefused(f"openid2_id {openid2_id[:200]!r} names no OpenID 2.0 sign-on endpoint")
-        ours = authority(claim.authorization_endpoint)
-        same = [e for e in endpoints if authority(e) == ours]
+        ours = origin(claim.authorization_endpoint)
+        same = [e for e in endpoints if origin(e) == ours]
         if same:
             endpoint = same[0]
         else:
@@ -143,4 +128,4 @@ class OpenID2Migration:
                                    f"(status {response.status}) names iss {str(named)[:200]!r}, not {issuer}")
 
 
-__all__ = ["MIGRATION_REFUSED", "MigrationRefused", "OpenID2Claim", "OpenID2Migration", "authority", "openid2_realm"]
+__all__ = ["MIGRATION_REFUSED", "MigrationRefused", "OpenID2Claim", "OpenID2Migration", "openid2_realm"]
