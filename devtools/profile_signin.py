@@ -257,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
         loop_after, all_after = thread_cpu(gateway, gateway), thread_cpu(gateway)
         loop_cpu = sum(loop_after) - sum(loop_before)
         system_cpu = all_after[1] - all_before[1]
+        memory = procstat.memory(gateway)
         files = [out_dir / f"{name}.prof" for name in profiled]
         _signal_and_wait(pids, DUMP_SIGNAL, files)
         stack.check_running()
@@ -270,6 +271,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"gateway main thread (event loop): {1000 * loop_cpu / n:.2f} ms per sign-in; the other threads (sign-in "
           f"threads, Starlette's thread pool): {1000 * (usage.components.get('gateway', 0.0) - loop_cpu) / n:.2f}; "
           f"in the kernel (system time): {1000 * system_cpu / n:.2f}")
+    print(f"gateway memory after the sign-ins: {memory.rss:.1f} MiB RSS, peak {memory.peak:.1f} MiB")
     for name in profiled:
         print(f"\n===== {name} =====")
         counts = GATEWAY_COUNTS if name == "gateway" else PROVIDER_COUNTS
