@@ -12,7 +12,8 @@ and honours ``*_proxy`` variables. :class:`SafeFetcher` replaces it:
 * redirects are followed by hand, each hop re-checked, at most
   ``max_redirects``; POSTs are never redirected (their body is signed data);
 * connect and read timeouts plus an overall deadline, a byte cap on the
-  body, no cookies (there is no cookie jar), no proxies, no compression;
+  body, no cookies, no proxies, no compression (``http.client`` has none of
+  them: :mod:`gateway.openid.connections`);
 * with an allow list, only URLs under an allowed prefix are fetched.
 
 Errors: :class:`~gateway.errors.FetchError` (timeout, size, connection,
@@ -43,6 +44,7 @@ slow association endpoint would make ``begin()`` raise, not go stateless.)
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
 import ssl
@@ -59,6 +61,7 @@ import openid.fetchers
 from gateway import metrics
 from gateway.errors import DiscoveryRefused, FetchError, PrivateAddressRefused
 from gateway.openid.addresses import is_forbidden_address, parse_host_address
+from gateway.openid.connections import Exchange, ThreadConnections
 from gateway.openid.providers import is_url_allowed
 
 if TYPE_CHECKING:
@@ -70,8 +73,6 @@ Resolver = Callable[[str, int], Sequence[str]]
 USER_AGENT = "openid-gateway (python3-openid)"
 # No cookies, no compression (a size cap on compressed data would cap nothing).
 BASE_HEADERS = {"Accept": "*/*", "Accept-Encoding": "identity", "User-Agent": USER_AGENT}
-# Per thread (see SafeFetcher): one fetch at a time, plus room for a redirect to another host.
-THREAD_LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=4)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # python3-openid's xri.identifierScheme(): these make an identifier an XRI.
 XRI_AUTHORITIES = frozenset("!=@+$(")
@@ -180,28 +181,6 @@ class GuardedBackend(httpcore.SyncBackend):
         return addresses
 
 
-class GuardedTransport(httpx.HTTPTransport):
-    """``httpx.HTTPTransport`` whose connection pool connects through a :class:`GuardedBackend`."""
-
-    def __init__(
-        self,
-        network_backend: httpcore.NetworkBackend,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        limits: httpx.Limits | None = None,
-    ) -> None:
-        context = ssl_context or httpx.create_ssl_context(trust_env=False)
-        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        super().__init__(verify=context, trust_env=False, limits=limits)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=network_backend,
-        )
-
-
 class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
     """python3-openid's fetcher, hardened; one per process, safe to share between threads.
 
@@ -210,17 +189,14 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
     :class:`GuardedBackend` built from ``allow_private_addresses`` and
     ``resolver`` (tests use it to stand in for the Internet).
 
-    Each thread gets a transport (and connection pool) of its own, with
-    ``limits`` per thread (default :data:`THREAD_LIMITS`): a sign-in thread
-    fetches one document at a time, and httpcore's pool costs time quadratic
-    in its connections on every request (it counts the idle ones once per
-    idle one), under one lock. Shared by the 32 sign-in threads, the pool's
-    bookkeeping cost more CPU than the fetch itself. Transports of threads
-    that have ended are closed when the next thread gets one, the rest by
-    :meth:`close`. Requests go to the transport directly: ``httpx.Client``
-    would add a cookie jar (never wanted: no cookies go to providers), auth
-    and redirect machinery (redirects are followed here, each hop checked),
-    and parse each URL again.
+    Each thread keeps its own keep-alive connections, one per origin
+    (:mod:`gateway.openid.connections`: ``http.client`` on sockets the backend
+    connected): a sign-in thread fetches one document at a time, and one pool
+    shared by the 32 sign-in threads (httpcore's, under httpx) cost more CPU
+    in bookkeeping than the fetch itself. Connections of threads that have
+    ended are closed when the next thread makes its own, the rest by
+    :meth:`close`. ``limits`` with ``max_keepalive_connections=0`` keeps no
+    connection (one resolution and connection per request).
     """
 
     def __init__(
@@ -255,9 +231,10 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
         self._labels = metrics.Labels(provider_urls=metric_hosts)
         self._network_backend = network_backend
         self._ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)  # loading CAs costs: once
-        self._limits = limits or THREAD_LIMITS
+        # Keep-alive unless the caller's limits keep no connection (a test of one resolution per connection).
+        self._keep_alive = limits is None or limits.max_keepalive_connections != 0
         self._local = threading.local()
-        self._transports: dict[threading.Thread, GuardedTransport] = {}
+        self._pools: dict[threading.Thread, ThreadConnections] = {}
         self._clients_lock = threading.Lock()
         self._closed = False
 
@@ -325,32 +302,28 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
     def _send(
         self, method: str, target: httpx.URL, url: str, headers: Mapping[str, str], content: bytes | None,
         deadline: float,
-    ) -> httpx.Response:
+    ) -> Exchange:
         """Send one request to ``target`` (``url`` parsed and checked); the response body is not read yet."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchError(url, "timed out")
         connect = min(self.connect_timeout, remaining)
         read = min(self.read_timeout, remaining)
-        timeout = {"connect": connect, "read": read, "write": read, "pool": connect}
-        request_headers = httpx.Headers(BASE_HEADERS)
-        request_headers.update(headers)
+        names = {name.lower() for name in headers}
+        request_headers = {k: v for k, v in BASE_HEADERS.items() if k.lower() not in names} | dict(headers)
         try:
-            request = httpx.Request(method, target, headers=request_headers, content=content,
-                                    extensions={"timeout": timeout})
-            response = self._transport(url).handle_request(request)
-            response.request = request
-            return response
+            host = target.raw_host.decode("ascii")
+            port = target.port or (443 if target.scheme == "https" else 80)
+            return self._connections(url).send(method, target.scheme, host, port, target.raw_path.decode("ascii"),
+                                               request_headers, content, connect, read)
         except DiscoveryRefused as exc:
             raise type(exc)(url, exc.reason) from exc
-        except httpx.TimeoutException as exc:
+        except (httpcore.TimeoutException, TimeoutError) as exc:
             raise FetchError(url, "timed out") from exc
-        except httpx.InvalidURL as exc:
-            raise DiscoveryRefused(url, f"malformed URL ({exc})") from exc
-        except httpx.HTTPError as exc:
+        except (httpcore.NetworkError, OSError, http.client.HTTPException, UnicodeError, ValueError) as exc:
             raise FetchError(url, f"request failed ({exc})") from exc
 
-    def _read(self, url: str, response: httpx.Response, deadline: float) -> openid.fetchers.HTTPResponse:
+    def _read(self, url: str, response: Exchange, deadline: float) -> openid.fetchers.HTTPResponse:
         """Read at most ``max_bytes`` of body before the deadline, then stop and hang up."""
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
@@ -361,48 +334,46 @@ class SafeFetcher(openid.fetchers.HTTPFetcher):  # type: ignore[misc]
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in response.iter_raw():
+            while chunk := response.read_chunk():
                 size += len(chunk)
                 if size > self.max_bytes:
                     raise FetchError(url, "response too large")
                 if time.monotonic() > deadline:
                     raise FetchError(url, "timed out")
                 chunks.append(chunk)
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             raise FetchError(url, "timed out") from exc
-        except httpx.HTTPError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             raise FetchError(url, f"reading the response failed ({exc})") from exc
         return openid.fetchers.HTTPResponse(
             final_url=url,
             status=response.status_code,
-            headers=dict(response.headers.items()),  # httpx gives lower-case names, repeats joined
-            body=_decode(b"".join(chunks), response.charset_encoding),
+            headers=response.headers,  # lower-case names, repeats joined
+            body=_decode(b"".join(chunks), response.charset),
         )
 
-    def _transport(self, url: str) -> GuardedTransport:
-        """This thread's transport, made on its first fetch; :class:`FetchError` once :meth:`close` ran."""
-        transport: GuardedTransport | None = getattr(self._local, "transport", None)
-        if transport is not None:
-            return transport
-        transport = GuardedTransport(self._network_backend, ssl_context=self._ssl_context, limits=self._limits)
+    def _connections(self, url: str) -> ThreadConnections:
+        """This thread's connections, made on its first fetch; :class:`FetchError` once :meth:`close` ran."""
+        pool: ThreadConnections | None = getattr(self._local, "pool", None)
+        if pool is not None:
+            return pool
+        pool = ThreadConnections(self._network_backend, self._ssl_context, self._keep_alive)
         with self._clients_lock:
             if self._closed:
-                transport.close()
                 raise FetchError(url, "the fetcher is closed")
-            ended = [thread for thread in self._transports if not thread.is_alive()]
-            for thread in ended:
-                self._transports.pop(thread).close()
-            self._transports[threading.current_thread()] = transport
-        self._local.transport = transport
-        return transport
+            for thread in [thread for thread in self._pools if not thread.is_alive()]:
+                self._pools.pop(thread).close()
+            self._pools[threading.current_thread()] = pool
+        self._local.pool = pool
+        return pool
 
     def close(self) -> None:
-        """Close every thread's transport; fetching afterwards is an error."""
+        """Close every thread's connections; fetching afterwards is an error."""
         with self._clients_lock:
             self._closed = True
-            transports, self._transports = list(self._transports.values()), {}
-        for transport in transports:
-            transport.close()
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
 
     def __enter__(self) -> SafeFetcher:
         return self
@@ -475,6 +446,6 @@ def _decode(data: bytes, charset: str | None) -> str:
 
 
 __all__ = [
-    "GuardedBackend", "GuardedTransport", "Resolver", "SafeFetcher",
+    "GuardedBackend", "Resolver", "SafeFetcher",
     "check_url", "checked_url", "find_fetch_error", "install_fetcher", "system_resolver",
 ]

@@ -524,13 +524,66 @@ def test_each_thread_keeps_its_own_connections(internet: Internet) -> None:
         assert net.connected == [PUBLIC] * expected
 
 
+def test_a_connection_left_mid_body_is_not_reused(internet: Internet) -> None:
+    fetcher, net = internet(max_bytes=1000)
+    with pytest.raises(FetchError, match="too large"):
+        fetcher.fetch("http://provider.example/sized/200000")  # refused before the body was read to its end
+    assert fetcher.fetch("http://provider.example/sized/10").status == 200
+    assert net.connected == [PUBLIC, PUBLIC]
+
+
+@pytest.fixture
+def hanging_up_server() -> Iterator[tuple[int, list[int]]]:
+    """Answers one request per connection as if keeping it alive (no ``Connection: close``), then hangs up."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    accepted: list[int] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            accepted.append(1)
+            with conn:
+                conn.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    request += data
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced(
+        hanging_up_server: tuple[int, list[int]], make_fetcher: MakeFetcher) -> None:
+    port, accepted = hanging_up_server
+    fetcher = make_fetcher(allow_private_addresses=True)
+    for n in range(1, 4):
+        response = fetcher.fetch(f"http://127.0.0.1:{port}/")
+        assert (response.status, response.body) == (200, "ok")
+        assert len(accepted) == n  # each fetch on a new connection, none failed on the closed one
+
+
 def test_pools_of_ended_threads_are_closed(internet: Internet) -> None:
     fetcher, _ = internet()
     for _ in range(3):
         worker = threading.Thread(target=fetcher.fetch, args=("http://provider.example/",))
         worker.start()
         worker.join()
-    assert len(fetcher._transports) == 1  # the last thread's: the others were closed when the next one came
+    assert len(fetcher._pools) == 1  # the last thread's: the others were closed when the next one came
 
 
 def test_a_closed_fetcher_refuses_to_fetch(internet: Internet) -> None:
