@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,18 +187,9 @@ class OpenIDExchange:
         if identifier.lower().startswith(XRI_PREFIXES):
             raise LoginFailed(f"XRI identifier refused: {identifier!r}", "xri")
         consumer = openid_consumer.Consumer({}, self.associations)  # the session is dropped: pending carries it
-        _DISPATCH.local.fetcher = self.fetcher
-        try:
+        with self._discovering(identifier):
             # Consumer.begin(identifier), with the discovery of configured OP identifiers remembered briefly.
             auth_request = consumer.beginWithoutDiscovery(self.discovery.endpoint(identifier))
-        except DiscoveryFailure as exc:
-            raise _discovery_failed(identifier, exc) from exc
-        except HTTPFetchingError as exc:
-            raise _discovery_failed(identifier, find_fetch_error(exc) or exc) from exc
-        except GatewayError as exc:
-            raise _discovery_failed(identifier, exc) from exc
-        finally:
-            _DISPATCH.local.fetcher = None
         if auth_request is None:  # pragma: no cover - begin raises rather than returning None for OpenID 2
             raise LoginFailed("no OpenID service found", "no-provider")
         endpoint = auth_request.endpoint
@@ -219,9 +211,16 @@ class OpenIDExchange:
         its sign-on services (an OP identifier's server services are left out:
         they vouch for nobody in particular). :class:`LoginFailed` when it fails.
         """
+        with self._discovering(identifier):
+            claimed_id, services = openid_discover.discover(identifier)
+        return str(claimed_id), tuple(s.server_url for s in services if not s.isOPIdentifier() and s.server_url)
+
+    @contextmanager
+    def _discovering(self, identifier: str) -> Iterator[None]:
+        """python3-openid's fetches go through this exchange's fetcher; its failures become :class:`LoginFailed`."""
         _DISPATCH.local.fetcher = self.fetcher
         try:
-            claimed_id, services = openid_discover.discover(identifier)
+            yield
         except DiscoveryFailure as exc:
             raise _discovery_failed(identifier, exc) from exc
         except HTTPFetchingError as exc:
@@ -230,7 +229,6 @@ class OpenIDExchange:
             raise _discovery_failed(identifier, exc) from exc
         finally:
             _DISPATCH.local.fetcher = None
-        return str(claimed_id), tuple(s.server_url for s in services if not s.isOPIdentifier() and s.server_url)
 
     def complete(self, query: Mapping[str, str], current_url: str, pending: Mapping[str, object]) -> Identity:
         """Verify the provider's answer against what :meth:`begin` discovered (``pending``).
