@@ -97,7 +97,7 @@ def demo_stack(mode: Mode, ports: Ports, state_dir: Path, environ: Mapping[str, 
     secret_keys, proof_key = demo_secrets(state_dir)
     return Stack(mode, ports=ports, state_dir=state_dir, secret_keys=secret_keys,
                  proof_key=proof_key, progress=progress, demo_rules=True, gateway_env=user_gateway_env(environ),
-                 instances=instances, store=store)
+                 oidc_migration=True, instances=instances, store=store)
 
 
 def _progress(label: str, event: str) -> None:
@@ -130,7 +130,8 @@ The demo is running (mode {stack.mode}{_scaled_out(stack)}). Open:
     {stack.url}/
 
 To sign in, click "{LOCAL_PROVIDER_NAME}" (OpenID 2.0) or "{LOCAL_OIDC_NAME}" (OpenID Connect),
-type any user name and press Allow.
+type any user name and press Allow. The two are paired as a site moving from OpenID 2.0 to OpenID
+Connect: the same user name at either reaches the same account (OpenID 2.0 to OpenID Connect Migration).
 
 Access rules (devtools/stack.py, demo_access_settings): {stack.url}/about is
 public; {stack.url}/admin is for the group admins, which is the user name

@@ -253,6 +253,9 @@ class Stack:
     access rules (:func:`demo_access_settings`), which ``gateway_env`` may override.
     ``oidc_logout_at_provider`` sets ``logout_at_provider`` on the OpenID Connect button: ``/logout``
     then also ends the session at the development provider, which sends the browser back to ``/login``.
+    ``oidc_migration`` pairs the two local providers as a site moving from OpenID 2.0 to OpenID Connect
+    would: the OpenID Connect provider vouches (``openid2_id``) for the OpenID 2.0 provider's identifier
+    of the same user name, and the button has ``openid2_migration``, so a person keeps their user id.
     ``instances`` gateway processes (``gateway-1`` ... in :attr:`processes` and :meth:`log`; just
     ``gateway`` when there is one) share ``store``: ``"sqlite"`` (the state directory's file) or
     ``"redis"``, a ``redis-server`` the stack starts first and stops last (:attr:`redis`: stop or
@@ -281,6 +284,7 @@ class Stack:
         nginx_template: str | None = None,
         demo_rules: bool = False,
         oidc_logout_at_provider: bool = False,
+        oidc_migration: bool = False,
         instances: int = 1,
         store: StoreKind = "sqlite",
         redis_config: Mapping[str, str] | None = None,
@@ -314,6 +318,7 @@ class Stack:
         self.nginx_template = nginx_template
         self.demo_rules = demo_rules
         self.oidc_logout_at_provider = oidc_logout_at_provider
+        self.oidc_migration = oidc_migration
         self.store: StoreKind = store
         self.instance_header = instance_header
         # Made here, not at start: a missing redis-server is reported before anything starts, like nginx.
@@ -394,7 +399,8 @@ class Stack:
                                                    "identifier": self.provider_identifier}]
         client_id, client_secret = LOCAL_OIDC_CLIENT
         providers.append({"type": "oidc", "name": LOCAL_OIDC_NAME, "issuer": self.oidc_url, "client_id": client_id,
-                          "client_secret": client_secret, "logout_at_provider": self.oidc_logout_at_provider})
+                          "client_secret": client_secret, "logout_at_provider": self.oidc_logout_at_provider,
+                          "openid2_migration": self.oidc_migration})
         providers += [{"name": p.name, "identifier": p.identifier} for p in DEFAULT_PROVIDERS]
         env = {
             "GATEWAY_PUBLIC_URL": self.url,
@@ -465,11 +471,13 @@ class Stack:
         steps: list[tuple[str, Process, int]] = []
         provider = self._process("provider", [
             python, "-m", "devtools.openid_provider", *host, "--port", str(self.ports.provider),
-            "--base-url", self.provider_url, "--log-level", self.log_level])
+            "--base-url", self.provider_url, "--log-level", self.log_level,
+            *(["--oidc-issuer", self.oidc_url] if self.oidc_migration else [])])
         steps.append(("the OpenID provider", provider, self.ports.provider))
         oidc = self._process("oidc", [
             python, "-m", "devtools.oidc_provider", *host, "--port", str(self.ports.oidc),
-            "--base-url", self.oidc_url, "--gateway-url", self.url, "--log-level", self.log_level])
+            "--base-url", self.oidc_url, "--gateway-url", self.url, "--log-level", self.log_level,
+            *(["--openid2-provider", self.provider_url] if self.oidc_migration else [])])
         steps.append(("the OpenID Connect provider", oidc, self.ports.oidc))
         if self.upstream is None:
             app = self._process("app", [

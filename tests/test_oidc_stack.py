@@ -6,14 +6,17 @@ OpenID 2.0 one, with the gateway registered as its client for ``<nginx URL>/_gat
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 
-from devtools.stack import LOCAL_OIDC_NAME, Stack
+from devtools.stack import LOCAL_OIDC_NAME, Stack, local_claimed_id
 from gateway.proof import ProofVerifier
 from tests.devtools.oidc_relying_party import decide
 from tests.htmlforms import submit
-from tests.stack_fixtures import echo_stack_fixture  # noqa: F401
+from tests.signin import sign_in
+from tests.stack_fixtures import ECHO_APP, echo_stack_fixture, start_stack  # noqa: F401
 
 pytestmark = pytest.mark.nginx
 
@@ -78,3 +81,22 @@ def test_logout_stays_here_and_the_old_cookies_sign_no_one_in(echo_stack: Stack)
     with httpx.Client(cookies=copied, follow_redirects=True, timeout=15) as replay:  # the login page would restore
         landed = replay.get(echo_stack.url + "/echo/me")  # a live remember-me series and send it back
         assert landed.status_code == 200 and landed.url.path == "/login", (landed.url, echo_stack.logs())
+
+
+@pytest.fixture(scope="module")
+def paired_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The demo's pairing: the OpenID Connect provider vouches for the OpenID 2.0 provider's identifiers."""
+    yield from start_stack(tmp_path_factory, "auth_request", ECHO_APP, oidc_migration=True)
+
+
+def test_the_demos_paired_providers_reach_one_account_from_either(paired_stack: Stack) -> None:
+    """make demo's two local providers, as a site moving to OpenID Connect: the same person, one user id."""
+    with httpx.Client(follow_redirects=True, timeout=15) as before:
+        sign_in(before, paired_stack.url, paired_stack.provider_identifier, "mia", next_target="/echo/")
+        old_user = identity(before, paired_stack)[0]
+    assert old_user == local_claimed_id(paired_stack.provider_url, "mia")
+    with httpx.Client(follow_redirects=True, timeout=15) as after:
+        page = after.get(paired_stack.url + "/echo/")
+        consent = submit(after, page, button=("provider", paired_stack.oidc_url))
+        decide(after, consent, "allow", username="mia")
+        assert identity(after, paired_stack)[0] == old_user, paired_stack.logs()
