@@ -11,7 +11,8 @@ import pytest
 
 from gateway.errors import RateLimited, StoreUnavailable
 from gateway.ratelimit import RateLimiter, client_key, estimate, retry_after
-from gateway.store import RedisStore, SQLiteStore, Store
+from gateway.store import SQLiteStore, Store
+from gateway.store.redis import RedisStore
 
 
 class Clock:

@@ -16,7 +16,8 @@ import pytest
 from devtools.redis_server import RedisServer
 from gateway.app import GatewayApp
 from gateway.revocation import RevocationCache
-from gateway.store import RedisStore, SessionRecord, SQLiteStore, Store
+from gateway.store import SessionRecord, SQLiteStore, Store
+from gateway.store.redis import RedisStore
 from tests.conftest import make_settings
 from tests.redis_fixtures import RedisServerFactory
 from tests.servers import UvicornThread, free_port

@@ -18,7 +18,6 @@ from gateway.store.base import (
     Store,
 )
 from gateway.store.location import is_redis, location_problems, masked
-from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SQLiteStore
 
 SQLITE_NAME = "gateway.sqlite3"
@@ -46,6 +45,9 @@ def open_store(location: str, state_dir: Path) -> Store:
     :class:`~gateway.errors.StoreMisconfigured` when Redis may evict keys.
     """
     if is_redis(location):
+        # Imported here: redis-py adds some 19 MiB to every gateway process, and only Redis users need it.
+        from gateway.store.redis import RedisStore
+
         return RedisStore(location.strip())
     path = sqlite_path(location, state_dir)
     if not location.strip():
@@ -53,6 +55,6 @@ def open_store(location: str, state_dir: Path) -> Store:
     return SQLiteStore(path)
 
 
-__all__ = ["LinkRecord", "LoginStateRecord", "ProviderSessionRecord", "RedisStore", "RememberRecord",
+__all__ = ["LinkRecord", "LoginStateRecord", "ProviderSessionRecord", "RememberRecord",
            "RevocationPushes", "SQLiteStore", "SessionRecord", "Store", "describe", "is_redis", "location_problems",
            "masked", "open_store", "sqlite_path"]

@@ -99,7 +99,8 @@ def test_sessions_commands_on_an_unreachable_redis_say_so_in_one_line(tmp_path: 
 
 
 def test_sessions_commands_work_on_redis(redis_url: str, tmp_path: Path) -> None:
-    from gateway.store import RedisStore, SessionRecord
+    from gateway.store import SessionRecord
+    from gateway.store.redis import RedisStore
 
     store = RedisStore(redis_url)
     store.create_session(SessionRecord("s-1", "https://op/id/erin", 1.0, 4e9, None, "UA", "127.0.0.1"))
