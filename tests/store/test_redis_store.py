@@ -24,12 +24,11 @@ from gateway.store import (
     LinkRecord,
     LoginStateRecord,
     ProviderSessionRecord,
-    RedisStore,
     RememberRecord,
     SessionRecord,
     open_store,
 )
-from gateway.store.redis import MARGIN
+from gateway.store.redis import MARGIN, RedisStore
 from tests.conftest import GatewayFactory
 from tests.redis_fixtures import RedisServerFactory
 from tests.servers import UvicornThread
