@@ -7,7 +7,9 @@ remember-me cookie kept signing the browser back in for the rest of its 30
 days, after the person had signed out at the provider. Here the session
 lifetime is two seconds, so "the day after" comes at once: sign in with
 remember-me, let the session expire, come back (the cookie restores a new
-session), purge, then log out at the provider — on SQLite and on Redis.
+session), purge, then log out at the provider — on SQLite and on Redis. And
+a browser restarted once every session of its series was over holds only the
+remember-me cookie: its ``/logout`` still goes to the provider.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from starlette.datastructures import Secret
 from devtools.oidc_provider import Client, create_app
 from gateway.app import GatewayApp
 from gateway.settings import Provider
+from gateway.store import SessionRecord
 from tests.conftest import RunningGateway, make_settings
 from tests.devtools.oidc_relying_party import decide
 from tests.htmlforms import submit
@@ -66,8 +69,8 @@ def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield Setup(op_url, RunningGateway(server, app, settings), http)
 
 
-def remembered_then_restored(browser: httpx.Client, setup: Setup, username: str) -> str:
-    """Sign in with remember-me, outlive the session, come back restored, purge; the user id."""
+def remembered(browser: httpx.Client, setup: Setup, username: str) -> SessionRecord:
+    """Sign in with remember-me and outlive the session; the session's record."""
     gateway = setup.gateway
     page = browser.get(gateway.url + "/login", params={"next": "/echo"})
     consent = submit(browser, page, button=("provider", setup.op_url), check=("remember",))
@@ -80,6 +83,15 @@ def remembered_then_restored(browser: httpx.Client, setup: Setup, username: str)
     while time.time() <= first.expires:  # wait for the session's end (the clock is the thing waited for)
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    return first
+
+
+def remembered_then_restored(browser: httpx.Client, setup: Setup, username: str) -> str:
+    """Sign in with remember-me, outlive the session, come back restored, purge; the user id."""
+    gateway = setup.gateway
+    first = remembered(browser, setup, username)
+    user = first.user_id
+    store = gateway.app.runtime.store
     assert whoami(browser, gateway)["user"] == user  # the remember-me cookie signed the browser back in
     [restored] = store.list_sessions(user, time.time())
     assert restored.session_id != first.session_id and restored.series_id == first.series_id
@@ -117,3 +129,23 @@ def test_rp_initiated_logout_finds_the_id_token_after_the_first_session_was_purg
         location = urlsplit(leave.headers["location"])
         assert f"{location.scheme}://{location.netloc}{location.path}" == setup.op_url + "/logout", location
         assert dict(parse_qsl(location.query))["id_token_hint"].count(".") == 2
+
+
+def test_rp_initiated_logout_with_only_the_remember_me_cookie_after_every_session_was_purged(setup: Setup) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        first = remembered(browser, setup, "tess")
+        store = setup.gateway.app.runtime.store
+        login = store.get_provider_session(first.session_id)
+        assert login is not None and first.series_id is not None
+        store.purge_expired(time.time())
+        assert store.list_sessions(first.user_id, time.time()) == []  # no session of the series is left
+        with remember_cookie_only(browser, setup) as restarted:
+            leave = restarted.get(setup.gateway.url + "/logout", headers={"Sec-Fetch-Site": "same-origin"},
+                                  follow_redirects=False)
+    assert leave.status_code == 303
+    location = urlsplit(leave.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == setup.op_url + "/logout", \
+        f"signed out here only ({leave.headers['location']})"
+    assert dict(parse_qsl(location.query))["id_token_hint"] == login.id_token
+    series = store.get_series(first.series_id)
+    assert series is not None and series.revoked_at is not None  # and the series ended here

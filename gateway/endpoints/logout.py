@@ -68,34 +68,41 @@ class LogoutEndpoint:
             next_param = form_text(form, "next") or None
         clear = runtime.sign_out_cookies()
         try:
-            ended = await self.revoke_browser(cookie_header, self.services.client(request))
+            session_ids, series_ids = await self.revoke_browser(cookie_header, self.services.client(request))
         except StoreUnavailable:
             page = self.services.pages.error(
                 503, "Sign-out incomplete", "You were signed out in this browser, but the server could not record "
                 "it. Please try again in a moment.")
             return add_cookies(page, clear)
         target = runtime.safe_next(next_param) if next_param else None
-        at_provider = await self.provider_logout_url(ended, target)
+        at_provider = await self.provider_logout_url(session_ids, series_ids, target)
         if at_provider is not None:  # the provider sends the person back to our login page (and on to target)
             return redirect(at_provider, clear)
         return redirect(target or runtime.login_url("/", "signed-out"), clear)
 
-    async def provider_logout_url(self, session_ids: list[str], next_target: str | None = None) -> str | None:
-        """RP-initiated logout: the provider's ``end_session_endpoint`` for the first of these sessions signed in
-        with an ``oidc`` provider set to ``logout_at_provider``; None when there is none, or it cannot be reached.
+    async def provider_logout_url(self, session_ids: list[str], series_ids: list[str],
+                                  next_target: str | None = None) -> str | None:
+        """RP-initiated logout: the provider's ``end_session_endpoint`` for the first of these sessions, then of
+        these remember-me series, signed in with an ``oidc`` provider set to ``logout_at_provider``; None when there
+        is none, or it cannot be reached.
 
-        The ID token (the ``id_token_hint``) comes from the store: it never rides in a cookie.
+        The ID token (the ``id_token_hint``) comes from the store: it never rides in a cookie. A series' sign-in
+        is kept while the series lives, so a browser left with its remember-me cookie only (a restart, every
+        session of the series over and purged) is signed out at the provider too.
         ``next_target`` (checked) rides in the ``state``, signed; without it (or when it is ``/``) the
         provider sends the person to the plain "signed out" login page.
         """
         runtime = self.runtime
-        if not session_ids or not any(p.logout_at_provider for p in runtime.oidc.providers.values()):
+        if not (session_ids or series_ids) or not any(p.logout_at_provider for p in runtime.oidc.providers.values()):
             return None
         # "/" is every form's default (the confirmation page sends it): the signed-out page says more.
         state = self.logout_return.state(next_target) if next_target not in (None, FALLBACK) else None
+        store = runtime.store
+        lookups = ([(store.get_provider_session, session_id) for session_id in session_ids]
+                   + [(store.get_series_provider_session, series_id) for series_id in series_ids])
         try:
-            for session_id in session_ids:
-                login = await run_in_threadpool(runtime.store.get_provider_session, session_id)
+            for lookup, key in lookups:
+                login = await run_in_threadpool(lookup, key)
                 if login is None:
                     continue
                 url = await run_in_threadpool(runtime.oidc.end_session_url, login.provider, login.id_token,
@@ -112,25 +119,26 @@ class LogoutEndpoint:
         return bool(read_cookies(cookie_header, runtime.session_cookie_name)
                     or read_cookies(cookie_header, runtime.remember_cookie_name))
 
-    async def revoke_browser(self, cookie_header: str | None, client: str) -> list[str]:
+    async def revoke_browser(self, cookie_header: str | None, client: str) -> tuple[list[str], list[str]]:
         """End every session and series this browser's cookies name, on the server, not only in the browser.
 
-        Returns the ids of the sessions its cookies named, then of the other sessions of their remember-me
-        series: after a browser restart, the sign-in that holds the provider's ID token is one of those.
+        Returns the ids of the sessions its cookies named and of their remember-me series (where the
+        provider's ID token is found after a browser restart).
         """
         runtime = self.runtime
         now = runtime.now()
         sessions = [session for value in read_cookies(cookie_header, runtime.session_cookie_name)
                     if (session := runtime.sessions.decode(value, now)) is not None]
         session_ids = {session.session_id for session in sessions}
-        series_ids = {session.series_id for session in sessions if session.series_id is not None}
+        # In order, without repeats: the series of the sessions first, then of the remember-me cookies.
+        series_ids = dict.fromkeys(session.series_id for session in sessions if session.series_id is not None)
         for value in read_cookies(cookie_header, runtime.remember_cookie_name):
             if (series_id := runtime.remember.series_of(value)) is not None:
-                series_ids.add(series_id)
+                series_ids[series_id] = None
         if not session_ids and not series_ids:
-            return []
+            return [], []
         try:
-            from_series = await self.sign_out.end(session_ids, series_ids)
+            await self.sign_out.end(session_ids, series_ids)
         except StoreUnavailable:
             logger.error("logout could not reach the store: sessions %s revoked in this process only, "
                          "remember-me series %s not revoked", sorted(map(hash_id, session_ids)) or "none",
@@ -142,4 +150,4 @@ class LogoutEndpoint:
             users[session.identity.user_id] = users.get(session.identity.user_id, 0) + 1
         for user, count in users.items():
             runtime.events.emit(SignedOut(user, count, client))
-        return [session.session_id for session in sessions] + [s for s in from_series if s not in session_ids]
+        return [session.session_id for session in sessions], list(series_ids)

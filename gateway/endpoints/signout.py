@@ -32,8 +32,7 @@ class SignOut:
     async def end(self, session_ids: Collection[str], series_ids: Collection[str]) -> list[str]:
         """End these sessions and series, and every session restored from the series.
 
-        Returns the ids of the series' unexpired sessions (the store finds a restored one's provider sign-in,
-        :meth:`~gateway.store.base.Store.get_provider_session`, even once the first session is purged).
+        Returns the ids of the series' unexpired sessions (revoked in this process too).
         Raises StoreUnavailable when the store could not record it: the known
         sessions are then revoked in this process only.
         """

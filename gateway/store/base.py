@@ -164,6 +164,10 @@ class Store(Protocol):
         """The provider sign-in behind a session: its own record, else (a session restored by remember-me) the
         record of the sign-in that started its series, however long ago that first session ended."""
         ...
+    def get_series_provider_session(self, series_id: str) -> ProviderSessionRecord | None:
+        """The provider sign-in that started a remember-me series, kept while the series lives: a browser left
+        with its remember-me cookie only (every session of the series over) still has an ``id_token_hint``."""
+        ...
     def revoke_provider_sessions(self, provider: str, sub: str | None, sid: str | None, now: float) -> list[str]:
         """Back-channel logout: revoke the sessions of ``sid`` (else of ``sub``) at ``provider``.
 

@@ -345,7 +345,14 @@ class RedisStore:
 
     def get_provider_session(self, session_id: str) -> ProviderSessionRecord | None:
         """The session's own record, else the one of the sign-in that started the series it was restored from."""
-        found = [str(value) for value in self._script(self._get_provider_session, session_id)]
+        return self._provider_session(session_id, "")
+
+    def get_series_provider_session(self, series_id: str) -> ProviderSessionRecord | None:
+        """The record ``pr:<series>`` names (:data:`~gateway.store.redis_lua.PUT_PROVIDER_SESSION`)."""
+        return self._provider_session("", series_id)
+
+    def _provider_session(self, session_id: str, series_id: str) -> ProviderSessionRecord | None:
+        found = [str(value) for value in self._script(self._get_provider_session, session_id, series_id)]
         if not found:
             return None
         row = dict(zip(found[1::2], found[2::2], strict=True))

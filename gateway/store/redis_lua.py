@@ -174,14 +174,17 @@ extend(P .. 'px', at)
 return 1
 """
 
-# ARGV[4] session id. The session's own provider session, else the one that started the series it was restored
-# from: {its session id, field, value, ...}, or {} when there is none.
+# ARGV[4] session id, or '' for ARGV[5], a series. The session's own provider session, else the one that started
+# the series it was restored from (or series ARGV[5]): {its session id, field, value, ...}, or {} when there is none.
 GET_PROVIDER_SESSION = r"""
-local P, sid = ARGV[1], ARGV[4]
-local row = redis.call('HGETALL', P .. 'p:' .. sid)
+local P, sid, series = ARGV[1], ARGV[4], ARGV[5]
+local row = {}
+if sid ~= '' then
+  row = redis.call('HGETALL', P .. 'p:' .. sid)
+  if #row == 0 then series = redis.call('HGET', P .. 's:' .. sid, 'sr') end
+end
 if #row == 0 then
-  local series = redis.call('HGET', P .. 's:' .. sid, 'sr')
-  if not series then return {} end
+  if not series or series == '' then return {} end
   sid = redis.call('GET', P .. 'pr:' .. series)
   if not sid then return {} end
   row = redis.call('HGETALL', P .. 'p:' .. sid)

@@ -372,6 +372,9 @@ class SQLiteStore:
     # -- OpenID Connect logout ----------------------------------------------
 
     _PROVIDER_COLUMNS = "p.session_id, p.provider, p.sub, p.sid, p.id_token, p.expires, p.series_id"
+    # The record of the sign-in that started a series (``{}``: the series id's SQL).
+    _PROVIDER_OF_SERIES = (f"SELECT {_PROVIDER_COLUMNS} FROM provider_sessions p"  # noqa: S608
+                           " WHERE p.series_id = {} ORDER BY p.expires DESC LIMIT 1")
 
     def put_provider_session(self, record: ProviderSessionRecord) -> None:
         """Kept while its session or its series lives: :meth:`purge_expired` asks the series."""
@@ -383,15 +386,18 @@ class SQLiteStore:
     def get_provider_session(self, session_id: str) -> ProviderSessionRecord | None:
         """The session's own record, else the one of the sign-in that started the series it was restored from."""
         own = f"SELECT {self._PROVIDER_COLUMNS} FROM provider_sessions p WHERE p.session_id = ?"  # noqa: S608
-        of_series = (f"SELECT {self._PROVIDER_COLUMNS} FROM sessions s"  # noqa: S608
-                     " JOIN provider_sessions p ON p.series_id = s.series_id WHERE s.session_id = ?"
-                     " ORDER BY p.expires DESC LIMIT 1")
+        of_series = self._PROVIDER_OF_SERIES.format("(SELECT s.series_id FROM sessions s WHERE s.session_id = ?)")
 
         def work(conn: sqlite3.Connection) -> Any:
             return (conn.execute(own, (session_id,)).fetchone()
                     or conn.execute(of_series, (session_id,)).fetchone())
 
         row = self._call(work)
+        return ProviderSessionRecord(*row) if row else None
+
+    def get_series_provider_session(self, series_id: str) -> ProviderSessionRecord | None:
+        sql = self._PROVIDER_OF_SERIES.format("?")
+        row = self._call(lambda conn: conn.execute(sql, (series_id,)).fetchone())
         return ProviderSessionRecord(*row) if row else None
 
     def revoke_provider_sessions(self, provider: str, sub: str | None, sid: str | None, now: float) -> list[str]:

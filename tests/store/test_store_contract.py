@@ -330,6 +330,23 @@ def test_a_remember_me_sign_ins_provider_session_lives_as_long_as_its_series(sto
     assert store.revoke_provider_sessions("OP", "alice", None, now + 30 * DAY + 60) == []
 
 
+def test_a_remember_me_series_finds_its_provider_sign_in_after_every_session_of_it_is_over(store: Store) -> None:
+    """RP-initiated logout from a browser left with its remember-me cookie only: ``/logout`` revokes the series,
+    then asks for its ``id_token_hint``."""
+    now = time.time()
+    remember_me_sign_in_whose_session_was_purged(store, now)
+    store.create_series(RememberRecord("s2", "h", "u", "n", "", now, now, now + 30 * DAY))  # no provider sign-in
+    assert store.purge_expired(now + 2 * DAY + 60) == 1  # the restored session: no session of "s1" is left
+    later = now + 2 * DAY + 120
+    assert store.revoke_series("s1", later) == []
+    expected = ProviderSessionRecord("first", "OP", "alice", "op-1", "id.token", now + DAY, "s1")
+    assert store.get_series_provider_session("s1") == expected
+    assert store.get_series_provider_session("s2") is None
+    assert store.get_series_provider_session("unknown") is None
+    store.purge_expired(now + 30 * DAY + 60)  # the series is over: so is the record
+    assert store.get_series_provider_session("s1") is None
+
+
 def test_a_logout_token_jti_is_used_once_per_issuer_until_it_expires(store: Store) -> None:
     now = time.time()
     assert store.use_logout_token("https://op", "j1", now + 60, now) is True
