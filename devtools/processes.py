@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,21 @@ from pathlib import Path
 from typing import IO
 
 STOP_TIMEOUT = 10.0
+
+
+def find_executable(name: str, candidates: Sequence[str], missing: type[RuntimeError], package: str) -> str:
+    """``name`` on PATH, else the first executable of ``candidates`` (sbin is not on a normal user's PATH).
+
+    Raises ``missing`` naming the Debian package: a test that needs a real
+    server fails without it, never skips.
+    """
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise missing(f"{name} not found: apt-get install {package}")
 
 
 def free_port() -> int:
@@ -186,4 +202,4 @@ class Process:
         self.close()
 
 
-__all__ = ["Process", "free_port", "port_is_free", "wait_for_port"]
+__all__ = ["Process", "find_executable", "free_port", "port_is_free", "wait_for_port"]

@@ -18,7 +18,6 @@ reason to skip: CI installs it like nginx.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 
 import redis
 
-from devtools.processes import Process, free_port
+from devtools.processes import Process, find_executable, free_port
 
 REDIS_CANDIDATES = ("/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server")
 START_TIMEOUT = 15.0
@@ -39,13 +38,7 @@ class RedisNotFound(RuntimeError):
 
 def find_redis_server() -> str:
     """The redis-server binary: on PATH, or where the Debian package puts it."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    for candidate in REDIS_CANDIDATES:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    raise RedisNotFound("redis-server not found: apt-get install redis-server")
+    return find_executable("redis-server", REDIS_CANDIDATES, RedisNotFound, "redis-server")
 
 
 class RedisServer:

@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from devtools.openid_provider.profiles import PROFILES
-from devtools.processes import Process, free_port, port_is_free
+from devtools.processes import Process, find_executable, free_port, port_is_free
 from devtools.redis_server import RedisServer
 from gateway.settings import DEFAULT_PROVIDERS
 
@@ -86,13 +86,7 @@ class NginxNotFound(RuntimeError):
 
 def find_nginx() -> str:
     """The nginx binary: on PATH, or in sbin (not on a normal user's PATH on Debian)."""
-    found = shutil.which("nginx")
-    if found:
-        return found
-    for candidate in NGINX_CANDIDATES:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    raise NginxNotFound("nginx not found: apt-get install nginx")
+    return find_executable("nginx", NGINX_CANDIDATES, NginxNotFound, "nginx")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.datastructures import Secret
 
 from devtools.oidc_provider import Client
@@ -95,4 +96,28 @@ def serve(tmp_path: Path, upstream: UvicornThread, **settings: object) -> Iterat
         yield Servers(op2_url, foreign_url, oidc_url, RunningGateway(server, app, config), http)
 
 
-__all__ = ["CLIENT_ID", "ELSEWHERE", "OIDC_NAME", "OPENID2_NAME", "SECRET", "Servers", "serve"]
+@pytest.fixture(scope="module", name="servers")
+def servers_fixture(tmp_path_factory: pytest.TempPathFactory, upstream: UvicornThread) -> Iterator[Servers]:
+    """The servers, once per test module (import this fixture, and ``stack`` or ``unvouched_stack``)."""
+    yield from serve(tmp_path_factory.mktemp("migration-servers"), upstream)
+
+
+@pytest.fixture(name="stack")
+def stack_fixture(servers: Servers) -> Iterator[Servers]:
+    """The servers as they start: the OIDC provider vouches for ``op2``'s identifiers (``openid2_id``)."""
+    servers.reset()
+    yield servers
+    servers.reset()
+
+
+@pytest.fixture(name="stack")
+def unvouched_stack_fixture(servers: Servers) -> Iterator[Servers]:
+    """The servers with no migration claims: the OIDC provider sends no ``openid2_id`` (only links join accounts)."""
+    servers.reset()
+    servers.vouch_for(None)
+    yield servers
+    servers.reset()
+
+
+__all__ = ["CLIENT_ID", "ELSEWHERE", "OIDC_NAME", "OPENID2_NAME", "SECRET", "Servers", "serve", "servers_fixture",
+           "stack_fixture", "unvouched_stack_fixture"]

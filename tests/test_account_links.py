@@ -10,35 +10,18 @@ unlinking someone else's link.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from gateway.signin.oidc import user_id
 from tests.devtools.oidc_relying_party import decide
 from tests.htmlforms import forms, submit
-from tests.migration_servers import OIDC_NAME, Servers, serve
-from tests.servers import UvicornThread
+from tests.migration_servers import OIDC_NAME, Servers, servers_fixture, unvouched_stack_fixture  # noqa: F401
 from tests.signin import sign_in as openid2_sign_in
 from tests.test_account import account, token
 from tests.test_signin import whoami
 
 ACCOUNT = "/_gateway/account"
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory, upstream: UvicornThread) -> Iterator[Servers]:
-    yield from serve(tmp_path_factory.mktemp("links"), upstream)
-
-
-@pytest.fixture
-def stack(servers: Servers) -> Iterator[Servers]:
-    """No migration claims here: the OIDC provider sends no openid2_id, so only explicit links join accounts."""
-    servers.reset()
-    servers.vouch_for(None)
-    yield servers
-    servers.reset()
 
 
 def browser() -> httpx.Client:

@@ -9,16 +9,13 @@ handler), naming who (``user``, ``client``) and what (``identity``,
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from gateway import metrics
 from tests.conftest import leaked_secret
 from tests.devtools.oidc_relying_party import decide
-from tests.migration_servers import OIDC_NAME, Servers, serve
-from tests.servers import UvicornThread
+from tests.migration_servers import OIDC_NAME, Servers, servers_fixture, unvouched_stack_fixture  # noqa: F401
 from tests.signin import sign_in as openid2_sign_in
 from tests.test_account import account, token
 from tests.test_account_links import ACCOUNT, link, oidc_key, sign_out, start_link
@@ -27,20 +24,6 @@ from tests.test_signin import whoami
 
 CLIENT = "127.0.0.1"
 LINK_EVENTS = ("identity_linked", "identity_unlinked", "identity_migrated", "identity_link_refused")
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory, upstream: UvicornThread) -> Iterator[Servers]:
-    yield from serve(tmp_path_factory.mktemp("link-events"), upstream)
-
-
-@pytest.fixture
-def stack(servers: Servers) -> Iterator[Servers]:
-    """No migration claims unless a test asks for them."""
-    servers.reset()
-    servers.vouch_for(None)
-    yield servers
-    servers.reset()
 
 
 def counted(action: str) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -30,22 +29,10 @@ from gateway.signin.oidc import OIDCSignIn
 from gateway.store import SQLiteStore
 from gateway.store.base import LinkRecord
 from tests.htmlforms import forms
-from tests.migration_servers import Servers, serve
+from tests.migration_servers import Servers, serve, servers_fixture, stack_fixture  # noqa: F401
 from tests.servers import UvicornThread, free_port
 from tests.signin import sign_in as openid2_sign_in
 from tests.test_signin import history_cookies, whoami
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory, upstream: UvicornThread) -> Iterator[Servers]:
-    yield from serve(tmp_path_factory.mktemp("migration"), upstream)
-
-
-@pytest.fixture
-def stack(servers: Servers) -> Iterator[Servers]:
-    servers.reset()
-    yield servers
-    servers.reset()
 
 
 def refused(final: httpx.Response, stack: Servers) -> None:
@@ -184,7 +171,6 @@ def test_an_openid2_id_outside_the_provider_allowlist_is_refused(
         allowed.vouch_for(upstream.url)
         with httpx.Client(follow_redirects=True, timeout=15) as browser:
             refused(allowed.oidc_sign_in(browser, "quinn"), allowed)
-
 
 
 def test_an_endpoint_on_the_authorization_endpoints_authority_needs_no_iss_document(stack: Servers) -> None:

@@ -7,27 +7,10 @@ token (``sub`` alone, as Core §5.4 allows when an access token is issued);
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
-from tests.migration_servers import Servers, serve
-from tests.servers import UvicornThread
+from tests.migration_servers import Servers, servers_fixture, unvouched_stack_fixture  # noqa: F401
 from tests.test_signin import history_cookies, whoami
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory, upstream: UvicornThread) -> Iterator[Servers]:
-    yield from serve(tmp_path_factory.mktemp("userinfo"), upstream)
-
-
-@pytest.fixture
-def stack(servers: Servers) -> Iterator[Servers]:
-    servers.reset()
-    servers.vouch_for(None)
-    yield servers
-    servers.reset()
 
 
 def test_e_mail_user_name_and_groups_missing_from_the_id_token_come_from_userinfo(stack: Servers) -> None:
