@@ -29,10 +29,10 @@ reused until they expire, not re-established per sign-in.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from openid.consumer import discover as openid_discover
 from openid.consumer.discover import DiscoveryFailure, OpenIDServiceEndpoint
@@ -52,25 +52,11 @@ def discover_endpoint(identifier: str) -> OpenIDServiceEndpoint:
     return endpoint
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    claimed_id: str | None
-    display_identifier: str | None
-    server_url: str
-    type_uris: tuple[str, ...]
-    local_id: str | None
-    used_yadis: bool
-    expires: float
-
-    def endpoint(self) -> OpenIDServiceEndpoint:
-        """A fresh endpoint object per sign-in: the library keeps it in its request."""
-        endpoint = OpenIDServiceEndpoint()
-        endpoint.claimed_id, endpoint.display_identifier = self.claimed_id, self.display_identifier
-        endpoint.server_url = self.server_url
-        endpoint.type_uris = list(self.type_uris)
-        endpoint.local_id = self.local_id
-        endpoint.used_yadis = self.used_yadis
-        return endpoint
+def _copy(endpoint: OpenIDServiceEndpoint) -> OpenIDServiceEndpoint:
+    """A fresh endpoint object per sign-in (the library keeps it in its request), sharing no list."""
+    fresh = copy.copy(endpoint)
+    fresh.type_uris = list(endpoint.type_uris)
+    return fresh
 
 
 class DiscoveryCache:
@@ -83,7 +69,7 @@ class DiscoveryCache:
         self.ttl = ttl
         self._discover = discover
         self._clock = clock
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, tuple[OpenIDServiceEndpoint, float]] = {}  # identifier -> (endpoint, expires)
         self._lock = threading.Lock()
 
     def endpoint(self, identifier: str) -> OpenIDServiceEndpoint:
@@ -92,15 +78,13 @@ class DiscoveryCache:
             return self._discover(identifier)
         now = self._clock()
         with self._lock:
-            entry = self._entries.get(identifier)
-        if entry is not None and entry.expires > now:
-            return entry.endpoint()
+            cached, expires = self._entries.get(identifier, (None, 0.0))
+        if cached is not None and expires > now:
+            return _copy(cached)
         endpoint = self._discover(identifier)
         if endpoint.isOPIdentifier() and endpoint.canonicalID is None and isinstance(endpoint.server_url, str):
-            fresh = _Entry(endpoint.claimed_id, endpoint.display_identifier, endpoint.server_url,
-                           tuple(endpoint.type_uris), endpoint.local_id, bool(endpoint.used_yadis), now + self.ttl)
             with self._lock:
-                self._entries[identifier] = fresh
+                self._entries[identifier] = (_copy(endpoint), now + self.ttl)
         return endpoint
 
     def clear(self) -> None:
