@@ -65,7 +65,7 @@ class LinkRefused(GatewayError):
         super().__init__(reason)
 
 
-def session_hash(session_id: str) -> str:
+def session_digest(session_id: str) -> str:
     """What the login state keeps of the session that asked for a link (a store dump must not sign anyone in)."""
     return hashlib.sha256(session_id.encode()).hexdigest()
 
@@ -75,7 +75,7 @@ class LinkIntent:
     """A sign-in started from the account page to link another sign-in method to ``user_id``."""
 
     user_id: str
-    session: str  # session_hash() of the session that started it
+    session: str  # session_digest() of the session that started it
 
     def data(self) -> dict[str, object]:
         return {LINK_USER: self.user_id, LINK_SESSION: self.session}
@@ -175,4 +175,4 @@ class Identities:
         return False
 
 
-__all__ = ["LINK_SESSION", "LINK_USER", "Identities", "LinkIntent", "LinkRefused", "session_hash"]
+__all__ = ["LINK_SESSION", "LINK_USER", "Identities", "LinkIntent", "LinkRefused", "session_digest"]

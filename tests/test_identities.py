@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.events import Event, Events, IdentityLinked, IdentityLinkRefused, IdentityUnlinked
-from gateway.identities import Identities, LinkIntent, LinkRefused, session_hash
+from gateway.identities import Identities, LinkIntent, LinkRefused, session_digest
 from gateway.openid.consumer import OpenIDExchange
 from gateway.openid.fetcher import SafeFetcher
 from gateway.signin.migration import OpenID2Claim, OpenID2Migration
@@ -88,9 +88,9 @@ def test_unlink_removes_only_ones_own_link(identities: Identities) -> None:
 
 
 def test_a_link_intent_survives_the_login_state_and_nothing_else_is_one() -> None:
-    intent = LinkIntent(OLD, session_hash("session-1"))
+    intent = LinkIntent(OLD, session_digest("session-1"))
     assert LinkIntent.of({"provider": "x", **intent.data()}) == intent
-    assert session_hash("session-1") != "session-1" and len(intent.session) == 64
+    assert session_digest("session-1") != "session-1" and len(intent.session) == 64
     for data in ({}, {"link_user": OLD}, {"link_user": "", "link_session": "x"}, {"link_user": 1, "link_session": "x"}):
         assert LinkIntent.of(data) is None
 

@@ -23,7 +23,7 @@ from gateway.endpoints.login import LoginEndpoints
 from gateway.endpoints.services import Services
 from gateway.endpoints.signout import SignOut
 from gateway.events import SessionEnded, SignedOutEverywhere, hash_id
-from gateway.identities import NOT_YOURS, Identities, LinkIntent, session_hash
+from gateway.identities import NOT_YOURS, Identities, LinkIntent, session_digest
 from gateway.sessions import Session
 from gateway.signin.migration import OpenID2Migration
 from gateway.web import add_cookies, redirect
@@ -88,7 +88,7 @@ class AccountEndpoints:
         identifier = form_text(form, "provider")
         if not any(p.identifier == identifier for p in runtime.settings.providers):
             return redirect(ACCOUNT_PATH + "?m=unknown-provider")
-        intent = LinkIntent(session.identity.user_id, session_hash(session.session_id))
+        intent = LinkIntent(session.identity.user_id, session_digest(session.session_id))
         logger.info("%s starts linking a sign-in with %s", session.identity.user_id, identifier[:200])
         return await self.login.start(request, identifier, ACCOUNT_PATH, False, intent.data())
 

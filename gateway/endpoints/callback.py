@@ -32,7 +32,7 @@ from gateway.endpoints.services import Services
 from gateway.endpoints.signin import start_session
 from gateway.errors import BadRequest, LoginFailed, SignInBusy
 from gateway.events import IdentityLinkRefused, SignedIn, SignInFailed
-from gateway.identities import Identities, LinkIntent, LinkRefused, session_hash
+from gateway.identities import Identities, LinkIntent, LinkRefused, session_digest
 from gateway.loginstate import STATE_COOKIE_PREFIX, STATE_LIFETIME, LoginStates, state_id_of
 from gateway.signin.migration import OpenID2Migration
 from gateway.store import LoginStateRecord
@@ -139,7 +139,7 @@ class CallbackEndpoint:
         """
         session = self.services.current_session(request)
         client = self.services.client(request)
-        if session is None or session_hash(session.session_id) != link.session \
+        if session is None or session_digest(session.session_id) != link.session \
                 or session.identity.user_id != link.user_id:
             logger.warning("link of %s to %s refused for %s: the sign-in did not finish in the session that "
                            "started it", identity.user_id, link.user_id, client)
