@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MODE   ?= auth_request
 STAMP  := $(VENV)/.installed
 
-.PHONY: test check pythons mutate demo bench lint typecheck system-deps venv browser-deps clean
+.PHONY: test check pythons mutate demo bench lint typecheck system-deps venv browser-deps clean lock upgrade-deps test-latest
 
 # `make check`: the unit tests, in-process (no servers, no nginx, no browser). Server tests
 # (uvicorn on loopback, raw sockets), nginx and browser tests run in `make test`.
@@ -22,12 +22,48 @@ UNIT_TESTS := tests/store tests/openid/test_addresses.py tests/openid/test_provi
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "==> installing Python packages into $(VENV)"
-	@$(BIN)/python -m pip install --quiet --upgrade pip 2> $(VENV)/pip.log || { cat $(VENV)/pip.log; exit 1; }
-	@$(BIN)/python -m pip install --quiet -e '.[test]' 2>> $(VENV)/pip.log || { cat $(VENV)/pip.log; exit 1; }
+# Every Python package comes from the lock (requirements/dev.txt, with hashes): what was tested is what
+# a fresh clone installs, whatever day it runs. pyproject.toml keeps the ranges a wheel's users get.
+$(STAMP): requirements/dev.txt pyproject.toml scripts/install-venv
+	@echo "==> installing the locked Python packages into $(VENV)"
+	@scripts/install-venv $(VENV) $(PYTHON) requirements/dev.txt
 	@touch $(STAMP)
+
+# The lock: requirements/dev.txt (runtime + test/lint tools + build backend) and requirements/runtime.txt
+# (what the wheel needs at run time: the container image and the production install), both universal
+# (every Python >= 3.11, every platform) with hashes, made by uv. `make lock` keeps every pin it can
+# (after a change to pyproject.toml); `make upgrade-deps` moves every pin to the newest allowed version.
+UV_VERSION := 0.13.9
+UV         := .venv-lock/bin/uv
+LOCK_ARGS  := --universal --python-version 3.11 --generate-hashes --quiet
+
+$(UV):
+	@$(PYTHON) -m venv .venv-lock
+	@.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+lock: $(UV)
+	@$(UV) pip compile $(LOCK_ARGS) $(UPGRADE) pyproject.toml requirements/build.in --extra test -o requirements/dev.txt
+	@$(UV) pip compile $(LOCK_ARGS) pyproject.toml -c requirements/dev.txt -o requirements/runtime.txt
+	@echo "==> requirements/dev.txt: $$(grep -c '^[a-z]' requirements/dev.txt) packages;" \
+	  "requirements/runtime.txt: $$(grep -c '^[a-z]' requirements/runtime.txt) packages"
+
+upgrade-deps:
+	@$(MAKE) --no-print-directory lock UPGRADE=--upgrade
+
+# The suite against the newest versions pyproject.toml allows, in a venv of its own (.venv-latest), so
+# drift is seen on the day someone chooses to look, not on a newcomer's first `make test`.
+test-latest: system-deps browser-deps
+	@test -x .venv-latest/bin/python || $(PYTHON) -m venv .venv-latest
+	@echo "==> installing the newest allowed Python packages into .venv-latest"
+	@.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test]'
+	@.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/versions.txt
+	@echo "==> versions that differ from the lock:"; \
+	  grep -o '^[a-z0-9._-]*==[^ ;]*' requirements/dev.txt | sort > .venv-latest/locked.txt; \
+	  tr 'A-Z_' 'a-z-' < .venv-latest/versions.txt | sort | comm -13 .venv-latest/locked.txt - || true
+	@.venv-latest/bin/ruff check gateway backend_app devtools tests bench
+	@.venv-latest/bin/mypy
+	@.venv-latest/bin/python -m pytest
 
 system-deps:
 	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server lemonldap-ng lemonldap-ng-fastcgi-server
@@ -74,4 +110,4 @@ bench: system-deps venv
 	@$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) state test-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .venv-lock state test-output .pytest_cache .mypy_cache .ruff_cache

@@ -540,7 +540,7 @@ class RedisPushes:
         with self._lock:
             try:
                 if self._pubsub is None:
-                    pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                    pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                     self._pubsub = pubsub
                     pubsub.subscribe(self._channel)
                     return True
