@@ -9,12 +9,13 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: test check pythons mutate demo bench lint typecheck system-deps venv browser-deps clean lock upgrade-deps test-latest
 
-# `make check`: the unit tests, in-process (no servers, no nginx, no browser). Server tests
+# `make check`: the layer check (tests/architecture: no import circle, imports go one way; devtools/layers.py)
+# and the unit tests, in-process (no servers, no nginx, no browser). Server tests
 # (uvicorn on loopback, raw sockets), nginx and browser tests run in `make test`.
-UNIT_TESTS := tests/store tests/openid/test_addresses.py tests/openid/test_providers.py \
-	tests/test_redirects.py tests/test_sessions.py tests/test_remember.py tests/test_revocation.py \
-	tests/test_ratelimit.py tests/test_clientaddr.py tests/test_authcheck.py tests/test_settings.py \
-	tests/test_access.py tests/test_answers.py \
+UNIT_TESTS := tests/architecture tests/store tests/fetch/test_addresses.py tests/signin/openid2/test_providers.py \
+	tests/gate/test_redirects.py tests/state/test_sessions.py tests/state/test_remember.py tests/state/test_revocation.py \
+	tests/state/test_ratelimit.py tests/gate/test_clientaddr.py tests/gate/test_authenticate.py tests/test_settings.py \
+	tests/gate/test_access.py tests/gate/test_answers.py \
 	tests/backend_app/test_database.py tests/backend_app/test_identity.py tests/backend_app/test_nicknames.py \
 	tests/backend_app/test_pages.py tests/backend_app/test_settings.py \
 	tests/devtools/test_openid_provider_pending.py tests/devtools/test_openid_provider_profiles.py \

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.signin import first_form
+from bench.signin_load import first_form
 from devtools.processes import Process
 
 LLNG_SERVER = "/usr/sbin/llng-fastcgi-server"

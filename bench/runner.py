@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bench import llng, procstat, signin, websocket, wrk
+from bench import llng, procstat, signin_load, websocket, wrk
 from bench.stacks import MICROBLOG_PATH, TRIVIAL_PATH, TRIVIAL_UPSTREAM, BenchStack, Route
 from devtools.stack import Mode
 
@@ -147,7 +147,7 @@ class Soak:
 
 @dataclass(frozen=True, slots=True)
 class SignIns:
-    rate: signin.SignInRate
+    rate: signin_load.SignInRate
     latencies: list[float]
     cpu: procstat.CPUUsage
     concurrency: int
@@ -195,7 +195,7 @@ class Runner:
     # -- helpers ------------------------------------------------------------------------------
 
     def _cookie(self, stack: BenchStack, next_path: str) -> str:
-        return asyncio.run(signin.session_cookie(stack.url, stack.provider_identifier, next_path=next_path))
+        return asyncio.run(signin_load.session_cookie(stack.url, stack.provider_identifier, next_path=next_path))
 
     def _headers(self, scenario: Scenario, next_path: str) -> dict[str, str]:
         headers = dict(scenario.headers)
@@ -405,7 +405,7 @@ class Runner:
                       "local provider")
         if cfg.warmup > 0:
             self.progress(f"sign-ins: warm-up {cfg.warmup:g} s")
-            warm = asyncio.run(signin.sign_in_rate(stack.url, stack.provider_identifier,
+            warm = asyncio.run(signin_load.sign_in_rate(stack.url, stack.provider_identifier,
                                                    concurrency=cfg.signin_concurrency, duration=cfg.warmup,
                                                    next_path=path))
             if warm.errors:
@@ -413,7 +413,7 @@ class Runner:
         meter = procstat.CPUMeter(stack.pids())
         latencies: list[float] = []
         meter.start()
-        rate = asyncio.run(signin.sign_in_rate(stack.url, stack.provider_identifier,
+        rate = asyncio.run(signin_load.sign_in_rate(stack.url, stack.provider_identifier,
                                                concurrency=cfg.signin_concurrency, count=cfg.signin_count,
                                                duration=cfg.signin_seconds, next_path=path, latencies=latencies))
         usage = meter.stop()

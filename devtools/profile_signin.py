@@ -2,7 +2,7 @@
 
 Runs the benchmark's sign-in row as the benchmark does (:class:`bench.stacks.BenchStack`
 in mode 1: nginx, the gateway, the development OpenID provider; browsers from
-:func:`bench.signin.sign_in_rate`) and reports, per completed sign-in, the CPU
+:func:`bench.signin_load.sign_in_rate`) and reports, per completed sign-in, the CPU
 milliseconds of every process, read from ``/proc`` (the machine is shared:
 wall-clock rates are noisy, CPU per sign-in is not).
 
@@ -229,7 +229,7 @@ def profile_report(path: Path, signins: int, counts: Sequence[tuple[str, str, st
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import procstat, signin
+    from bench import procstat, signin_load
     from bench.stacks import TRIVIAL_PATH, TRIVIAL_UPSTREAM
 
     profiled = [name for name in args.profile.split(",") if name] if args.profile else []
@@ -243,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     with stack_class("auth_request", upstream=TRIVIAL_UPSTREAM, progress=progress) as stack:
         site, identifier = stack.url, stack.provider_identifier
         if args.warmup > 0:
-            warm = asyncio.run(signin.sign_in_rate(site, identifier, concurrency=args.concurrency,
+            warm = asyncio.run(signin_load.sign_in_rate(site, identifier, concurrency=args.concurrency,
                                                    duration=args.warmup, next_path=TRIVIAL_PATH))
             print(f"warm-up: {warm.completed} sign-ins, {warm.errors} errors {warm.first_error}", file=sys.stderr)
         pids = {name: stack.pid(name) for name in profiled}
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         gateway = stack.pid("gateway")
         loop_before, all_before = thread_cpu(gateway, gateway), thread_cpu(gateway)
         meter.start()
-        rate = asyncio.run(signin.sign_in_rate(site, identifier, concurrency=args.concurrency,
+        rate = asyncio.run(signin_load.sign_in_rate(site, identifier, concurrency=args.concurrency,
                                                duration=args.seconds, next_path=TRIVIAL_PATH))
         usage = meter.stop()
         loop_after, all_after = thread_cpu(gateway, gateway), thread_cpu(gateway)

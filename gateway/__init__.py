@@ -1,4 +1,4 @@
-"""OpenID Gateway: sign people in with OpenID 2.0 in front of any web app.
+"""OpenID Gateway: sign people in (OpenID Connect, GitHub, OpenID 2.0) in front of any web app.
 
 The public surface: build settings, build the ASGI app, and (for protected
 Python apps) verify the identity headers the gateway sends.
@@ -6,6 +6,7 @@ Python apps) verify the identity headers the gateway sends.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import ConfigError, GatewayError
@@ -17,6 +18,16 @@ if TYPE_CHECKING:
     from gateway.settings import Settings, load_settings
 
 __version__ = "0.1.0"
+
+# python3-openid 3.2.0 (pinned; the last release) imports defusedxml.cElementTree, deprecated since
+# defusedxml 0.7. Silence exactly that warning, from that module, before any of ours imports it
+# (gateway.fetch and gateway.signin.openid2 both do).
+warnings.filterwarnings(
+    "ignore",
+    message=r"defusedxml\.cElementTree is deprecated",
+    category=DeprecationWarning,
+    module=r"openid\.oidutil",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -25,53 +25,19 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import Secret
 
-from gateway.access import AccessPolicy, Policy, Rule, RuleError, parse_groups, parse_rule
 from gateway.errors import ConfigError
-from gateway.openid.addresses import is_forbidden_address, parse_host_address
-from gateway.openid.providers import allowlist_problems
-from gateway.sessions import is_cookie_name
-from gateway.signing_keys import KeyFileError, load_signing_keys
+from gateway.fetch.addresses import is_forbidden_address, parse_host_address
+from gateway.fetch.allowlist import allowlist_problems
+from gateway.gate.access import AccessPolicy, Policy, Rule, RuleError, parse_groups, parse_rule
+from gateway.gate.signing_keys import KeyFileError, load_signing_keys
+from gateway.signin.provider import DEFAULT_SCOPES, Provider
+from gateway.state.sessions import is_cookie_name
 from gateway.store import location_problems, sqlite_path
 
 ENV_PREFIX = "GATEWAY_"
 MIN_SECRET_LENGTH = 32
 
 Mode = Literal["auth_request", "proxy"]
-
-
-ProviderType = Literal["openid2", "oidc", "oauth2"]
-DEFAULT_SCOPES = "openid email profile"
-
-
-@dataclass(frozen=True, slots=True)
-class Provider:
-    """A one-click sign-in button on the login page.
-
-    ``type`` "openid2": ``identifier`` is the OpenID 2.0 identifier the button
-    sends. ``type`` "oidc": ``identifier`` is the issuer (discovery is at
-    ``<issuer>/.well-known/openid-configuration``) and the client fields say
-    who we are to it; the button starts an OpenID Connect code flow.
-    """
-
-    name: str
-    identifier: str
-    type: ProviderType = "openid2"
-    client_id: str = ""
-    client_secret: Secret | None = field(default=None, repr=False)
-    scopes: str = DEFAULT_SCOPES
-    groups_claim: str = ""
-    # type "oauth2" (preset github): identifier is the authorization endpoint; these are the rest.
-    token_url: str = ""
-    api_url: str = ""
-    groups_from: tuple[str, ...] = ()
-    # type "oidc": /logout also ends the session at the provider (RP-Initiated Logout, end_session_endpoint).
-    logout_at_provider: bool = False
-    # type "oidc": send openid2_realm and map a verified openid2_id to its OpenID 2.0 user (gateway.signin.migration).
-    openid2_migration: bool = False
-
-    @property
-    def issuer(self) -> str:
-        return self.identifier
 
 
 DEFAULT_PROVIDERS = (
@@ -113,12 +79,13 @@ class Settings:
     loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     http: Literal["auto", "h11", "httptools"] = "auto"
     # Log lines as text (the default: readable in a terminal) or one JSON object per line; every line
-    # carries the request id. The audit log (gateway.audit) goes to stderr with the rest, or to this file (JSON).
+    # carries the request id. The audit log (gateway.observe.audit) goes to stderr with the rest, or to this
+    # file (JSON).
     log_format: Literal["console", "json"] = "console"
     audit_log: str = "stderr"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = False
-    # Prometheus metrics (gateway.metrics) on a listener of their own, "host:port"; "" = off.
+    # Prometheus metrics (gateway.observe.metrics) on a listener of their own, "host:port"; "" = off.
     metrics_address: str = ""
 
     # Cookies and sessions.
@@ -144,7 +111,7 @@ class Settings:
     header_groups: str = "X-Gateway-Groups"
     header_proof: str = "X-Gateway-Proof"
     # What vouches for the identity: the HMAC proof (proof_key), a signed JWT (public keys at
-    # /.well-known/openid-gateway/jwks.json; gateway.assertion), or both.
+    # /.well-known/openid-gateway/jwks.json; gateway.gate.assertion), or both.
     identity_assertion: Literal["proof", "jwt", "both"] = "proof"
     # The JWT signing keys (a JWK Set or a PEM file), the same file on every instance. Published
     # whenever set, so that apps can fetch them before identity_assertion turns the JWT on.
@@ -171,7 +138,7 @@ class Settings:
     max_header_bytes: int = 32 * 1024
     max_form_bytes: int = 16 * 1024
 
-    # Access rules (gateway.access): the first matching rule decides, default_policy the rest.
+    # Access rules (gateway.gate.access): the first matching rule decides, default_policy the rest.
     rules: tuple[Rule, ...] = ()
     default_policy: Policy = "signed_in"
     # Group name -> members (user identifiers, or e-mail addresses a provider vouched for).

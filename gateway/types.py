@@ -23,7 +23,7 @@ class Identity:
     ``groups`` are the names of the groups the gateway's configuration puts
     this person in, sorted (computed per request, never stored in a cookie).
     ``provider`` says who vouched for the sign-in: a configured provider's
-    name, else its host (:func:`gateway.openid.providers.provider_label`).
+    name, else its host (:func:`gateway.signin.openid2.providers.provider_label`).
     """
 
     user_id: str

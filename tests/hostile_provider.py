@@ -47,7 +47,7 @@ from starlette.routing import Route
 
 from tests.htmlforms import forms
 from tests.servers import UvicornThread, free_port
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 
 OPENID2_SERVER = "http://specs.openid.net/auth/2.0/server"
 OPENID2_SIGNON = "http://specs.openid.net/auth/2.0/signon"

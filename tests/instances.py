@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import httpx
 
 from devtools.stack import INSTANCE_HEADER, Stack
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 
 SESSION, REMEMBER = "gw_session", "gw_remember"
 

@@ -20,7 +20,7 @@ import pytest
 
 from devtools.stack import MODES, Stack
 from gateway.proof import ProofVerifier
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 from tests.stack_fixtures import ECHO_APP, start_stack
 
 pytestmark = pytest.mark.nginx
@@ -106,7 +106,7 @@ CASES: list[tuple[str, str, str, dict[str, str], str]] = [
     ("alice", "GET", "/echo/about/%2e%2e/admin", BROWSER, "page-403"),
     ("alice", "GET", "/echo/about/..;/admin", BROWSER, "page-403"),
     ("alice", "GET", "/echo/about/..%5cadmin", BROWSER, "page-403"),
-    # Sign in first; such a path is no `next` the gateway will go back to (gateway/redirects.py): home after.
+    # Sign in first; such a path is no `next` the gateway will go back to (gateway/gate/redirects.py): home after.
     ("anonymous", "GET", "/echo/about/..%2fadmin", BROWSER, "login-home"),
     ("anonymous", "GET", "/echo/about%2f..%2fx", BROWSER, "login-home"),
 ]

@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from devtools.stack import MODES, Ports, Stack
-from gateway.assertion import AssertionSigner
-from gateway.endpoints.jwks import JWKS_PATH
-from gateway.signing_keys import generate_key, load_signing_keys, validated, write_key_file
+from gateway.gate.assertion import AssertionSigner
+from gateway.gate.signing_keys import generate_key, load_signing_keys, validated, write_key_file
+from gateway.paths import JWKS as JWKS_PATH
 from gateway.types import Identity
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 from tests.stack_fixtures import start_stack
 
 pytestmark = pytest.mark.nginx

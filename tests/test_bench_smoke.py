@@ -19,7 +19,7 @@ import pytest
 from bench import report
 from bench.procstat import CPUUsage
 from bench.runner import FULL, Measurement, Results, Round, Scenario, SignIns
-from bench.signin import SignInRate
+from bench.signin_load import SignInRate
 from bench.stacks import TRIVIAL_UPSTREAM, BenchStack
 from bench.wrk import WrkResult
 

@@ -2,7 +2,7 @@
 
 Caddy's ``forward_auth`` asks ``/_gateway/auth`` with ``X-Forwarded-*``
 headers and passes any non-2xx answer straight to the browser
-(gateway.forwardauth). The recipe is used as it is, imported by a test
+(gateway.front.forward_auth). The recipe is used as it is, imported by a test
 Caddyfile that only adds the global options a test needs (no admin API, no
 automatic HTTPS) and sets the three addresses through the environment.
 
@@ -23,11 +23,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from gateway.access import parse_rule
+from gateway.gate.access import parse_rule
 from gateway.proof import ProofVerifier
 from tests.conftest import PROOF_KEY, GatewayFactory, RunningGateway
 from tests.servers import Process, UvicornThread, free_port
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 
 ROOT = Path(__file__).parents[1]
 RECIPE = ROOT / "deploy" / "caddy" / "Caddyfile"

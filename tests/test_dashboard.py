@@ -1,6 +1,6 @@
 """The Grafana dashboard (deploy/grafana/openid-gateway.json): the shape we rely on, and only metrics we export.
 
-A metric renamed in gateway/metrics.py without the dashboard following would
+A metric renamed in gateway/observe/metrics.py without the dashboard following would
 leave a panel silently empty: every query's metric names are parsed out of its
 PromQL and compared with what the gateway's registry exports.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from gateway import metrics
+from gateway.observe import metrics
 
 DASHBOARD = Path(__file__).parents[1] / "deploy" / "grafana" / "openid-gateway.json"
 

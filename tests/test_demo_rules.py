@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from devtools.stack import DEMO_ADMIN_USER, MODES, Stack, demo_access_settings, local_claimed_id
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 from tests.stack_fixtures import start_stack
 
 pytestmark = pytest.mark.nginx

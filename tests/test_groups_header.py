@@ -16,7 +16,7 @@ import pytest
 
 from devtools.stack import MODES, NGINX_CONF, Stack
 from gateway.proof import ProofVerifier
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 from tests.stack_fixtures import ECHO_APP, start_stack
 
 pytestmark = pytest.mark.nginx

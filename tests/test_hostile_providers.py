@@ -20,7 +20,7 @@ import pytest
 from openid.message import OPENID2_NS, Message
 from openid.store.nonce import mkNonce
 
-from gateway.web import MESSAGES
+from gateway.pages.render import MESSAGES
 from tests.conftest import RunningGateway
 from tests.hostile_provider import (
     AX_EMAIL,
@@ -47,7 +47,7 @@ from tests.hostile_provider import (
     with_raw_param,
 )
 from tests.servers import UvicornThread
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 
 
 @pytest.fixture

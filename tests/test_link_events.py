@@ -12,15 +12,15 @@ import json
 
 import httpx
 
-from gateway import metrics
+from gateway.observe import metrics
 from tests.conftest import leaked_secret
 from tests.devtools.oidc_relying_party import decide
 from tests.migration_servers import OIDC_NAME, Servers, servers_fixture, unvouched_stack_fixture  # noqa: F401
-from tests.signin import sign_in as openid2_sign_in
-from tests.test_account import account, token
-from tests.test_account_links import ACCOUNT, link, oidc_key, sign_out, start_link
-from tests.test_audit import JsonLines, audit_lines  # noqa: F401
-from tests.test_signin import whoami
+from tests.observe.test_audit import JsonLines, audit_lines  # noqa: F401
+from tests.pages.test_account import account, token
+from tests.pages.test_account_links import ACCOUNT, link, oidc_key, sign_out, start_link
+from tests.pages.test_login_callback import whoami
+from tests.signin_steps import sign_in as openid2_sign_in
 
 CLIENT = "127.0.0.1"
 LINK_EVENTS = ("identity_linked", "identity_unlinked", "identity_migrated", "identity_link_refused")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.events import Events
-from gateway.identities import Identities, LinkRefused
-from gateway.openid.consumer import OpenIDExchange
-from gateway.openid.fetcher import SafeFetcher
-from gateway.signin.migration import OpenID2Migration
+from gateway.fetch.fetcher import SafeFetcher
+from gateway.observe.events import Events
+from gateway.signin.identities import Identities, LinkRefused
+from gateway.signin.oidc.migration import OpenID2Migration
+from gateway.signin.openid2.consumer import OpenIDExchange
 from gateway.store import Store, open_store
 
 ROUNDS = 30

@@ -30,7 +30,7 @@ from tests.instances import (
     refused_everywhere_within,
     signed_in,
 )
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 from tests.stack_fixtures import ECHO_APP, start_stack
 from tests.test_oidc_stack import oidc_sign_in
 

@@ -25,7 +25,7 @@ from gateway.proof import ProofVerifier
 from tests import upstream_app
 from tests.htmlforms import submit
 from tests.payloads import generated_payloads, load_payloads
-from tests.signin import consent, follow_autopost, sign_in
+from tests.signin_steps import consent, follow_autopost, sign_in
 from tests.stack_fixtures import echo_stack_fixture, stack_fixture  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.nginx

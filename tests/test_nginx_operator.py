@@ -30,7 +30,7 @@ from devtools.stack import (
     write_nginx_prefix,
 )
 from gateway.proof import ProofVerifier
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 from tests.stack_fixtures import ECHO_APP, start_stack
 
 pytestmark = pytest.mark.nginx

@@ -15,7 +15,7 @@ from devtools.stack import LOCAL_OIDC_NAME, Stack, local_claimed_id
 from gateway.proof import ProofVerifier
 from tests.devtools.oidc_relying_party import decide
 from tests.htmlforms import submit
-from tests.signin import sign_in
+from tests.signin_steps import sign_in
 from tests.stack_fixtures import ECHO_APP, echo_stack_fixture, start_stack  # noqa: F401
 
 pytestmark = pytest.mark.nginx

@@ -19,8 +19,8 @@ from devtools.processes import Process, free_port
 from devtools.stack import Ports, find_nginx, render_nginx_conf, write_nginx_prefix
 from gateway.app import GatewayApp
 from tests.conftest import make_settings
+from tests.front.proxy.test_tls import make_pki
 from tests.servers import UvicornThread
-from tests.test_proxy_tls import make_pki
 
 pytestmark = pytest.mark.nginx
 

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from tests.conftest import GatewayFactory, RunningGateway
+from tests.pages.test_login_callback import intercept_callback
 from tests.payloads import generated_payloads, load_payloads
 from tests.servers import UvicornThread
-from tests.signin import follow_autopost, sign_in, start_login
-from tests.test_signin import intercept_callback
+from tests.signin_steps import follow_autopost, sign_in, start_login
 
 
 def csrf_token(page: httpx.Response) -> str:
@@ -257,7 +257,7 @@ def test_login_during_store_outage_is_a_clean_503(gateway: RunningGateway, provi
     database = Path(gateway.settings.sqlite_path)
     database.rename(database.with_suffix(".away"))
     try:
-        from tests.signin import consent
+        from tests.signin_steps import consent
 
         final = consent(browser, page, "alice")
         assert final.status_code in (200, 503), final.status_code

@@ -10,7 +10,7 @@ never pass for one nor the reverse, and it is accepted for
 :data:`MAX_AGE` seconds only.
 
 The signature only says *we* wrote it: whoever reads the state back checks
-the target again with :mod:`gateway.redirects` (the one ``next`` check), as
+the target again with :mod:`gateway.gate.redirects` (the one ``next`` check), as
 for any ``next`` a browser brings. The target is readable by the provider
 (signed, not encrypted); it is the path the person was going to anyway.
 """
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from gateway.errors import GatewayError
-from gateway.sessions import ClockedSigner
+from gateway.state.sessions import ClockedSigner
 
 SALT = "openid-gateway.logout-return"
 MAX_AGE = 600  # seconds from /logout to the provider sending the browser back (it may ask for confirmation)

@@ -218,7 +218,7 @@ class Store(Protocol):
         """Remove a link of ``user_id``'s; False when there was none (or it is someone else's)."""
         ...
 
-    # Rate limits, shared by every worker and instance (the arithmetic lives in gateway.ratelimit).
+    # Rate limits, shared by every worker and instance (the arithmetic lives in gateway.state.ratelimit).
     def add_hit(self, bucket: str, window: int, now: float) -> tuple[int, int]:
         """Count one event in ``bucket``'s current fixed window, atomically; (current after it, previous).
 

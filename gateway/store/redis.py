@@ -32,7 +32,7 @@ must survive being run twice:
 
 A timed-out command may still run later; each is then the same as a completed
 one whose answer was lost (a rotation so lost looks like a concurrent restore
-to :mod:`gateway.remember`, whose grace rule is made for that).
+to :mod:`gateway.state.remember`, whose grace rule is made for that).
 
 What a dump of this Redis holds cannot sign anyone in: remember-me tokens are
 stored as hashes only; session ids are useless without the gateway's secret
@@ -62,9 +62,9 @@ from openid.store import nonce as openid_nonce
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from gateway import metrics
+import gateway.store.redis_lua as redis_lua
 from gateway.errors import StoreMisconfigured, StoreUnavailable
-from gateway.store import redis_lua
+from gateway.observe import metrics
 from gateway.store.base import (
     LinkRecord,
     LoginStateRecord,

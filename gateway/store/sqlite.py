@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 from openid.association import Association
 from openid.store import nonce as openid_nonce
 
-from gateway import metrics
 from gateway.errors import StoreUnavailable
+from gateway.observe import metrics
 from gateway.store.base import (
     LinkRecord,
     LoginStateRecord,

@@ -22,9 +22,10 @@ import httpx
 import pytest
 
 from backend_app import create_app, load_app_settings
-from gateway.assertion import AssertionSigner
-from gateway.endpoints.jwks import JWKS_PATH, JWKSEndpoint
-from gateway.signing_keys import SigningKeys, add_next, generate_key, validated
+from gateway.gate.assertion import AssertionSigner
+from gateway.gate.signing_keys import SigningKeys, add_next, generate_key, validated
+from gateway.pages.jwks import JWKSEndpoint
+from gateway.paths import JWKS as JWKS_PATH
 from gateway.types import Identity
 from tests.backend_app.support import KEY, sign
 from tests.servers import UvicornThread

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from devtools.stack import LOCAL_PROVIDER_NAME, Stack
-from gateway.runtime import CALLBACK_PATH
+from gateway.paths import CALLBACK as CALLBACK_PATH
 from tests.browser.a11y import SCHEMES, Scheme, border_contrast, check_page, require_axe
 from tests.browser.steps import NewContext, expect_login_page, expect_signed_in, sign_in, visit_from_another_site
 from tests.browser.steps import consent as steps_consent

@@ -11,7 +11,7 @@ from gateway.errors import ConfigError
 from gateway.settings import load_settings
 from gateway.store import describe
 from gateway.store.location import masked, parse_redis
-from tests.test_cli import KEYS, config, run
+from tests.cli.test_main import KEYS, config, run
 
 ENV = {"GATEWAY_PUBLIC_URL": "https://a.example", "GATEWAY_SECRET_KEYS": "s" * 40, "GATEWAY_PROOF_KEY": "p" * 40}
 

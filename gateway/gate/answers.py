@@ -1,0 +1,111 @@
+"""How a refusal is said: a redirect or a page for a browser, JSON for an API client.
+
+A browser navigating to a protected page should land on the login page; a
+script calling an API should not: a ``302`` to an HTML page turns into a CORS
+error or a parse error in the caller (a long-standing complaint of
+oauth2-proxy users). So a request that is not a browser navigation gets
+``401`` (not signed in) or ``403`` (not allowed) with a small JSON body and a
+``WWW-Authenticate`` header telling it where to sign in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from gateway import paths
+from gateway.types import ASGIApp, Receive, Scope, Send
+
+WWW_AUTHENTICATE = b'Cookie realm="openid-gateway", form="' + paths.LOGIN.encode() + b'"'
+# The gateway's 403 page (gateway.pages.forbidden), rendered for the URI in X-Original-URI.
+_JSON = b"application/json"
+
+
+def is_api_request(accept: str | None, fetch_mode: str | None, requested_with: str | None, path: str,
+                   api_paths: Sequence[str] = ()) -> bool:
+    """Whether a refused request should get JSON rather than a redirect or an HTML page.
+
+    True for a path under one of ``api_paths``, an ``X-Requested-With:
+    XMLHttpRequest``, a ``Sec-Fetch-Mode`` other than ``navigate`` (fetch,
+    XHR, an image, a script), or an ``Accept`` that prefers JSON to HTML.
+    A request without any of these hints (curl, an old browser) is treated as
+    a browser: it can follow a redirect.
+    """
+    if api_paths and any(path == p.rstrip("/") or path.startswith(p if p.endswith("/") else p + "/")
+                         for p in api_paths):
+        return True
+    if requested_with is not None and requested_with.lower() == "xmlhttprequest":
+        return True
+    if fetch_mode is not None and fetch_mode.lower() != "navigate":
+        return True
+    return accept is not None and prefers_json(accept)
+
+
+def prefers_json(accept: str) -> bool:
+    """``Accept`` ranks ``application/json`` (or ``+json``) above ``text/html`` (RFC 9110 §12.5.1 q-values)."""
+    best_json = best_html = -1.0
+    for item in accept.split(",")[:32]:
+        media, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+            best_json = max(best_json, quality)
+        elif media in ("text/html", "application/xhtml+xml"):
+            best_html = max(best_html, quality)
+    return best_json > 0 and best_json > best_html
+
+
+def json_body(status: int, login_url: str = "") -> bytes:
+    """The body of a 401/403 answer for an API client (the rule that refused is logged, never told)."""
+    if status == 401:
+        document = {"error": "unauthorized", "message": "Sign in first.", "login_url": login_url}
+    else:
+        document = {"error": "forbidden", "message": "You are signed in but not allowed here."}
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def json_headers(body: bytes, status: int) -> list[tuple[bytes, bytes]]:
+    headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode()),
+               (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
+    if status == 401:
+        headers.append((b"www-authenticate", WWW_AUTHENTICATE))
+    return headers
+
+
+def forbidden_page_scope(scope: Scope, uri: str) -> Scope:
+    """The scope that renders the 403 page for ``uri`` (the page reads ``X-Original-URI``, as from nginx)."""
+    headers = [(k, v) for k, v in scope["headers"] if k != b"x-original-uri"]
+    headers.append((b"x-original-uri", uri.encode("latin-1")))
+    return {**scope, "method": "GET", "path": paths.FORBIDDEN, "raw_path": paths.FORBIDDEN.encode(),
+            "query_string": b"", "headers": headers}
+
+
+async def send_refusal(scope: Scope, receive: Receive, send: Send, *, status: int, login: str, api: bool,
+                       uri: str, pages: ASGIApp) -> None:
+    """Refuse where the gateway answers the browser itself (proxy mode, Caddy/Traefik forward auth).
+
+    An API client gets the JSON 401/403; a browser a redirect to ``login``
+    (401) or the same 403 page nginx shows in mode 1, rendered by ``pages``.
+    """
+    if api:
+        body = json_body(status, login)
+        await send({"type": "http.response.start", "status": status, "headers": json_headers(body, status)})
+        await send({"type": "http.response.body", "body": body})
+    elif status == 401:
+        await send({"type": "http.response.start", "status": 302,
+                    "headers": [(b"location", login.encode("latin-1")), (b"cache-control", b"no-store"),
+                                (b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await pages(forbidden_page_scope(scope, uri), receive, send)
+
+
+__all__ = ["WWW_AUTHENTICATE", "forbidden_page_scope", "is_api_request", "json_body",
+           "json_headers", "prefers_json", "send_refusal"]

@@ -1,0 +1,265 @@
+"""May this request pass, and as whom: the one check every door asks, returning one typed :class:`Verdict`.
+
+:meth:`Authenticator.check` reads the session cookie (HMAC, no I/O: revocation is a set lookup in
+:mod:`gateway.state.revocation`), asks :mod:`gateway.gate.access` (the rules) and returns the
+outcome as an HTTP status, the live session, a refreshed ``Set-Cookie`` value and, for "sign in
+first", the login URL. The doors (:mod:`gateway.front`: nginx's ``auth_request``, Caddy's and
+Traefik's forward auth, the mode-2 proxy) only translate it into their dialect, as Pomerium's
+evaluator returns one result that its proxies translate.
+
+It also builds what an allowed request carries to the app: the identity headers and a fresh proof
+(:mod:`gateway.proof`) for this request, or the JWT assertion (:mod:`gateway.gate.assertion`), and the
+app's Cookie header without the gateway's own cookies.
+
+Kept lean (``python -m bench`` measures it): the session codec remembers verified cookies for a few
+seconds, the encoded identity headers are built once per identity, a verdict is a NamedTuple. What
+stays per request: the lifetimes, the revocation lookup, the store's health and a fresh proof.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from gateway.errors import StoreUnavailable
+from gateway.gate.access import AccessPolicy, Decision, Person
+from gateway.gate.answers import is_api_request
+from gateway.gate.assertion import AssertionSigner
+from gateway.gate.redirects import NextTargets
+from gateway.observe import metrics
+from gateway.observe.events import Events, Forbidden, SignInRequired
+from gateway.proof import HeaderNames, ProofSigner, encode_groups, encode_identity
+from gateway.state.revocation import RevocationCache
+from gateway.state.sessions import CookiePolicy, Session, SessionCodec, read_cookie, strip_cookies
+from gateway.types import Identity
+
+logger = logging.getLogger("gateway.access")
+
+_NO_STORE = (b"cache-control", b"no-store")
+_NO_BODY = (b"content-length", b"0")
+_APP_COOKIE = b"x-gateway-cookie"
+# Identities whose encoded headers are kept (oldest dropped first when full).
+IDENTITY_CACHE_SIZE = 2048
+
+_ALLOW = Decision("allow", "default_policy")
+_SIGN_IN = Decision("sign_in", "default_policy")
+# A decision's outcome as the status every door answers with (nginx's auth_request reads these three).
+_STATUS = {"allow": 200, "sign_in": 401, "forbidden": 403}
+
+
+class Verdict(NamedTuple):
+    """What the gate decided about one request; the doors translate it, none decides again.
+
+    ``status``: 200 allow, 401 sign in first, 403 forbidden, 503 revocations are not current (fail
+    closed). ``decision``: the rule that decided (None only with 503). ``login``: with 401, the login
+    page that sends the browser back to the request afterwards (relative to the public origin).
+    """
+
+    status: int
+    decision: Decision | None
+    session: Session | None
+    refreshed: str | None  # a Set-Cookie value: the session cookie's idle-timeout refresh
+    login: str = ""
+
+    @property
+    def public(self) -> bool:
+        """An allowed request on a public path: it carries no identity, even for a signed-in person."""
+        return self.decision is not None and self.decision.public
+
+
+class _Known:
+    """What is worked out once per identity: the person the rules see, and the encoded headers."""
+
+    __slots__ = ("groups", "pairs", "person", "values")
+
+    def __init__(self, person: Person, values: tuple[str, ...], groups: str,
+                 pairs: tuple[tuple[bytes, bytes], ...]) -> None:
+        self.person = person
+        self.values = values  # user, nickname, email: as sent and as signed
+        self.groups = groups  # the groups header value
+        self.pairs = pairs
+
+
+# (Cookie, X-Original-URI, X-Original-Method, X-Forwarded-For, Host): a plain tuple, the
+# cheapest thing to build and unpack on every request.
+RequestHeaders = tuple[str | None, str | None, str | None, str | None, str | None]
+
+
+def scan_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
+    """One pass over the ASGI headers; several Cookie headers are joined as one (RFC 9113 §8.2.3).
+
+    Of several Host headers the first counts, as in the proxy (the one it forwards).
+    """
+    cookie = uri = method = forwarded_for = host = None
+    for name, value in headers:
+        if name == b"cookie":
+            cookie = value.decode("latin-1") if cookie is None else cookie + "; " + value.decode("latin-1")
+        elif name == b"x-original-uri":
+            uri = value.decode("latin-1")
+        elif name == b"x-original-method":
+            method = value.decode("latin-1")
+        elif name == b"x-forwarded-for":
+            forwarded_for = value.decode("latin-1")
+        elif name == b"host" and host is None:
+            host = value.decode("latin-1")
+    return cookie, uri, method, forwarded_for, host
+
+
+class Authenticator:
+    """Decides whether a request carries a live session and may pass; shared by every door and the pages.
+
+    Built once by the runtime from its parts: it holds no settings and imports no runtime.
+    """
+
+    def __init__(self, *, sessions: SessionCodec, revocation: RevocationCache, cookies: CookiePolicy,
+                 cookie_name: str, access: AccessPolicy, header_names: HeaderNames, proof: ProofSigner | None,
+                 assertion: AssertionSigner | None, assertion_header: str, next_targets: NextTargets,
+                 api_paths: tuple[str, ...], gateway_cookies: tuple[frozenset[str], tuple[str, ...]] | None,
+                 events: Events, clock: Callable[[], float]) -> None:
+        self.codec = sessions
+        self.revocation = revocation
+        self.cookies = cookies
+        self.cookie_name = cookie_name
+        self.names = header_names
+        self.proof = proof  # None: identity_assertion "jwt" sends no HMAC proof
+        self.assertion = assertion
+        self._assertion_name = assertion_header.lower().encode("latin-1")
+        self._value_names = tuple(n.lower().encode("latin-1") for n in self.names.identity())
+        self._proof_name = self.names.proof.lower().encode("latin-1")
+        self.access = access
+        self.next_targets = next_targets
+        self.api_paths = api_paths
+        self.events = events
+        self.now = clock
+        self._known: dict[Identity, _Known] = {}
+        # (names, prefixes) of the cookies kept from the app; None: pass every cookie.
+        self._gateway_cookies = gateway_cookies
+
+    def authenticate(self, cookie_header: str | None, now: float) -> tuple[Session | None, str | None]:
+        """Return the live session (or None) and a refreshed ``Set-Cookie`` value (or None).
+
+        Raises :class:`StoreUnavailable` when revocations are not known to be current.
+        """
+        session = self.codec.decode(read_cookie(cookie_header, self.cookie_name), now)
+        if session is None:
+            return None, None
+        if not self.revocation.healthy:
+            raise StoreUnavailable("revocation list is stale")
+        if self.revocation.is_revoked(session.session_id):
+            return None, None
+        refreshed = None
+        if self.codec.needs_refresh(session, now):
+            refreshed = self.cookies.set(self.cookie_name, self.codec.refreshed(session))
+        return session, refreshed
+
+    def check(self, cookie_header: str | None, method: str, host: str, uri: str,
+              next_target: str | None = None) -> Verdict:
+        """Authenticate, then ask the rules about ``method host uri`` (the query string is never matched).
+
+        ``next_target``: where the login page of a 401 sends the browser back to (default: ``uri``;
+        forward auth names an absolute URL on another host). Counted for the metrics.
+        """
+        path = uri.partition("?")[0]
+        try:
+            session, refreshed = self.authenticate(cookie_header, self.now())
+        except StoreUnavailable:
+            decision = self.access.decide(None, method, host, path)
+            if not decision.public:
+                metrics.count_decision("unavailable", "store")
+                return Verdict(503, None, None, None)
+            session = refreshed = None
+        else:
+            if self.access.trivial:
+                decision = _ALLOW if session is not None else _SIGN_IN
+            else:
+                person = self._known_for(session.identity).person if session is not None else None
+                decision = self.access.decide(person, method, host, path)
+        metrics.count_decision(decision.outcome, decision.rule)
+        status = _STATUS[decision.outcome]
+        if status == 401:
+            return Verdict(401, decision, session, refreshed,
+                           self.next_targets.login_url(uri if next_target is None else next_target))
+        return Verdict(status, decision, session, refreshed)
+
+    def identity_headers(self, session: Session, method: str, host: str, uri: str) -> list[tuple[bytes, bytes]]:
+        """The identity headers and a fresh proof for this request (what ``ProofSigner.headers`` gives)."""
+        known = self._known_for(session.identity)
+        user, nickname, email = known.values
+        headers = [*known.pairs]
+        if self.proof is not None:
+            proof = self.proof.sign(method, host, uri, user, nickname, email, groups=known.groups)
+            headers.append((self._proof_name, proof.encode("latin-1")))
+        if self.assertion is not None:
+            headers.append(self.assertion_header(session, known.person, host))
+        return headers
+
+    def assertion_header(self, session: Session, person: Person, host: str) -> tuple[bytes, bytes]:
+        """The signed JWT for this request's Host (identity_assertion "jwt" or "both"; gateway.gate.assertion)."""
+        assert self.assertion is not None
+        token = self.assertion.sign(session.identity, host, session.session_id, groups=sorted(person.groups),
+                                    provider=person.provider)
+        return self._assertion_name, token.encode("ascii")
+
+    def refusal_is_api(self, headers: Iterable[tuple[bytes, bytes]], path: str) -> bool:
+        """Whether a refused request should get JSON (looked at only when refusing: off the allowed path)."""
+        accept = fetch_mode = requested_with = None
+        for name, value in headers:
+            if name == b"accept":
+                accept = value.decode("latin-1")
+            elif name == b"sec-fetch-mode":
+                fetch_mode = value.decode("latin-1")
+            elif name == b"x-requested-with":
+                requested_with = value.decode("latin-1")
+        return is_api_request(accept, fetch_mode, requested_with, path, self.api_paths)
+
+    def log_refusal(self, verdict: Verdict, method: str, host: str, uri: str) -> None:
+        """Log a refusal (401, 403) and tell the listeners (gateway.observe.events): off the allowed path."""
+        decision, session = verdict.decision, verdict.session
+        assert decision is not None
+        who = session.identity.user_id if session is not None else "anonymous"
+        what = "forbidden" if decision.outcome == "forbidden" else "sign-in required"
+        path = uri.partition("?")[0][:512]
+        logger.info("%s by %s: %s %s %s%s", what, decision.rule, who, method, host, path)
+        if decision.outcome == "forbidden":
+            self.events.emit(Forbidden(decision.rule, who, method, host[:256], path))
+        else:
+            self.events.emit(SignInRequired(decision.rule, method, host[:256], path))
+
+    def app_cookie(self, cookie_header: str | None) -> str:
+        """The Cookie header the app may see: the client's, minus the gateway's cookies."""
+        if not cookie_header or self._gateway_cookies is None:
+            return cookie_header or ""
+        return strip_cookies(cookie_header, *self._gateway_cookies)
+
+    def _known_for(self, identity: Identity) -> _Known:
+        known = self._known.get(identity)
+        if known is not None:
+            return known
+        person = self.access.person(identity.user_id, identity.email, identity.provider,
+                                    provider_groups=identity.groups)
+        values = encode_identity(identity)
+        groups = encode_groups(person.groups)
+        pairs = tuple((name, value.encode("latin-1"))
+                      for name, value in zip(self._value_names, (*values, groups), strict=True))
+        known = _Known(person, values, groups, pairs)
+        while len(self._known) >= IDENTITY_CACHE_SIZE:
+            del self._known[next(iter(self._known))]
+        self._known[identity] = known
+        return known
+
+    def allow_headers(self, verdict: Verdict, cookie: str | None, method: str, host: str,
+                      uri: str) -> list[tuple[bytes, bytes]]:
+        """The headers of an allowed answer: the identity (unless public), the app's Cookie, a refreshed cookie."""
+        session, refreshed = verdict.session, verdict.refreshed
+        if session is not None and not verdict.public:
+            headers = self.identity_headers(session, method, host, uri)
+            headers += (_NO_STORE, _NO_BODY)
+        else:
+            headers = [_NO_STORE, _NO_BODY]
+        app_cookie = self.app_cookie(cookie)
+        if app_cookie:
+            headers.append((_APP_COOKIE, app_cookie.encode("latin-1")))
+        if refreshed is not None:
+            headers.append((b"set-cookie", refreshed.encode("latin-1")))
+        return headers

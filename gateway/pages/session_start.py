@@ -1,0 +1,42 @@
+"""Starting a session once a person is known: the server-side record and its cookies."""
+
+from __future__ import annotations
+
+import secrets
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from gateway.pages.services import Services
+from gateway.signin.oidc.exchange import provider_login
+from gateway.store import ProviderSessionRecord, SessionRecord
+from gateway.types import Identity
+
+
+async def start_session(services: Services, request: Request, identity: Identity, remember: bool,
+                        series_id: str | None = None) -> list[str]:
+    """Create a server-side session (and, with ``remember``, a new remember-me series).
+
+    ``series_id`` names the series a restored session belongs to, so that
+    ending the series ends the sessions it produced. Returns the cookies to set.
+    """
+    runtime = services.runtime
+    settings = runtime.settings
+    now = runtime.now()
+    user_agent = request.headers.get("user-agent", "")
+    cookies = []
+    if remember and series_id is None:
+        series_id, remember_cookie = await run_in_threadpool(runtime.remember.issue, identity, user_agent, now)
+        cookies.append(
+            runtime.cookies.set(runtime.remember_cookie_name, remember_cookie, max_age=settings.remember_lifetime))
+    session_id = secrets.token_urlsafe(18)
+    record = SessionRecord(session_id, identity.user_id, now, now + settings.session_max_lifetime, series_id,
+                           user_agent, services.client(request))
+    await run_in_threadpool(runtime.store.create_session, record)
+    login = provider_login(identity)  # for RP-initiated and back-channel logout
+    if login is not None:  # kept as long as the series too: a logout at the provider must end it
+        await run_in_threadpool(runtime.store.put_provider_session, ProviderSessionRecord(
+            session_id, login.provider, login.sub, login.sid, login.id_token, record.expires, series_id))
+    cookies.append(runtime.cookies.set(runtime.session_cookie_name,
+                                       runtime.sessions.encode(session_id, identity, now, series_id)))
+    return cookies

@@ -1,0 +1,297 @@
+"""The OpenID Connect exchange: authorization code flow with PKCE, the ID token checked with joserfc.
+
+:meth:`OIDCSignIn.begin` builds the authorization request (PKCE S256 always,
+``state`` = the login state id, a fresh ``nonce``) and returns what the login
+state must keep (:mod:`gateway.signin.loginstate`). :meth:`OIDCSignIn.complete` takes
+the provider's answer: the RFC 9207 ``iss`` parameter (mix-up defence), the
+token request (client_secret_basic or _post, as discovery says) and the ID
+token, verified by joserfc — signature against the provider's JWKS with only
+asymmetric algorithms it announces, ``iss``, ``aud``, ``azp``, ``exp``,
+``iat``, ``nonce`` — never by hand. When the ID token leaves out the e-mail,
+user name or groups claims and discovery names a ``userinfo_endpoint``, they
+are read from it with the access token (Core §5.3), whose ``sub`` must be
+the ID token's (§5.3.2: a response for somebody else is refused).
+
+A provider configured with ``openid2_migration`` gets our OpenID 2.0 realm
+(``openid2_realm``) and its ``openid2_id`` claim is handed on unverified in
+:attr:`OIDCIdentity.openid2`: :mod:`gateway.signin.oidc.migration` verifies it.
+
+Both methods block on the network (through the SSRF-guarded
+:class:`~gateway.fetch.fetcher.SafeFetcher`): run them on the sign-in
+threads (:class:`~gateway.signin.capacity.SignInCapacity`).
+
+The account key is ``<issuer>#<sub>``: ``sub`` is unique only per issuer, an
+issuer URL has no fragment (so the first ``#`` splits it), and an e-mail
+address is never a key (providers reassign them). E-mail is passed on only
+when the provider says ``email_verified: true``.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError, MissingKeyError
+from joserfc.jwt import JWTClaimsRegistry
+
+from gateway.errors import LoginCancelled, LoginFailed
+from gateway.fetch.fetcher import SafeFetcher
+from gateway.signin.methods import ButtonMethod
+from gateway.signin.oidc.metadata import PROVIDER_ERROR, ProviderDocument, ProviderMetadata, fetch_json
+from gateway.signin.oidc.migration import OpenID2Claim, openid2_realm
+from gateway.signin.provider import Provider
+from gateway.store.base import SignInProtocol
+from gateway.types import Identity
+
+LEEWAY = 60  # seconds of clock difference tolerated on exp and iat
+MAX_GROUPS = 30  # the groups ride in the session cookie (at most 4096 bytes)
+MAX_GROUP_LENGTH = 50
+_PRINTABLE = frozenset(chr(c) for c in range(0x21, 0x7F))
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderLogin:
+    """What logging out at the provider needs: kept server-side with the session, never in its cookie."""
+
+    provider: str  # the configured provider's name
+    sub: str
+    sid: str | None  # the provider's session id (Front/Back-Channel Logout), when its ID token has one
+    id_token: str  # the ``id_token_hint`` of an RP-initiated logout
+
+
+@dataclass(frozen=True, slots=True)
+class OIDCIdentity(Identity):
+    """An :class:`Identity` from an OpenID Connect sign-in, with what its session needs for logout."""
+
+    login: ProviderLogin | None = None
+    openid2: OpenID2Claim | None = None  # an unverified openid2_id (OpenID 2.0 to OpenID Connect Migration)
+
+
+def provider_login(identity: Identity) -> ProviderLogin | None:
+    """What logging out at the provider needs, for a session an OpenID Connect sign-in starts (else None)."""
+    return identity.login if isinstance(identity, OIDCIdentity) else None
+
+
+def authorization_code(query: Mapping[str, str], provider: str) -> str:
+    """The code of an authorization response (RFC 6749 §4.1.2), or why there is none.
+
+    ``access_denied`` is the person saying no (:class:`LoginCancelled`); any
+    other error, or an answer without a code, fails the sign-in.
+    """
+    error = query.get("error")
+    if error == "access_denied":
+        raise LoginCancelled()
+    if error is not None:
+        description = query.get("error_description", "")[:200]
+        raise LoginFailed(f"{provider} answered error {error[:100]!r}: {description!r}")
+    code = query.get("code", "")
+    if not code:
+        raise LoginFailed(f"{provider} answered without a code")
+    return code
+
+
+def user_id(issuer: str, sub: str) -> str:
+    """The account key of ``sub`` at ``issuer``."""
+    return f"{issuer}#{sub}"
+
+
+class OIDCSignIn(ButtonMethod):
+    """Begins and completes OpenID Connect sign-ins with the configured ``oidc`` providers."""
+
+    protocol: SignInProtocol = "oidc"
+
+    def __init__(self, providers: Sequence[Provider], fetcher: SafeFetcher, redirect_uri: str, *,
+                 require_email: bool = False, clock: Callable[[], float] = time.time) -> None:
+        self.providers = {p.name: p for p in providers if p.type == "oidc"}
+        self.fetcher = fetcher
+        self.redirect_uri = redirect_uri
+        self.require_email = require_email
+        self.clock = clock
+        self.metadata = {p.name: ProviderMetadata(p.issuer, fetcher) for p in self.providers.values()}
+
+    def authorize(self, provider: Provider, state: str) -> tuple[str, dict[str, object]]:
+        """The authorization request for ``provider`` (discovery may be fetched: blocks)."""
+        document = self.metadata[provider.name].document()
+        verifier = secrets.token_urlsafe(48)
+        nonce = secrets.token_urlsafe(24)
+        params = {
+            "response_type": "code", "client_id": provider.client_id, "redirect_uri": self.redirect_uri,
+            "scope": provider.scopes, "state": state, "nonce": nonce,
+            "code_challenge": str(create_s256_code_challenge(verifier)), "code_challenge_method": "S256",
+        }
+        if provider.openid2_migration:  # Migration §2: the realm our OpenID 2.0 sign-in uses
+            params["openid2_realm"] = openid2_realm(self.redirect_uri)
+        endpoint = document.authorization_endpoint
+        url = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
+        return url, {"nonce": nonce, "verifier": verifier}
+
+    def complete(self, query: Mapping[str, str], current_url: str, data: Mapping[str, object]) -> Identity:
+        """Check the answer, redeem the code and verify the ID token; :class:`LoginFailed` on any doubt."""
+        provider = self.providers.get(str(data.get("provider", "")))
+        nonce, verifier = data.get("nonce"), data.get("verifier")
+        if provider is None or not isinstance(nonce, str) or not isinstance(verifier, str):
+            raise LoginFailed(f"login state names no configured OpenID Connect provider ({data.get('provider')!r})")
+        metadata = self.metadata[provider.name]
+        document = metadata.document()
+        answered_iss = query.get("iss")
+        if (document.iss_parameter_supported or answered_iss is not None) and answered_iss != document.issuer:
+            raise LoginFailed(f"authorization response iss {str(answered_iss)[:200]!r} is not {document.issuer}"
+                              " (RFC 9207: an answer meant for another provider, a mix-up attack?)")
+        code = authorization_code(query, provider.name)
+        id_token, access_token = self._redeem(provider, document.token_endpoint, document.token_auth_method, code,
+                                              verifier)
+        claims = self._verify(provider, metadata, document.algorithms, id_token, nonce)
+        identity = self._identity(provider, document.issuer, self._with_userinfo(provider, document, access_token,
+                                                                                 claims))
+        sid = claims.get("sid")
+        login = ProviderLogin(provider.name, claims["sub"], sid if isinstance(sid, str) and sid else None, id_token)
+        return OIDCIdentity(identity.user_id, identity.nickname, identity.email, identity.groups, identity.provider,
+                            login, self._openid2_claim(provider, document, claims))
+
+    def end_session_url(self, provider_name: str, id_token: str, post_logout_redirect_uri: str,
+                        state: str | None = None) -> str | None:
+        """Where RP-initiated logout sends the browser, or None (not asked for, or no ``end_session_endpoint``).
+
+        ``state`` comes back to ``post_logout_redirect_uri`` unchanged (:mod:`gateway.signin.logout_return`).
+
+        Blocks: discovery may be fetched (:class:`LoginFailed` when it fails).
+        """
+        provider = self.providers.get(provider_name)
+        if provider is None or not provider.logout_at_provider:
+            return None
+        endpoint = self.metadata[provider.name].document().end_session_endpoint
+        if endpoint is None:
+            return None
+        params = {"id_token_hint": id_token, "post_logout_redirect_uri": post_logout_redirect_uri,
+                  "client_id": provider.client_id}
+        if state is not None:
+            params["state"] = state
+        return endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
+
+    def _redeem(self, provider: Provider, endpoint: str, method: str, code: str, verifier: str) -> tuple[str, str]:
+        """The ID token and the access token ('' when none or not a bearer token) the code is redeemed for."""
+        secret = str(provider.client_secret) if provider.client_secret is not None else ""
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
+                "code_verifier": verifier}
+        headers: dict[str, str] = {}
+        if method == "client_secret_basic":  # RFC 6749 §2.3.1: each half form-urlencoded first
+            pair = f"{urlencode({'': provider.client_id})[1:]}:{urlencode({'': secret})[1:]}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            form |= {"client_id": provider.client_id, "client_secret": secret}
+        status, body = fetch_json(self.fetcher, endpoint, "token request", urlencode(form), headers)
+        if status != 200 or not isinstance(body, dict):
+            detail = body.get("error") if isinstance(body, dict) else None
+            raise LoginFailed(f"token endpoint {endpoint} answered {status} ({str(detail)[:100]})")
+        id_token = body.get("id_token")
+        if not isinstance(id_token, str) or not id_token:
+            raise LoginFailed(f"token endpoint {endpoint} sent no id_token")
+        access_token = body.get("access_token")
+        bearer = str(body.get("token_type", "")).lower() == "bearer"
+        return id_token, access_token if isinstance(access_token, str) and bearer else ""
+
+    def _with_userinfo(self, provider: Provider, document: ProviderDocument, access_token: str,
+                       claims: dict[str, Any]) -> dict[str, Any]:
+        """The ID token's claims, with e-mail, user name and groups from userinfo when the token lacks them.
+
+        The ID token wins wherever it speaks; ``email`` and ``email_verified``
+        come together from one source, so an unverified address never borrows
+        the other source's ``email_verified: true``.
+        """
+        wanted = ("email", "preferred_username", *((provider.groups_claim,) if provider.groups_claim else ()))
+        endpoint = document.userinfo_endpoint
+        if all(key in claims for key in wanted) or endpoint is None or not access_token:
+            return claims
+        status, body = fetch_json(self.fetcher, endpoint, "userinfo", None, {"Authorization": f"Bearer {access_token}"})
+        if status != 200 or not isinstance(body, dict):
+            raise LoginFailed(f"userinfo {endpoint} answered {status} without a JSON object", PROVIDER_ERROR)
+        if body.get("sub") != claims["sub"]:  # Core §5.3.2: MUST match, else the response MUST NOT be used
+            raise LoginFailed(f"userinfo {endpoint} answered for sub {str(body.get('sub'))[:100]!r}, not the ID "
+                              f"token's {claims['sub'][:100]!r} (a substituted response?)")
+        merged = dict(claims)
+        if "email" not in claims:
+            merged.pop("email_verified", None)
+            merged |= {key: body[key] for key in ("email", "email_verified") if key in body}
+        merged |= {key: body[key] for key in wanted[1:] if key not in claims and key in body}
+        return merged
+
+    def _openid2_claim(self, provider: Provider, document: ProviderDocument,
+                       claims: Mapping[str, Any]) -> OpenID2Claim | None:
+        """The ``openid2_id`` to verify, from a provider we migrate from; ignored from any other."""
+        value = claims.get("openid2_id")
+        if not provider.openid2_migration or value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise LoginFailed(f"ID token from {provider.name}: openid2_id is not a string", "migration-refused")
+        return OpenID2Claim(value, claims["iss"], document.authorization_endpoint)
+
+    def _verify(self, provider: Provider, metadata: ProviderMetadata, algorithms: Sequence[str], id_token: str,
+                nonce: str) -> dict[str, Any]:
+        """The ID token's claims, after joserfc has checked the signature and the claims."""
+        try:
+            try:
+                token = jwt.decode(id_token, metadata.keys(), algorithms=list(algorithms))
+            except (InvalidKeyIdError, MissingKeyError):
+                fresh = metadata.refetch_keys()  # the provider may have rotated its keys
+                if fresh is None:
+                    raise
+                token = jwt.decode(id_token, fresh, algorithms=list(algorithms))
+            claims = dict(token.claims)
+            options: dict[str, Any] = {
+                "iss": {"essential": True, "value": metadata.issuer},
+                "aud": {"essential": True, "value": provider.client_id},
+                "sub": {"essential": True},
+                "exp": {"essential": True},
+                "iat": {"essential": True},
+                "nonce": {"essential": True, "value": nonce},
+            }
+            audiences = claims.get("aud")
+            if "azp" in claims or (isinstance(audiences, list) and len(audiences) > 1):
+                options["azp"] = {"essential": True, "value": provider.client_id}  # Core §3.1.3.7 items 4 and 5
+            JWTClaimsRegistry(now=int(self.clock()), leeway=LEEWAY, **options).validate(claims)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise LoginFailed(f"ID token from {provider.name} refused: {type(exc).__name__}: {exc}") from exc
+        return claims
+
+    def _identity(self, provider: Provider, issuer: str, claims: Mapping[str, Any]) -> Identity:
+        sub = claims["sub"]
+        if not (0 < len(sub) <= 255 and set(sub) <= _PRINTABLE):
+            raise LoginFailed(f"ID token from {provider.name}: sub is not 1-255 printable ASCII characters")
+        email = claims.get("email")
+        verified = claims.get("email_verified") is True
+        email = email if verified and isinstance(email, str) and "@" in email and len(email) <= 320 else ""
+        if self.require_email and not email:
+            raise LoginFailed(f"no verified e-mail from {provider.name}", "email-required")
+        username = claims.get("preferred_username")
+        nickname = username if isinstance(username, str) and username.strip() else email or sub
+        groups = _groups(claims, provider.groups_claim, provider.name)
+        return Identity(user_id(issuer, sub), nickname[:200], email, groups, provider.name)
+
+
+def _groups(claims: Mapping[str, Any], claim: str, provider: str) -> tuple[str, ...]:
+    """The groups the configured claim names (a list of names, or one name); none when not configured.
+
+    They travel in the session cookie, so their number and length are bounded;
+    beyond the bounds the sign-in is refused rather than cut short: dropping a
+    group could slip past a rule that denies it.
+    """
+    if not claim or claims.get(claim) is None:
+        return ()
+    value = claims[claim]
+    names = [value] if isinstance(value, str) else value
+    if (not isinstance(names, list) or len(names) > MAX_GROUPS
+            or not all(isinstance(n, str) and 0 < len(n) <= MAX_GROUP_LENGTH for n in names)):
+        raise LoginFailed(f"{provider}'s {claim} claim is not a list of at most {MAX_GROUPS} group names of 1 to "
+                          f"{MAX_GROUP_LENGTH} characters", "too-many-groups")
+    return tuple(sorted(set(names)))
+
+
+__all__ = ["LEEWAY", "OIDCIdentity", "OIDCSignIn", "ProviderLogin", "provider_login",
+           "user_id"]

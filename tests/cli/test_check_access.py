@@ -1,0 +1,72 @@
+"""``openid-gateway check-access`` and ``check-config``'s access line, run as an operator runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli.test_main import KEYS, config, run
+
+RULES = KEYS + '''public_paths = ["/static/"]
+[[rules]]
+name = "admin-area"
+paths = ["/admin"]
+policy = "allow"
+subjects = ["group:admins", "domain:.example.org"]
+
+[[rules]]
+name = "no-deletes"
+methods = ["DELETE"]
+policy = "deny"
+
+[groups]
+admins = ["https://id.example/admin"]
+'''
+
+
+def check_access(tmp_path: Path, *args: str) -> list[str]:
+    result = run("check-access", "--config", config(tmp_path, RULES), *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_check_access_names_the_rule_that_decided(tmp_path: Path) -> None:
+    lines = check_access(tmp_path, "--user", "https://id.example/alice", "--path", "/admin/users")
+    assert lines[:2] == ["decision: forbidden (403)", "rule:     admin-area"]
+    lines = check_access(tmp_path, "--user", "https://id.example/admin", "--path", "/admin/users?tab=1")
+    assert lines[:2] == ["decision: allow", "rule:     admin-area"]
+    assert "groups: admins" in lines[2] and lines[3] == "request:  GET a.example /admin/users"
+
+
+def test_check_access_explains_anonymous_public_and_method_rules(tmp_path: Path) -> None:
+    assert check_access(tmp_path, "--path", "/posts")[:3] == [
+        "decision: sign in first", "rule:     default_policy", "person:   anonymous"]
+    assert check_access(tmp_path, "--path", "/static/app.css")[:2] == [
+        "decision: public (no identity passed)", "rule:     public_paths[0]"]
+    assert check_access(tmp_path, "--user", "https://id.example/admin", "--method", "delete",
+                        "--path", "/posts/1")[:2] == ["decision: forbidden (403)", "rule:     no-deletes"]
+
+
+def test_check_access_counts_an_email_only_as_given(tmp_path: Path) -> None:
+    assert check_access(tmp_path, "--user", "https://id.example/bob", "--email", "bob@sub.example.org",
+                        "--path", "/admin")[0] == "decision: allow"
+
+
+def test_check_access_shows_every_reading_of_an_ambiguous_path(tmp_path: Path) -> None:
+    lines = check_access(tmp_path, "--user", "https://id.example/alice", "--path", "/static/..%2fadmin")
+    assert lines[:2] == ["decision: forbidden (403)", "rule:     admin-area"]
+    assert lines[-1].strip().startswith("judged as each of:") and "/admin" in lines[-1]
+
+
+def test_check_config_says_what_decides_the_paths_no_rule_matches(tmp_path: Path) -> None:
+    result = run("check-config", "--config", config(tmp_path, RULES))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == (
+        "openid-gateway: access: 2 rule(s) (+1 public_paths); default_policy = 'signed_in':"
+        " anyone signed in may reach every other path")
+
+
+def test_a_bad_rule_is_one_line_naming_it(tmp_path: Path) -> None:
+    result = run("check-config", "--config", config(tmp_path, KEYS + '[[rules]]\nname = "x"\npolicy = "alow"\n'))
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("openid-gateway: invalid configuration: rules[0] (x): policy must be one of"
+                                     " public, signed_in, allow, deny, got 'alow'")

@@ -1,0 +1,200 @@
+"""GET /_gateway/auth, the answer to nginx's auth_request (in process; the nginx tests run it for real)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateway.app import GatewayApp
+from gateway.gate.access import parse_rule
+from gateway.proof import InvalidProof, ProofVerifier
+from gateway.types import Identity
+from tests.conftest import PROOF_KEY, make_settings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+ALICE = Identity("https://op.example/id/alice", "alice", "a@example.test")
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> GatewayApp:
+    return GatewayApp(make_settings(tmp_path, 8080))
+
+
+@pytest.fixture
+def client(app: GatewayApp) -> Iterator[TestClient]:
+    with TestClient(app, follow_redirects=False) as c:
+        yield c
+
+
+def session_cookie(app: GatewayApp, session_id: str = "sid", signed_in: float | None = None) -> str:
+    value = app.runtime.sessions.encode(session_id, ALICE, signed_in or time.time(), None)
+    return f"{app.settings.session_cookie}={value}"
+
+
+def test_no_session_is_401_with_an_encoded_login_url(client: TestClient) -> None:
+    response = client.get("/_gateway/auth", headers={"X-Original-URI": "/p?a=1&b=x%20y"})
+    assert response.status_code == 401
+    assert response.headers["x-gateway-login"] == "/login?next=%2Fp%3Fa%3D1%26b%3Dx%2520y"
+
+
+def test_unsafe_original_uri_falls_back_to_root(client: TestClient) -> None:
+    response = client.get("/_gateway/auth", headers={"X-Original-URI": "//evil.example/"})
+    assert response.headers["x-gateway-login"] == "/login"
+
+
+def test_session_gets_identity_headers_with_a_proof_for_the_original_request(app: GatewayApp,
+                                                                             client: TestClient) -> None:
+    response = client.get("/_gateway/auth", headers={"X-Original-URI": "/p?q=1", "X-Original-Method": "POST",
+                                                     "Cookie": session_cookie(app)})
+    assert response.status_code == 200
+    assert ProofVerifier(PROOF_KEY).verify(response.headers, "POST", "testserver", "/p?q=1") == ALICE
+    assert "set-cookie" not in response.headers  # fresh cookie: nothing to refresh
+
+
+def test_an_ageing_session_cookie_is_refreshed(app: GatewayApp, client: TestClient, monkeypatch) -> None:
+    cookie = session_cookie(app)
+    later = time.time() + app.runtime.sessions.refresh_after + 1
+    monkeypatch.setattr(app.runtime, "now", lambda: later)  # the session codec's clock too
+    response = client.get("/_gateway/auth", headers={"Cookie": cookie})
+    assert response.status_code == 200
+    assert response.headers["set-cookie"].startswith(app.settings.session_cookie + "=")
+
+
+def test_revoked_session_is_401(app: GatewayApp, client: TestClient) -> None:
+    app.runtime.revocation.add("sid")
+    assert client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)}).status_code == 401
+
+
+def test_stale_revocation_list_fails_closed(app: GatewayApp, client: TestClient, monkeypatch) -> None:
+    monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
+    assert client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)}).status_code == 503
+
+
+def test_revocation_applies_to_a_cookie_checked_a_moment_ago(app: GatewayApp, client: TestClient) -> None:
+    headers = {"Cookie": session_cookie(app)}
+    assert client.get("/_gateway/auth", headers=headers).status_code == 200
+    app.runtime.revocation.add("sid")
+    assert client.get("/_gateway/auth", headers=headers).status_code == 401
+
+
+def test_an_outage_fails_closed_for_a_cookie_checked_a_moment_ago(app: GatewayApp, client: TestClient,
+                                                                   monkeypatch) -> None:
+    headers = {"Cookie": session_cookie(app)}
+    assert client.get("/_gateway/auth", headers=headers).status_code == 200
+    monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
+    assert client.get("/_gateway/auth", headers=headers).status_code == 503
+
+
+def test_every_answer_has_a_length_so_it_is_sent_in_one_piece(app: GatewayApp, client: TestClient,
+                                                               monkeypatch) -> None:
+    answers = [client.get("/_gateway/auth"), client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)})]
+    monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
+    answers.append(client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)}))
+    assert [a.status_code for a in answers] == [401, 200, 503]
+    for answer in answers:
+        assert answer.headers["content-length"] == "0" and "transfer-encoding" not in answer.headers
+
+
+def test_identity_headers_match_the_proof_signers(app: GatewayApp) -> None:
+    session = app.runtime.sessions.decode(session_cookie(app).split("=", 1)[1], time.time())
+    assert session is not None
+    ours = app.runtime.auth.identity_headers(session, "GET", "app.example", "/p")
+    theirs = app.runtime.auth.proof.headers(ALICE, "GET", "app.example", "/p", app.runtime.auth.names)
+    assert [(n.decode(), v.decode()) for n, v in ours[:4]] == [(n.lower(), v) for n, v in theirs[:4]]
+    assert ours[4][0] == b"x-gateway-proof"
+    assert ProofVerifier(PROOF_KEY).verify(httpx.Headers(ours), "GET", "app.example", "/p") == ALICE
+
+
+def test_proof_is_bound_to_the_host_nginx_passed(app: GatewayApp, client: TestClient) -> None:
+    """nginx sends the auth check the Host it sends the app; a proof for one site fails at another."""
+    response = client.get("/_gateway/auth", headers={"Host": "Wiki.Example:8443", "X-Original-URI": "/p",
+                                                     "Cookie": session_cookie(app)})
+    assert response.status_code == 200
+    assert ProofVerifier(PROOF_KEY).verify(response.headers, "GET", "wiki.example:8443", "/p") == ALICE
+    with pytest.raises(InvalidProof):
+        ProofVerifier(PROOF_KEY).verify(response.headers, "GET", "admin.example:8443", "/p")
+
+
+def test_rules_never_see_the_query_string(tmp_path: Path) -> None:
+    """A public rule matched against the whole URI would open /secret?x=/public (GHSA-7rh7-c77v-6434)."""
+    rules = (parse_rule(0, {"name": "public-files", "path_regex": "/public", "policy": "public"}),)
+    app = GatewayApp(make_settings(tmp_path, 8080, rules=rules))
+    with TestClient(app, follow_redirects=False) as client:
+        assert client.get("/_gateway/auth", headers={"X-Original-URI": "/public/a.css"}).status_code == 200
+        refused = client.get("/_gateway/auth", headers={"X-Original-URI": "/secret?x=/public"})
+        assert refused.status_code == 401
+        assert refused.headers["x-gateway-login"] == "/login?next=%2Fsecret%3Fx%3D%2Fpublic"
+
+
+def test_a_forbidden_api_request_is_marked_for_json(tmp_path: Path) -> None:
+    rules = (parse_rule(0, {"name": "closed", "paths": ["/admin"], "policy": "deny"}),)
+    app = GatewayApp(make_settings(tmp_path, 8080, rules=rules, api_paths=("/api/",)))
+    with TestClient(app, follow_redirects=False) as client:
+        page = client.get("/_gateway/auth", headers={"X-Original-URI": "/admin", "Cookie": session_cookie(app)})
+        assert page.status_code == 403 and "x-gateway-api" not in page.headers
+        xhr = client.get("/_gateway/auth", headers={"X-Original-URI": "/admin", "Cookie": session_cookie(app),
+                                                    "X-Requested-With": "XMLHttpRequest"})
+        assert xhr.status_code == 403 and xhr.headers["x-gateway-api"] == "1"
+        api = client.get("/_gateway/auth", headers={"X-Original-URI": "/api/x"})
+        assert api.status_code == 401 and api.headers["x-gateway-api"] == "1"
+
+
+# -- the verdict every door translates (gateway.gate.authenticate.Verdict) ------------------------------------
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[GatewayApp]:
+    """A gateway whose revocation list is current (its lifespan ran), with a deny and a public rule."""
+    rules = ({"name": "closed", "paths": ["/admin"], "policy": "deny"},
+             {"name": "static", "paths": ["/static/"], "policy": "public"})
+    app = GatewayApp(make_settings(tmp_path, 8080, rules=tuple(parse_rule(i, r) for i, r in enumerate(rules))))
+    with TestClient(app):
+        yield app
+
+
+def test_the_verdict_says_sign_in_with_the_login_page_of_the_request(started: GatewayApp) -> None:
+    app = started
+    verdict = app.runtime.auth.check(None, "GET", "testserver", "/p?a=1")
+    assert (verdict.status, verdict.session, verdict.refreshed) == (401, None, None)
+    assert verdict.decision is not None and verdict.decision.outcome == "sign_in"
+    assert verdict.login == "/login?next=%2Fp%3Fa%3D1"
+
+
+def test_a_door_may_name_where_the_login_page_sends_the_browser_back(started: GatewayApp) -> None:
+    app = started
+    verdict = app.runtime.auth.check(None, "GET", "app.example", "/p", "http://127.0.0.1:8080/elsewhere")
+    assert verdict.login == "/login?next=%2Felsewhere"  # on the public origin: as a path
+    unsafe = app.runtime.auth.check(None, "GET", "app.example", "/p", "https://evil.example/")
+    assert unsafe.login == "/login"  # next is validated here, once, for every door
+
+
+def test_the_verdict_allows_a_live_session_and_carries_it(started: GatewayApp) -> None:
+    app = started
+    verdict = app.runtime.auth.check(session_cookie(app), "GET", "testserver", "/p")
+    assert verdict.status == 200 and verdict.login == "" and not verdict.public
+    assert verdict.session is not None and verdict.session.identity == ALICE
+
+
+def test_the_verdict_of_a_deny_rule_is_403_without_a_login_page(started: GatewayApp) -> None:
+    app = started
+    verdict = app.runtime.auth.check(session_cookie(app), "GET", "testserver", "/admin")
+    assert (verdict.status, verdict.login) == (403, "")
+    assert verdict.decision is not None and verdict.decision.rule == "closed"
+
+
+def test_with_revocations_stale_the_verdict_is_503_except_on_a_public_path(started: GatewayApp,
+                                                                            monkeypatch) -> None:
+    app = started
+    monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
+    closed = app.runtime.auth.check(session_cookie(app), "GET", "testserver", "/p")
+    assert (closed.status, closed.decision, closed.session) == (503, None, None)
+    public = app.runtime.auth.check(session_cookie(app), "GET", "testserver", "/static/a.css")
+    assert public.status == 200 and public.public and public.session is None  # no identity on a public path

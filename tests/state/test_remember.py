@@ -1,0 +1,146 @@
+"""Remember-me series: rotation on use, theft detection, revocation."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.state.remember import RememberMe
+from gateway.store import SessionRecord, SQLiteStore
+from gateway.types import Identity
+
+KEYS = ["k" * 40]
+ALICE = Identity("https://op.example/id/alice", "alice", "alice@example.test")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "g.sqlite3")
+    yield s
+    s.close()
+
+
+def test_restore_rotates_the_token(store: SQLiteStore) -> None:
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=0)
+    series_id, cookie = remember.issue(ALICE, "UA", time.time())
+    restored = remember.restore(cookie, time.time())
+    assert restored is not None and restored.identity == ALICE and restored.series_id == series_id
+    assert restored.cookie is not None and restored.cookie != cookie
+    assert remember.restore(restored.cookie, time.time()) is not None  # the new one works
+
+
+def everything_stored(store: SQLiteStore) -> str:
+    """Every row of the store, read through SQLite (a fresh row may still sit in the WAL, not the main file)."""
+    with contextlib.closing(sqlite3.connect(store.path)) as conn:
+        return "\n".join(conn.iterdump())
+
+
+def test_the_token_is_never_stored(store: SQLiteStore) -> None:
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=0)
+    series_id, cookie = remember.issue(ALICE, "UA", time.time())
+    token = remember.codec.decode(cookie).split(":", 1)[1]  # type: ignore[union-attr]
+    dump = everything_stored(store)
+    assert series_id in dump and hashlib.sha256(token.encode()).hexdigest() in dump  # the row is seen...
+    assert token not in dump  # ...and holds only the token's hash
+
+
+def test_an_old_token_revokes_the_series_and_its_sessions(store: SQLiteStore) -> None:
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=0)
+    now = time.time()
+    series_id, stolen = remember.issue(ALICE, "UA", now)
+    legit = remember.restore(stolen, now)
+    assert legit is not None and legit.cookie is not None
+    store.create_session(SessionRecord("restored", ALICE.user_id, now, now + 60, series_id))
+    assert remember.restore(stolen, now + 1) is None  # the copy is used after rotation
+    assert remember.restore(legit.cookie, now + 1) is None  # the whole series is gone
+    assert "restored" in store.revocations_after(0, now)[0]
+
+
+# -- the grace window lets parallel tabs through, nothing else ---------------------------------
+
+
+def rotated_once(store: SQLiteStore, now: float) -> tuple[RememberMe, str, str, str]:
+    """A series restored once at ``now``: (remember, series id, previous cookie, current cookie)."""
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=10)
+    series_id, first = remember.issue(ALICE, "UA", now - 100)
+    restored = remember.restore(first, now)
+    assert restored is not None and restored.cookie is not None
+    return remember, series_id, first, restored.cookie
+
+
+def test_after_logout_the_previous_token_does_not_restore_within_the_grace_window(store: SQLiteStore) -> None:
+    now = time.time()
+    remember, series_id, previous, current = rotated_once(store, now)
+    remember.revoke(series_id, now + 1)  # logout
+    assert remember.restore(previous, now + 2) is None
+    assert remember.restore(current, now + 2) is None
+
+
+def test_after_signing_out_everywhere_the_previous_token_does_not_restore(store: SQLiteStore) -> None:
+    now = time.time()
+    remember, _, previous, current = rotated_once(store, now)
+    store.revoke_user(ALICE.user_id, now + 1)
+    assert remember.restore(previous, now + 2) is None
+    assert remember.restore(current, now + 2) is None
+
+
+def test_after_a_theft_the_previous_token_does_not_restore(store: SQLiteStore) -> None:
+    now = time.time()
+    remember, _, stolen, current = rotated_once(store, now)
+    newest = remember.restore(current, now + 20)  # rotated again: ``current`` is now the previous token
+    assert newest is not None and newest.cookie is not None
+    assert remember.restore(stolen, now + 21) is None  # the thief's old copy: theft, series revoked
+    assert remember.restore(current, now + 22) is None  # the previous token, 2 s after its rotation
+    assert remember.restore(newest.cookie, now + 22) is None
+
+
+def test_a_token_two_rotations_old_is_theft_even_within_the_grace_window(store: SQLiteStore) -> None:
+    now = time.time()
+    remember, series_id, oldest, current = rotated_once(store, now)
+    newest = remember.restore(current, now + 1)
+    assert newest is not None and newest.cookie is not None
+    assert remember.restore(oldest, now + 2) is None  # neither current nor previous
+    record = store.get_series(series_id)
+    assert record is not None and record.revoked_at is not None  # flagged: the series is gone
+    assert remember.restore(newest.cookie, now + 3) is None
+
+
+def test_previous_token_within_the_grace_window_is_not_theft(store: SQLiteStore) -> None:
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=10)
+    _, cookie = remember.issue(ALICE, "UA", time.time())
+    first = remember.restore(cookie, time.time())
+    parallel = remember.restore(cookie, time.time())  # a second tab, same moment
+    assert first is not None and parallel is not None and parallel.cookie is None
+    assert first.cookie is not None and remember.restore(first.cookie, time.time()) is not None
+
+
+def test_a_restored_session_keeps_the_provider_that_vouched_for_the_sign_in(store: SQLiteStore) -> None:
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=0)
+    _, cookie = remember.issue(Identity(ALICE.user_id, "alice", provider="Steam"), "UA", time.time())
+    restored = remember.restore(cookie, time.time())
+    assert restored is not None and restored.identity.provider == "Steam"
+
+
+def test_the_previous_token_after_the_grace_window_is_theft(store: SQLiteStore) -> None:
+    now = time.time()
+    remember, series_id, previous, current = rotated_once(store, now)  # grace = 10 s
+    assert remember.restore(previous, now + 10) is not None  # a parallel tab, just in time
+    assert remember.restore(previous, now + 11) is None  # a copy, used after the window: theft
+    record = store.get_series(series_id)
+    assert record is not None and record.revoked_at is not None
+    assert remember.restore(current, now + 12) is None
+
+
+def test_expired_and_forged_cookies_do_nothing(store: SQLiteStore) -> None:
+    remember = RememberMe(store, KEYS, lifetime=60, grace=0)
+    _, cookie = remember.issue(ALICE, "UA", time.time())
+    assert remember.restore(cookie, time.time() + 61) is None
+    assert remember.restore("garbage", time.time()) is None
+    other = RememberMe(store, ["z" * 40], lifetime=60, grace=0)
+    assert other.restore(cookie, time.time()) is None
