@@ -1,35 +1,69 @@
-"""Exceptions raised by the gateway.
+"""Exceptions raised by the gateway, and where each ends.
 
 Every error the gateway raises on purpose derives from :class:`GatewayError`,
 carries its context in attributes, and ends as a page, a status code or an
-exit status where it is caught, never as a traceback: ``ConfigError`` in
-:mod:`gateway.cli` (one line, exit status 2); the request errors in the
-exception handlers of :mod:`gateway.app` (the auth check answers nginx 503
-itself); ``UnsafeRedirect`` in :func:`gateway.redirects.safe_next` (back to
-``/``); ``FetchError`` in :mod:`gateway.openid.consumer`, as a
-``LoginFailed`` whose ``code`` the login and callback pages show.
+exit status where it is caught, never as a traceback. Most are defined here,
+on the floor of the layers, so that any module may raise or catch them; a few
+live in the module that raises them (named in the tree). In short:
+``ConfigError`` ends in :mod:`gateway.cli` (one line, exit status 2); the
+request errors in the pages' exception handlers in :mod:`gateway.app` (the
+doors answer 503 themselves, from the gate's
+:class:`~gateway.gate.authenticate.Verdict`); ``UnsafeRedirect`` in
+:mod:`gateway.gate.redirects` (back to ``/``); ``FetchError`` in every sign-in
+protocol (:mod:`gateway.signin`), as a ``LoginFailed`` whose ``code`` picks the
+message the login page shows (``gateway.pages.render.MESSAGES``).
 ``InvalidProof`` is raised on the app's side, by
-:class:`gateway.proof.ProofVerifier`::
+:class:`gateway.proof.ProofVerifier`. Each line: what it means (where it is
+raised, when not here; where it is caught)::
 
     GatewayError
-    ├── ConfigError              - the configuration cannot be used; start-up stops
-    ├── UnsafeRedirect           - a `next` target was refused
-    ├── StoreUnavailable         - the store cannot be read or written; fail closed (503)
-    ├── StoreMisconfigured       - the store would lose data (Redis may evict keys); start-up stops
-    ├── BadRequest               - malformed or oversized client input (400/413/431)
-    │   └── CSRFError            - a state-changing POST without a valid CSRF token (403)
-    ├── RateLimited              - too many attempts from one client (429)
-    ├── SignInBusy               - too many sign-ins in flight in this process (503)
-    ├── KeyFileError             - the JWT assertion's key file cannot be used (gateway.signing_keys)
-    ├── UpstreamTimeout          - proxy mode: the app did not connect or answer in time (504; gateway.proxy)
-    ├── InvalidProof             - identity headers an app received are not vouched for (gateway.proof)
-    ├── FetchError               - fetching a provider's document or endpoint failed
-    │   └── DiscoveryRefused     - the URL or address is not allowed (SSRF guard)
+    ├── ConfigError              - the configuration cannot be used (gateway.settings); start-up stops
+    │                              (gateway.cli: one line, exit status 2)
+    ├── UnsafeRedirect           - a `next` target was refused (gateway.gate.redirects: safe_next falls back to `/`;
+    │                              gateway.pages.login: the plain login page after a logout at the provider)
+    ├── StoreUnavailable         - the store cannot be read or written (gateway.store); fail closed: 503
+    │                              (gateway.app's handler; the gate's Verdict; health, logout and back-channel
+    │                              pages; the revocation cache turns unhealthy; gateway.cli: an exit status)
+    ├── StoreMisconfigured       - the store would lose data (gateway.store.redis: eviction, Redis too old);
+    │                              start-up stops (gateway.cli: exit status 2)
+    ├── BadRequest               - malformed or oversized client input (400/413; gateway.app's handler;
+    │   │                          gateway.pages.backchannel answers 400 JSON)
+    │   ├── CSRFError            - a state-changing POST without a valid CSRF token (gateway.pages.forms;
+    │   │                          403 page from gateway.app's handler)
+    │   └── UnsupportedTransferCoding - mode 2: a request body in a coding other than plain chunked
+    │                              (gateway.front.proxy._headers; 400 from gateway.front.proxy._proxy)
+    ├── RateLimited              - too many attempts from one client (gateway.state.ratelimit; 429 page with
+    │                              Retry-After from gateway.app's handler)
+    ├── SignInBusy               - too many sign-ins in flight in this process (gateway.signin.capacity; 503 with
+    │                              Retry-After from gateway.app's handler; the callback gives its login state back
+    │                              first; gateway.pages.backchannel answers 503 JSON)
+    ├── KeyFileError             - the JWT assertion's key file cannot be used (gateway.gate.signing_keys; a
+    │                              ConfigError problem in gateway.settings; gateway.cli.keys: one line, exit status)
+    ├── UpstreamTimeout          - mode 2: the app did not connect or answer in time
+    │                              (gateway.front.proxy._connection; 504 from gateway.front.proxy._proxy)
+    ├── InvalidProof             - identity headers an app received are not vouched for (gateway.proof; the app
+    │                              refuses the request, as backend_app.identity does)
+    ├── LinkRefused              - a link the account page must not make (gateway.signin.identities;
+    │                              gateway.pages.callback: back to the account page with its code)
+    ├── LogoutStateRefused       - a logout `state` we did not sign, or signed too long ago
+    │                              (gateway.signin.logout_return; gateway.pages.login: the plain login page)
+    ├── LogoutTokenRefused       - a back-channel logout token not acted on (gateway.signin.oidc.logout_token;
+    │                              gateway.pages.backchannel: 400 JSON with its code only)
+    ├── FetchError               - fetching a provider's document or endpoint failed (gateway.fetch.fetcher;
+    │   │                          a LoginFailed in gateway.signin.openid2.consumer and
+    │   │                          gateway.signin.oidc.metadata.fetch_json, for OIDC and GitHub; a
+    │   │                          MigrationRefused in gateway.signin.oidc.migration)
+    │   └── DiscoveryRefused     - the URL or address is not allowed (SSRF guard, allow list)
     │       └── PrivateAddressRefused - a private address, allowed only by a setting
-    └── LoginFailed              - the OpenID exchange did not produce a verified identity
-        ├── LoginCancelled       - the person chose "Deny" / cancel at the provider
-        └── ProviderNotAllowed   - the answering provider is not on the allow list,
-                                   or not authoritative for the claimed identifier
+    └── LoginFailed              - a sign-in (any protocol) did not produce a verified identity (gateway.signin,
+        │                          gateway.pages.callback; gateway.pages.login: the login page with its message;
+        │                          gateway.pages.callback: back to /login with its code, counted as a failure)
+        ├── LoginCancelled       - the person chose "Deny" / cancel at the provider (gateway.signin.openid2.consumer,
+        │                          gateway.signin.oidc.exchange: access_denied, for OIDC and GitHub)
+        ├── ProviderNotAllowed   - the answering provider is not on the allow list (gateway.fetch.allowlist),
+        │                          or not authoritative for the claimed identifier (gateway.signin.openid2.providers)
+        └── MigrationRefused     - an OIDC provider's openid2_id could not be verified: no session, nothing linked
+                                   (gateway.signin.oidc.migration, through Identities.resolve in the callback)
 """
 
 from __future__ import annotations
@@ -107,7 +141,7 @@ class SignInBusy(GatewayError):
 
 
 class FetchError(GatewayError):
-    """An HTTP fetch on behalf of python3-openid failed (timeout, size, status)."""
+    """An HTTP fetch for a sign-in protocol failed (timeout, size, connection, redirects)."""
 
     def __init__(self, url: str, reason: str) -> None:
         self.url = url
@@ -124,10 +158,10 @@ class PrivateAddressRefused(DiscoveryRefused):
 
 
 class LoginFailed(GatewayError):
-    """The OpenID exchange ended without a verified identity.
+    """A sign-in (OpenID 2.0, OpenID Connect or GitHub) ended without a verified identity.
 
     ``reason`` goes to the log; ``code`` picks the message shown to the person
-    (see ``gateway.web.MESSAGES``), so no attacker-chosen text reaches a page.
+    (see ``gateway.pages.render.MESSAGES``), so no attacker-chosen text reaches a page.
     """
 
     def __init__(self, reason: str, code: str = "invalid") -> None:
