@@ -54,18 +54,20 @@ class Verdict(NamedTuple):
     ``status``: 200 allow, 401 sign in first, 403 forbidden, 503 revocations are not current (fail
     closed). ``decision``: the rule that decided (None only with 503). ``login``: with 401, the login
     page that sends the browser back to the request afterwards (relative to the public origin).
+    ``public``: allowed on a public path, so it carries no identity, even for a signed-in person.
     """
 
     status: int
     decision: Decision | None
     session: Session | None
     refreshed: str | None  # a Set-Cookie value: the session cookie's idle-timeout refresh
-    login: str = ""
+    login: str
+    public: bool
 
-    @property
-    def public(self) -> bool:
-        """An allowed request on a public path: it carries no identity, even for a signed-in person."""
-        return self.decision is not None and self.decision.public
+
+# Verdicts are made with tuple.__new__: a NamedTuple's own __new__ is a Python function, a frame more
+# on every request of the site (the bench's /_gateway/auth row measures it).
+_verdict = tuple.__new__
 
 
 class _Known:
@@ -167,7 +169,7 @@ class Authenticator:
             decision = self.access.decide(None, method, host, path)
             if not decision.public:
                 metrics.count_decision("unavailable", "store")
-                return Verdict(503, None, None, None)
+                return _verdict(Verdict, (503, None, None, None, "", False))
             session = refreshed = None
         else:
             if self.access.trivial:
@@ -178,9 +180,9 @@ class Authenticator:
         metrics.count_decision(decision.outcome, decision.rule)
         status = _STATUS[decision.outcome]
         if status == 401:
-            return Verdict(401, decision, session, refreshed,
-                           self.next_targets.login_url(uri if next_target is None else next_target))
-        return Verdict(status, decision, session, refreshed)
+            login = self.next_targets.login_url(uri if next_target is None else next_target)
+            return _verdict(Verdict, (401, decision, session, refreshed, login, False))
+        return _verdict(Verdict, (status, decision, session, refreshed, "", decision.public))
 
     def identity_headers(self, session: Session, method: str, host: str, uri: str) -> list[tuple[bytes, bytes]]:
         """The identity headers and a fresh proof for this request (what ``ProofSigner.headers`` gives)."""

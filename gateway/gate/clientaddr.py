@@ -36,9 +36,12 @@ class ClientAddress:
         client = scope.get("client")
         return client is not None and self.is_trusted(client[0])
 
-    def set_request_id(self, scope: Scope) -> str:
-        """This request's id (the proxy's, when a trusted proxy sent one), set for its log lines."""
-        rid = request_id_from(scope["headers"], self.trusts_peer(scope))
+    def set_request_id(self, scope: Scope, trusted: bool | None = None) -> str:
+        """This request's id (the proxy's, when a trusted proxy sent one), set for its log lines.
+
+        ``trusted``: :meth:`trusts_peer`'s answer when the caller has it already (it parses an address).
+        """
+        rid = request_id_from(scope["headers"], self.trusts_peer(scope) if trusted is None else trusted)
         request_id.set(rid)
         return rid
 

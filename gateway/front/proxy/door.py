@@ -50,7 +50,7 @@ class ProxyDoor:
         cookie, _, _, forwarded_for, host = scan_headers(scope["headers"])
         client_addr = self.client_address.resolve(peer, forwarded_for)
         trusted = self.client_address.trusts_peer(scope)
-        rid = self.client_address.set_request_id(scope)
+        rid = self.client_address.set_request_id(scope, trusted)
         return cookie, host or "", client_addr, trusted, request_uri(scope), rid
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
