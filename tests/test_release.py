@@ -19,6 +19,7 @@ import email.parser
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,21 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
                    out / f"{RELEASE}-SHA256SUMS")
 
 
+# docs/install.md's installation, command by command: the installed fixture runs them (python3 is this
+# interpreter) and a test finds each, for /opt/openid-gateway and the release's files, in the page.
+INSTALL_STEPS = (
+    "python3 -m venv {venv}",
+    "{venv}/bin/pip install --require-hashes --no-deps -r {lock}",
+    "{venv}/bin/pip install --no-deps {wheel}",
+    "{venv}/bin/pip check",
+)
+
+
+def install_steps(venv: str | Path, lock: str | Path, wheel: str | Path) -> list[list[str]]:
+    values = {"venv": shlex.quote(str(venv)), "lock": shlex.quote(str(lock)), "wheel": shlex.quote(str(wheel))}
+    return [shlex.split(step.format(**values)) for step in INSTALL_STEPS]
+
+
 @pytest.fixture(scope="module")
 def installed(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Installed:
     """docs/install.md's steps, in a new venv under a temporary directory."""
@@ -106,14 +122,18 @@ def installed(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Ins
     assert not home.resolve().is_relative_to(ROOT)
     env = operator_environ()
     venv = home / "openid-gateway"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, cwd=home, env=env, timeout=120)
-    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
-    for step in ([*pip, "--require-hashes", "--no-deps", "-r", str(release.lock)],
-                 [*pip, "--no-deps", str(release.wheel)],
-                 [str(venv / "bin" / "pip"), "check", "--disable-pip-version-check"]):
-        done = subprocess.run(step, cwd=home, env=env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, f"{' '.join(step)}:\n{done.stdout}{done.stderr}"
+    for step in install_steps(venv, release.lock, release.wheel):
+        argv = [sys.executable if step[0] == "python3" else step[0], *step[1:]]
+        done = subprocess.run(argv, cwd=home, env={**env, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{shlex.join(argv)}:\n{done.stdout}{done.stderr}"
     return Installed(venv, home, env)
+
+
+def test_docs_install_md_gives_the_commands_this_test_runs() -> None:
+    page = (ROOT / "docs" / "install.md").read_text()
+    for argv in install_steps("/opt/openid-gateway", f"{RELEASE}-requirements.txt", f"{RELEASE}-py3-none-any.whl"):
+        assert shlex.join(argv) in page, shlex.join(argv)
 
 
 def test_the_wheel_holds_the_gateway_its_pages_and_nothing_of_the_clone(release: Release) -> None:
