@@ -57,7 +57,8 @@ test-latest: system-deps browser-deps
 	@test -x .venv-latest/bin/python || $(PYTHON) -m venv .venv-latest
 	@echo "==> installing the newest allowed Python packages into .venv-latest"
 	@.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test]'
+	@# requirements/build.in too: tests/test_release.py builds the wheel with this venv's build and setuptools.
+	@.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test]' -r requirements/build.in
 	@.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/versions.txt
 	@echo "==> versions that differ from the lock:"; \
 	  grep -o '^[a-z0-9._-]*==[^ ;]*' requirements/dev.txt | sort > .venv-latest/locked.txt; \
