@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MODE   ?= auth_request
 STAMP  := $(VENV)/.installed
 
-.PHONY: test check pythons mutate demo bench lint typecheck system-deps venv browser-deps clean lock upgrade-deps test-latest
+.PHONY: test check pythons mutate demo bench lint typecheck system-deps venv browser-deps clean lock upgrade-deps test-latest dist
 
 # `make check`: the layer check (tests/architecture: no import circle, imports go one way; devtools/layers.py)
 # and the unit tests, in-process (no servers, no nginx, no browser). Server tests
@@ -57,7 +57,8 @@ test-latest: system-deps browser-deps
 	@test -x .venv-latest/bin/python || $(PYTHON) -m venv .venv-latest
 	@echo "==> installing the newest allowed Python packages into .venv-latest"
 	@.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test]'
+	@# requirements/build.in too: tests/test_release.py builds the wheel with this venv's build and setuptools.
+	@.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade --upgrade-strategy eager -e '.[test]' -r requirements/build.in
 	@.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/versions.txt
 	@echo "==> versions that differ from the lock:"; \
 	  grep -o '^[a-z0-9._-]*==[^ ;]*' requirements/dev.txt | sort > .venv-latest/locked.txt; \
@@ -65,6 +66,12 @@ test-latest: system-deps browser-deps
 	@.venv-latest/bin/ruff check gateway backend_app devtools tests bench
 	@.venv-latest/bin/mypy
 	@.venv-latest/bin/python -m pytest
+
+# The release in dist/: sdist and wheel (python -m build from the locked venv, no build isolation), the
+# runtime lock beside them as openid_gateway-<version>-requirements.txt, SHA256SUMS (scripts/dist).
+# docs/install.md installs exactly these files; tests/test_release.py does it in a fresh venv.
+dist: venv
+	@PYTHON=$(BIN)/python scripts/dist dist
 
 system-deps:
 	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server lemonldap-ng lemonldap-ng-fastcgi-server
@@ -111,4 +118,4 @@ bench: system-deps venv
 	@$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-lock state test-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .venv-lock state test-output .pytest_cache .mypy_cache .ruff_cache dist build

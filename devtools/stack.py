@@ -187,15 +187,35 @@ def with_instance_header(conf_text: str, nginx_port: int) -> str:
     return conf_text.replace(listen, f"{listen}\n{indent}add_header {INSTANCE_HEADER} $upstream_addr always;")
 
 
-def write_nginx_prefix(prefix: Path, conf_text: str) -> Path:
-    """Lay out an nginx prefix: the rendered config and the snippets it includes, by relative path."""
+def write_nginx_prefix(prefix: Path, conf_text: str, snippets: Path = NGINX_SNIPPETS) -> Path:
+    """Lay out an nginx prefix: the rendered config and the snippets it includes, by relative path.
+
+    ``snippets``: where the ``*.conf`` snippets come from (a release's unpacked ``deploy/nginx``; default
+    this clone's).
+    """
     conf = prefix / "nginx.conf"
     conf.write_text(conf_text)
-    snippets = prefix / "deploy" / "nginx"
-    snippets.mkdir(parents=True, exist_ok=True)
-    for snippet in NGINX_SNIPPETS.glob("*.conf"):
-        shutil.copyfile(snippet, snippets / snippet.name)
+    target = prefix / "deploy" / "nginx"
+    target.mkdir(parents=True, exist_ok=True)
+    for snippet in snippets.glob("*.conf"):
+        shutil.copyfile(snippet, target / snippet.name)
     return conf
+
+
+def nginx_in_prefix(conf_text: str, log_dir: Path, nginx: str | None = None,
+                    snippets: Path = NGINX_SNIPPETS) -> tuple[Path, list[str]]:
+    """A new temporary nginx prefix with ``conf_text`` and the snippets, and the command that runs nginx there.
+
+    nginx stays in the foreground with its errors on stderr; the requests it logs to ``access.log``
+    under the prefix go to ``<log_dir>/nginx-access.log``. The caller removes the prefix once nginx is stopped.
+    """
+    prefix = Path(tempfile.mkdtemp(prefix="openid-gateway-nginx-"))
+    # Run as root, nginx's workers drop to an unprivileged user that must reach its temp dirs.
+    prefix.chmod(0o755)
+    conf = write_nginx_prefix(prefix, conf_text, snippets)
+    (prefix / "access.log").symlink_to((log_dir / "nginx-access.log").resolve())
+    argv = [nginx or find_nginx(), "-p", f"{prefix}/", "-c", str(conf), "-e", "stderr", "-g", "daemon off;"]
+    return prefix, argv
 
 
 def local_claimed_id(provider_url: str, username: str) -> str:
@@ -439,16 +459,11 @@ class Stack:
         self._gateway_process(number).start(self.gateway_ports[number - 1], timeout=START_TIMEOUT)
 
     def _nginx_argv(self) -> list[str]:
-        self.nginx_prefix = Path(tempfile.mkdtemp(prefix="openid-gateway-nginx-"))
-        # Run as root, nginx's workers drop to an unprivileged user that must reach its temp dirs.
-        self.nginx_prefix.chmod(0o755)
         text = render_nginx_conf(self.mode, self.ports, self.nginx_template, self.gateway_ports)
         if self.instances > 1 and self.instance_header:
             text = with_instance_header(text, self.ports.nginx)
-        conf = write_nginx_prefix(self.nginx_prefix, text)
-        # nginx.conf logs requests to access.log under the prefix: keep that file with the other logs.
-        (self.nginx_prefix / "access.log").symlink_to((self.log_dir / "nginx-access.log").resolve())
-        return [self.nginx, "-p", f"{self.nginx_prefix}/", "-c", str(conf), "-e", "stderr", "-g", "daemon off;"]
+        self.nginx_prefix, argv = nginx_in_prefix(text, self.log_dir, self.nginx)
+        return argv
 
     def start(self) -> Stack:
         """Start every process, then wait for each to listen, in order (reporting progress)."""
@@ -558,6 +573,6 @@ class Stack:
 __all__ = [
     "DEMO_ADMIN_USER", "DEMO_PORTS", "INSTANCE_HEADER", "LOCAL_OIDC_CLIENT", "LOCAL_OIDC_NAME", "LOCAL_PROVIDER_NAME",
     "MODES", "STORES", "Mode", "NginxNotFound", "Ports", "Progress", "Stack", "StoreKind",
-    "demo_access_environ", "demo_access_settings", "find_nginx", "local_claimed_id", "render_nginx_conf",
-    "render_upstream", "with_instance_header", "write_nginx_prefix",
+    "demo_access_environ", "demo_access_settings", "find_nginx", "local_claimed_id", "nginx_in_prefix",
+    "render_nginx_conf", "render_upstream", "with_instance_header", "write_nginx_prefix",
 ]

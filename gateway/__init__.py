@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from gateway.app import GatewayApp, create_app
     from gateway.settings import Settings, load_settings
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # python3-openid 3.2.0 (pinned; the last release) imports defusedxml.cElementTree, deprecated since
 # defusedxml 0.7. Silence exactly that warning, from that module, before any of ours imports it

@@ -14,7 +14,7 @@ from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway import paths
+from gateway import __version__, paths
 from gateway.cli import keys as keys_command
 from gateway.cli import sessions as admin_command
 from gateway.errors import ConfigError, StoreMisconfigured, StoreUnavailable
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openid-gateway",
         description="Authentication gateway: OpenID Connect, GitHub and OpenID 2.0 sign-in in front of any web app")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the gateway (uvicorn)")
     check = sub.add_parser("check-config", help="validate a configuration file and exit")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
+
+import gateway
 
 ROOT = Path(__file__).parents[2]
 # The console script installed next to this interpreter (.venv/bin/openid-gateway, .venv-3.13/bin/...).
@@ -28,6 +31,12 @@ def config(tmp_path: Path, text: str) -> str:
 
 def test_the_console_script_is_installed() -> None:
     assert SCRIPT.is_file(), f"{SCRIPT} is missing: pip install -e '.[test]'"
+
+
+def test_version_prints_the_one_version_the_package_and_its_metadata_share() -> None:
+    result = run("--version")
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"openid-gateway {gateway.__version__}\n", "")
+    assert version("openid-gateway") == gateway.__version__
 
 
 def test_a_bad_config_stops_start_up_with_one_line_naming_every_problem(tmp_path: Path) -> None:
