@@ -67,7 +67,7 @@ test-latest: system-deps browser-deps
 	@.venv-latest/bin/python -m pytest
 
 system-deps:
-	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server lemonldap-ng lemonldap-ng-fastcgi-server
+	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server systemd lemonldap-ng lemonldap-ng-fastcgi-server
 
 # axe-core (the browser tests' accessibility checks), pinned by tests/browser/package-lock.json.
 browser-deps: tests/browser/node_modules/.package-lock.json
