@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.datastructures import Secret
 
@@ -38,7 +38,7 @@ from gateway.gate.access import AccessPolicy, Policy, Rule, RuleError, parse_gro
 from gateway.gate.signing_keys import KeyFileError, load_signing_keys
 from gateway.signin.provider import DEFAULT_SCOPES, Provider
 from gateway.state.sessions import is_cookie_name
-from gateway.store import location_problems, sqlite_path
+from gateway.store import is_redis, location_problems, sqlite_path
 
 ENV_PREFIX = "GATEWAY_"
 MIN_SECRET_LENGTH = 32
@@ -386,6 +386,27 @@ def _assertion_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def _store_key_file_problems(store: str) -> list[str]:
+    """The Redis client's TLS private key (``ssl_keyfile=`` in the store URL) is a key file like the others."""
+    if not is_redis(store):
+        return []
+    try:
+        query = parse_qsl(urlsplit(store.strip()).query)
+    except ValueError:  # location_problems reports the URL
+        return []
+    problems = []
+    for name, path in query:
+        if name == "ssl_keyfile":
+            try:
+                mode = Path(path).stat().st_mode
+            except OSError as exc:
+                problems.append(f"store: ssl_keyfile {path!r} cannot be read: {exc.strerror}")
+                continue
+            problem = open_to_others("store: ssl_keyfile", path, mode)
+            problems.extend([problem] if problem else [])
+    return problems
+
+
 def validate(settings: Settings) -> list[str]:
     """Return every problem with ``settings``; an empty list means usable."""
     problems: list[str] = location_problems(settings.store)
@@ -463,6 +484,7 @@ def validate(settings: Settings) -> list[str]:
     if len({h.lower() for h in headers}) != len(headers):
         problems.append("header_user, header_nickname, header_email, header_groups and header_proof must differ")
     problems.extend(_assertion_problems(settings))
+    problems.extend(_store_key_file_problems(settings.store))
     problems.extend(allowlist_problems(settings.provider_allowlist))
     for host in settings.next_allowed_hosts:
         if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", host):

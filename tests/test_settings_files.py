@@ -200,3 +200,15 @@ def test_only_the_service_link_shapes_are_ignored_typos_stay_errors() -> None:
     broken = problems({**BASE, "GATEWAY_SECRET_KEYS": KEY_1, "GATEWAY_PROOF_KEY": PROOF,
                        "GATEWAY_PORT": "tcp://10.0.0.7"})
     assert broken == ["GATEWAY_PORT must be a whole number, got 'tcp://10.0.0.7'"]
+
+
+def test_the_redis_client_s_tls_key_in_the_store_url_must_not_be_open_to_other_users(tmp_path: Path) -> None:
+    key = secret_file(tmp_path, "redis-client.key", "-----BEGIN PRIVATE KEY-----\n", 0o644)
+    env = {**BASE, "GATEWAY_SECRET_KEYS": KEY_1, "GATEWAY_PROOF_KEY": PROOF,
+           "GATEWAY_STORE": f"rediss://gw:pw@cache.internal:6380/0?ssl_certfile=/c.pem&ssl_keyfile={key}"}
+    assert problems(env) == [f"store: ssl_keyfile '{key}' is open to every user of this machine (mode 0644):"
+                             f" chmod o-rwx {key}"]
+    Path(key).chmod(0o640)
+    assert load_settings(None, env).store.endswith(f"ssl_keyfile={key}")
+    missing = problems({**env, "GATEWAY_STORE": "rediss://cache.internal:6380/0?ssl_keyfile=/nonexistent/k.pem"})
+    assert missing == ["store: ssl_keyfile '/nonexistent/k.pem' cannot be read: No such file or directory"]
