@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 UNIT_TESTS := tests/architecture tests/store tests/fetch/test_addresses.py tests/signin/openid2/test_providers.py \
 	tests/gate/test_redirects.py tests/state/test_sessions.py tests/state/test_remember.py tests/state/test_revocation.py \
 	tests/state/test_ratelimit.py tests/gate/test_clientaddr.py tests/gate/test_authenticate.py tests/test_settings.py \
-	tests/gate/test_access.py tests/gate/test_answers.py \
+	tests/gate/test_access.py tests/gate/test_answers.py tests/test_settings_files.py \
 	tests/backend_app/test_database.py tests/backend_app/test_identity.py tests/backend_app/test_nicknames.py \
 	tests/backend_app/test_pages.py tests/backend_app/test_settings.py \
 	tests/devtools/test_openid_provider_pending.py tests/devtools/test_openid_provider_profiles.py \
@@ -74,7 +74,7 @@ dist: venv
 	@PYTHON=$(BIN)/python scripts/dist dist
 
 system-deps:
-	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server lemonldap-ng lemonldap-ng-fastcgi-server
+	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server systemd lemonldap-ng lemonldap-ng-fastcgi-server
 
 # axe-core (the browser tests' accessibility checks), pinned by tests/browser/package-lock.json.
 browser-deps: tests/browser/node_modules/.package-lock.json

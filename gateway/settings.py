@@ -1,9 +1,13 @@
 """The gateway's configuration: one typed, frozen object built once at start-up.
 
 Values come from a TOML file (``--config``) and are overridden key by key by
-environment variables named ``GATEWAY_<KEY>`` (upper case). Validation reports
-*every* problem at once in a :class:`~gateway.errors.ConfigError`, so an
-operator fixes a config file in one pass.
+environment variables named ``GATEWAY_<KEY>`` (upper case). The secrets may come
+from files instead (``secret_keys_file``, ``GATEWAY_PROOF_KEY_FILE``: the
+container and systemd-credentials convention), so that they sit neither in the
+environment, where ``ps e`` and ``/proc/<pid>/environ`` show them, nor in the
+TOML file. Validation reports *every* problem at once in a
+:class:`~gateway.errors.ConfigError`, so an operator fixes a config file in one
+pass.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import json
 import os
 import re
 import secrets
+import shlex
+import stat
 import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.datastructures import Secret
 
@@ -32,7 +38,7 @@ from gateway.gate.access import AccessPolicy, Policy, Rule, RuleError, parse_gro
 from gateway.gate.signing_keys import KeyFileError, load_signing_keys
 from gateway.signin.provider import DEFAULT_SCOPES, Provider
 from gateway.state.sessions import is_cookie_name
-from gateway.store import location_problems, sqlite_path
+from gateway.store import is_redis, location_problems, sqlite_path
 
 ENV_PREFIX = "GATEWAY_"
 MIN_SECRET_LENGTH = 32
@@ -185,12 +191,83 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _HINTS = typing.get_type_hints(Settings)
 # Never echoed back in an error message.
 _SECRET_FIELDS = frozenset({"secret_keys", "proof_key", "store"})
+# Each may be given as <key>_file (GATEWAY_<KEY>_FILE): the path of a file holding the value, one value per
+# file, secret_keys one key per line (newest last). A provider's client_secret has client_secret_file.
+SECRET_FILE_SETTINGS = ("secret_keys", "proof_key", "store")
+FILE_SUFFIX = "_file"
+_KNOWN_KEYS = (*_FIELDS, *(key + FILE_SUFFIX for key in SECRET_FILE_SETTINGS))
+# A secret file is a few lines; a bigger one is a wrong path (a log, a device), not read whole.
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+# Kubernetes gives every pod the address of each Service of its namespace in variables named after the
+# Service (docker links' format; https://kubernetes.io/docs/concepts/services-networking/service/
+# #environment-variables): a Service "gateway", or "gateway-redis", brings GATEWAY_SERVICE_HOST,
+# GATEWAY_SERVICE_PORT, GATEWAY_SERVICE_PORT_<PORT NAME>, GATEWAY_PORT=tcp://10.0.0.7:9000,
+# GATEWAY_PORT_9000_TCP and GATEWAY_PORT_9000_TCP_ADDR/_PORT/_PROTO (GATEWAY_REDIS_... for the other).
+# Those exact shapes are not settings and are ignored; any other unknown GATEWAY_* stays an error.
+_SERVICE_LINK_NAME = re.compile(r"GATEWAY_(?:[A-Z0-9_]+_)?(?:SERVICE_HOST|SERVICE_PORT(?:_[A-Z0-9_]+)?"
+                                r"|PORT_[0-9]+_(?:TCP|UDP|SCTP)(?:_ADDR|_PORT|_PROTO)?)")
+# GATEWAY_PORT is also the port setting: a link when its value is an address, the setting when a number.
+_SERVICE_LINK_ADDRESS = re.compile(r"GATEWAY_(?:[A-Z0-9_]+_)?PORT")
+_SERVICE_LINK_VALUE = re.compile(r"(?:tcp|udp|sctp)://[^\s/]+:[0-9]+")
 
 Source = Literal["file", "env"]
 
 
 class _BadValue(ValueError):
     """A value of the wrong type; the message completes "<key> must be ..."."""
+
+
+class _BadFile(ValueError):
+    """A secret file that cannot be used; the message is the whole problem, naming the setting and the path."""
+
+
+def is_service_link(name: str, value: str) -> bool:
+    """Whether the environment variable ``name`` is one Kubernetes made for a Service, not a setting."""
+    if _SERVICE_LINK_NAME.fullmatch(name):
+        return True
+    return bool(_SERVICE_LINK_ADDRESS.fullmatch(name) and _SERVICE_LINK_VALUE.fullmatch(value.strip()))
+
+
+def open_to_others(label: str, path: str, mode: int) -> str | None:
+    """The problem with a secret or key file every user of the machine may read or change, or None.
+
+    ``mode`` is the file's ``st_mode``. Group access is left to the operator
+    (``root:openid-gateway`` 0640 is the usual way to let the service read a
+    file it must not rewrite); systemd's credentials are 0400.
+    """
+    if not mode & 0o007:
+        return None
+    return (f"{label} {path!r} is open to every user of this machine (mode {stat.S_IMODE(mode):04o}):"
+            f" chmod o-rwx {shlex.quote(path)}")
+
+
+def read_secret_file(label: str, path: Any) -> str:
+    """The secret in the file at ``path``, surrounding whitespace (its trailing newline) stripped.
+
+    Raises :class:`_BadFile` naming ``label`` and the path, never the contents: a
+    missing or unreadable file, one open to other users, one that is empty.
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise _BadFile(f"{label} must be the path of a file (a string)")
+    try:
+        with open(path, "rb") as fh:  # one open: the mode checked is the mode of the file read
+            mode = os.fstat(fh.fileno()).st_mode
+            data = fh.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _BadFile(f"{label} {path!r} cannot be read: {exc.strerror}") from None
+    problem = open_to_others(label, path, mode)
+    if problem:
+        raise _BadFile(problem)
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise _BadFile(f"{label} {path!r} is larger than {MAX_SECRET_FILE_BYTES} bytes: not a secret file")
+    try:
+        text = data.decode().strip()
+    except UnicodeDecodeError:
+        raise _BadFile(f"{label} {path!r} is not UTF-8 text") from None
+    if not text:
+        raise _BadFile(f"{label} {path!r} is empty")
+    return text
 
 
 def load_settings(
@@ -207,12 +284,15 @@ def load_settings(
     problems: list[str] = []
     values: dict[str, Any] = {}
     failed: set[str] = set()
+    tables: list[tuple[Source, dict[str, Any]]] = []
     if config_file is not None:
-        for key, value in _read_toml(Path(config_file), problems).items():
-            _take(key, value, "file", values, failed, problems)
-    for name, value in env.items():
-        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG":
-            _take(name[len(ENV_PREFIX) :].lower(), value, "env", values, failed, problems)
+        tables.append(("file", _read_toml(Path(config_file), problems)))
+    tables.append(("env", {name[len(ENV_PREFIX):].lower(): value for name, value in env.items()
+                           if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "CONFIG"
+                           and not is_service_link(name, value)}))
+    for source, table in tables:  # the environment last: it overrides the file key by key
+        for key, value in _with_secret_files(table, source, values, failed, problems).items():
+            _take(key, value, source, values, failed, problems)
     if "public_url" not in values and "public_url" not in failed and not values.get("dev_mode", False):
         problems.append("public_url is missing: set it to the address browsers use, e.g. https://example.com")
     settings = _fill_development_secrets(Settings(**values))
@@ -223,13 +303,42 @@ def load_settings(
     return settings
 
 
+def _with_secret_files(table: dict[str, Any], source: Source, values: dict[str, Any], failed: set[str],
+                       problems: list[str]) -> dict[str, Any]:
+    """``table`` with each ``<key>_file`` replaced by ``<key>`` and the file's contents.
+
+    Both in one source is an error; across sources the environment wins, as
+    for every key (``GATEWAY_SECRET_KEYS_FILE`` overrides the TOML file's
+    ``secret_keys``). A file that cannot be used refuses the setting: it keeps
+    no value from the TOML file either.
+    """
+    taken = dict(table)
+    for key in SECRET_FILE_SETTINGS:
+        name = key + FILE_SUFFIX
+        if name not in taken:
+            continue
+        path = taken.pop(name)
+        try:
+            if key in taken:
+                raise _BadFile(f"give {_label(key, source)} or {_label(name, source)}, not both")
+            text = read_secret_file(_label(name, source), path)
+        except _BadFile as exc:
+            taken.pop(key, None)
+            values.pop(key, None)
+            failed.add(key)
+            problems.append(str(exc))
+            continue
+        taken[key] = [line.strip() for line in text.splitlines() if line.strip()] if key == "secret_keys" else text
+    return taken
+
+
 def _take(key: str, value: Any, source: Source, values: dict[str, Any], failed: set[str],
           problems: list[str]) -> None:
     """Coerce one TOML key or ``GATEWAY_*`` variable into ``values``, or record why not."""
     label = _label(key, source)
     if key not in _FIELDS:
         what = "setting" if source == "file" else "environment variable"
-        near = difflib.get_close_matches(key, _FIELDS, n=1, cutoff=0.75)
+        near = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.75)
         hint = f" (did you mean {_label(near[0], source)}?)" if near else ""
         problems.append(f"unknown {what} {label}{hint}")
         return
@@ -266,10 +375,35 @@ def _assertion_problems(settings: Settings) -> list[str]:
             load_signing_keys(settings.assertion_keys_file)
         except KeyFileError as exc:
             problems.append(str(exc))
+        else:
+            problem = open_to_others("assertion_keys_file", settings.assertion_keys_file,
+                                     Path(settings.assertion_keys_file).stat().st_mode)
+            problems.extend([problem] if problem else [])
     others = (settings.header_user, settings.header_nickname, settings.header_email, settings.header_groups,
               settings.header_proof)
     if settings.header_assertion.lower() in {name.lower() for name in others}:
         problems.append(f"header_assertion {settings.header_assertion!r} must differ from the other identity headers")
+    return problems
+
+
+def _store_key_file_problems(store: str) -> list[str]:
+    """The Redis client's TLS private key (``ssl_keyfile=`` in the store URL) is a key file like the others."""
+    if not is_redis(store):
+        return []
+    try:
+        query = parse_qsl(urlsplit(store.strip()).query)
+    except ValueError:  # location_problems reports the URL
+        return []
+    problems = []
+    for name, path in query:
+        if name == "ssl_keyfile":
+            try:
+                mode = Path(path).stat().st_mode
+            except OSError as exc:
+                problems.append(f"store: ssl_keyfile {path!r} cannot be read: {exc.strerror}")
+                continue
+            problem = open_to_others("store: ssl_keyfile", path, mode)
+            problems.extend([problem] if problem else [])
     return problems
 
 
@@ -350,6 +484,7 @@ def validate(settings: Settings) -> list[str]:
     if len({h.lower() for h in headers}) != len(headers):
         problems.append("header_user, header_nickname, header_email, header_groups and header_proof must differ")
     problems.extend(_assertion_problems(settings))
+    problems.extend(_store_key_file_problems(settings.store))
     problems.extend(allowlist_problems(settings.provider_allowlist))
     for host in settings.next_allowed_hosts:
         if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?", host):
@@ -666,10 +801,9 @@ def _client_secret(item: dict[str, str], subject: str) -> str:
         if secret:
             raise _BadValue(f"{subject}: give client_secret or client_secret_file, not both")
         try:
-            secret = Path(item["client_secret_file"]).read_text().strip()
-        except OSError as exc:
-            raise _BadValue(f"{subject}: client_secret_file {item['client_secret_file']!r} cannot be"
-                            f" read: {exc.strerror}") from None
+            secret = read_secret_file("client_secret_file", item["client_secret_file"])
+        except _BadFile as exc:
+            raise _BadValue(f"{subject}: {exc}") from None
     return secret
 
 
@@ -712,5 +846,6 @@ def _oauth2_provider(item: dict[str, str]) -> Provider:
                     token_url=urls[1], api_url=urls[2], groups_from=sources)
 
 
-__all__ = ["Mode", "Provider", "Settings", "access_summary", "is_loopback_host", "load_settings",
-           "provider_address_warnings", "validate"]
+__all__ = ["SECRET_FILE_SETTINGS", "Mode", "Provider", "Settings", "access_summary", "is_loopback_host",
+           "is_service_link", "load_settings", "open_to_others", "provider_address_warnings", "read_secret_file",
+           "validate"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -193,20 +194,54 @@ def _pem_entry(data: bytes) -> KeyEntry:
 
 # -- the key file's life: generate, add-next, promote, retire -----------------------------------
 
-def write_key_file(path: str | os.PathLike[str], keys: SigningKeys, *, replace: bool) -> None:
-    """Write ``keys`` as a JWK Set, mode 0600, atomically (readers see the old or the new file)."""
+@dataclass(frozen=True, slots=True)
+class FileAccess:
+    """Who may read a key file: its owner, group and permission bits (None: as before, or the default)."""
+
+    uid: int | None = None
+    gid: int | None = None
+    mode: int | None = None
+
+
+NEW_FILE_MODE = 0o600
+
+
+def write_key_file(path: str | os.PathLike[str], keys: SigningKeys, *, replace: bool,
+                   access: FileAccess = FileAccess()) -> os.stat_result:
+    """Write ``keys`` as a JWK Set, atomically (readers see the old or the new file); return the new file's stat.
+
+    The file is written beside the old one and renamed over it, so the new
+    file is a new inode: it gets the old file's owner, group and mode (a key
+    file that root rotates for the service stays readable by the service),
+    a new file mode 0600 and its writer's owner; ``access`` overrides either.
+    Never a mode open to every user: the gateway refuses such a key file.
+    """
     target = Path(path)
     if not replace and target.exists():
         raise KeyFileError(f"{str(target)!r} already exists: keys are rotated with add-next/promote/retire")
+    old = target.stat() if replace else None
+    uid = access.uid if access.uid is not None else old.st_uid if old else -1  # -1: fchown leaves it
+    gid = access.gid if access.gid is not None else old.st_gid if old else -1
+    mode = (access.mode if access.mode is not None else stat.S_IMODE(old.st_mode) if old else NEW_FILE_MODE) & 0o770
     text = json.dumps({"keys": [entry.private_jwk() for entry in keys.published()]}, indent=2) + "\n"
-    fd, temp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+    fd, temp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")  # 0600, ours
     try:
-        with os.fdopen(fd, "w") as fh:  # mkstemp makes it 0600
+        with os.fdopen(fd, "w") as fh:
             fh.write(text)
+            made = os.fstat(fh.fileno())
+            if (uid, gid) != (made.st_uid, made.st_gid) and (uid, gid) != (-1, -1):
+                try:
+                    os.fchown(fh.fileno(), uid, gid)
+                except PermissionError:
+                    raise KeyFileError(f"{str(target)!r} cannot be given owner uid {uid} and group gid {gid}:"
+                                       " run the command as root") from None
+            os.fchmod(fh.fileno(), mode)
+            done = os.fstat(fh.fileno())
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    return done
 
 
 def add_next(keys: SigningKeys, alg: Algorithm = "ES256") -> SigningKeys:
@@ -239,6 +274,7 @@ def jwks_etag(body: bytes) -> str:
 
 
 __all__ = [
-    "ALGORITHMS", "Algorithm", "KeyEntry", "KeyFileError", "SigningKey", "SigningKeys", "add_next", "algorithm_of",
-    "generate_key", "jwks_etag", "load_signing_keys", "promote", "retire", "validated", "write_key_file",
+    "ALGORITHMS", "NEW_FILE_MODE", "Algorithm", "FileAccess", "KeyEntry", "KeyFileError", "SigningKey", "SigningKeys",
+    "add_next", "algorithm_of", "generate_key", "jwks_etag", "load_signing_keys", "promote", "retire", "validated",
+    "write_key_file",
 ]

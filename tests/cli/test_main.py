@@ -81,3 +81,22 @@ def test_serve_refuses_to_face_clients_without_a_proxy_in_front(tmp_path: Path) 
     result = run("serve", "--config", config(tmp_path, KEYS + 'host = "0.0.0.0"\n'))
     assert result.returncode == 2
     assert "host = '0.0.0.0' is not a loopback address" in result.stderr and "behind_proxy = true" in result.stderr
+
+
+def test_check_config_takes_secrets_from_files_and_never_prints_them(tmp_path: Path) -> None:
+    files = {"secret_keys": "k" * 40, "proof_key": "p" * 40, "store": "redis://:hunter2-hunter2@127.0.0.1:6379/0"}
+    env = {"GATEWAY_PUBLIC_URL": "https://a.example"}
+    for name, secret in files.items():
+        path = tmp_path / name
+        path.write_text(secret + "\n")
+        path.chmod(0o600)
+        env[f"GATEWAY_{name.upper()}_FILE"] = str(path)
+    result = run("check-config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "store: Redis redis://:***@127.0.0.1:6379/0" in result.stdout
+    for secret in ("k" * 40, "p" * 40, "hunter2"):
+        assert secret not in result.stdout + result.stderr
+    (tmp_path / "proof_key").chmod(0o644)
+    refused = run("check-config", env=env)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert f"chmod o-rwx {tmp_path / 'proof_key'}" in refused.stderr and "p" * 40 not in refused.stderr

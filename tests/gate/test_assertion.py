@@ -52,6 +52,7 @@ def openssl_key(tmp_path: Path, *args: str) -> Path:
     """A PEM private key made by openssl, as an operator would make one."""
     path = tmp_path / f"key-{len(list(tmp_path.iterdir()))}.pem"
     subprocess.run(["openssl", "genpkey", *args, "-out", str(path)], check=True, capture_output=True)
+    path.chmod(0o600)  # as an operator must: the gateway refuses a key file other users may read
     return path
 
 

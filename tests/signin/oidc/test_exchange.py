@@ -245,6 +245,7 @@ def test_provider_down_at_the_start_is_a_clear_page(tmp_path: Path, upstream: Uv
 def test_providers_come_from_the_environment_as_json(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret"
     secret_file.write_text("from-a-file\n")
+    secret_file.chmod(0o600)  # the gateway refuses a secret file other users may read
     providers = [{"name": "Steam", "identifier": "https://steamcommunity.com/openid"},
                  {"type": "oidc", "name": "Keycloak", "issuer": "https://sso.example/realms/x", "client_id": "gw",
                   "client_secret_file": str(secret_file), "groups_claim": "roles"},
