@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 MODE   ?= auth_request
 STAMP  := $(VENV)/.installed
 
-.PHONY: test check pythons mutate demo bench lint typecheck system-deps venv browser-deps clean lock upgrade-deps test-latest dist
+.PHONY: test check pythons mutate demo bench lint typecheck system-deps venv browser-deps clean lock upgrade-deps test-latest dist differential-deps
 
 # `make check`: the layer check (tests/architecture: no import circle, imports go one way; devtools/layers.py)
 # and the unit tests, in-process (no servers, no nginx, no browser). Server tests
@@ -53,7 +53,7 @@ upgrade-deps:
 
 # The suite against the newest versions pyproject.toml allows, in a venv of its own (.venv-latest), so
 # drift is seen on the day someone chooses to look, not on a newcomer's first `make test`.
-test-latest: system-deps browser-deps
+test-latest: system-deps browser-deps differential-deps
 	@test -x .venv-latest/bin/python || $(PYTHON) -m venv .venv-latest
 	@echo "==> installing the newest allowed Python packages into .venv-latest"
 	@.venv-latest/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
@@ -83,6 +83,15 @@ tests/browser/node_modules/.package-lock.json: tests/browser/package.json tests/
 	@echo "==> installing axe-core into tests/browser/node_modules"
 	@cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 
+# Express and method-override for the differential test's node app (tests/differential), pinned by its
+# package-lock.json.
+differential-deps: tests/differential/express/node_modules/.package-lock.json
+
+tests/differential/express/node_modules/.package-lock.json: tests/differential/express/package.json \
+		tests/differential/express/package-lock.json
+	@echo "==> installing Express into tests/differential/express/node_modules"
+	@cd tests/differential/express && npm ci --no-audit --no-fund --loglevel=error
+
 lint: venv
 	@echo "==> ruff"
 	@$(BIN)/ruff check gateway backend_app devtools tests bench
@@ -98,7 +107,7 @@ check: venv lint
 pythons:
 	@scripts/test-pythons
 
-test: system-deps venv browser-deps lint
+test: system-deps venv browser-deps differential-deps lint
 	@echo "==> pytest (includes a smoke run of the benchmark: tests/test_bench_smoke.py)"
 	@$(BIN)/python -m pytest
 

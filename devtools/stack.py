@@ -260,9 +260,9 @@ class Stack:
     ``log_dir`` one log file per process (default ``<state_dir>/logs``) and
     nginx's access log, ``nginx-access.log``.
     ``gateway_env`` adds or overrides ``GATEWAY_*`` settings (``{provider}`` in a
-    value stands for the local provider's address); ``app_env`` the microblog's
-    ``MICROBLOG_*`` settings (``MICROBLOG_PROOF_KEY=""`` unsets the proof key). ``nginx_template``
-    replaces the checked-in ``nginx.conf`` (rendered the same way): for tests of
+    value stands for the local provider's address); ``app_env`` the app's environment: the microblog's
+    ``MICROBLOG_*`` settings (``MICROBLOG_PROOF_KEY=""`` unsets the proof key), or an ``upstream``'s own.
+    ``nginx_template`` replaces the checked-in ``nginx.conf`` (rendered the same way): for tests of
     a configuration an operator might get wrong. ``demo_rules`` adds the demo's
     access rules (:func:`demo_access_settings`), which ``gateway_env`` may override.
     ``oidc_logout_at_provider`` sets ``logout_at_provider`` on the OpenID Connect button: ``/logout``
@@ -497,7 +497,7 @@ class Stack:
         else:
             app = self._process("app", [
                 python, "-m", "uvicorn", self.upstream, *host, "--port", str(self.ports.app),
-                "--log-level", self.log_level])
+                "--log-level", self.log_level], self.app_env)
             steps.append((f"the app ({self.upstream})", app, self.ports.app))
         for number, port in enumerate(self.gateway_ports, 1):
             label = "the gateway" if self.instances == 1 else f"gateway {number} of {self.instances}"

@@ -153,6 +153,9 @@ class Settings:
     api_paths: tuple[str, ...] = ()
     # Path prefixes anyone may see: shorthand for `public` rules placed before the others.
     public_paths: tuple[str, ...] = ()
+    # Apps may turn a POST into another method (_method, X-HTTP-Method-Override: Rails, Laravel,
+    # Symfony, Express's method-override): judge a POST also as every method the rules name.
+    method_override: bool = True
 
     # Proxy mode (mode 2).
     upstream_connect_timeout: float = 3.0
@@ -184,7 +187,7 @@ class Settings:
     def access_policy(self) -> AccessPolicy:
         """The access decision: ``public_paths`` as public rules first, then ``rules``, then ``default_policy``."""
         public = tuple(Rule(f"public_paths[{i}]", "public", paths=(path,)) for i, path in enumerate(self.public_paths))
-        return AccessPolicy(public + self.rules, self.default_policy, self.groups)
+        return AccessPolicy(public + self.rules, self.default_policy, self.groups, self.method_override)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

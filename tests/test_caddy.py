@@ -12,6 +12,7 @@ A missing ``caddy`` is an error, never a skip (``make system-deps`` installs it)
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import time
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ RULES = (
     parse_rule(1, {"name": "admins-only", "paths": ["/echo/admin"], "policy": "deny"}),
 )
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+METHOD_OVERRIDES = {"X-HTTP-Method-Override": "DELETE", "X-HTTP-Method": "DELETE", "X-Method-Override": "DELETE"}
 FORGED = {"X-Gateway-User": "https://evil.example/id/mallory", "X-Gateway-Email": "mallory@evil.example",
           "X-Gateway-Proof": "v2.1.forged", "X-Gateway-Groups": "admins"}
 
@@ -122,8 +124,9 @@ def test_sign_in_through_caddy_lands_on_next_with_a_proven_identity(caddy: Caddy
 
 def test_forged_identity_headers_never_reach_the_app(caddy: CaddyStack) -> None:
     with httpx.Client(follow_redirects=True, timeout=15) as browser:
-        public = echoed(browser.get(caddy.url + "/echo/public", headers=FORGED))
+        public = echoed(browser.get(caddy.url + "/echo/public", headers={**FORGED, **METHOD_OVERRIDES}))
         assert not {"x-gateway-user", "x-gateway-email", "x-gateway-proof", "x-gateway-groups"} & public.keys(), public
+        assert not {name.lower() for name in METHOD_OVERRIDES} & public.keys(), public
         sign_in(browser, caddy.url, f"{caddy.provider.url}/id/erin", "erin")
         signed = echoed(browser.get(caddy.url + "/echo/page", headers=FORGED))
         assert signed["x-gateway-user"] == [f"{caddy.provider.url}/id/erin"]
@@ -139,12 +142,34 @@ def test_the_auth_check_is_not_reachable_through_caddy(caddy: CaddyStack) -> Non
             assert response.status_code == 404
 
 
-def test_forwarded_headers_from_an_untrusted_address_are_ignored(gateway_factory: GatewayFactory) -> None:
-    """A client that is not a trusted proxy cannot choose the request it is judged for: answered as nginx's."""
+def test_an_auth_request_from_an_untrusted_address_is_refused_not_judged_as_the_root(
+        gateway_factory: GatewayFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """A client that is not a trusted proxy cannot choose the request it is judged for, nor get "/" judged instead."""
     gateway = gateway_factory(mode="auth_request", rules=RULES, trusted_proxies=("10.9.0.0/16",))
-    answer = httpx.get(gateway.url + "/_gateway/auth", headers={"X-Forwarded-Uri": "/echo/public",
-                                                                "Accept": "text/html"})
-    assert answer.status_code == 401 and answer.headers["x-gateway-login"] == "/login"
+    with caplog.at_level(logging.WARNING, logger="gateway.access"):
+        for headers in ({"X-Forwarded-Uri": "/echo/public"}, {}):
+            answer = httpx.get(gateway.url + "/_gateway/auth", headers={**headers, "Accept": "text/html"})
+            assert answer.status_code == 400, answer.text[:300]
+            assert not any(name.startswith("x-gateway-") for name in answer.headers)
+    refusals = [r.getMessage() for r in caplog.records if "auth request refused" in r.getMessage()]
+    assert len(refusals) == 2 and all("trusted_proxies" in line for line in refusals), refusals
+
+
+def test_caddy_outside_trusted_proxies_lets_nobody_through(gateway_factory: GatewayFactory, upstream: UvicornThread,
+                                                          provider: UvicornThread, tmp_path: Path) -> None:
+    """Caddy on a container network while trusted_proxies keeps its default: every request is refused (400).
+
+    Here trusted_proxies names 10.9.0.0/16 only, so Caddy on loopback is the peer outside it. Judged as
+    "GET /" instead, every rule would be void: a signed-in person got 200 and identity headers for /echo/admin.
+    """
+    with caddy_in_front(gateway_factory, upstream, provider, tmp_path, trusted_proxies=("10.9.0.0/16",)) as stack, \
+            httpx.Client(follow_redirects=True, timeout=15) as browser:
+        sign_in(browser, stack.url, f"{provider.url}/id/erin", "erin")
+        assert browser.cookies.get("gw_session")
+        for path in ("/echo/admin", "/echo/page", "/echo/public"):
+            answer = browser.get(stack.url + path)
+            assert answer.status_code == 400, (path, answer.status_code, answer.text[:300])
+            assert "x-gateway-user" not in answer.text
 
 
 def test_a_clients_x_original_uri_cannot_choose_the_decision(caddy: CaddyStack) -> None:

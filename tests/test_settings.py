@@ -181,3 +181,11 @@ def test_every_setting_is_documented_in_the_readme_and_the_example() -> None:
 def test_cookie_names_must_be_tokens() -> None:
     with pytest.raises(ConfigError, match="session_cookie"):
         load_settings(None, {**GOOD, "GATEWAY_SESSION_COOKIE": "my session"})
+
+
+def test_method_override_reaches_the_access_policy() -> None:
+    rules = json.dumps([{"name": "no-deletes", "methods": ["DELETE"], "policy": "deny"}])
+    judged = load_settings(None, {**GOOD, "GATEWAY_RULES": rules}).access_policy().methods_judged("POST")
+    assert judged[:2] == ("POST", "DELETE")  # the default: apps may override methods
+    off = load_settings(None, {**GOOD, "GATEWAY_RULES": rules, "GATEWAY_METHOD_OVERRIDE": "false"})
+    assert off.access_policy().methods_judged("POST") == ("POST",)

@@ -84,7 +84,10 @@ def check_access(settings: Settings, args: argparse.Namespace) -> None:
         print(f"person:   {person.user_id}" + (f" <{person.email}>" if person.email else "")
               + f"; groups: {groups}{provider}")
     print(f"request:  {args.method.upper()} {host} {path}")
-    readings = path_readings(path)
+    methods = policy.methods_judged(args.method)
+    if len(methods) > 1:
+        print(f"          judged as each method an override could make it: {', '.join(methods)}")
+    readings = path_readings(path).every
     if len(readings) > 1:
         print(f"          judged as each of: {', '.join(readings[:12])}{' ...' if len(readings) > 12 else ''}")
 

@@ -24,7 +24,11 @@ nginx must pass the original request as ``X-Original-URI`` (``$request_uri``),
 ``X-Original-Method`` (``$request_method``) and ``Host`` (``$http_host``, as it
 sends to the app): the proof is bound to them. A request to this path with
 ``X-Forwarded-Uri`` and no ``X-Original-URI`` is Caddy's or Traefik's
-(:mod:`gateway.front.forward_auth`).
+(:mod:`gateway.front.forward_auth`). A request that names neither (or names
+``X-Forwarded-Uri`` from an address outside ``trusted_proxies``) says nothing
+the gateway could judge: it is refused with 400 and logged, never judged as
+``GET /`` (every rule would be void, and a signed-in person would get 200
+with identity headers for any path).
 
 Every answer carries ``Content-Length: 0`` so that the server writes it in one piece instead of as a
 chunked body (one syscall and one TCP segment less per check).
@@ -58,8 +62,9 @@ class AuthRequest:
             forwarded = self.forward_auth.forwarded(scope)
             if forwarded is not None:
                 await self.forward_auth(scope, receive, send, cookie, forwarded)
-                return
-        uri = uri or "/"
+            else:
+                await self.forward_auth.refuse_unknown(scope, receive, send)
+            return
         method = method or "GET"
         host = host or ""
         verdict = self.auth.check(cookie, method, host, uri)

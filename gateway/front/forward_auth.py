@@ -19,11 +19,15 @@ here:
 * store unavailable: the 503 page.
 
 From any other address those headers mean nothing (a client could otherwise
-choose the request it is judged for); the request is answered as nginx's is.
+choose the request it is judged for): without ``X-Original-URI`` there is then
+no request to judge, and the auth check answers 400 and logs a line that names
+``trusted_proxies`` (a proxy on a container network, not loopback, must be
+listed there). Judging it as ``GET /`` instead would void every rule.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
 from starlette.responses import Response
@@ -34,6 +38,8 @@ from gateway.gate.clientaddr import ClientAddress
 from gateway.pages.render import Pages, SecurityHeaders, cannot_check
 from gateway.state.sessions import host_name
 from gateway.types import ASGIApp, Receive, Scope, Send
+
+logger = logging.getLogger("gateway.access")
 
 
 class ForwardedRequest(NamedTuple):
@@ -110,6 +116,18 @@ class ForwardAuth:
         auth.log_refusal(verdict, method, host, uri)
         await send_refusal(scope, receive, send, status=verdict.status, login=self.public_origin + verdict.login,
                            api=auth.refusal_is_api(scope["headers"], uri.partition("?")[0]), uri=uri, pages=self.pages)
+
+    async def refuse_unknown(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An auth request that names no original request the gateway may believe: 400, logged."""
+        self.client_address.set_request_id(scope)
+        client = scope.get("client")
+        forwarded = any(name == b"x-forwarded-uri" for name, _ in scope["headers"])
+        logger.warning("auth request refused (400): %s from %s, which is not in trusted_proxies; add the "
+                       "forward-auth proxy's address to trusted_proxies (nginx sends X-Original-URI)",
+                       "X-Forwarded-Uri" if forwarded else "no X-Original-URI and no X-Forwarded-Uri",
+                       client[0] if client else "an unknown peer")
+        await self.page(scope, receive, send, self.site.error(
+            400, "Bad request", "The sign-in check cannot tell which page was asked for."))
 
     async def page(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
         await SecurityHeaders(response)(scope, receive, send)

@@ -17,18 +17,28 @@ will serve is not always the path as written: apps and frameworks decode
 trailing dot or space, read ``\\`` as ``/``. A spelling must never reach a
 stricter-ruled path through a looser rule, so an ambiguous path is judged
 under *every* reading an app might give it, and the strictest decision wins
-(:func:`path_readings`). A plain path - the common case - has one reading
-(two when it has capitals), and costs one pass over the rules.
+(:func:`path_readings`). Routers also serve one handler for several paths:
+Rails routes ``/admin`` as ``/admin(.:format)`` (``/admin.json``), Express and
+Rails ignore a trailing slash, so the reading without a format suffix and the
+one without a trailing slash are judged too, by the rules that name them. Case-
+insensitive apps (IIS, ASP.NET, Express) fold case: the path and the rules'
+paths are compared case-folded too (``path_regex`` then ignores case). And
+method override (Rack, Laravel, Symfony, Express's ``method-override``) turns
+a POST into another method from ``_method`` in the body or query, which the
+auth check cannot see: with ``method_override`` a POST is also judged as every
+method the rules tell apart. A plain lower-case path - the common case - has
+one reading, and costs one pass over the rules.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote
 
 Policy = Literal["public", "signed_in", "allow", "deny"]
@@ -39,6 +49,9 @@ DEFAULT_RULE = "default_policy"
 # A path made of these, without dot segments or "//", means one thing to every app.
 _PLAIN_PATH = re.compile(r"(/[A-Za-z0-9\-_~!$&'()*+,=:@]+(\.[A-Za-z0-9\-_~!$&'()*+,=:@]+)*)*/?")
 _METHOD = re.compile(r"[A-Z]{1,20}")
+# Stands for every method no rule names, when a POST is judged as what an override could make it
+# (not a method a rule can name: _METHOD has no underscore).
+_UNNAMED_METHOD = "_OTHER"
 _HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
 
 
@@ -109,6 +122,13 @@ class Rule:
             return False
         return self.path_regex is None or self.path_regex.search(path) is not None
 
+    def folded(self) -> Rule:
+        """This rule for case-folded paths: its paths in lower case, its ``path_regex`` ignoring case."""
+        regex = self.path_regex
+        if regex is not None:
+            regex = re.compile(regex.pattern, regex.flags | re.IGNORECASE)
+        return dataclasses.replace(self, paths=tuple(path.lower() for path in self.paths), path_regex=regex)
+
     def admits(self, person: Person | None) -> bool | None:
         """True/False for the person; None when the answer is "sign in first"."""
         if self.policy == "public":
@@ -139,15 +159,28 @@ class Decision:
 
 @dataclass(frozen=True)
 class AccessPolicy:
-    """The ordered rules, the default policy and the groups table, built once from the settings."""
+    """The ordered rules, the default policy and the groups table, built once from the settings.
+
+    ``method_override``: a POST is also judged as every method an app's method override could turn
+    it into (the strictest answer wins); False for sites whose apps never override methods.
+    """
 
     rules: tuple[Rule, ...] = ()
     default_policy: Policy = "signed_in"
     groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    method_override: bool = True
     _default: Rule = field(init=False, repr=False)
+    _folded: tuple[Rule, ...] = field(init=False, repr=False)
+    _fold_differs: bool = field(init=False, repr=False)
+    _overrides: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_default", Rule(DEFAULT_RULE, self.default_policy))
+        folded = tuple(rule.folded() for rule in self.rules)
+        # Whether a lower-case path can match a folded rule that the rule as written does not match.
+        object.__setattr__(self, "_fold_differs", folded != self.rules)
+        object.__setattr__(self, "_folded", folded if folded != self.rules else self.rules)
+        object.__setattr__(self, "_overrides", _override_methods(self.rules) if self.method_override else ())
 
     @property
     def trivial(self) -> bool:
@@ -168,37 +201,81 @@ class AccessPolicy:
         return Person(user_id, email, frozenset(groups) | frozenset(provider_groups), provider)
 
     def rule_for(self, method: str, host: str, path: str) -> Rule:
-        """The first rule matching one reading of the path (``default_policy`` when none does)."""
-        for rule in self.rules:
-            if rule.matches(method, host, path):
-                return rule
-        return self._default
+        """The first rule matching ``method host path`` as written (``default_policy`` when none does)."""
+        return _first(self.rules, method, host, path) or self._default
+
+    def methods_judged(self, method: str) -> tuple[str, ...]:
+        """The methods a request is judged as: a POST also as every method an override could make it."""
+        method = method.upper()
+        return (method, *self._overrides) if method == "POST" else (method,)
 
     def decide(self, person: Person | None, method: str, host: str, path: str) -> Decision:
         """Decide for ``method host path`` (path without the query string), under every reading of the path.
 
         Each reading picks its rule; the strictest answer wins: forbidden by
         any reading beats "sign in", which beats allow. Headers are withheld
-        (``public``) only when every reading is public.
+        (``public``) only when every reading is public. A derived reading (no
+        format suffix, no trailing slash) counts only where a rule names it:
+        ``/robots.txt`` stays what a rule on it says when no rule names ``/robots``.
         """
         method = method.upper()
         host = normalise_host(host)
         if self.trivial:
             return Decision("allow" if person is not None else "sign_in", DEFAULT_RULE)
+        methods = (method, *self._overrides) if method == "POST" else (method,)
+        readings = path_readings(path)
         outcome: Outcome = "allow"
         decided_by = ""
         public = True
-        for reading in path_readings(path):
-            rule = self.rule_for(method, host, reading)
-            admitted = rule.admits(person)
-            public = public and rule.policy == "public"
-            if admitted is False:
-                return Decision("forbidden", rule.name)
-            if admitted is None and outcome == "allow":
-                outcome, decided_by = "sign_in", rule.name
-            elif not decided_by:
-                decided_by = rule.name
+        for rules, reading, derived in self._cases(readings):
+            for judged in methods:
+                rule = _first(rules, judged, host, reading)
+                if rule is None:
+                    if derived:
+                        continue
+                    rule = self._default
+                admitted = rule.admits(person)
+                public = public and rule.policy == "public"
+                if admitted is False:
+                    return Decision("forbidden", rule.name)
+                if admitted is None and outcome == "allow":
+                    outcome, decided_by = "sign_in", rule.name
+                elif not decided_by:
+                    decided_by = rule.name
         return Decision(outcome, decided_by, public=public and outcome == "allow")
+
+    def _cases(self, readings: Readings) -> list[tuple[tuple[Rule, ...], str, bool]]:
+        """(rules, reading, derived): each reading against the rules as written, and case-folded against
+        the folded rules (skipped where that changes nothing: a lower-case reading, rules without capitals
+        or ``path_regex``)."""
+        cases = []
+        for group, derived in ((readings.paths, False), (readings.derived, True)):
+            for reading in group:
+                cases.append((self.rules, reading, derived))
+                folded = reading.lower()
+                if folded != reading or self._fold_differs:
+                    cases.append((self._folded, folded, derived))
+        return cases
+
+
+def _first(rules: tuple[Rule, ...], method: str, host: str, path: str) -> Rule | None:
+    for rule in rules:
+        if rule.matches(method, host, path):
+            return rule
+    return None
+
+
+def _override_methods(rules: tuple[Rule, ...]) -> tuple[str, ...]:
+    """The methods besides POST a POST is judged as: each one a rule names, and one that no rule names.
+
+    Rack::MethodOverride, Laravel and Symfony accept any method from ``_method`` or
+    ``X-HTTP-Method-Override``; rules can only tell apart the methods they name, so
+    one stand-in covers all the others. No rule names a method: nothing to add.
+    """
+    named: frozenset[str] = frozenset().union(*(rule.methods for rule in rules))
+    if not named:
+        return ()
+    return (*sorted(named - {"POST"}), _UNNAMED_METHOD)
 
 
 def normalise_host(host: str) -> str:
@@ -222,28 +299,59 @@ def _prefix_matches(prefix: str, path: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
-def path_readings(path: str) -> tuple[str, ...]:
+class Readings(NamedTuple):
+    """How apps may read a path: ``paths`` as they may serve it, ``derived`` what routers map it to.
+
+    ``derived``: without a format suffix on the last segment (Rails' ``(.:format)``,
+    Spring's suffix patterns: ``/admin.json`` is ``/admin``) and without a trailing
+    slash (Express, Rails: ``/admin/`` is ``/admin``), where these differ from ``paths``.
+    """
+
+    paths: tuple[str, ...]
+    derived: tuple[str, ...] = ()
+
+    @property
+    def every(self) -> tuple[str, ...]:
+        """Every reading, as written first."""
+        return self.paths + self.derived
+
+
+def path_readings(path: str) -> Readings:
     """Every path an app might serve for ``path`` as written (query string already removed).
 
     A plain path (letters, digits, ``-._~`` and sub-delimiters, no dot
-    segments, no ``//``) reads one way, plus its lower-case form for
-    case-insensitive apps. Anything else is decoded up to three times and
-    each decoding read with every combination of the normalisations apps
-    apply: ``\\`` as ``/``, ``;params`` dropped, repeated ``/`` merged,
+    segments, no ``//``) reads one way. Anything else is decoded up to three
+    times and each decoding read with every combination of the normalisations
+    apps apply: ``\\`` as ``/``, ``;params`` dropped, repeated ``/`` merged,
     trailing dots and whitespace of a segment dropped, dot segments resolved.
+    Case is folded by :meth:`AccessPolicy.decide` (against case-folded rules).
     """
     if _PLAIN_PATH.fullmatch(path):
-        return (path,) if path == path.lower() else (path, path.lower())
+        derived = _derived(path)
+        return Readings((path,), derived) if derived else Readings((path,))
     if len(path) <= _CACHED_PATH_LENGTH:
         return _ambiguous_readings(path)
     return _ambiguous_readings.__wrapped__(path)
+
+
+def _derived(path: str) -> tuple[str, ...]:
+    """``path`` without its format suffix(es) and without a trailing slash, when it has them."""
+    if path.endswith("/"):
+        return (path[:-1],) if len(path) > 1 else ()
+    # The suffix starts after the last segment's leading dots (/.well-known and /..%2fx.json are no suffixes).
+    stem = len(path) - len(path[path.rfind("/") + 1:].lstrip("."))
+    dot = path.find(".", stem)
+    if dot < 0:
+        return ()
+    last = path.rfind(".")
+    return (path[:dot],) if last == dot else (path[:dot], path[:last])
 
 
 _CACHED_PATH_LENGTH = 512
 
 
 @lru_cache(maxsize=1024)  # bounded in entries and, through _CACHED_PATH_LENGTH, in bytes
-def _ambiguous_readings(path: str) -> tuple[str, ...]:
+def _ambiguous_readings(path: str) -> Readings:
     decodings = [path]
     for _ in range(3):
         decoded = unquote(decodings[-1])
@@ -260,10 +368,13 @@ def _ambiguous_readings(path: str) -> tuple[str, ...]:
                     reading = step(reading)
             resolved = _resolve_dots(reading)
             for candidate in (reading, resolved, _merge_slashes(resolved)):
-                candidate = candidate if candidate.startswith("/") else "/" + candidate
-                readings.setdefault(candidate)
-                readings.setdefault(candidate.lower())
-    return tuple(readings)
+                readings.setdefault(candidate if candidate.startswith("/") else "/" + candidate)
+    derived: dict[str, None] = {}
+    for reading in readings:
+        for candidate in _derived(reading):
+            if candidate not in readings:
+                derived.setdefault(candidate)
+    return Readings(tuple(readings), tuple(derived))
 
 
 def _backslashes(path: str) -> str:
@@ -401,6 +512,7 @@ __all__ = [
     "Decision",
     "Person",
     "Policy",
+    "Readings",
     "Rule",
     "RuleError",
     "Subject",

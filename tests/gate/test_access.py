@@ -6,7 +6,17 @@ from typing import Any
 
 import pytest
 
-from gateway.gate.access import AccessPolicy, Person, RuleError, parse_groups, parse_rule, parse_subject, path_readings
+from gateway.gate.access import (
+    AccessPolicy,
+    Person,
+    Readings,
+    RuleError,
+    parse_groups,
+    parse_rule,
+    parse_subject,
+    path_readings,
+)
+from tests.spellings import ADMIN_SPELLINGS
 
 ALICE = "https://openid.example/alice"
 ADMIN = "https://openid.example/admin"
@@ -144,16 +154,7 @@ def test_bad_rules_are_refused_with_their_name(rule: dict[str, Any], message: st
 
 # --- Spellings of a stricter path -----------------------------------------------------------
 
-# Each spelling is read by some app or framework as /admin... (or is one character
-# away from it); none may be judged by a looser rule than /admin's.
-ADMIN_SPELLINGS = [
-    "/admin", "/admin/", "/admin/users", "/ADMIN", "/Admin/users", "/admin%2f", "/admin%2Fusers", "/admin;x",
-    "/admin;jsessionid=1/users", "/admin.", "/admin./users", "/admin%20", "/admin%09", "/admin ", "/admin\t",
-    "//admin", "///admin/users", "/./admin", "/static/../admin", "/static/%2e%2e/admin", "/static/%2E%2E/admin",
-    "/static/..%2fadmin", "/static/..%2Fadmin", "/static/%2e%2e%2fadmin", "/static/..;/admin",
-    "/static/%252e%252e/admin", "/static\\..\\admin", "/static/..\\admin", "/about/../admin", "/about/..;/admin",
-    "/static//../admin", "/%61dmin", "/static/%2e%2e/%61dmin/users", "/about%2f..%2fadmin",
-]
+# ADMIN_SPELLINGS (tests/spellings.py): each is read by some app or framework as /admin...
 
 
 @pytest.mark.parametrize("path", ADMIN_SPELLINGS)
@@ -172,14 +173,97 @@ def test_no_spelling_of_a_protected_path_is_public(path: str) -> None:
 
 def test_the_query_string_never_matches() -> None:
     # The caller passes the path alone; a rule never sees "?", so "/x?/admin" is /x.
-    assert all("?" not in reading for reading in path_readings("/x"))
+    assert all("?" not in reading for reading in path_readings("/x").every)
     assert DEMO.decide(person(), "GET", "app.example", "/about").outcome == "allow"
 
 
-@pytest.mark.parametrize("path", ["/", "/posts/1", "/user/alice", "/a-b_c~d/e.f", "/x:y@z"])
+@pytest.mark.parametrize("path", ["/", "/posts/1", "/User/Alice", "/x:y@z", "/.well-known/x"])
 def test_plain_paths_read_one_way(path: str) -> None:
-    assert path_readings(path) == (path,)
+    assert path_readings(path) == Readings((path,))
 
 
-def test_a_path_with_capitals_also_reads_in_lower_case() -> None:
-    assert path_readings("/User/Alice") == ("/User/Alice", "/user/alice")
+@pytest.mark.parametrize(("path", "derived"), [
+    ("/admin.json", ("/admin",)),
+    ("/a-b_c~d/e.f", ("/a-b_c~d/e",)),
+    ("/files/report.tar.gz", ("/files/report", "/files/report.tar")),
+    ("/admin/", ("/admin",)),
+    ("/static/..%2fadmin.json", ("/static/..%2fadmin", "/static/../admin", "/admin")),
+])
+def test_routers_also_read_a_path_without_its_format_suffix_or_trailing_slash(path: str,
+                                                                                derived: tuple[str, ...]) -> None:
+    readings = path_readings(path)
+    assert set(derived) <= set(readings.derived), readings
+    assert not set(readings.paths) & set(readings.derived)
+
+
+# --- What routers serve for one route (issue 26) ----------------------------------------------
+
+ROUTES = policy(
+    {"name": "about", "paths": ["/about"], "policy": "public"},
+    {"name": "robots", "paths": ["/robots.txt"], "policy": "public"},
+    {"name": "admin", "paths": ["/admin"], "policy": "deny"},
+    {"name": "reports", "path_regex": "^/reports$", "policy": "deny"},
+    {"name": "settings", "paths": ["/Settings"], "policy": "deny"},
+    {"name": "no-deletes", "methods": ["DELETE", "PUT"], "policy": "deny"},
+    default="public",
+)
+
+
+@pytest.mark.parametrize("path", [
+    # Rails' (.:format), Spring's suffix patterns
+    "/admin.json", "/admin.html", "/admin.tar.gz", "/ADMIN.JSON", "/about/..%2fadmin.json",
+    # the trailing slash Express and Rails ignore, against a path_regex
+    "/reports/", "/reports.csv", "/REPORTS/",
+    # a rule written with capitals, against case-insensitive apps
+    "/settings", "/SETTINGS", "/settings/profile", "/sEttings.json",
+    # ambiguous spellings in upper case: the lower-case reading counts
+    "/ADMIN;x", "/static/..%2fADMIN", "/about/..%2FADMIN",
+])
+def test_every_route_spelling_is_judged_by_the_routes_rule(path: str) -> None:
+    assert ROUTES.decide(None, "GET", "app.example", path).outcome == "forbidden", path_readings(path)
+
+
+@pytest.mark.parametrize(("path", "rule"), [
+    ("/robots.txt", "robots"), ("/about.html", "default_policy"), ("/about", "about"), ("/reportsx", "default_policy"),
+    ("/style.css", "default_policy"), ("/report/", "default_policy"),
+])
+def test_a_derived_reading_counts_only_where_a_rule_names_it(path: str, rule: str) -> None:
+    decision = ROUTES.decide(None, "GET", "app.example", path)
+    assert (decision.outcome, decision.rule, decision.public) == ("allow", rule, True)
+
+
+def test_a_regex_rule_ignores_case_for_the_folded_reading_only() -> None:
+    rules = policy({"name": "open", "path_regex": "^/Docs$", "policy": "public"}, default="deny")
+    assert rules.decide(None, "GET", "h", "/Docs").outcome == "allow"
+    assert rules.decide(None, "GET", "h", "/docs").outcome == "forbidden"  # as written, /docs is no rule's: deny
+    strict = policy({"name": "closed", "path_regex": "^/Docs$", "policy": "deny"}, default="public")
+    assert strict.decide(None, "GET", "h", "/docs").outcome == "forbidden"
+    assert strict.decide(None, "GET", "h", "/DOCS").outcome == "forbidden"
+    assert strict.decide(None, "GET", "h", "/docsx").outcome == "allow"
+
+
+@pytest.mark.parametrize("method", ["POST", "post"])
+def test_a_post_is_also_judged_as_every_method_an_override_could_make_it(method: str) -> None:
+    decision = ROUTES.decide(Person(ALICE), method, "app.example", "/posts/1")
+    assert (decision.outcome, decision.rule) == ("forbidden", "no-deletes")
+    assert ROUTES.decide(Person(ALICE), "GET", "app.example", "/posts/1").outcome == "allow"
+
+
+def test_a_post_is_judged_as_a_method_no_rule_names_too() -> None:
+    webhook = policy({"name": "hook", "methods": ["POST"], "policy": "public"}, default="deny")
+    assert webhook.methods_judged("POST") == ("POST", "_OTHER")
+    assert webhook.decide(None, "POST", "h", "/hook").outcome == "forbidden"
+
+
+def test_without_method_override_a_post_is_a_post() -> None:
+    rules = (parse_rule(0, {"name": "no-deletes", "methods": ["DELETE"], "policy": "deny"}),)
+    assert AccessPolicy(rules, "public", method_override=False).decide(None, "POST", "h", "/x").outcome == "allow"
+    assert AccessPolicy(rules, "public").decide(None, "POST", "h", "/x").outcome == "forbidden"
+    assert AccessPolicy((), "public").methods_judged("POST") == ("POST",)  # no rule names a method
+
+
+@pytest.mark.parametrize("host", ["admin.example.com", "Admin.Example.com", "admin.example.com.",
+                                  "admin.example.com.:443", "ADMIN.EXAMPLE.COM.:8080"])
+def test_a_host_rule_holds_for_every_spelling_of_the_host(host: str) -> None:
+    rules = policy({"name": "admin-site", "hosts": ["admin.example.com"], "policy": "deny"}, default="public")
+    assert rules.decide(None, "GET", host, "/").outcome == "forbidden"

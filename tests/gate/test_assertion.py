@@ -305,7 +305,7 @@ def test_rotation_through_restarts_next_published_before_it_signs(tmp_path: Path
     def restart() -> tuple[RunningGateway, list[str], str]:
         gw = gateway_factory(mode="auth_request", identity_assertion="jwt", assertion_keys_file=str(path))
         published = [key["kid"] for key in httpx.get(gw.url + JWKS_PATH).json()["keys"]]
-        answer = httpx.get(gw.url + "/_gateway/auth", headers={"Cookie": session_cookie(gw)})
+        answer = httpx.get(gw.url + "/_gateway/auth", headers={"Cookie": session_cookie(gw), "X-Original-URI": "/"})
         return gw, published, answer.headers["x-gateway-assertion"]
 
     write_key_file(path, add_next(load_signing_keys(path)), replace=True)
@@ -389,7 +389,7 @@ def test_the_jwt_carries_the_groups_the_gateway_puts_the_person_in(tmp_path: Pat
     gw = gateway_factory(mode="auth_request", identity_assertion="jwt", assertion_keys_file=str(key_file(tmp_path)),
                          groups=parse_groups({"staff": [ALICE.user_id], "admins": [ALICE.email],
                                               "others": ["https://op.example/id/bob"]}))
-    response = httpx.get(gw.url + "/_gateway/auth", headers={"Cookie": session_cookie(gw)})
+    response = httpx.get(gw.url + "/_gateway/auth", headers={"Cookie": session_cookie(gw), "X-Original-URI": "/"})
     jwks = httpx.get(gw.url + JWKS_PATH).json()
     claims = verify(response.headers["x-gateway-assertion"], jwks, f"127.0.0.1:{gw.server.port}",
                     gw.settings.public_origin)
@@ -400,7 +400,8 @@ def test_the_jwt_carries_the_groups_the_gateway_puts_the_person_in(tmp_path: Pat
 def test_the_provider_claim_names_who_vouched_for_the_sign_in(tmp_path: Path, gateway_factory: GatewayFactory) -> None:
     gw = gateway_factory(mode="auth_request", identity_assertion="jwt", assertion_keys_file=str(key_file(tmp_path)))
     vouched = Identity(ALICE.user_id, ALICE.nickname, ALICE.email, provider="Steam")
-    response = httpx.get(gw.url + "/_gateway/auth", headers={"Cookie": session_cookie(gw, vouched)})
+    response = httpx.get(gw.url + "/_gateway/auth",
+                         headers={"Cookie": session_cookie(gw, vouched), "X-Original-URI": "/"})
     claims = verify(response.headers["x-gateway-assertion"], httpx.get(gw.url + JWKS_PATH).json(),
                     f"127.0.0.1:{gw.server.port}", gw.settings.public_origin)
     assert claims["provider"] == "Steam"

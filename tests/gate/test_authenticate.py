@@ -21,6 +21,8 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 ALICE = Identity("https://op.example/id/alice", "alice", "a@example.test")
+# What nginx's auth_request always names (gateway-locations.conf): the original request.
+NGINX = {"X-Original-URI": "/"}
 
 
 @pytest.fixture
@@ -59,27 +61,38 @@ def test_session_gets_identity_headers_with_a_proof_for_the_original_request(app
     assert "set-cookie" not in response.headers  # fresh cookie: nothing to refresh
 
 
+@pytest.mark.parametrize("headers", [{}, {"X-Forwarded-Uri": "/admin"}, {"X-Original-Method": "GET"}])
+def test_an_auth_request_naming_no_original_request_is_refused_not_judged_as_the_root(
+        app: GatewayApp, client: TestClient, headers: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    """Without X-Original-URI (nginx), or X-Forwarded-Uri from trusted_proxies (Caddy, Traefik), there is
+    nothing to judge: "/" instead would void every rule and give a signed-in person 200 for any path."""
+    response = client.get("/_gateway/auth", headers={"Cookie": session_cookie(app), **headers})
+    assert response.status_code == 400
+    assert not any(name.startswith("x-gateway-") for name in response.headers)
+    assert "trusted_proxies" in caplog.text
+
+
 def test_an_ageing_session_cookie_is_refreshed(app: GatewayApp, client: TestClient, monkeypatch) -> None:
     cookie = session_cookie(app)
     later = time.time() + app.runtime.sessions.refresh_after + 1
     monkeypatch.setattr(app.runtime, "now", lambda: later)  # the session codec's clock too
-    response = client.get("/_gateway/auth", headers={"Cookie": cookie})
+    response = client.get("/_gateway/auth", headers={"Cookie": cookie, **NGINX})
     assert response.status_code == 200
     assert response.headers["set-cookie"].startswith(app.settings.session_cookie + "=")
 
 
 def test_revoked_session_is_401(app: GatewayApp, client: TestClient) -> None:
     app.runtime.revocation.add("sid")
-    assert client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)}).status_code == 401
+    assert client.get("/_gateway/auth", headers={"Cookie": session_cookie(app), **NGINX}).status_code == 401
 
 
 def test_stale_revocation_list_fails_closed(app: GatewayApp, client: TestClient, monkeypatch) -> None:
     monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
-    assert client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)}).status_code == 503
+    assert client.get("/_gateway/auth", headers={"Cookie": session_cookie(app), **NGINX}).status_code == 503
 
 
 def test_revocation_applies_to_a_cookie_checked_a_moment_ago(app: GatewayApp, client: TestClient) -> None:
-    headers = {"Cookie": session_cookie(app)}
+    headers = {"Cookie": session_cookie(app), **NGINX}
     assert client.get("/_gateway/auth", headers=headers).status_code == 200
     app.runtime.revocation.add("sid")
     assert client.get("/_gateway/auth", headers=headers).status_code == 401
@@ -87,7 +100,7 @@ def test_revocation_applies_to_a_cookie_checked_a_moment_ago(app: GatewayApp, cl
 
 def test_an_outage_fails_closed_for_a_cookie_checked_a_moment_ago(app: GatewayApp, client: TestClient,
                                                                    monkeypatch) -> None:
-    headers = {"Cookie": session_cookie(app)}
+    headers = {"Cookie": session_cookie(app), **NGINX}
     assert client.get("/_gateway/auth", headers=headers).status_code == 200
     monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
     assert client.get("/_gateway/auth", headers=headers).status_code == 503
@@ -95,9 +108,10 @@ def test_an_outage_fails_closed_for_a_cookie_checked_a_moment_ago(app: GatewayAp
 
 def test_every_answer_has_a_length_so_it_is_sent_in_one_piece(app: GatewayApp, client: TestClient,
                                                                monkeypatch) -> None:
-    answers = [client.get("/_gateway/auth"), client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)})]
+    answers = [client.get("/_gateway/auth", headers=NGINX),
+               client.get("/_gateway/auth", headers={"Cookie": session_cookie(app), **NGINX})]
     monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
-    answers.append(client.get("/_gateway/auth", headers={"Cookie": session_cookie(app)}))
+    answers.append(client.get("/_gateway/auth", headers={"Cookie": session_cookie(app), **NGINX}))
     assert [a.status_code for a in answers] == [401, 200, 503]
     for answer in answers:
         assert answer.headers["content-length"] == "0" and "transfer-encoding" not in answer.headers

@@ -34,6 +34,10 @@ FORWARDING = frozenset(
 # (X-Original-URI/-Method). The gateway decided on the path it saw; an app that
 # routed on one of these would serve a protected page for a public path.
 REWRITE = frozenset({b"x-original-url", b"x-rewrite-url", b"x-original-uri", b"x-original-method"})
+# Method overrides (Rack::MethodOverride, Laravel, Symfony, Express's method-override): an app that
+# honoured one would run a DELETE the gateway judged as a POST. `_method` in the body or query cannot
+# be removed: the rules judge a POST as every method instead (gateway.gate.access, method_override).
+METHOD_OVERRIDE = frozenset({b"x-http-method-override", b"x-http-method", b"x-method-override"})
 # Rewritten by the proxy: Host is re-added first, the body framing is chosen again,
 # and `Expect: 100-continue` is answered by the gateway's own server.
 REFRAMED = frozenset({b"host", b"content-length", b"expect"})
@@ -87,7 +91,7 @@ class RequestHeads:
         strip = {name.lower().encode("latin-1") for name in strip_headers}
         # Identity and forwarding headers may also arrive with underscores
         # (X_Gateway_User): CGI-style servers map both spellings to one variable.
-        self._owned = frozenset({name.replace(b"_", b"-") for name in strip} | FORWARDING | REWRITE)
+        self._owned = frozenset({name.replace(b"_", b"-") for name in strip} | FORWARDING | REWRITE | METHOD_OVERRIDE)
         self._drop = HOP_BY_HOP | REFRAMED | self._owned | strip
         if strip_cookies is not None:
             self._drop |= {b"cookie"}

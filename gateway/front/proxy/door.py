@@ -56,6 +56,11 @@ class ProxyDoor:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Ask the gate, then forward (with the identity) or refuse."""
         cookie, host, client_addr, trusted, uri, rid = self._incoming(scope)
+        if not host:  # HTTP/1.0 without Host: no site to judge it for (nginx's snippets refuse it too)
+            logger.info("request without Host refused (400): %s %s", scope["method"], uri[:200])
+            await SecurityHeaders(self.site.error(400, "Bad request", "The request names no host."))(
+                scope, receive, send)
+            return
         method = scope["method"]
         rid_header = (REQUEST_ID_HEADER, rid.encode("ascii"))  # the app sees the id the logs name
         verdict = self.auth.check(cookie, method, host, uri)

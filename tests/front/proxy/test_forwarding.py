@@ -104,6 +104,21 @@ def test_url_rewrite_headers_never_reach_the_app(gateway_factory: GatewayFactory
     assert not {name for name in got if "original" in name or "rewrite" in name}
 
 
+METHOD_OVERRIDE_HEADERS = {
+    "X-HTTP-Method-Override": "DELETE",
+    "X-HTTP-Method": "DELETE",
+    "X-Method-Override": "DELETE",
+    "X_HTTP_Method_Override": "DELETE",
+}
+
+
+def test_method_override_headers_never_reach_the_app(gateway_factory: GatewayFactory) -> None:
+    """Rack, Laravel, Symfony and Express's method-override would run the POST the gateway judged as a DELETE."""
+    gateway = gateway_factory(public_paths=(PUBLIC,))
+    got = echoed(httpx.post(gateway.url + PUBLIC, headers={**METHOD_OVERRIDE_HEADERS, "Cookie": signed_in(gateway)}))
+    assert not {name for name in got if "method" in name}, got
+
+
 @pytest.mark.parametrize("coding", [b"gzip, chunked", b"deflate,chunked", b"x-custom, chunked"])
 def test_a_body_in_another_transfer_coding_is_refused_not_corrupted(
     gateway_factory: GatewayFactory, coding: bytes
