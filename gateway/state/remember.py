@@ -11,6 +11,10 @@ it are revoked and the event is logged as a suspected theft. The one exception
 is the previous token within ``grace`` seconds of a rotation: a browser
 restoring several tabs at once sends it in parallel requests, which must not
 sign the person out.
+
+A series started by a linked sign-in records its key (``link_key``); once
+that link is removed the series restores nobody (the store ends it when
+unlinking; a series written while the unlink ran is caught here).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class RememberMe:
             series_id=series_id, token_hash=_hash(token), user_id=identity.user_id,
             nickname=identity.nickname, email=identity.email, created=now, last_used=now,
             expires=now + self.lifetime, user_agent=user_agent, provider=identity.provider,
+            link_key=identity.link_key,
         ))
         return series_id, self.codec.encode(f"{series_id}:{token}")
 
@@ -73,8 +78,14 @@ class RememberMe:
         record = self.store.get_series(series_id)
         if record is None or record.revoked_at is not None or record.expires <= now:
             return None
+        if record.link_key and not self._still_linked(record.link_key, record.user_id):
+            self.revoke(series_id, now)
+            logger.warning("remember-me series %s of %s ended: its sign-in %s is no longer linked to the account",
+                           hash_id(series_id), record.user_id, record.link_key)
+            return None
         presented = _hash(token)
-        identity = Identity(record.user_id, record.nickname, record.email, provider=record.provider)
+        identity = Identity(record.user_id, record.nickname, record.email, provider=record.provider,
+                            link_key=record.link_key)
         if hmac.compare_digest(presented, record.token_hash):
             new_token = secrets.token_urlsafe(32)
             if self.store.rotate_series(series_id, presented, _hash(new_token), now):
@@ -94,6 +105,10 @@ class RememberMe:
                        "series and its sessions revoked", hash_id(series_id), record.user_id)
         self.events.emit(TheftSuspected(record.user_id, hash_id(series_id)))
         return None
+
+    def _still_linked(self, link_key: str, user_id: str) -> bool:
+        link = self.store.linked_user(link_key)
+        return link is not None and link.user_id == user_id
 
     def revoke(self, series_id: str, now: float) -> list[str]:
         """End the series and the sessions restored from it; returns their ids (see ``Store.revoke_series``)."""
