@@ -6,7 +6,10 @@ remember-me series they and the remember-me cookies belong to, and every
 session restored from those series (a browser restart, a second device).
 
 With ``logout_at_provider`` the browser then goes to the provider's
-end-session endpoint, which can only send it back to the registered
+end-session endpoint (with the sign-in's ID token as ``id_token_hint``: only
+for a session cookie, or a remember-me cookie holding its series' current
+token; a stale one is theft evidence, :meth:`RememberMe.presented
+<gateway.state.remember.RememberMe.presented>`), which can only send it back to the registered
 ``/login?m=signed-out``: a ``next`` goes along signed in the ``state``
 (:mod:`gateway.signin.logout_return`), and the login page checks it again.
 """
@@ -122,7 +125,9 @@ class LogoutEndpoint:
         """End every session and series this browser's cookies name, on the server, not only in the browser.
 
         Returns the ids of the sessions its cookies named and of their remember-me series (where the
-        provider's ID token is found after a browser restart).
+        provider's ID token is found after a browser restart): the series of those sessions, and of the
+        remember-me cookies that are their series' own (a stale token ends its series, as theft, and
+        leads to no ID token).
         """
         runtime = self.runtime
         now = runtime.now()
@@ -131,9 +136,13 @@ class LogoutEndpoint:
         session_ids = {session.session_id for session in sessions}
         # In order, without repeats: the series of the sessions first, then of the remember-me cookies.
         series_ids = dict.fromkeys(session.series_id for session in sessions if session.series_id is not None)
+        genuine = dict(series_ids)
         for value in read_cookies(cookie_header, runtime.remember_cookie_name):
-            if (series_id := runtime.remember.series_of(value)) is not None:
-                series_ids[series_id] = None
+            presented = await run_in_threadpool(runtime.remember.presented, value, now)
+            if presented is not None:  # ended whatever it is: this is a logout
+                series_ids[presented.series_id] = None
+                if presented.genuine:
+                    genuine[presented.series_id] = None
         if not session_ids and not series_ids:
             return [], []
         try:
@@ -149,4 +158,4 @@ class LogoutEndpoint:
             users[session.identity.user_id] = users.get(session.identity.user_id, 0) + 1
         for user, count in users.items():
             runtime.events.emit(SignedOut(user, count, client))
-        return [session.session_id for session in sessions], list(series_ids)
+        return [session.session_id for session in sessions], list(genuine)
