@@ -6,12 +6,15 @@ remember-me series they and the remember-me cookies belong to, and every
 session restored from those series (a browser restart, a second device).
 
 With ``logout_at_provider`` the browser then goes to the provider's
-end-session endpoint (with the sign-in's ID token as ``id_token_hint``: only
-for a session cookie, or a remember-me cookie holding its series' current
-token; a stale one is theft evidence, :meth:`RememberMe.presented
-<gateway.state.remember.RememberMe.presented>`), which can only send it back to the registered
+end-session endpoint, which can only send it back to the registered
 ``/login?m=signed-out``: a ``next`` goes along signed in the ``state``
 (:mod:`gateway.signin.logout_return`), and the login page checks it again.
+
+That URL carries the sign-in's ID token (``id_token_hint``), so only a session
+cookie, or a remember-me cookie holding its series' own token, leads to it. A
+rotated-away remember-me token is theft evidence
+(:meth:`RememberMe.presented <gateway.state.remember.RememberMe.presented>`):
+its series ends and its holder is signed out here only.
 """
 
 from __future__ import annotations

@@ -120,8 +120,8 @@ class RememberMe:
         emitted (:class:`~gateway.observe.events.TheftSuspected`). The caller
         ends the series in every case (it is a logout); only a genuine cookie
         may lead to the sign-in's ID token (the provider's ``id_token_hint``).
-        None when the cookie does not verify; not genuine when the store cannot tell (the caller's sign-out,
-        which needs the store too, reports that).
+        None when the cookie does not verify. Not genuine when the store
+        cannot tell: the caller's sign-out needs the store too and reports it.
         """
         opened = self._open(cookie)
         if opened is None:
