@@ -104,6 +104,8 @@ class AccountEndpoints:
         for session_id in ended:  # in this process at once; the others read the store's revocation log
             self.runtime.revocation.add(session_id)
         logger.info("%s unlinked sign-in %s (%d of its sessions ended)", user_id, key, len(ended))
+        if session.session_id in ended:  # signed in with the method just unlinked: this session is over too
+            return redirect(paths.login_url(paths.ACCOUNT, "unlinked-signed-out"), self.runtime.sign_out_cookies())
         return redirect(paths.ACCOUNT + "?m=unlinked")
 
     async def signed_in_form(self, request: Request) -> tuple[FormData, Session | None]:

@@ -214,3 +214,18 @@ def test_unlinking_ends_the_sessions_and_remember_me_the_linked_sign_in_started(
             landed = restarted.get(stack.gateway.url + "/echo")
             assert landed.url.path == "/login", f"the remember-me cookie still signs in ({landed.url})"
         assert whoami(laptop, stack.gateway)["user"] == stack.op2_id("xena")  # the account's own sign-in stays
+
+
+def test_unlinking_the_method_this_browser_signed_in_with_signs_it_out_and_says_why(stack: Servers) -> None:
+    with browser() as laptop, browser() as phone:
+        openid2_sign_in(laptop, stack.gateway.url, stack.op2_id("yuki"), "yuki")
+        link(laptop, stack, "yuki-oidc")
+        stack.oidc_sign_in(phone, "yuki-oidc")
+        assert whoami(phone, stack.gateway)["user"] == stack.op2_id("yuki")
+        page = account(phone, stack.gateway)
+        unlink_form = next(i for i, form in enumerate(forms(page.text)) if form.action.endswith("/account/unlink"))
+        final = submit(phone, page, index=unlink_form)
+        assert final.url.path == "/login" and final.url.params["m"] == "unlinked-signed-out", final.url
+        assert "you have been signed out" in final.text
+        assert phone.get(stack.gateway.url + "/echo").url.path == "/login"
+        assert whoami(laptop, stack.gateway)["user"] == stack.op2_id("yuki")
