@@ -101,8 +101,7 @@ class AccountEndpoints:
         if ended is None:
             logger.warning("%s tried to unlink %r, not one of their links", user_id, key[:200])
             return redirect(paths.ACCOUNT + "?m=" + NOT_YOURS)
-        for session_id in ended:  # in this process at once; the others read the store's revocation log
-            self.runtime.revocation.add(session_id)
+        self.sign_out.here(ended)
         logger.info("%s unlinked sign-in %s (%d of its sessions ended)", user_id, key, len(ended))
         if session.session_id in ended:  # signed in with the method just unlinked: this session is over too
             return redirect(paths.login_url(paths.ACCOUNT, "unlinked-signed-out"), self.runtime.sign_out_cookies())

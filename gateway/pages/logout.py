@@ -140,6 +140,7 @@ class LogoutEndpoint:
         # In order, without repeats: the series of the sessions first, then of the remember-me cookies.
         series_ids = dict.fromkeys(session.series_id for session in sessions if session.series_id is not None)
         genuine = dict(series_ids)
+        self.sign_out.here(session_ids)  # before judging the remember-me cookies, which asks the store
         for value in read_cookies(cookie_header, runtime.remember_cookie_name):
             presented = await run_in_threadpool(runtime.remember.presented, value, now)
             if presented is not None:  # ended whatever it is: this is a logout
