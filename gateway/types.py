@@ -24,6 +24,10 @@ class Identity:
     this person in, sorted (computed per request, never stored in a cookie).
     ``provider`` says who vouched for the sign-in: a configured provider's
     name, else its host (:func:`gateway.signin.openid2.providers.provider_label`).
+    ``link_key`` is the sign-in's own key when a link made it reach ``user_id``
+    (:class:`gateway.store.base.LinkRecord`), else "": recorded with the session
+    and the remember-me series it starts, so that unlinking ends them. It is
+    known at sign-in only (never in a cookie).
     """
 
     user_id: str
@@ -31,3 +35,4 @@ class Identity:
     email: str = ""
     groups: tuple[str, ...] = ()
     provider: str = ""
+    link_key: str = ""

@@ -62,7 +62,8 @@ def test_a_link_and_an_unlink_are_one_audit_line_each(stack: Servers, audit_line
                                                                           "identity_key": own})
         assert final.url.params["m"] == "unlinked"
         assert [without_meta(line) for line in link_lines(audit_lines)][1:] == [
-            {"event": "identity_unlinked", "user": stack.op2_id("ada"), "identity": own, "client": CLIENT}]
+            {"event": "identity_unlinked", "user": stack.op2_id("ada"), "identity": own, "client": CLIENT,
+             "sessions": 0}]
         nothing_secret(audit_lines, laptop)
     assert (counted("linked"), counted("unlinked")) == (linked + 1, unlinked + 1)
 

@@ -13,10 +13,14 @@ Mode = Literal[
     "none",
     # the ID token
     "wrong-aud",  # aud names another client
+    "several-aud",  # aud names us and another client, azp names us (Core §3.1.3.7 items 3-5: accepted)
+    "several-aud-no-azp",  # aud names us and another client, and azp is left out (item 4)
+    "azp-other",  # azp names another client (item 5)
     "wrong-iss",  # iss is another issuer
     "wrong-nonce",  # nonce differs from the request's
     "no-nonce",  # nonce left out although the request had one
     "expired",  # exp (and iat) an hour in the past
+    "no-exp",  # exp left out (Core §2: REQUIRED)
     "issued-in-future",  # iat an hour ahead
     "alg-none",  # unsigned: {"alg": "none"} and an empty signature
     "unknown-kid",  # signed by a key the JWKS does not publish
@@ -36,6 +40,7 @@ Mode = Literal[
     "logout-nonce",  # carries a nonce (forbidden, Back-Channel Logout §2.4)
     "logout-no-event",  # events lacks the back-channel logout event
     "logout-wrong-aud",  # aud names another client
+    "logout-jti-not-string",  # jti is a number (Back-Channel Logout §2.4: a string)
 ]
 MODES: tuple[Mode, ...] = get_args(Mode)
 WRONG_ISSUER = "https://wrong-issuer.invalid"

@@ -60,10 +60,15 @@ class Signer:
         bad = self.misbehaviour
         now = int(time.time())
         iat = now - 3600 - ID_TOKEN_LIFETIME if bad("expired") else now + 3600 if bad("issued-in-future") else now
+        audience: str | list[str] = client.client_id
+        if bad("wrong-aud"):
+            audience = WRONG_AUDIENCE
+        elif bad("several-aud") or bad("several-aud-no-azp"):
+            audience = [client.client_id, WRONG_AUDIENCE]
         claims: dict[str, Any] = {
             "iss": WRONG_ISSUER if bad("wrong-iss") else issuer,
-            "aud": WRONG_AUDIENCE if bad("wrong-aud") else client.client_id,
-            "azp": client.client_id,
+            "aud": audience,
+            "azp": WRONG_AUDIENCE if bad("azp-other") else client.client_id,
             "iat": iat,
             "exp": iat + ID_TOKEN_LIFETIME,
             "auth_time": grant.auth_time,
@@ -71,6 +76,10 @@ class Signer:
             **({"sub": grant.user.sub} if any(bad(mode) for mode in USERINFO_ONLY)
                else user_claims(grant.user, grant.request.scope, self.groups_claim, bad)),
         }
+        if bad("several-aud-no-azp"):
+            del claims["azp"]
+        if bad("no-exp"):
+            del claims["exp"]
         nonce = grant.request.nonce
         if nonce is not None and not bad("no-nonce"):
             claims["nonce"] = f"{nonce}-not" if bad("wrong-nonce") else nonce
@@ -113,7 +122,7 @@ class Signer:
             "aud": WRONG_AUDIENCE if bad("logout-wrong-aud") else client.client_id,
             "iat": int(time.time()),
             "exp": int(time.time()) + 120,
-            "jti": secrets.token_urlsafe(16),
+            "jti": 1234567 if bad("logout-jti-not-string") else secrets.token_urlsafe(16),
             "sub": user.sub,
             "events": {"http://example.invalid/other-event": {}} if bad("logout-no-event")
             else {BACKCHANNEL_LOGOUT_EVENT: {}},

@@ -144,6 +144,7 @@ class IdentityUnlinked(Event):
     user: str
     identity: str
     client: str
+    sessions: int  # the unexpired sessions the link had started, ended with it
 
 
 @dataclass(frozen=True, slots=True)

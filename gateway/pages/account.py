@@ -6,7 +6,8 @@ login state carries a :class:`~gateway.signin.identities.LinkIntent` (this user,
 this session); the callback links instead of signing in
 (:meth:`CallbackEndpoint.finish_link <gateway.pages.callback.CallbackEndpoint.finish_link>`)
 and comes back here with a notice. ``POST /_gateway/account/unlink`` removes
-one of the user's own links.
+one of the user's own links, and ends every session and remember-me series
+that sign-in started (the store does both in one step).
 """
 
 from __future__ import annotations
@@ -96,10 +97,14 @@ class AccountEndpoints:
             return redirect(paths.login_url(paths.ACCOUNT))
         key = form_text(form, "identity_key")
         user_id = session.identity.user_id
-        if not await run_in_threadpool(self.identities.unlink, key, user_id, self.services.client(request)):
+        ended = await run_in_threadpool(self.identities.unlink, key, user_id, self.services.client(request))
+        if ended is None:
             logger.warning("%s tried to unlink %r, not one of their links", user_id, key[:200])
             return redirect(paths.ACCOUNT + "?m=" + NOT_YOURS)
-        logger.info("%s unlinked sign-in %s", user_id, key)
+        self.sign_out.here(ended)
+        logger.info("%s unlinked sign-in %s (%d of its sessions ended)", user_id, key, len(ended))
+        if session.session_id in ended:  # signed in with the method just unlinked: this session is over too
+            return redirect(paths.login_url(paths.ACCOUNT, "unlinked-signed-out"), self.runtime.sign_out_cookies())
         return redirect(paths.ACCOUNT + "?m=unlinked")
 
     async def signed_in_form(self, request: Request) -> tuple[FormData, Session | None]:

@@ -9,6 +9,12 @@ With ``logout_at_provider`` the browser then goes to the provider's
 end-session endpoint, which can only send it back to the registered
 ``/login?m=signed-out``: a ``next`` goes along signed in the ``state``
 (:mod:`gateway.signin.logout_return`), and the login page checks it again.
+
+That URL carries the sign-in's ID token (``id_token_hint``), so only a session
+cookie, or a remember-me cookie holding its series' own token, leads to it. A
+rotated-away remember-me token is theft evidence
+(:meth:`RememberMe.presented <gateway.state.remember.RememberMe.presented>`):
+its series ends and its holder is signed out here only.
 """
 
 from __future__ import annotations
@@ -122,7 +128,9 @@ class LogoutEndpoint:
         """End every session and series this browser's cookies name, on the server, not only in the browser.
 
         Returns the ids of the sessions its cookies named and of their remember-me series (where the
-        provider's ID token is found after a browser restart).
+        provider's ID token is found after a browser restart): the series of those sessions, and of the
+        remember-me cookies that are their series' own (a stale token ends its series, as theft, and
+        leads to no ID token).
         """
         runtime = self.runtime
         now = runtime.now()
@@ -131,9 +139,14 @@ class LogoutEndpoint:
         session_ids = {session.session_id for session in sessions}
         # In order, without repeats: the series of the sessions first, then of the remember-me cookies.
         series_ids = dict.fromkeys(session.series_id for session in sessions if session.series_id is not None)
+        genuine = dict(series_ids)
+        self.sign_out.here(session_ids)  # before judging the remember-me cookies, which asks the store
         for value in read_cookies(cookie_header, runtime.remember_cookie_name):
-            if (series_id := runtime.remember.series_of(value)) is not None:
-                series_ids[series_id] = None
+            presented = await run_in_threadpool(runtime.remember.presented, value, now)
+            if presented is not None:  # ended whatever it is: this is a logout
+                series_ids[presented.series_id] = None
+                if presented.genuine:
+                    genuine[presented.series_id] = None
         if not session_ids and not series_ids:
             return [], []
         try:
@@ -149,4 +162,4 @@ class LogoutEndpoint:
             users[session.identity.user_id] = users.get(session.identity.user_id, 0) + 1
         for user, count in users.items():
             runtime.events.emit(SignedOut(user, count, client))
-        return [session.session_id for session in sessions], list(series_ids)
+        return [session.session_id for session in sessions], list(genuine)

@@ -55,6 +55,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "xri": ("error", "XRI identifiers (=name, @name) are not supported. Please use a URL."),
     "signed-out": ("info", "You have been signed out."),
     "signed-out-everywhere": ("info", "You have been signed out on every device."),
+    "unlinked-signed-out": ("info", "The sign-in method you were signed in with is unlinked, so you have been signed "
+                            "out. Please sign in with one that reaches your account."),
     "session-expired": ("info", "Your session has ended. Please sign in again."),
 }
 

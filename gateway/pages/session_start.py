@@ -18,7 +18,9 @@ async def start_session(services: Services, request: Request, identity: Identity
     """Create a server-side session (and, with ``remember``, a new remember-me series).
 
     ``series_id`` names the series a restored session belongs to, so that
-    ending the series ends the sessions it produced. Returns the cookies to set.
+    ending the series ends the sessions it produced. Both record the linked
+    sign-in that started them (``identity.link_key``), so that unlinking it
+    ends them. Returns the cookies to set.
     """
     runtime = services.runtime
     settings = runtime.settings
@@ -31,7 +33,7 @@ async def start_session(services: Services, request: Request, identity: Identity
             runtime.cookies.set(runtime.remember_cookie_name, remember_cookie, max_age=settings.remember_lifetime))
     session_id = secrets.token_urlsafe(18)
     record = SessionRecord(session_id, identity.user_id, now, now + settings.session_max_lifetime, series_id,
-                           user_agent, services.client(request))
+                           user_agent, services.client(request), link_key=identity.link_key)
     await run_in_threadpool(runtime.store.create_session, record)
     login = provider_login(identity)  # for RP-initiated and back-channel logout
     if login is not None:  # kept as long as the series too: a logout at the provider must end it

@@ -37,8 +37,7 @@ class SignOut:
         sessions are then revoked in this process only.
         """
         runtime = self.runtime
-        for session_id in session_ids:
-            runtime.revocation.add(session_id)
+        self.here(session_ids)
         now = runtime.now()
 
         def work() -> list[str]:
@@ -47,19 +46,22 @@ class SignOut:
             return [sid for series_id in series_ids for sid in runtime.remember.revoke(series_id, now)]
 
         ended = await self.with_retries(work)
-        for session_id in ended:
-            runtime.revocation.add(session_id)
+        self.here(ended)
         return ended
+
+    def here(self, session_ids: Collection[str]) -> None:
+        """Revoke sessions in this process at once: known ones before any store call (a store outage cannot
+        keep them), the ones a store call ended right after it (the other processes read the revocation log)."""
+        for session_id in session_ids:
+            self.runtime.revocation.add(session_id)
 
     async def end_user(self, user_id: str, known: Collection[str]) -> int:
         """Sign a user out everywhere (``known`` sessions locally first); returns how many sessions ended."""
         runtime = self.runtime
-        for session_id in known:
-            runtime.revocation.add(session_id)
+        self.here(known)
         now = runtime.now()
         ended = await self.with_retries(lambda: runtime.store.revoke_user(user_id, now))
-        for session_id in ended:
-            runtime.revocation.add(session_id)
+        self.here(ended)
         return len(set(ended) | set(known))
 
     async def end_at_provider(self, provider: str, sub: str | None, sid: str | None) -> list[str]:
@@ -72,8 +74,7 @@ class SignOut:
         runtime = self.runtime
         now = runtime.now()
         ended = await self.with_retries(lambda: runtime.store.revoke_provider_sessions(provider, sub, sid, now))
-        for session_id in ended:
-            runtime.revocation.add(session_id)
+        self.here(ended)
         return ended
 
     async def with_retries(self, work: Callable[[], list[str]]) -> list[str]:

@@ -119,7 +119,7 @@ class Identities:
         """The identity with the user id its sign-in reaches; :class:`MigrationRefused` when a claim fails."""
         link = self.store.linked_user(identity.user_id)
         if link is not None:
-            return dataclasses.replace(identity, user_id=link.user_id)
+            return _through(identity, link.user_id)
         if isinstance(identity, OIDCIdentity) and identity.openid2 is not None:
             if self.store.list_links(identity.user_id):  # in use as an account of its own: links never chain
                 logger.info("OpenID 2.0 migration of %s skipped: other sign-ins are linked to it", identity.user_id)
@@ -130,11 +130,11 @@ class Identities:
             if not self.store.link_identity(LinkRecord(identity.user_id, user_id, identity.provider, self.clock(),
                                                        "migrated")):  # a parallel sign-in linked it first: it wins
                 link = self.store.linked_user(identity.user_id)
-                return dataclasses.replace(identity, user_id=link.user_id) if link is not None else identity
+                return _through(identity, link.user_id) if link is not None else identity
             logger.info("OpenID 2.0 migration: %s now signs in as %s (verified openid2_id %s)",
                         identity.user_id, user_id, old_id)
             self.events.emit(IdentityMigrated(user_id, identity.user_id, old_id, identity.provider, client))
-            return dataclasses.replace(identity, user_id=user_id)
+            return _through(identity, user_id)
         return identity
 
     def link(self, identity_key: str, provider: str, user_id: str, client: str) -> LinkRecord:
@@ -165,14 +165,24 @@ class Identities:
     def links(self, user_id: str) -> list[LinkRecord]:
         return self.store.list_links(user_id)
 
-    def unlink(self, identity_key: str, user_id: str, client: str) -> bool:
-        """Remove one of ``user_id``'s links; False when it is not theirs (nothing is removed)."""
-        if self.store.unlink_identity(identity_key, user_id):
-            self.events.emit(IdentityUnlinked(user_id, identity_key, client))
-            return True
+    def unlink(self, identity_key: str, user_id: str, client: str) -> list[str] | None:
+        """Remove one of ``user_id``'s links, and end the sessions and remember-me series it started.
+
+        Returns the ids of the unexpired sessions ended (for the caller's
+        revocation set), or None when the link is not theirs (nothing is removed).
+        """
+        ended = self.store.unlink_identity(identity_key, user_id, self.clock())
+        if ended is not None:
+            self.events.emit(IdentityUnlinked(user_id, identity_key, client, len(ended)))
+            return ended
         # The key came from a form: cut to a length a log line can hold.
         self.events.emit(IdentityLinkRefused(user_id, identity_key[:MAX_LOGGED_KEY], NOT_YOURS, client))
-        return False
+        return None
+
+
+def _through(identity: Identity, user_id: str) -> Identity:
+    """``identity`` as the user a link of its own key reaches (the key kept as ``link_key``)."""
+    return dataclasses.replace(identity, user_id=user_id, link_key=identity.user_id)
 
 
 __all__ = ["LINK_SESSION", "LINK_USER", "Identities", "LinkIntent", "LinkRefused", "session_digest"]

@@ -29,6 +29,7 @@ class SessionRecord:
     user_agent: str = ""
     client_addr: str = ""
     revoked_at: float | None = None
+    link_key: str = ""  # the linked sign-in that started it (LinkRecord.identity_key); "" for the account's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ class RememberRecord:
     user_agent: str = ""
     revoked_at: float | None = None
     provider: str = ""  # who vouched for the sign-in the series restores (``Identity.provider``)
+    link_key: str = ""  # the linked sign-in that started it (LinkRecord.identity_key); "" for the account's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +141,8 @@ class Store(Protocol):
 
     # Sessions.
     def create_session(self, record: SessionRecord) -> None:
-        """Record a session; if its series is already revoked, the session is revoked at once."""
+        """Record a session; if its series is already revoked, or its ``link_key`` no longer links to its user
+        (unlinked while the sign-in was finishing), the session is revoked at once."""
         ...
     def revoke_session(self, session_id: str, now: float) -> None: ...
     def revoke_user(self, user_id: str, now: float) -> list[str]:
@@ -214,8 +217,15 @@ class Store(Protocol):
     def list_links(self, user_id: str) -> list[LinkRecord]:
         """The sign-ins linked to ``user_id``, oldest first."""
         ...
-    def unlink_identity(self, identity_key: str, user_id: str) -> bool:
-        """Remove a link of ``user_id``'s; False when there was none (or it is someone else's)."""
+    def unlink_identity(self, identity_key: str, user_id: str, now: float) -> list[str] | None:
+        """Remove a link of ``user_id``'s and end what it started, in one transaction.
+
+        Every session and remember-me series of ``user_id`` whose ``link_key``
+        is ``identity_key`` ends (and every session restored from those series):
+        a sign-in method taken off an account must not keep a way in. Returns
+        the ids of the unexpired sessions ended, or None when there was no such
+        link (or it is someone else's): nothing is changed then.
+        """
         ...
 
     # Rate limits, shared by every worker and instance (the arithmetic lives in gateway.state.ratelimit).

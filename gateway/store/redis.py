@@ -28,7 +28,8 @@ must survive being run twice:
 - ``take_login_state`` (``GETDEL``): a retry finds nothing, so that sign-in
   fails closed ("start again"); the state is never used twice;
 - ``add_hit`` (``INCR``): a retry counts one event twice: a limit a little
-  stricter, never looser; ``unlink_identity``: a retry answers False.
+  stricter, never looser; ``unlink_identity``: a retry answers None (the first run unlinked and ended the
+  sessions and series the link started; the revocation log tells every instance).
 
 A timed-out command may still run later; each is then the same as a completed
 one whose answer was lost (a rotation so lost looks like a concurrent restore
@@ -289,7 +290,7 @@ class RedisStore:
         """Record a session; one restored from a series revoked meanwhile is born revoked (one script)."""
         self._script(self._create_session, record.session_id, record.user_id, _num(record.created),
                      _num(record.expires), record.series_id or "", record.user_agent[:256], record.client_addr,
-                     now=record.created)
+                     record.link_key, now=record.created)
 
     def _revoke_by(self, kind: str, now: float, *args: str) -> list[str]:
         padded = [*args, "", "", ""][:3]
@@ -307,7 +308,7 @@ class RedisStore:
                 pipe.hgetall(self._key("s", sid))
             rows = cast(list[dict[str, str]], pipe.execute())
         return [SessionRecord(sid, row["u"], float(row["c"]), float(row["e"]), row.get("sr"), row.get("ua", ""),
-                              row.get("ad", ""), _opt_float(row.get("rv")))
+                              row.get("ad", ""), _opt_float(row.get("rv")), row.get("lk", ""))
                 for sid, row in zip(ids, rows, strict=True) if row]
 
     @staticmethod
@@ -381,7 +382,7 @@ class RedisStore:
         fields: dict[Any, str] = {
             "th": record.token_hash, "u": record.user_id, "n": record.nickname, "em": record.email,
             "c": _num(record.created), "lu": _num(record.last_used), "e": _num(record.expires),
-            "ua": record.user_agent[:256], "pv": record.provider}
+            "ua": record.user_agent[:256], "pv": record.provider, "lk": record.link_key}
         users = self._key("ru", record.user_id)
 
         def work(client: redis.Redis) -> None:
@@ -402,7 +403,7 @@ class RedisStore:
             return None
         return RememberRecord(series_id, row["th"], row["u"], row["n"], row["em"], float(row["c"]),
                               float(row["lu"]), float(row["e"]), row.get("ph"), _opt_float(row.get("ra")),
-                              row.get("ua", ""), _opt_float(row.get("rv")), row.get("pv", ""))
+                              row.get("ua", ""), _opt_float(row.get("rv")), row.get("pv", ""), row.get("lk", ""))
 
     def rotate_series(self, series_id: str, old_hash: str, new_hash: str, now: float) -> bool:
         """Compare-and-swap in one script: of two instances restoring the same token, one rotates."""
@@ -476,8 +477,10 @@ class RedisStore:
 
         return sorted(self._call(work), key=lambda link: link.created)
 
-    def unlink_identity(self, identity_key: str, user_id: str) -> bool:
-        return bool(self._script(self._unlink, identity_key, user_id))
+    def unlink_identity(self, identity_key: str, user_id: str, now: float) -> list[str] | None:
+        """One script: the link, and the series and sessions it started (found among the user's own)."""
+        found, *ended = self._script(self._unlink, identity_key, user_id, now=now)
+        return [str(sid) for sid in ended] if int(found) else None
 
     # -- rate limits ---------------------------------------------------------
 

@@ -119,15 +119,17 @@ return finish(ended)
 """
 
 # ARGV[2] is the session's creation time (a session born revoked is revoked then, as in SQLite);
-# ARGV[4..10] id, user, created, expires, series ('' none), user agent, client address.
+# ARGV[4..11] id, user, created, expires, series ('' none), user agent, client address, link key ('' none).
+# Born revoked when its series is revoked, or its link key no longer links to its user (unlinked meanwhile).
 # Writing a session that exists already changes nothing: a retried call is harmless.
 CREATE_SESSION = PRELUDE + r"""
-local sid, user, created, expires, series = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local sid, user, created, expires, series, link = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[11]
 local key = P .. 's:' .. sid
 local at = keep_until(expires)
 if redis.call('EXISTS', key) == 0 then
   redis.call('HSET', key, 'u', user, 'c', created, 'e', expires, 'ua', ARGV[9], 'ad', ARGV[10])
   if series ~= '' then redis.call('HSET', key, 'sr', series) end
+  if link ~= '' then redis.call('HSET', key, 'lk', link) end
   redis.call('EXPIREAT', key, at)
   redis.call('SADD', P .. 'su:' .. user, sid)
   extend(P .. 'su:' .. user, at)
@@ -139,7 +141,10 @@ if redis.call('EXISTS', key) == 0 then
   extend(P .. 'sx', at)
 end
 local ended = {}
-if series ~= '' and redis.call('HGET', P .. 'r:' .. series, 'rv') then revoke_session(sid, ended) end
+if (series ~= '' and redis.call('HGET', P .. 'r:' .. series, 'rv'))
+    or (link ~= '' and redis.call('HGET', P .. 'k:' .. link, 'u') ~= user) then
+  revoke_session(sid, ended)
+end
 finish(ended)
 return 1
 """
@@ -244,13 +249,24 @@ redis.call('SADD', P .. 'ku:' .. ARGV[5], ARGV[4])
 return 1
 """
 
-# ARGV[4] identity key, [5] user.
+# ARGV[4] identity key, [5] user. The link goes, and the user's series and sessions it started ('lk') end:
+# {1, ended session ids...}; {0} when the key is not linked to the user (nothing changed).
 UNLINK = PRELUDE + r"""
-local key = P .. 'k:' .. ARGV[4]
-if redis.call('HGET', key, 'u') ~= ARGV[5] then return 0 end
+local link, user = ARGV[4], ARGV[5]
+local key = P .. 'k:' .. link
+if redis.call('HGET', key, 'u') ~= user then return {0} end
 redis.call('DEL', key)
-redis.call('SREM', P .. 'ku:' .. ARGV[5], ARGV[4])
-return 1
+redis.call('SREM', P .. 'ku:' .. user, link)
+local ended = {}
+for _, series in ipairs(redis.call('SMEMBERS', P .. 'ru:' .. user)) do
+  if redis.call('HGET', P .. 'r:' .. series, 'lk') == link then revoke_series(series, ended) end
+end
+for _, sid in ipairs(redis.call('SMEMBERS', P .. 'su:' .. user)) do
+  if redis.call('HGET', P .. 's:' .. sid, 'lk') == link then revoke_session(sid, ended) end
+end
+local ids = finish(ended)
+table.insert(ids, 1, 1)
+return ids
 """
 
 # ARGV[2] now, ARGV[4] the position read after. The unexpired ids revoked after it, then the last position seen.

@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS nonces (
 CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
     series_id TEXT, user_agent TEXT NOT NULL DEFAULT '', client_addr TEXT NOT NULL DEFAULT '',
-    revoked_at REAL);
+    revoked_at REAL, link_key TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
 CREATE INDEX IF NOT EXISTS sessions_revoked ON sessions (revoked_at);
 CREATE INDEX IF NOT EXISTS sessions_series ON sessions (series_id);
@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS remember_series (
     series_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, user_id TEXT NOT NULL,
     nickname TEXT NOT NULL, email TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL,
     expires REAL NOT NULL, previous_hash TEXT, rotated_at REAL, user_agent TEXT NOT NULL DEFAULT '',
-    revoked_at REAL, provider TEXT NOT NULL DEFAULT '');
+    revoked_at REAL, provider TEXT NOT NULL DEFAULT '', link_key TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS remember_user ON remember_series (user_id);
 CREATE TABLE IF NOT EXISTS login_states (
     state_id TEXT PRIMARY KEY, protocol TEXT NOT NULL, provider TEXT NOT NULL, next TEXT NOT NULL,
@@ -87,6 +87,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     Tables added since (``provider_sessions``, ``logout_tokens``, ``linked_identities``, ``rate_hits``) need nothing
     here: :data:`SCHEMA` creates them when missing. ``provider_sessions.series_id`` is filled in from the
     sessions still there, so a remember-me sign-in made before the upgrade stays reachable by a logout.
+    ``link_key`` (sessions and series) is '' for those made before: nothing recorded which link started them.
     """
     if "provider" not in _columns(conn, "remember_series"):
         conn.execute("ALTER TABLE remember_series ADD COLUMN provider TEXT NOT NULL DEFAULT ''")
@@ -97,6 +98,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 conn.execute("UPDATE provider_sessions SET series_id = (SELECT s.series_id FROM sessions s"
                              " WHERE s.session_id = provider_sessions.session_id)")
     conn.execute("CREATE INDEX IF NOT EXISTS provider_sessions_series ON provider_sessions (series_id)")
+    for table in ("sessions", "remember_series"):
+        if "link_key" not in _columns(conn, table):
+            with _write(conn):  # checked again inside: another process may have just migrated it
+                if "link_key" not in _columns(conn, table):
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN link_key TEXT NOT NULL DEFAULT ''")
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -286,20 +292,27 @@ class SQLiteStore:
     # -- sessions ---------------------------------------------------------
 
     def create_session(self, record: SessionRecord) -> None:
-        """Record a session; one restored from a series revoked meanwhile is born revoked.
+        """Record a session; one restored from a series revoked meanwhile, or started by a link removed
+        meanwhile, is born revoked.
 
-        A restore that checked the series just before a logout ended it must
-        not leave a live session behind.
+        A restore that checked the series just before a logout ended it, or a
+        sign-in that found the link just before it was unlinked, must not leave
+        a live session behind.
         """
 
         def work(conn: sqlite3.Connection) -> None:
             with self._transaction(conn):
-                conn.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                conn.execute("INSERT INTO sessions (session_id, user_id, created, expires, series_id, user_agent,"
+                             " client_addr, link_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (record.session_id, record.user_id, record.created, record.expires,
-                              record.series_id, record.user_agent[:256], record.client_addr))
-                if record.series_id is not None and conn.execute(
-                        "SELECT 1 FROM remember_series WHERE series_id = ? AND revoked_at IS NOT NULL",
-                        (record.series_id,)).fetchone():
+                              record.series_id, record.user_agent[:256], record.client_addr, record.link_key))
+                series_revoked = record.series_id is not None and conn.execute(
+                    "SELECT 1 FROM remember_series WHERE series_id = ? AND revoked_at IS NOT NULL",
+                    (record.series_id,)).fetchone()
+                unlinked = record.link_key and not conn.execute(
+                    "SELECT 1 FROM linked_identities WHERE identity_key = ? AND user_id = ?",
+                    (record.link_key, record.user_id)).fetchone()
+                if series_revoked or unlinked:
                     self._revoke_where(conn, self._BY_SESSION, record.session_id, record.created)
 
         self._call(work)
@@ -327,6 +340,13 @@ class SQLiteStore:
         rows = conn.execute(f"SELECT session_id FROM sessions WHERE {where} AND expires > ?",  # noqa: S608
                             (key, now)).fetchall()
         return [row[0] for row in rows]
+
+    @classmethod
+    def _end_series(cls, conn: sqlite3.Connection, series_id: str, now: float) -> list[str]:
+        """Mark a remember-me series revoked and end every session restored from it, in the caller's transaction."""
+        conn.execute("UPDATE remember_series SET revoked_at = ? WHERE series_id = ? AND revoked_at IS NULL",
+                     (now, series_id))
+        return cls._revoke_where(conn, cls._BY_SERIES, series_id, now)
 
     def revoke_session(self, session_id: str, now: float) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -416,9 +436,7 @@ class SQLiteStore:
                 for session_id, series_id in rows:
                     ended.update(self._revoke_where(conn, self._BY_SESSION, session_id, now))
                     if series_id is not None:
-                        conn.execute("UPDATE remember_series SET revoked_at = ? WHERE series_id = ?"
-                                     " AND revoked_at IS NULL", (now, series_id))
-                        ended.update(self._revoke_where(conn, self._BY_SERIES, series_id, now))
+                        ended.update(self._end_series(conn, series_id, now))
                 return sorted(ended)
 
         return self._call(work)
@@ -443,14 +461,15 @@ class SQLiteStore:
     def create_series(self, record: RememberRecord) -> None:
         self._execute(
             "INSERT INTO remember_series (series_id, token_hash, user_id, nickname, email, created, last_used,"
-            " expires, user_agent, provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " expires, user_agent, provider, link_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.series_id, record.token_hash, record.user_id, record.nickname, record.email,
-             record.created, record.last_used, record.expires, record.user_agent[:256], record.provider),
+             record.created, record.last_used, record.expires, record.user_agent[:256], record.provider,
+             record.link_key),
         )
 
     def get_series(self, series_id: str) -> RememberRecord | None:
         sql = ("SELECT series_id, token_hash, user_id, nickname, email, created, last_used, expires, previous_hash,"
-               " rotated_at, user_agent, revoked_at, provider FROM remember_series WHERE series_id = ?")
+               " rotated_at, user_agent, revoked_at, provider, link_key FROM remember_series WHERE series_id = ?")
         row = self._call(lambda conn: conn.execute(sql, (series_id,)).fetchone())
         return RememberRecord(*row) if row else None
 
@@ -465,9 +484,7 @@ class SQLiteStore:
 
         def work(conn: sqlite3.Connection) -> list[str]:
             with self._transaction(conn):
-                conn.execute("UPDATE remember_series SET revoked_at = ? WHERE series_id = ? AND revoked_at IS NULL",
-                             (now, series_id))
-                return self._revoke_where(conn, self._BY_SERIES, series_id, now)
+                return self._end_series(conn, series_id, now)
 
         return self._call(work)
 
@@ -516,9 +533,25 @@ class SQLiteStore:
         sql = "SELECT * FROM linked_identities WHERE user_id = ? ORDER BY created"
         return [LinkRecord(*row) for row in self._call(lambda conn: conn.execute(sql, (user_id,)).fetchall())]
 
-    def unlink_identity(self, identity_key: str, user_id: str) -> bool:
-        sql = "DELETE FROM linked_identities WHERE identity_key = ? AND user_id = ?"
-        return self._execute(sql, (identity_key, user_id)) > 0
+    def unlink_identity(self, identity_key: str, user_id: str, now: float) -> list[str] | None:
+        """One transaction: the link goes, and with it the user's sessions and series it started."""
+        started = "WHERE user_id = ? AND link_key = ?"
+
+        def work(conn: sqlite3.Connection) -> list[str] | None:
+            with self._transaction(conn):
+                if not conn.execute("DELETE FROM linked_identities WHERE identity_key = ? AND user_id = ?",
+                                    (identity_key, user_id)).rowcount:
+                    return None
+                ended: set[str] = set()
+                for (series_id,) in conn.execute(f"SELECT series_id FROM remember_series {started}",  # noqa: S608
+                                                 (user_id, identity_key)).fetchall():
+                    ended.update(self._end_series(conn, series_id, now))
+                for (session_id,) in conn.execute(f"SELECT session_id FROM sessions {started}",  # noqa: S608
+                                                  (user_id, identity_key)).fetchall():
+                    ended.update(self._revoke_where(conn, self._BY_SESSION, session_id, now))
+                return sorted(ended)
+
+        return self._call(work)
 
     # -- rate limits ---------------------------------------------------------
 

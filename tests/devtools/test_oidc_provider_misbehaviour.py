@@ -71,6 +71,9 @@ def parts(token: str) -> tuple[dict[str, object], dict[str, object]]:
 
 @pytest.mark.parametrize(("mode", "error", "claim"), [
     ("wrong-aud", InvalidClaimError, "aud"),
+    ("several-aud-no-azp", MissingClaimError, "azp"),
+    ("azp-other", InvalidClaimError, "azp"),
+    ("no-exp", MissingClaimError, "exp"),
     ("wrong-iss", InvalidClaimError, "iss"),
     ("wrong-nonce", InvalidClaimError, "nonce"),
     ("no-nonce", MissingClaimError, "nonce"),
@@ -93,6 +96,12 @@ def test_broken_id_token_is_refused_for_the_reason_the_mode_names(
 def test_the_same_flow_without_misbehaviour_verifies(op: OP) -> None:
     flow, _params, body = tokens_while(op, "none")
     verify_id_token(op, body["id_token"], flow)
+
+
+def test_several_audiences_name_us_and_another_client_with_azp_naming_us(op: OP) -> None:
+    flow, _params, body = tokens_while(op, "several-aud")
+    claims = verify_id_token(op, body["id_token"], flow)
+    assert isinstance(claims["aud"], list) and len(claims["aud"]) == 2 and claims["azp"] == flow.client_id
 
 
 def test_alg_none_token_is_unsigned(op: OP) -> None:
@@ -156,6 +165,7 @@ def test_wrong_iss_param_also_goes_with_errors(op: OP) -> None:
     ("logout-nonce", AssertionError),
     ("logout-no-event", AssertionError),
     ("logout-wrong-aud", InvalidClaimError),
+    ("logout-jti-not-string", InvalidClaimError),
 ])
 def test_broken_logout_token_is_refused(op: OP, mode: str, error: type[Exception]) -> None:
     _flow, _params, body = tokens_while(op, "none")

@@ -185,3 +185,47 @@ def test_the_issuer_and_sub_of_a_link_are_what_the_sign_in_alone_gives(stack: Se
     """The link records the key the sign-in would have had (not the e-mail, not the user name)."""
     own = oidc_key(stack, "walt-oidc")
     assert own == user_id(stack.oidc_url, own.split("#", 1)[1]) and re.fullmatch(r"[0-9a-f]{32}", own.split("#")[1])
+
+
+def test_unlinking_ends_the_sessions_and_remember_me_the_linked_sign_in_started(stack: Servers) -> None:
+    """Someone who once signed in with the linked method (a lost phone, a shared computer) keeps no way in:
+    the session cookie and the remember-me cookie that sign-in left are refused once it is unlinked."""
+    settings = stack.gateway.settings
+    with browser() as laptop, browser() as phone:
+        openid2_sign_in(laptop, stack.gateway.url, stack.op2_id("xena"), "xena")
+        link(laptop, stack, "xena-oidc")
+        page = phone.get(stack.gateway.url + "/login")
+        consent = submit(phone, page, button=("provider", stack.oidc_url), check=("remember",))
+        decide(phone, consent, username="xena-oidc")
+        assert whoami(phone, stack.gateway)["user"] == stack.op2_id("xena")  # through the link
+        session_cookie = phone.cookies.get(settings.session_cookie)
+        remember_cookie = phone.cookies.get(settings.remember_cookie)
+        assert session_cookie and remember_cookie
+
+        page = account(laptop, stack.gateway)
+        unlink_form = next(i for i, form in enumerate(forms(page.text)) if form.action.endswith("/account/unlink"))
+        assert submit(laptop, page, index=unlink_form).url.params["m"] == "unlinked"
+
+        with httpx.Client(timeout=10, cookies={settings.session_cookie: session_cookie}) as session_only:
+            answer = session_only.get(stack.gateway.url + "/echo")
+            assert answer.status_code == 302 and "/login" in answer.headers["location"], "the session still works"
+        with browser() as restarted:
+            restarted.cookies.set(settings.remember_cookie, remember_cookie)
+            landed = restarted.get(stack.gateway.url + "/echo")
+            assert landed.url.path == "/login", f"the remember-me cookie still signs in ({landed.url})"
+        assert whoami(laptop, stack.gateway)["user"] == stack.op2_id("xena")  # the account's own sign-in stays
+
+
+def test_unlinking_the_method_this_browser_signed_in_with_signs_it_out_and_says_why(stack: Servers) -> None:
+    with browser() as laptop, browser() as phone:
+        openid2_sign_in(laptop, stack.gateway.url, stack.op2_id("yuki"), "yuki")
+        link(laptop, stack, "yuki-oidc")
+        stack.oidc_sign_in(phone, "yuki-oidc")
+        assert whoami(phone, stack.gateway)["user"] == stack.op2_id("yuki")
+        page = account(phone, stack.gateway)
+        unlink_form = next(i for i, form in enumerate(forms(page.text)) if form.action.endswith("/account/unlink"))
+        final = submit(phone, page, index=unlink_form)
+        assert final.url.path == "/login" and final.url.params["m"] == "unlinked-signed-out", final.url
+        assert "you have been signed out" in final.text
+        assert phone.get(stack.gateway.url + "/echo").url.path == "/login"
+        assert whoami(laptop, stack.gateway)["user"] == stack.op2_id("yuki")

@@ -13,7 +13,7 @@ from gateway.signin.identities import Identities, LinkIntent, LinkRefused, sessi
 from gateway.signin.oidc.exchange import OIDCIdentity
 from gateway.signin.oidc.migration import OpenID2Claim, OpenID2Migration
 from gateway.signin.openid2.consumer import OpenIDExchange
-from gateway.store import SQLiteStore
+from gateway.store import SessionRecord, SQLiteStore
 from gateway.store.base import LinkRecord
 from gateway.types import Identity
 
@@ -34,17 +34,19 @@ def identities(tmp_path: Path) -> Iterator[Identities]:
 
 def oidc(claim: str | None = None) -> OIDCIdentity:
     openid2 = OpenID2Claim(claim, "https://op.example", "https://op.example/authorize") if claim else None
-    return OIDCIdentity(OIDC, "alice", "", (), "Example OP", None, openid2)
+    return OIDCIdentity(OIDC, "alice", "", (), "Example OP", login=None, openid2=openid2)
 
 
 def test_an_unlinked_sign_in_keeps_its_own_key(identities: Identities) -> None:
-    assert identities.resolve(Identity(OLD, "alice")).user_id == OLD
+    resolved = identities.resolve(Identity(OLD, "alice"))
+    assert (resolved.user_id, resolved.link_key) == (OLD, "")
 
 
-def test_a_linked_sign_in_reaches_the_user_and_keeps_its_profile(identities: Identities) -> None:
+def test_a_linked_sign_in_reaches_the_user_keeps_its_profile_and_says_which_link(identities: Identities) -> None:
     identities.link(OIDC, "Example OP", OLD, CLIENT)
     resolved = identities.resolve(oidc())
     assert (resolved.user_id, resolved.nickname, resolved.provider) == (OLD, "alice", "Example OP")
+    assert resolved.link_key == OIDC  # recorded with its session and series: unlinking ends them
 
 
 def test_an_existing_link_wins_over_a_migration_claim_which_is_then_not_fetched(identities: Identities) -> None:
@@ -82,9 +84,9 @@ def test_links_are_never_replaced_nor_chained(identities: Identities) -> None:
 
 def test_unlink_removes_only_ones_own_link(identities: Identities) -> None:
     identities.link(OIDC, "Example OP", OLD, CLIENT)
-    assert not identities.unlink(OIDC, "https://openid.example/id/mallory", CLIENT)
+    assert identities.unlink(OIDC, "https://openid.example/id/mallory", CLIENT) is None
     assert identities.store.linked_user(OIDC) is not None
-    assert identities.unlink(OIDC, OLD, CLIENT) and identities.store.linked_user(OIDC) is None
+    assert identities.unlink(OIDC, OLD, CLIENT) == [] and identities.store.linked_user(OIDC) is None
 
 
 def test_a_link_intent_survives_the_login_state_and_nothing_else_is_one() -> None:
@@ -102,13 +104,24 @@ def test_every_link_unlink_and_refusal_is_one_event(identities: Identities) -> N
     for key, user in ((OIDC, OLD), (OIDC, "https://openid.example/id/mallory"), (OLD, OLD)):
         with pytest.raises(LinkRefused):
             identities.link(key, "X", user, CLIENT)
-    assert not identities.unlink(OIDC, "https://openid.example/id/mallory", CLIENT)
-    assert identities.unlink(OIDC, OLD, CLIENT)
+    assert identities.unlink(OIDC, "https://openid.example/id/mallory", CLIENT) is None
+    assert identities.unlink(OIDC, OLD, CLIENT) == []
     assert heard == [
         IdentityLinked(OLD, OIDC, "Example OP", CLIENT),
         IdentityLinkRefused(OLD, OIDC, "link-exists", CLIENT),
         IdentityLinkRefused("https://openid.example/id/mallory", OIDC, "link-taken", CLIENT),
         IdentityLinkRefused(OLD, OLD, "link-self", CLIENT),
         IdentityLinkRefused("https://openid.example/id/mallory", OIDC, "not-yours", CLIENT),
-        IdentityUnlinked(OLD, OIDC, CLIENT),
+        IdentityUnlinked(OLD, OIDC, CLIENT, 0),
     ]
+
+
+def test_unlinking_ends_the_sessions_the_link_started_and_the_event_counts_them(identities: Identities) -> None:
+    identities.link(OIDC, "Example OP", OLD, CLIENT)
+    identities.store.create_session(SessionRecord("through-the-link", OLD, 1000.0, 9e9, link_key=OIDC))
+    identities.store.create_session(SessionRecord("own-sign-in", OLD, 1000.0, 9e9))
+    heard: list[Event] = []
+    identities.events.subscribe(heard.append)
+    assert identities.unlink(OIDC, OLD, CLIENT) == ["through-the-link"]
+    assert heard == [IdentityUnlinked(OLD, OIDC, CLIENT, 1)]
+    assert [s.session_id for s in identities.store.list_sessions(OLD, 1000.0)] == ["own-sign-in"]

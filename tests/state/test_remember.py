@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import sqlite3
 import time
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.state.remember import RememberMe
-from gateway.store import SessionRecord, SQLiteStore
+from gateway.observe.events import Event, TheftSuspected, hash_id
+from gateway.state.remember import Presented, RememberMe
+from gateway.store import LinkRecord, SessionRecord, SQLiteStore
 from gateway.types import Identity
 
 KEYS = ["k" * 40]
@@ -144,3 +146,62 @@ def test_expired_and_forged_cookies_do_nothing(store: SQLiteStore) -> None:
     assert remember.restore("garbage", time.time()) is None
     other = RememberMe(store, ["z" * 40], lifetime=60, grace=0)
     assert other.restore(cookie, time.time()) is None
+
+
+# -- at logout: only the series' own browser reaches what the sign-in left ------------------------
+
+
+def test_at_logout_the_current_token_and_the_previous_within_grace_are_genuine(store: SQLiteStore) -> None:
+    now = time.time()
+    remember, series_id, previous, current = rotated_once(store, now)  # grace = 10 s
+    assert remember.presented(current, now + 1) == Presented(series_id, True)
+    assert remember.presented(previous, now + 1) == Presented(series_id, True)  # a parallel tab's logout
+    record = store.get_series(series_id)
+    assert record is not None and record.revoked_at is None  # judging is not ending: the caller ends it
+
+
+@pytest.mark.parametrize("age", ["two-rotations-old", "previous-after-grace"])
+def test_at_logout_a_stale_token_is_theft_evidence(store: SQLiteStore, age: str) -> None:
+    """As at restore: the series and its sessions end, the theft is emitted, and the cookie is not genuine."""
+    now = time.time()
+    remember, series_id, stale, current = rotated_once(store, now)
+    when = now + 11
+    if age == "two-rotations-old":
+        assert remember.restore(current, now + 1) is not None
+        when = now + 2
+    store.create_session(SessionRecord("restored", ALICE.user_id, now, now + 60, series_id))
+    heard: list[Event] = []
+    remember.events.subscribe(heard.append)
+    assert remember.presented(stale, when) == Presented(series_id, False)
+    record = store.get_series(series_id)
+    assert record is not None and record.revoked_at is not None
+    assert "restored" in store.revocations_after(0, now)[0]
+    assert heard == [TheftSuspected(ALICE.user_id, hash_id(series_id))]
+
+
+def test_at_logout_an_ended_or_unknown_series_is_not_genuine_and_a_forged_cookie_names_none(
+        store: SQLiteStore) -> None:
+    now = time.time()
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=10)
+    series_id, cookie = remember.issue(ALICE, "UA", now)
+    remember.revoke(series_id, now)
+    assert remember.presented(cookie, now + 1) == Presented(series_id, False)
+    assert remember.presented(remember.codec.encode("no-such-series:token"), now) == Presented("no-such-series",
+                                                                                                False)
+    assert remember.presented("garbage", now) is None
+
+
+def test_a_series_whose_link_was_removed_restores_nobody_and_ends(store: SQLiteStore) -> None:
+    """A series written while its link was being removed (the store's unlink ends the ones it finds)."""
+    now = time.time()
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=0)
+    store.link_identity(LinkRecord("https://op.example#sub-1", ALICE.user_id, "OP", now))
+    linked = dataclasses.replace(ALICE, link_key="https://op.example#sub-1")
+    _, still = remember.issue(linked, "UA", now)
+    restored = remember.restore(still, now)
+    assert restored is not None and restored.identity.link_key == "https://op.example#sub-1"
+    store.unlink_identity("https://op.example#sub-1", ALICE.user_id, now)  # ends that series
+    late_id, late = remember.issue(linked, "UA", now + 1)  # ... but not this one, written just after
+    assert remember.restore(late, now + 2) is None
+    record = store.get_series(late_id)
+    assert record is not None and record.revoked_at is not None

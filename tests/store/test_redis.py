@@ -109,7 +109,7 @@ def every_method(store: RedisStore) -> dict[str, Callable[[], object]]:
         "link_identity": lambda: store.link_identity(LinkRecord("k", "u", "OP", now)),
         "linked_user": lambda: store.linked_user("k"),
         "list_links": lambda: store.list_links("u"),
-        "unlink_identity": lambda: store.unlink_identity("k", "u"),
+        "unlink_identity": lambda: store.unlink_identity("k", "u", now),
         "add_hit": lambda: store.add_hit("b", 60, now),
         "peek_hits": lambda: store.peek_hits("b", 60, now),
         "purge_expired": lambda: store.purge_expired(now),

@@ -368,20 +368,73 @@ def test_links_are_listed_oldest_first_never_replaced_and_removed_only_by_their_
     assert [link.identity_key for link in store.list_links("u")] == ["https://op#1", "https://op#2"]
     assert store.linked_user("https://op#1") == LinkRecord("https://op#1", "u", "OP", now, "migrated")
     assert store.linked_user("nobody") is None
-    assert store.unlink_identity("https://gh#9", "u") is False  # someone else's link stays
+    assert store.unlink_identity("https://gh#9", "u", now) is None  # someone else's link stays
     assert store.linked_user("https://gh#9") is not None
     assert store.link_identity(LinkRecord("https://op#2", "v", "OP", now + 2)) is False  # never replaced
     assert store.link_identity(LinkRecord("https://op#2", "u", "OP", now + 3)) is False  # nor renewed
     assert store.link_identity(LinkRecord("https://op#2", "u", "OP", now + 1)) is True  # this very link (a retry)
     assert store.linked_user("https://op#2") == LinkRecord("https://op#2", "u", "OP", now + 1)
     assert [link.identity_key for link in store.list_links("v")] == ["https://gh#9"]
-    assert store.unlink_identity("https://op#2", "u") is True
+    assert store.unlink_identity("https://op#2", "u", now) == []
     assert store.link_identity(LinkRecord("https://op#2", "v", "OP", now + 2)) is True  # unlinked: free again
     assert [link.identity_key for link in store.list_links("u")] == ["https://op#1"]
     assert {link.identity_key for link in store.list_links("v")} == {"https://gh#9", "https://op#2"}
-    assert store.unlink_identity("https://op#1", "u") is True
-    assert store.unlink_identity("https://op#1", "u") is False
+    assert store.unlink_identity("https://op#1", "u", now) == []
+    assert store.unlink_identity("https://op#1", "u", now) is None
     assert store.list_links("u") == []
+
+
+def test_sessions_and_series_record_the_link_that_started_them(store: Store) -> None:
+    now = time.time()
+    store.link_identity(LinkRecord("https://op#1", "u", "OP", now))
+    store.create_series(dataclasses.replace(series("s1"), link_key="https://op#1"))
+    store.create_series(series("s2"))
+    store.create_session(dataclasses.replace(session("via-link"), link_key="https://op#1"))
+    store.create_session(session("own"))
+    assert store.get_series("s1").link_key == "https://op#1"  # type: ignore[union-attr]
+    assert store.get_series("s2").link_key == ""  # type: ignore[union-attr]
+    assert {s.session_id: s.link_key for s in store.list_sessions("u", now)} == {"via-link": "https://op#1",
+                                                                                 "own": ""}
+
+
+def test_unlinking_ends_every_session_and_series_the_link_started_and_nothing_else(store: Store) -> None:
+    """A sign-in method taken off an account keeps no way in: not its sessions, not its remember-me series,
+    not the sessions restored from that series (even those restored before the series recorded the link)."""
+    now = time.time()
+    store.link_identity(LinkRecord("https://op#1", "u", "OP", now))
+    store.link_identity(LinkRecord("https://gh#2", "u", "GitHub", now))
+    linked = "https://op#1"
+    store.create_series(dataclasses.replace(series("by-link"), link_key=linked))
+    store.create_series(dataclasses.replace(series("by-github"), link_key="https://gh#2"))
+    store.create_series(series("own"))
+    for sid, series_id, key in (("signed-in", "by-link", linked), ("restored", "by-link", ""),
+                                ("plain", None, linked), ("github", "by-github", "https://gh#2"),
+                                ("own-1", "own", ""), ("own-2", None, "")):
+        store.create_session(dataclasses.replace(session(sid, series=series_id), link_key=key))
+    assert store.unlink_identity(linked, "v", now) is None  # not v's: nothing ends
+    assert store.revocations_after(0, now)[0] == []
+    assert store.unlink_identity(linked, "u", now) == ["plain", "restored", "signed-in"]
+    assert sorted(store.revocations_after(0, now)[0]) == ["plain", "restored", "signed-in"]
+    assert store.get_series("by-link").revoked_at == now  # type: ignore[union-attr]
+    assert store.get_series("by-github").revoked_at is None  # type: ignore[union-attr]
+    assert store.get_series("own").revoked_at is None  # type: ignore[union-attr]
+    assert sorted(s.session_id for s in store.list_sessions("u", now)) == ["github", "own-1", "own-2"]
+    assert store.linked_user(linked) is None and store.linked_user("https://gh#2") is not None
+
+
+def test_a_session_started_by_a_link_removed_meanwhile_is_born_revoked(store: Store) -> None:
+    """A sign-in that resolved through a link just before it was unlinked leaves no live session."""
+    now = time.time()
+    store.link_identity(LinkRecord("https://op#1", "u", "OP", now))
+    store.create_session(dataclasses.replace(session("before"), link_key="https://op#1"))
+    store.unlink_identity("https://op#1", "u", now)
+    store.create_session(dataclasses.replace(session("late"), link_key="https://op#1"))
+    store.link_identity(LinkRecord("https://op#1", "v", "OP", now))  # linked to someone else since
+    store.create_session(dataclasses.replace(session("stale", user="u"), link_key="https://op#1"))
+    assert sorted(store.revocations_after(0, now)[0]) == ["before", "late", "stale"]
+    assert store.list_sessions("u", now) == []
+    store.create_session(dataclasses.replace(session("now-theirs", user="v"), link_key="https://op#1"))
+    assert [s.session_id for s in store.list_sessions("v", now)] == ["now-theirs"]
 
 
 # -- rate-limit windows ----------------------------------------------------------------------------------

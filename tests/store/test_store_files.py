@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.runtime import Runtime
-from gateway.store import ProviderSessionRecord, RememberRecord, SessionRecord, SQLiteStore, Store
+from gateway.store import LinkRecord, ProviderSessionRecord, RememberRecord, SessionRecord, SQLiteStore, Store
 from tests.conftest import make_settings
 
 
@@ -106,7 +106,8 @@ def test_a_store_made_before_provider_sessions_knew_their_series_is_brought_up_t
                 " sub TEXT NOT NULL, sid TEXT, id_token TEXT NOT NULL, expires REAL NOT NULL)")
     old.execute("INSERT INTO remember_series (series_id, token_hash, user_id, nickname, email, created, last_used,"
                 " expires) VALUES ('s1', 'h', 'u', 'n', '', 1, 1, 9e9)")
-    old.execute("INSERT INTO sessions VALUES ('first', 'u', 1, 1000, 's1', '', '', NULL)")
+    old.execute("INSERT INTO sessions (session_id, user_id, created, expires, series_id) VALUES"
+                " ('first', 'u', 1, 1000, 's1')")
     old.execute("INSERT INTO provider_sessions VALUES ('first', 'OP', 'alice', 'op-1', 'id.token', 1000)")
     old.commit()
     old.close()
@@ -118,5 +119,37 @@ def test_a_store_made_before_provider_sessions_knew_their_series_is_brought_up_t
         store.revoke_provider_sessions("OP", None, "op-1", 3000)
         series = store.get_series("s1")
         assert series is not None and series.revoked_at == 3000
+    finally:
+        store.close()
+
+
+def test_a_store_made_before_sessions_recorded_their_link_is_brought_up_to_date(tmp_path: Path) -> None:
+    """Sessions and series made before keep working (started by no link, as far as anyone knows); new ones
+    record the link, and unlinking ends them."""
+    path = tmp_path / "gateway.sqlite3"
+    SQLiteStore(path).close()  # every table as it is now, then sessions and remember_series as they were
+    old = sqlite3.connect(path)
+    old.execute("DROP TABLE sessions")
+    old.execute("CREATE TABLE sessions (session_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, created REAL NOT NULL,"
+                " expires REAL NOT NULL, series_id TEXT, user_agent TEXT NOT NULL DEFAULT '',"
+                " client_addr TEXT NOT NULL DEFAULT '', revoked_at REAL)")
+    old.execute("DROP TABLE remember_series")
+    old.execute("CREATE TABLE remember_series (series_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL,"
+                " user_id TEXT NOT NULL, nickname TEXT NOT NULL, email TEXT NOT NULL, created REAL NOT NULL,"
+                " last_used REAL NOT NULL, expires REAL NOT NULL, previous_hash TEXT, rotated_at REAL,"
+                " user_agent TEXT NOT NULL DEFAULT '', revoked_at REAL, provider TEXT NOT NULL DEFAULT '')")
+    old.execute("INSERT INTO sessions VALUES ('old', 'u', 1, 9e9, NULL, '', '', NULL)")
+    old.execute("INSERT INTO remember_series VALUES ('s1', 'h', 'u', 'n', '', 1, 1, 9e9, NULL, NULL, '', NULL, 'OP')")
+    old.commit()
+    old.close()
+    store = SQLiteStore(path)
+    try:
+        [before] = store.list_sessions("u", 2)
+        series = store.get_series("s1")
+        assert before.link_key == "" and series is not None and series.link_key == ""
+        store.link_identity(LinkRecord("https://op#1", "u", "OP", 2))
+        store.create_session(SessionRecord("new", "u", 2, 9e9, link_key="https://op#1"))
+        assert store.unlink_identity("https://op#1", "u", 3) == ["new"]
+        assert [s.session_id for s in store.list_sessions("u", 3)] == ["old"]
     finally:
         store.close()

@@ -153,7 +153,7 @@ class OIDCSignIn(ButtonMethod):
         sid = claims.get("sid")
         login = ProviderLogin(provider.name, claims["sub"], sid if isinstance(sid, str) and sid else None, id_token)
         return OIDCIdentity(identity.user_id, identity.nickname, identity.email, identity.groups, identity.provider,
-                            login, self._openid2_claim(provider, document, claims))
+                            login=login, openid2=self._openid2_claim(provider, document, claims))
 
     def end_session_url(self, provider_name: str, id_token: str, post_logout_redirect_uri: str,
                         state: str | None = None) -> str | None:

@@ -151,6 +151,31 @@ def test_a_bad_answer_is_refused(oidc: OIDCSetup, browser: httpx.Client, mode: s
     refused(decide(browser, consent), oidc)
 
 
+@pytest.mark.parametrize("mode", ["several-aud-no-azp", "azp-other"])
+def test_an_id_token_whose_azp_is_missing_among_several_audiences_or_names_another_client_is_refused(
+        oidc: OIDCSetup, browser: httpx.Client, mode: str) -> None:
+    """Core §3.1.3.7 items 4-5: a token issued to (or shared with) another client is that client's, not ours."""
+    consent = to_consent(browser, oidc)
+    oidc.misbehave(mode)
+    refused(decide(browser, consent), oidc)
+
+
+def test_an_id_token_for_several_audiences_whose_azp_is_us_is_accepted(oidc: OIDCSetup,
+                                                                        browser: httpx.Client) -> None:
+    consent = to_consent(browser, oidc)
+    oidc.misbehave("several-aud")
+    final = decide(browser, consent)
+    assert final.url.path == "/" and not final.url.params.get("m"), final.url
+    assert whoami(browser, oidc.gateway)["nickname"] == "alice"
+
+
+def test_an_id_token_without_exp_is_refused(oidc: OIDCSetup, browser: httpx.Client) -> None:
+    """Core §2: exp is REQUIRED; a token that never expires would be a credential forever."""
+    consent = to_consent(browser, oidc)
+    oidc.misbehave("no-exp")
+    refused(decide(browser, consent), oidc)
+
+
 def test_an_unknown_kid_is_refused_even_after_the_key_set_is_fetched_again(oidc: OIDCSetup,
                                                                           browser: httpx.Client) -> None:
     metadata = oidc.gateway.app.runtime.oidc.metadata[NAME]

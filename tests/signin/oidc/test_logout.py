@@ -176,6 +176,16 @@ def test_a_broken_logout_token_is_refused_and_signs_nobody_out(oidc: LogoutSetup
         assert whoami(alice, oidc.gateway)["nickname"] == "erin"
 
 
+def test_a_logout_token_whose_jti_is_not_a_string_is_refused_and_signs_nobody_out(oidc: LogoutSetup) -> None:
+    """Back-Channel Logout §2.4: jti is a string; a number must not be recorded as one (nor fail with a 500)."""
+    with httpx.Client(follow_redirects=True, timeout=15) as frank:
+        sign_in(frank, oidc, "frank")
+        oidc.misbehave("logout-jti-not-string")
+        assert oidc.backchannel("frank") == [400]
+        assert whoami(frank, oidc.other)["nickname"] == "frank"
+        assert whoami(frank, oidc.gateway)["nickname"] == "frank"
+
+
 @pytest.mark.parametrize("form", [{}, {"logout_token": ""}, {"logout_token": "a.b.c"}, {"other": "x"}])
 def test_a_request_without_a_usable_token_is_a_400_with_a_reason_code(oidc: LogoutSetup,
                                                                        form: dict[str, str]) -> None:
@@ -271,12 +281,16 @@ def post_signed(setup: LogoutSetup, claims: dict[str, object]) -> httpx.Response
 @pytest.mark.parametrize("changes", [
     {"sub": None},  # neither sid nor sub
     {"jti": None},
+    {"jti": 1234567},  # a number: Back-Channel Logout §2.4 makes it a string
+    {"jti": ""},  # empty: nothing to tell one token from another
+    {"jti": "j" * 256},  # longer than any store key should be
     {"iat": int(time.time()) - 3600},  # an old token: its jti may be forgotten by now
     {"iat": int(time.time()) + 3600},  # issued in the future
     {"exp": int(time.time()) - 3600},  # expired
     {"iss": "https://wrong-issuer.invalid"},  # not configured: no keys to try
     {"events": {BACKCHANNEL_LOGOUT_EVENT: "yes"}},  # the event's value is a JSON object
-], ids=["no-sid-no-sub", "no-jti", "old-iat", "future-iat", "expired", "wrong-iss", "event-not-object"])
+], ids=["no-sid-no-sub", "no-jti", "jti-not-string", "jti-empty", "jti-too-long",
+        "old-iat", "future-iat", "expired", "wrong-iss", "event-not-object"])
 def test_a_logout_token_with_bad_claims_signs_nobody_out(oidc: LogoutSetup, changes: dict[str, object]) -> None:
     with httpx.Client(follow_redirects=True, timeout=15) as heidi:
         sign_in(heidi, oidc, "heidi")

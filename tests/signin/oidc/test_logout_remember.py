@@ -25,6 +25,7 @@ from starlette.datastructures import Secret
 
 from devtools.oidc_provider import Client, create_app
 from gateway.app import GatewayApp
+from gateway.observe.events import Event, TheftSuspected, hash_id
 from gateway.settings import Provider
 from gateway.store import SessionRecord
 from tests.conftest import RunningGateway, make_settings
@@ -149,3 +150,33 @@ def test_rp_initiated_logout_with_only_the_remember_me_cookie_after_every_sessio
     assert dict(parse_qsl(location.query))["id_token_hint"] == login.id_token
     series = store.get_series(first.series_id)
     assert series is not None and series.revoked_at is not None  # and the series ended here
+
+
+def test_a_stale_remember_me_cookie_at_logout_is_theft_and_gets_no_id_token(setup: Setup) -> None:
+    """A copy of the cookie taken before its browser came back twice (each return rotates the token) is not
+    that browser's any more: sent to /logout it must not get the person's ID token in the provider's logout
+    URL (id_token_hint). It is theft evidence, as at restore: the series ends, the owner signs in again."""
+    gateway, name = setup.gateway, setup.gateway.settings.remember_cookie
+    store = gateway.app.runtime.store
+    heard: list[Event] = []
+    gateway.app.runtime.events.subscribe(heard.append)
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        first = remembered(browser, setup, "ursula")
+        stolen = browser.cookies.get(name)
+        assert stolen and whoami(browser, gateway)["user"] == first.user_id  # restored: rotated once
+        rotated = browser.cookies.get(name)
+        with remember_cookie_only(browser, setup) as restarted:  # the browser restarted: rotated again
+            assert whoami(restarted, gateway)["user"] == first.user_id
+            [current] = [c.value for c in restarted.cookies.jar if c.name == name and c.value != rotated]
+    assert current and stolen != rotated != current
+    with httpx.Client(timeout=10, cookies={name: stolen}) as thief:
+        leave = thief.get(gateway.url + "/logout", headers={"Sec-Fetch-Site": "same-origin"})
+    assert leave.status_code == 303
+    location = leave.headers["location"]
+    assert urlsplit(location).path == "/login" and "id_token_hint" not in location, f"sent on to {location}"
+    assert first.series_id is not None
+    series = store.get_series(first.series_id)
+    assert series is not None and series.revoked_at is not None
+    assert TheftSuspected(first.user_id, hash_id(first.series_id)) in heard
+    with httpx.Client(follow_redirects=True, timeout=15, cookies={name: current}) as owner:
+        assert owner.get(gateway.url + "/echo").url.path == "/login"  # the series is over for everyone
