@@ -57,7 +57,9 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def container_stack(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, ContainerLauncher]]:
     """nginx (mode 1), the echo app and the local providers on the host; the gateway in the image."""
-    launcher = ContainerLauncher(image, tmp_path_factory.mktemp("gateway-volume"))
+    # Container names of this run's own: --replace must never take another run's container.
+    launcher = ContainerLauncher(image, tmp_path_factory.mktemp("gateway-volume"),
+                                 prefix=f"openid-gateway-test-{secrets.token_hex(4)}")
     try:
         for stack in start_stack(tmp_path_factory, "auth_request", ECHO_APP, gateway_launcher=launcher):
             yield stack, launcher
