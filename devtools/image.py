@@ -214,11 +214,13 @@ def make_context(context: Path, base: str) -> Path:
 def build_image(context: Path, tag: str = DEFAULT_TAG, base: str = LOCAL_BASE) -> str:
     """``podman build`` the Containerfile with ``context``; returns the image's id.
 
+    ``--network=none``: the build installs from the context alone, and this proves it (a base image without
+    python3, which the Containerfile would install with apt-get, cannot be built here: use the local base).
     ``--format docker``: podman drops ``HEALTHCHECK`` from OCI images (the format has no field for it).
     Then the images of earlier builds that no tag names any more (the Containerfile labels both its
     stages with :data:`TITLE_LABEL`) are removed: each build would otherwise leave about 250 MB behind.
     """
-    podman("build", "--quiet", "--format", "docker", *LIMITS, "--file", str(CONTAINERFILE),
+    podman("build", "--quiet", "--network=none", "--format", "docker", *LIMITS, "--file", str(CONTAINERFILE),
            "--build-arg", f"BASE={base}", "--tag", tag, str(context))
     podman("image", "prune", "--force", "--filter", f"label={TITLE_LABEL}", check=False)
     return podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
