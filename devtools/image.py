@@ -238,7 +238,8 @@ class ContainerLauncher:
     The container shares the host's network (``--network=host``): the gateway reaches the local providers
     on loopback at the addresses browsers use, and nginx reaches it on the stack's port. Its settings go
     in as ``GATEWAY_*`` variables, passed by name (``--env NAME``), so that no secret is on a command
-    line; ``state`` (a host directory) is its state volume, handed to the image's user (podman's ``:U``).
+    line; ``state`` (a host directory) is its state volume, handed to the image's user (podman's ``:U``),
+    and the only place it may write: the rest of its file system is read-only.
     """
 
     image: str
@@ -252,6 +253,7 @@ class ContainerLauncher:
         settings = {key: value for key, value in environ.items()
                     if key.startswith("GATEWAY_") and key != "GATEWAY_STATE_DIR"}  # the image's own
         argv = [*PODMAN, "run", "--rm", "--replace", "--name", self.container(name), "--network=host", *LIMITS,
+                "--read-only", "--read-only-tmpfs=false",  # as `docker run --read-only`: no writable /tmp either
                 "--volume", f"{self.state}:{STATE_DIR}:U", *(f"--env={key}" for key in sorted(settings)),
                 self.image, "serve"]
         return argv, settings

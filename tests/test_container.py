@@ -87,7 +87,7 @@ def test_remember_me_outlives_the_container_its_state_volume_survives(
         assert identity(restarted, stack)[0] == user, stack.logs()
 
 
-def test_the_gateway_runs_as_the_images_own_user_with_no_pip_and_passes_its_healthcheck(
+def test_the_gateway_runs_as_the_images_own_user_with_no_pip_on_a_read_only_root_and_passes_its_healthcheck(
         container_stack: tuple[Stack, ContainerLauncher]) -> None:
     stack, launcher = container_stack
     name = launcher.container("gateway")
@@ -101,6 +101,9 @@ def test_the_gateway_runs_as_the_images_own_user_with_no_pip_and_passes_its_heal
     assert tools.split() == ["None"] * 4, tools
     health = podman("healthcheck", "run", name, check=False)
     assert health.returncode == 0, (health.stdout, health.stderr, stack.logs())
+    # It served a sign-in (the module's other test) writing nowhere but its volume: the rest is read-only.
+    assert podman("exec", name, "touch", "/tmp/x", check=False).returncode != 0
+    assert podman("exec", name, "touch", "/var/lib/openid-gateway/x", check=False).returncode == 0
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
