@@ -35,6 +35,7 @@ from devtools.image import (
 )
 from devtools.stack import Stack
 from tests.conftest import KEYS_IN_USE
+from tests.htmlforms import submit
 from tests.servers import free_port, wait_for_port
 from tests.stack_fixtures import ECHO_APP, start_stack
 from tests.test_oidc_stack import identity, oidc_sign_in
@@ -114,7 +115,12 @@ def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_the_images_defaults_listen_for_a_proxy_on_the_published_port_and_read_a_mounted_toml(
         image: str, tmp_path: Path) -> None:
     """Listening on every interface of the container is refused until ``GATEWAY_BEHIND_PROXY`` says a proxy is
-    the only client; then the published port answers, configured by a TOML mounted at ``GATEWAY_CONFIG``."""
+    the only client; then the published port answers, configured by a TOML mounted at ``GATEWAY_CONFIG``.
+
+    Through a published port, connections come from the container network's gateway address: with it in
+    ``trusted_proxies`` (as docs/container.md says), the login rate limit counts each visitor the proxy
+    names, not that one address every visitor would share.
+    """
     keys = {"secret_keys": secrets.token_urlsafe(32), "proof_key": secrets.token_urlsafe(32)}
     KEYS_IN_USE.update(keys.values())
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "GATEWAY_PUBLIC_URL": "https://gateway.example",
@@ -124,11 +130,14 @@ def test_the_images_defaults_listen_for_a_proxy_on_the_published_port_and_read_a
     assert refused.returncode == 2, (refused.stdout, refused.stderr)
     assert "host = '0.0.0.0' is not a loopback address" in refused.stderr and "behind_proxy" in refused.stderr
 
-    config = tmp_path / "gateway.toml"
-    config.write_text(f'public_url = "https://gateway.example"\nsecret_keys = ["{keys["secret_keys"]}"]\n'
-                      f'proof_key = "{keys["proof_key"]}"\nbehind_proxy = true\n')
-    config.chmod(0o644)
+    network_gateway = podman("network", "inspect", "podman", "--format",
+                             "{{range .Subnets}}{{.Gateway}}{{end}}").stdout.strip()
     port, name = free_port(), f"openid-gateway-test-toml-{secrets.token_hex(4)}"
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'public_url = "http://127.0.0.1:{port}"\nsecret_keys = ["{keys["secret_keys"]}"]\n'
+                      f'proof_key = "{keys["proof_key"]}"\nbehind_proxy = true\n'
+                      f'trusted_proxies = ["{network_gateway}"]\nlogin_rate_limit = 1\n')
+    config.chmod(0o644)
     started = _run("run", "--detach", "--rm", "--name", name, *LIMITS, "--publish", f"127.0.0.1:{port}:{PORT}",
                    "--volume", f"{config}:/etc/openid-gateway/gateway.toml:ro",
                    "--env", "GATEWAY_CONFIG=/etc/openid-gateway/gateway.toml", image, env={"PATH": env["PATH"]})
@@ -150,5 +159,17 @@ def test_the_images_defaults_listen_for_a_proxy_on_the_published_port_and_read_a
         assert answer.status_code == 200 and answer.text == "ok\n"
         health = podman("healthcheck", "run", name, check=False)
         assert health.returncode == 0, (health.stdout, health.stderr)
+        assert _sign_in_status(port, "192.0.2.1") != 429
+        assert _sign_in_status(port, "192.0.2.1") == 429  # the limit counts the visitor the proxy names...
+        assert _sign_in_status(port, "192.0.2.2") != 429, podman("logs", name).stderr  # ...one by one
     finally:
         podman("rm", "--force", "--ignore", "--time", "5", name, check=False)
+
+
+def _sign_in_status(port: int, visitor: str) -> int:
+    """Submit the login form as a proxy would forward ``visitor``'s request; the answer's status."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-Forwarded-For": visitor},
+                      timeout=10) as client:
+        page = client.get("/login")
+        assert page.status_code == 200, page.text
+        return submit(client, page, {"identifier": ""}).status_code
