@@ -19,7 +19,7 @@ UNIT_TESTS := tests/architecture tests/store tests/fetch/test_addresses.py tests
 	tests/backend_app/test_database.py tests/backend_app/test_identity.py tests/backend_app/test_nicknames.py \
 	tests/backend_app/test_pages.py tests/backend_app/test_settings.py \
 	tests/devtools/test_openid_provider_pending.py tests/devtools/test_openid_provider_profiles.py \
-	tests/devtools/test_openid_provider_refusals.py
+	tests/devtools/test_openid_provider_refusals.py tests/devtools/test_image.py
 
 venv: $(STAMP)
 
@@ -73,8 +73,10 @@ test-latest: system-deps browser-deps differential-deps
 dist: venv
 	@PYTHON=$(BIN)/python scripts/dist dist
 
+# podman, runc and mmdebstrap: tests/test_container.py builds the image (Containerfile) from Debian's packages and runs it.
 system-deps:
-	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server systemd lemonldap-ng lemonldap-ng-fastcgi-server
+	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server systemd lemonldap-ng \
+	  lemonldap-ng-fastcgi-server podman runc mmdebstrap
 
 # axe-core (the browser tests' accessibility checks), pinned by tests/browser/package-lock.json.
 browser-deps: tests/browser/node_modules/.package-lock.json

@@ -78,6 +78,10 @@ START_TIMEOUT = 30.0
 
 # Called with (component, "starting" | "ok" | "failed").
 Progress = Callable[[str, str], None]
+# Called with a gateway instance's name ("gateway", "gateway-2") and its GATEWAY_* settings; returns the
+# command that runs it and the variables to set: how the container test runs the image
+# (devtools.image.ContainerLauncher). Without one, `python -m gateway serve` from this tree.
+GatewayLauncher = Callable[[str, Mapping[str, str]], tuple[list[str], dict[str, str]]]
 
 
 class NginxNotFound(RuntimeError):
@@ -276,6 +280,7 @@ class Stack:
     restart it to see an outage), with its append-only file in ``<state_dir>/redis`` and
     ``redis_config`` added to its configuration. With several instances nginx names the one that
     answered in ``X-Gateway-Instance`` unless ``instance_header`` is False (nginx exactly as deployed).
+    ``gateway_launcher`` runs each gateway instance another way (:data:`GatewayLauncher`: a container).
 
     Everything is stopped, process groups and all, on exit or when starting fails.
     """
@@ -303,6 +308,7 @@ class Stack:
         store: StoreKind = "sqlite",
         redis_config: Mapping[str, str] | None = None,
         instance_header: bool = True,
+        gateway_launcher: GatewayLauncher | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -335,6 +341,7 @@ class Stack:
         self.oidc_migration = oidc_migration
         self.store: StoreKind = store
         self.instance_header = instance_header
+        self.gateway_launcher = gateway_launcher
         # Made here, not at start: a missing redis-server is reported before anything starts, like nginx.
         self.redis: RedisServer | None = None if store == "sqlite" else RedisServer(
             self.state_dir / "redis", port=self.ports.redis or None, appendonly=True, extra_config=redis_config)
@@ -446,8 +453,10 @@ class Stack:
         return process
 
     def _gateway_process(self, number: int) -> Process:
-        return self._process(self.gateway_names[number - 1], [sys.executable, "-m", "gateway", "serve"],
-                             self.gateway_environ(number))
+        name, environ = self.gateway_names[number - 1], self.gateway_environ(number)
+        if self.gateway_launcher is None:
+            return self._process(name, [sys.executable, "-m", "gateway", "serve"], environ)
+        return self._process(name, *self.gateway_launcher(name, environ))
 
     def restart_gateway(self, number: int = 1) -> None:
         """Stop gateway instance ``number`` and start a new process for it (its log goes on).
@@ -572,7 +581,7 @@ class Stack:
 
 __all__ = [
     "DEMO_ADMIN_USER", "DEMO_PORTS", "INSTANCE_HEADER", "LOCAL_OIDC_CLIENT", "LOCAL_OIDC_NAME", "LOCAL_PROVIDER_NAME",
-    "MODES", "STORES", "Mode", "NginxNotFound", "Ports", "Progress", "Stack", "StoreKind",
+    "MODES", "STORES", "GatewayLauncher", "Mode", "NginxNotFound", "Ports", "Progress", "Stack", "StoreKind",
     "demo_access_environ", "demo_access_settings", "find_nginx", "local_claimed_id", "nginx_in_prefix",
     "render_nginx_conf", "render_upstream", "with_instance_header", "write_nginx_prefix",
 ]

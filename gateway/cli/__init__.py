@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__, paths
+from gateway.cli import health as health_command
 from gateway.cli import keys as keys_command
 from gateway.cli import sessions as admin_command
 from gateway.errors import ConfigError, StoreMisconfigured, StoreUnavailable
@@ -54,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     access.add_argument("--host", default="", help="the Host of the request (default: public_url's)")
     access.add_argument("--path", required=True, help="the request path (a query string is ignored, as rules do)")
     access.add_argument("--method", default="GET")
-    for command in (serve, check, access, *admin_command.add_parser(sub)):
+    health = sub.add_parser("health", help="ask the running gateway's /_gateway/health (the container's HEALTHCHECK)")
+    for command in (serve, check, access, health, *admin_command.add_parser(sub)):
         command.add_argument("--config", "-c", default=os.environ.get("GATEWAY_CONFIG"),
                              help="TOML configuration file (default: $GATEWAY_CONFIG)")
     keys_command.add_parser(sub)  # works on a key file, reads no configuration
@@ -202,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "check-access":
         check_access(settings, args)
         return
+    if args.command == "health":
+        raise SystemExit(health_command.run(settings))
     if args.command == "sessions":
         check_store(settings, admin_command.EXIT_STORE)
         raise SystemExit(admin_command.run(settings, args))
