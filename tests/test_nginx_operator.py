@@ -99,7 +99,9 @@ def test_protect_conf_without_gateway_locations_conf_fails_nginx_t_naming_it(tmp
 def test_public_conf_without_gateway_http_conf_fails_nginx_t_naming_it(tmp_path: Path) -> None:
     result = nginx_t(tmp_path, without(GATEWAY_HTTP))
     assert result.returncode != 0, "nginx -t accepted public.conf without gateway-http.conf"
-    assert 'unknown "gw_connection_upgrade" variable' in result.stderr, result.stderr  # its first use
+    # The first variable of gateway-http.conf nginx meets: $gw_hsts in gateway-locations.conf's redirect to
+    # the login page (mode 2, without it: $gw_connection_upgrade).
+    assert 'unknown "gw_hsts" variable' in result.stderr, result.stderr
 
 
 def test_a_server_without_gateway_locations_never_lets_the_app_answer_the_auth_check(
