@@ -72,3 +72,15 @@ def test_serve_refuses_to_face_clients_without_a_proxy_in_front(tmp_path: Path) 
     result = run("serve", "--config", config(tmp_path, KEYS + 'host = "0.0.0.0"\n'))
     assert result.returncode == 2
     assert "host = '0.0.0.0' is not a loopback address" in result.stderr and "behind_proxy = true" in result.stderr
+
+
+def test_check_config_names_the_uris_to_register_under_the_route_prefix(tmp_path: Path) -> None:
+    oidc = ('[[providers]]\ntype = "oidc"\nname = "Example"\nissuer = "https://id.example"\nclient_id = "c"\n'
+            'client_secret = "s"\nlogout_at_provider = true\n')
+    result = run("check-config", "--config", config(tmp_path, KEYS + 'route_prefix = "/sso"\n' + oidc))
+    assert result.returncode == 0, result.stderr
+    assert "redirect URI to register with OpenID Connect providers: https://a.example/sso/callback\n" in result.stdout
+    assert "back-channel logout URI for OpenID Connect providers: https://a.example/sso/backchannel-logout\n" in (
+        result.stdout)
+    assert "post-logout redirect URI (logout_at_provider): https://a.example/sso/login?m=signed-out\n" in (
+        result.stdout)
