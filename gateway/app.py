@@ -112,7 +112,8 @@ class GatewayApp:
         self.auth = AuthRequest(runtime.auth, runtime.client_address, forward_auth)
         self.proxy: ProxyDoor | None = None
         if settings.mode == "proxy":
-            upstream = UpstreamProxy.from_settings(settings, gateway_cookies=runtime.gateway_cookie_names())
+            upstream = UpstreamProxy.from_settings(settings, gateway_cookies=runtime.gateway_cookie_names(),
+                                                   error_page=self.upstream_error_page)
             self.proxy = ProxyDoor(runtime.auth, runtime.client_address, upstream, self.pages, self.site)
         self.max_header_bytes = settings.max_header_bytes
         # The assertion's public keys, served in both modes whenever a key file is set (gateway.pages.jwks).
@@ -168,6 +169,14 @@ class GatewayApp:
         if self.proxy is not None:
             await self.proxy.proxy.shutdown()
         self.runtime.close()
+
+    def upstream_error_page(self, scope: Scope, status: int, message: str) -> bytes:
+        """The app behind did not answer (mode 2): the gateway's error page (the operator's templates, the
+        visitor's language); ``message`` is one of the proxy's N_-marked texts."""
+        self.site.languages.use(scope)
+        title = N_("Bad request") if status == 400 else N_("Temporarily unavailable")
+        page = self.site.error(status, title, message, back_url="/", back_label=N_("Go to the home page"))
+        return bytes(page.body)
 
     async def headers_too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         """431: the HTTP server in front (uvicorn with httptools) sets no limit of its own."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import httpx
@@ -84,3 +85,17 @@ def test_branding_settings_that_would_break_the_page_or_its_csp_stop_start_up(
         key: str, value: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         load_settings(None, {"GATEWAY_DEV_MODE": "true", key: value})
+
+
+def test_mode_2s_page_for_an_app_that_does_not_answer_is_the_operators_and_in_the_visitors_language(
+        gateway_factory: GatewayFactory, templates: Path) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        gateway = gateway_factory(templates_dir=str(templates), upstream_url=f"http://127.0.0.1:{unused.getsockname()[1]}",
+                                  public_paths=("/",))
+        english = httpx.get(gateway.url + "/anything")
+        french = httpx.get(gateway.url + "/anything", headers={"Accept-Language": "fr"})
+    assert english.status_code == french.status_code == 502
+    assert 'class="custom-error"' in english.text and "Temporarily unavailable" in english.text
+    assert "script-src 'self';" in english.headers["content-security-policy"]
+    assert "Temporairement indisponible" in french.text and 'lang="fr"' in french.text
