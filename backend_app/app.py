@@ -17,6 +17,7 @@ from backend_app.database import Database
 from backend_app.identity import ProofMiddleware, identity_verifier
 from backend_app.pages import Pages
 from backend_app.settings import AppSettings
+from gateway.paths import Paths
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -24,7 +25,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 def create_app(settings: AppSettings) -> Starlette:
     """Build the app; the database is opened (and created) when the lifespan starts."""
     database = Database(settings.sqlite_path)
-    pages = Pages(database)
+    pages = Pages(database, gateway=Paths(settings.gateway_prefix))
     verifier = identity_verifier(settings)  # the HMAC proof, or the gateway's JWT (settings.jwks_url)
 
     @contextlib.asynccontextmanager

@@ -25,6 +25,7 @@ from starlette.templating import Jinja2Templates
 
 from backend_app.database import Database, User
 from backend_app.identity import identity_of
+from gateway.paths import DEFAULT, Paths
 from gateway.proof import InvalidProof
 from gateway.types import Identity
 
@@ -32,8 +33,6 @@ logger = logging.getLogger("backend_app.pages")
 
 MAX_POST_LENGTH = 280
 PAGE_SIZE = 50
-LOGIN_PATH = "/login"
-LOGOUT_PATH = "/logout"
 ADMIN_GROUP = "admins"
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 
@@ -78,8 +77,9 @@ def is_cross_site(request: Request) -> bool:
     return request.headers.get("sec-fetch-site", "") in ("cross-site", "same-site")
 
 
-def login_url(path: str) -> str:
-    return f"{LOGIN_PATH}?next={quote(path, safe='/')}"
+def login_url(path: str, gateway: Paths = DEFAULT) -> str:
+    """The gateway's login page, back to ``path`` afterwards."""
+    return f"{gateway.login}?next={quote(path, safe='/')}"
 
 
 def is_admin(identity: Identity | None) -> bool:
@@ -90,8 +90,10 @@ def is_admin(identity: Identity | None) -> bool:
 class Pages:
     """The route handlers, bound to one database and one template set."""
 
-    def __init__(self, database: Database, templates: Jinja2Templates | None = None) -> None:
+    def __init__(self, database: Database, templates: Jinja2Templates | None = None,
+                 gateway: Paths = DEFAULT) -> None:
         self.database = database
+        self.gateway = gateway  # the gateway's pages (its route_prefix: MICROBLOG_GATEWAY_PREFIX)
         self.templates = templates or Jinja2Templates(env=template_environment())
 
     async def current_user(self, request: Request) -> User | None:
@@ -104,7 +106,8 @@ class Pages:
     def render(
         self, request: Request, name: str, me: User | None, status_code: int = 200, **context: Any
     ) -> Response:
-        context.update(me=me, login_url=login_url(request.url.path), logout_url=LOGOUT_PATH,
+        context.update(me=me, login_url=login_url(request.url.path, self.gateway),
+                       logout_url=self.gateway.logout, account_url=self.gateway.account,
                        is_admin=is_admin(identity_of(request)))
         return self.templates.TemplateResponse(
             request, name, context, status_code=status_code, headers=SECURITY_HEADERS

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Secret
 
 from gateway.errors import ConfigError
+from gateway.paths import prefix_problem
 from gateway.proof import HeaderNames
 
 ENV_PREFIX = "MICROBLOG_"
@@ -37,6 +38,8 @@ ENV_VARS = {
     "jwks_url": "MICROBLOG_JWKS_URL",
     "issuer": "MICROBLOG_ISSUER",
     "header_assertion": "MICROBLOG_HEADER_ASSERTION",
+    # The gateway's route_prefix: where its login, logout and account pages are.
+    "gateway_prefix": "MICROBLOG_GATEWAY_PREFIX",
 }
 
 
@@ -62,6 +65,7 @@ class AppSettings:
     jwks_url: str = ""
     issuer: str = ""
     header_assertion: str = "X-Gateway-Assertion"
+    gateway_prefix: str = ""
 
     @property
     def sqlite_path(self) -> Path:
@@ -98,6 +102,10 @@ def load_app_settings(environ: Mapping[str, str] | None = None) -> AppSettings:
     if len({value.lower() for value in headers.values()}) != len(headers):
         problems.append("the MICROBLOG_HEADER_* names must differ")
     state_dir = env.get(ENV_VARS["state_dir"], "") or "state"
+    gateway_prefix = env.get(ENV_VARS["gateway_prefix"], "").strip()
+    prefix = prefix_problem(gateway_prefix)
+    if prefix is not None:
+        problems.append(f"MICROBLOG_GATEWAY_PREFIX: {prefix}")
     if problems:
         raise ConfigError(problems)
     return AppSettings(
@@ -107,6 +115,7 @@ def load_app_settings(environ: Mapping[str, str] | None = None) -> AppSettings:
         **headers,
         **jwt,
         header_assertion=header_assertion,
+        gateway_prefix=gateway_prefix,
     )
 
 

@@ -43,6 +43,7 @@ from devtools.stack import (
     Stack,
     StoreKind,
 )
+from gateway.paths import Paths
 
 DEFAULT_STATE_DIR = Path("state") / "demo"
 
@@ -97,7 +98,9 @@ def demo_stack(mode: Mode, ports: Ports, state_dir: Path, environ: Mapping[str, 
     secret_keys, proof_key = demo_secrets(state_dir)
     return Stack(mode, ports=ports, state_dir=state_dir, secret_keys=secret_keys,
                  proof_key=proof_key, progress=progress, demo_rules=True, gateway_env=user_gateway_env(environ),
-                 oidc_migration=True, instances=instances, store=store)
+                 oidc_migration=True, instances=instances, store=store,
+                 # GATEWAY_ROUTE_PREFIX=/sso make demo: nginx's snippets and the microblog's links follow it.
+                 route_prefix=environ.get("GATEWAY_ROUTE_PREFIX", "").strip())
 
 
 def _progress(label: str, event: str) -> None:
@@ -159,11 +162,18 @@ def _scaled_out(stack: Stack) -> str:
     return f", {instances} on {store}"
 
 
+def _own_paths(stack: Stack) -> str:
+    """The gateway's pages under the stack's route prefix, for the banner."""
+    paths = Paths(stack.route_prefix)
+    return ", ".join(dict.fromkeys(path for path in (paths.login, paths.logout, paths.space)
+                                   if path == paths.space or path in paths.root_pages))
+
+
 def _gateway_lines(stack: Stack) -> str:
     """The banner's gateway line, or one per instance and the shared store."""
     if stack.instances == 1 and stack.redis is None:
-        return f"    gateway    {stack.gateway_url}   (/login, /logout, /_gateway/)"
-    lines = [f"    gateway-{number}  {stack.instance_url(number)}   (/login, /logout, /_gateway/)"
+        return f"    gateway    {stack.gateway_url}   ({_own_paths(stack)})"
+    lines = [f"    gateway-{number}  {stack.instance_url(number)}   ({_own_paths(stack)})"
              for number in range(1, stack.instances + 1)]
     if stack.instances > 1:
         lines.append("               nginx balances over them round robin, no sticky sessions; each gateway page"

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -63,6 +64,8 @@ CONF_ADDRESSES = {
     "gateway": "server 127.0.0.1:9000;",
     "app": "server 127.0.0.1:8000;",
 }
+# nginx.conf's TLS blocks (commented out there: production only), uncommented by with_tls().
+TLS_BLOCKS = (("# --- TLS: begin", "# --- TLS: end"), ("# --- TLS redirect: begin", "# --- TLS redirect: end"))
 MODE1_BEGIN = "# --- mode 1 (auth_request): begin"
 MODE1_END = "# --- mode 1 (auth_request): end"
 PROXY_MODE_INCLUDE = "include deploy/nginx/proxy-mode.conf;"
@@ -191,23 +194,90 @@ def with_instance_header(conf_text: str, nginx_port: int) -> str:
     return conf_text.replace(listen, f"{listen}\n{indent}add_header {INSTANCE_HEADER} $upstream_addr always;")
 
 
-def write_nginx_prefix(prefix: Path, conf_text: str, snippets: Path = NGINX_SNIPPETS) -> Path:
+@dataclass(frozen=True, slots=True)
+class TLSFiles:
+    """A certificate (PEM, for ``localhost``) and its key, for nginx's TLS server (:func:`with_tls`)."""
+
+    certificate: Path
+    key: Path
+
+
+def _uncomment(block: str) -> str:
+    """The directives of a commented-out block, uncommented (its prose comments stay comments)."""
+    lines = []
+    for line in block.splitlines(keepends=True):
+        indent, hash_, rest = line.partition("# ")
+        if hash_ and not indent.strip() and re.fullmatch(r"(?:[a-z_0-9]+ [^#]*;|server \{|\})", rest.strip()):
+            line = indent + rest
+        lines.append(line)
+    return "".join(lines)
+
+
+def with_tls(conf_text: str, tls: TLSFiles, nginx_port: int, https_port: int, http_port: int) -> str:
+    """A rendered nginx.conf served over TLS as its marked blocks tell operators to.
+
+    The plain ``listen`` goes, the TLS blocks are uncommented, their ``listen`` lines moved to loopback
+    ports (``https_port`` for the site, ``http_port`` for the redirect to https; no IPv6 lines) and the
+    certificate lines name ``tls``. Raises ValueError when a marked block or a line it edits is missing.
+    """
+    text = conf_text
+    for begin, end in TLS_BLOCKS:
+        if text.count(begin) != 1 or text.count(end) != 1:
+            raise ValueError(f"nginx.conf must mark its TLS blocks with {begin!r} and {end!r}")
+        start, stop = text.index(begin), text.index(end)
+        text = text[:start] + _uncomment(text[start:stop]) + text[stop:]
+    edits = {
+        f"listen 127.0.0.1:{nginx_port};\n": "",
+        "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
+        "listen [::]:443 ssl;\n": "",
+        "listen 80;": f"listen 127.0.0.1:{http_port};",
+        "listen [::]:80;\n": "",
+    }
+    for old, new in edits.items():
+        if text.count(old) != 1:
+            raise ValueError(f"nginx.conf must contain {old.strip()!r} exactly once to be rendered with TLS")
+        text = text.replace(old, new)
+    text = re.sub(r"ssl_certificate +\S+;", f"ssl_certificate {tls.certificate};", text, count=1)
+    return re.sub(r"ssl_certificate_key +\S+;", f"ssl_certificate_key {tls.key};", text, count=1)
+
+
+def prefixed_snippet(name: str, text: str, route_prefix: str) -> str:
+    """A ``deploy/nginx`` snippet for the gateway's ``route_prefix``: the edits the README tells operators.
+
+    Every ``/_gateway/`` becomes ``<prefix>/``; in gateway-locations.conf the ``location = /login`` and
+    ``location = /logout`` blocks go (``location ^~ <prefix>/`` has them) and the two fallbacks to
+    ``/login`` name ``<prefix>/login``. Raises ValueError when a piece to edit is missing.
+    """
+    if not route_prefix:
+        return text
+    if name == "gateway-locations.conf":
+        for opener in ("location = /login {", "location = /logout {"):
+            start, end = _block(text, opener, name)
+            text = text[:start] + text[end:].lstrip("\n")
+        for old in ("return 302 /login;", 'form="/login"'):
+            if text.count(old) != 1:
+                raise ValueError(f"{name} must contain {old!r} exactly once to be rendered for a route prefix")
+            text = text.replace(old, old.replace("/login", route_prefix + "/login"))
+    return text.replace("/_gateway/", route_prefix + "/")
+
+
+def write_nginx_prefix(prefix: Path, conf_text: str, snippets: Path = NGINX_SNIPPETS, route_prefix: str = "") -> Path:
     """Lay out an nginx prefix: the rendered config and the snippets it includes, by relative path.
 
     ``snippets``: where the ``*.conf`` snippets come from (a release's unpacked ``deploy/nginx``; default
-    this clone's).
+    this clone's); ``route_prefix``: the gateway's, edited into them as the README tells operators.
     """
     conf = prefix / "nginx.conf"
     conf.write_text(conf_text)
     target = prefix / "deploy" / "nginx"
     target.mkdir(parents=True, exist_ok=True)
     for snippet in snippets.glob("*.conf"):
-        shutil.copyfile(snippet, target / snippet.name)
+        (target / snippet.name).write_text(prefixed_snippet(snippet.name, snippet.read_text(), route_prefix))
     return conf
 
 
 def nginx_in_prefix(conf_text: str, log_dir: Path, nginx: str | None = None,
-                    snippets: Path = NGINX_SNIPPETS) -> tuple[Path, list[str]]:
+                    snippets: Path = NGINX_SNIPPETS, route_prefix: str = "") -> tuple[Path, list[str]]:
     """A new temporary nginx prefix with ``conf_text`` and the snippets, and the command that runs nginx there.
 
     nginx stays in the foreground with its errors on stderr; the requests it logs to ``access.log``
@@ -216,7 +286,7 @@ def nginx_in_prefix(conf_text: str, log_dir: Path, nginx: str | None = None,
     prefix = Path(tempfile.mkdtemp(prefix="openid-gateway-nginx-"))
     # Run as root, nginx's workers drop to an unprivileged user that must reach its temp dirs.
     prefix.chmod(0o755)
-    conf = write_nginx_prefix(prefix, conf_text, snippets)
+    conf = write_nginx_prefix(prefix, conf_text, snippets, route_prefix)
     (prefix / "access.log").symlink_to((log_dir / "nginx-access.log").resolve())
     argv = [nginx or find_nginx(), "-p", f"{prefix}/", "-c", str(conf), "-e", "stderr", "-g", "daemon off;"]
     return prefix, argv
@@ -309,6 +379,8 @@ class Stack:
         redis_config: Mapping[str, str] | None = None,
         instance_header: bool = True,
         gateway_launcher: GatewayLauncher | None = None,
+        route_prefix: str = "",
+        tls: TLSFiles | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -342,6 +414,11 @@ class Stack:
         self.store: StoreKind = store
         self.instance_header = instance_header
         self.gateway_launcher = gateway_launcher
+        # The gateway's route_prefix: its settings, the microblog's links and nginx's snippets follow it.
+        self.route_prefix = route_prefix
+        # nginx over TLS (nginx.conf's TLS blocks): https on ports.nginx, plain http (a redirect) on tls_http_port.
+        self.tls = tls
+        self.tls_http_port = free_port() if tls is not None else 0
         # Made here, not at start: a missing redis-server is reported before anything starts, like nginx.
         self.redis: RedisServer | None = None if store == "sqlite" else RedisServer(
             self.state_dir / "redis", port=self.ports.redis or None, appendonly=True, extra_config=redis_config)
@@ -352,7 +429,9 @@ class Stack:
 
     @property
     def url(self) -> str:
-        """Where a browser goes: nginx."""
+        """Where a browser goes: nginx (``https://localhost:port`` with TLS: the certificate's name)."""
+        if self.tls is not None:
+            return f"https://localhost:{self.ports.nginx}"
         return f"http://127.0.0.1:{self.ports.nginx}"
 
     @property
@@ -436,6 +515,7 @@ class Stack:
             "GATEWAY_ALLOW_PRIVATE_ADDRESSES": "true",  # the local provider is on loopback
             "GATEWAY_PROVIDERS": json.dumps(providers),
             "GATEWAY_LOG_LEVEL": self.log_level,
+            "GATEWAY_ROUTE_PREFIX": self.route_prefix,
         }
         if self.redis is not None:
             env["GATEWAY_STORE"] = self.redis.url
@@ -471,7 +551,9 @@ class Stack:
         text = render_nginx_conf(self.mode, self.ports, self.nginx_template, self.gateway_ports)
         if self.instances > 1 and self.instance_header:
             text = with_instance_header(text, self.ports.nginx)
-        self.nginx_prefix, argv = nginx_in_prefix(text, self.log_dir, self.nginx)
+        if self.tls is not None:
+            text = with_tls(text, self.tls, self.ports.nginx, self.ports.nginx, self.tls_http_port)
+        self.nginx_prefix, argv = nginx_in_prefix(text, self.log_dir, self.nginx, route_prefix=self.route_prefix)
         return argv
 
     def start(self) -> Stack:
@@ -501,7 +583,8 @@ class Stack:
             app = self._process("app", [
                 python, "-m", "backend_app", *host, "--port", str(self.ports.app),
                 "--state-dir", str(self.app_state_dir), "--log-level", self.log_level,
-            ], {"MICROBLOG_PROOF_KEY": self.proof_key, **self.app_env})
+            ], {"MICROBLOG_PROOF_KEY": self.proof_key, "MICROBLOG_GATEWAY_PREFIX": self.route_prefix,
+                **self.app_env})
             steps.append(("the app (microblog)", app, self.ports.app))
         else:
             app = self._process("app", [
@@ -582,6 +665,7 @@ class Stack:
 __all__ = [
     "DEMO_ADMIN_USER", "DEMO_PORTS", "INSTANCE_HEADER", "LOCAL_OIDC_CLIENT", "LOCAL_OIDC_NAME", "LOCAL_PROVIDER_NAME",
     "MODES", "STORES", "GatewayLauncher", "Mode", "NginxNotFound", "Ports", "Progress", "Stack", "StoreKind",
-    "demo_access_environ", "demo_access_settings", "find_nginx", "local_claimed_id", "nginx_in_prefix",
-    "render_nginx_conf", "render_upstream", "with_instance_header", "write_nginx_prefix",
+    "TLSFiles", "demo_access_environ", "demo_access_settings", "find_nginx", "local_claimed_id", "nginx_in_prefix",
+    "prefixed_snippet", "render_nginx_conf", "render_upstream", "with_instance_header", "with_tls",
+    "write_nginx_prefix",
 ]

@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gateway import paths
 from gateway import store as store_factory
 from gateway.fetch.fetcher import SafeFetcher
 from gateway.gate.access import AccessPolicy
@@ -22,6 +21,7 @@ from gateway.gate.redirects import NextTargets
 from gateway.gate.signing_keys import SigningKeys, load_signing_keys
 from gateway.observe import metrics
 from gateway.observe.events import Events
+from gateway.paths import Paths
 from gateway.proof import HeaderNames, ProofSigner
 from gateway.settings import Settings
 from gateway.signin.capacity import SignInCapacity
@@ -69,6 +69,8 @@ class Runtime:
     store: Store
     # Security events (gateway.observe.events): the handlers emit, the audit log and the metrics listen.
     events: Events = field(default_factory=Events)
+    # Every URL path, under the configured route_prefix (gateway.paths).
+    paths: Paths = field(init=False)
     sessions: SessionCodec = field(init=False)
     cookies: CookiePolicy = field(init=False)
     # The cookie names the gateway sets and reads: ``__Host-`` prefixed on https without cookie_domain.
@@ -98,13 +100,15 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
+        self.paths = Paths(s.route_prefix)
         keys = s.secret_key_values()
         self.sessions = SessionCodec(keys, s.session_idle_timeout, s.session_max_lifetime, clock=lambda: self.now())
         self.cookies = CookiePolicy(s.https, s.cookie_domain)
         self.session_cookie_name = host_cookie_name(s.session_cookie, s.https, s.cookie_domain)
         self.remember_cookie_name = host_cookie_name(s.remember_cookie, s.https, s.cookie_domain)
         self.csrf_cookie_name = host_cookie_name(CSRF_COOKIE, s.https, s.cookie_domain)
-        self.login_states = LoginStates(self.store, TokenCodec(keys, LOGIN_SALT), self.cookies, lambda: self.now())
+        self.login_states = LoginStates(self.store, TokenCodec(keys, LOGIN_SALT), self.cookies, lambda: self.now(),
+                                        self.paths.callback)
         self.remember = RememberMe(self.store, keys, s.remember_lifetime, s.remember_grace, events=self.events)
         self.csrf = CSRFTokens(keys)
         self.revocation = RevocationCache(self.store, s.revocation_refresh, local_ttl=s.session_max_lifetime,
@@ -129,7 +133,7 @@ class Runtime:
             self.assertion = AssertionSigner(self.signing_keys, s.public_origin, keys[-1], clock=lambda: self.now())
         self.access = s.access_policy()
         self.client_address = ClientAddress(s.trusted_proxies)
-        self.next_targets = NextTargets(s.public_url, tuple(s.next_allowed_hosts), s.max_next_length)
+        self.next_targets = NextTargets(s.public_url, tuple(s.next_allowed_hosts), s.max_next_length, paths=self.paths)
         self.auth = Authenticator(
             sessions=self.sessions, revocation=self.revocation, cookies=self.cookies,
             cookie_name=self.session_cookie_name, access=self.access,
@@ -151,7 +155,7 @@ class Runtime:
 
     @property
     def callback_url(self) -> str:
-        return self.settings.public_origin + paths.CALLBACK
+        return self.settings.public_origin + self.paths.callback
 
     def sign_out_cookies(self) -> list[str]:
         """``Set-Cookie`` values that clear the session and remember-me cookies.

@@ -36,6 +36,7 @@ from gateway.fetch.addresses import is_forbidden_address, parse_host_address
 from gateway.fetch.allowlist import allowlist_problems
 from gateway.gate.access import AccessPolicy, Policy, Rule, RuleError, parse_groups, parse_rule
 from gateway.gate.signing_keys import KeyFileError, load_signing_keys
+from gateway.paths import prefix_problem
 from gateway.signin.provider import DEFAULT_SCOPES, Provider
 from gateway.state.sessions import is_cookie_name
 from gateway.store import is_redis, location_problems, sqlite_path
@@ -61,6 +62,16 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"
     # Shown on the login page.
     site_name: str = "OpenID Gateway"
+    # Where the gateway's pages live (oauth2-proxy's --proxy-prefix): "" = /login, /logout and /_gateway/...;
+    # "/sso" = /sso/login, /sso/logout, /sso/callback ... so that the app keeps its own /login (gateway.paths).
+    route_prefix: str = ""
+    # The pages' look (gateway.pages.render): a directory of Jinja templates that replace ours by name
+    # (login.html, error.html, base.html ...), a logo on this site (a path: the CSP allows images of this
+    # origin only) and the accent colour (#rrggbb) for light and dark schemes.
+    templates_dir: str = ""
+    logo_url: str = ""
+    brand_color: str = ""
+    brand_color_dark: str = ""
     # itsdangerous key rotation: newest last; the newest signs, all verify.
     secret_keys: tuple[Secret, ...] = ()
     # Shared with the protected app, which checks the identity proof with it.
@@ -109,6 +120,10 @@ class Settings:
     require_email: bool = False
     next_allowed_hosts: tuple[str, ...] = ()
     provider_allowlist: tuple[str, ...] = ()
+    # The login page's "Your OpenID" address field (any OpenID 2.0 provider, typed in): "auto" shows it with no
+    # buttons or an OpenID 2.0 button among them, "show" always, "hide" never. Hidden, it is refused too: only
+    # the configured buttons sign anyone in.
+    openid_field: Literal["auto", "show", "hide"] = "auto"
 
     # Trusted identity headers passed to the app.
     header_user: str = "X-Gateway-User"
@@ -170,6 +185,13 @@ class Settings:
     @property
     def https(self) -> bool:
         return self.public_url.startswith("https://")
+
+    @property
+    def typed_openid(self) -> bool:
+        """Whether a typed-in OpenID address is accepted (and its field shown): ``openid_field``."""
+        if self.openid_field != "auto":
+            return self.openid_field == "show"
+        return not self.providers or any(p.type == "openid2" for p in self.providers)
 
     @property
     def public_origin(self) -> str:
@@ -469,6 +491,10 @@ def validate(settings: Settings) -> list[str]:
             " or set behind_proxy = true if nginx (or another proxy that sets those limits) is its only client"
         )
     problems.extend(_metrics_address_problems(settings))
+    prefix = prefix_problem(settings.route_prefix)
+    if prefix is not None:
+        problems.append(prefix)
+    problems.extend(_branding_problems(settings))
     for cidr in settings.trusted_proxies:
         try:
             ipaddress.ip_network(cidr, strict=False)
@@ -505,6 +531,22 @@ def validate(settings: Settings) -> list[str]:
             if subject.kind == "group" and subject.value not in known_groups:
                 problems.append(f"rules: {rule.name!r} names group {subject.value!r}, which [groups] does not define"
                                 " (a group no one is in lets no one in: define it, or remove the subject)")
+    return problems
+
+
+def _branding_problems(settings: Settings) -> list[str]:
+    """The look: an existing templates directory, a logo on this site, colours the stylesheet can carry."""
+    problems = []
+    if settings.templates_dir and not Path(settings.templates_dir).is_dir():
+        problems.append(f"templates_dir {settings.templates_dir!r} is not a directory")
+    logo = settings.logo_url
+    if logo and (not logo.startswith("/") or logo.startswith("//") or not re.fullmatch(r"[A-Za-z0-9/._~%-]+", logo)):
+        problems.append(f"logo_url must be a path on this site such as /static/logo.svg (the pages' CSP allows"
+                        f" images of this origin only), got {logo!r}")
+    for name in ("brand_color", "brand_color_dark"):
+        value = getattr(settings, name)
+        if value and not re.fullmatch(r"#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})", value):
+            problems.append(f"{name} must be a colour such as #2f5fd0, got {value!r}")
     return problems
 
 

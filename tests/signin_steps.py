@@ -17,9 +17,10 @@ def follow_autopost(client: httpx.Client, response: httpx.Response) -> httpx.Res
 
 
 def start_login(client: httpx.Client, gateway_url: str, identifier: str, *, remember: bool = False,
-                next_target: str | None = None) -> httpx.Response:
-    """Open the login page, type an identifier and submit: lands on the provider's consent page."""
-    page = client.get(f"{gateway_url}/login", params={"next": next_target} if next_target else None)
+                next_target: str | None = None, login_path: str = "/login") -> httpx.Response:
+    """Open the login page (``login_path``: the gateway's route_prefix moves it), type an identifier and
+    submit: lands on the provider's consent page."""
+    page = client.get(f"{gateway_url}{login_path}", params={"next": next_target} if next_target else None)
     assert page.status_code == 200, page.text
     response = submit(client, page, {"identifier": identifier}, check=("remember",) if remember else ())
     return follow_autopost(client, response)
@@ -34,6 +35,7 @@ def consent(client: httpx.Client, page: httpx.Response, username: str, decision:
 
 
 def sign_in(client: httpx.Client, gateway_url: str, identifier: str, username: str = "alice", *,
-            remember: bool = False, next_target: str | None = None) -> httpx.Response:
-    page = start_login(client, gateway_url, identifier, remember=remember, next_target=next_target)
+            remember: bool = False, next_target: str | None = None, login_path: str = "/login") -> httpx.Response:
+    page = start_login(client, gateway_url, identifier, remember=remember, next_target=next_target,
+                       login_path=login_path)
     return consent(client, page, username)

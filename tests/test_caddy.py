@@ -65,6 +65,7 @@ def caddy_in_front(gateway_factory: GatewayFactory, upstream: UvicornThread, pro
     config = tmp_path / f"Caddyfile-{port}"
     config.write_text(f"{{\n\tadmin off\n\tauto_https off\n}}\nimport {RECIPE}\n")
     env = {"SITE_ADDRESS": site, "GATEWAY": gateway.url.removeprefix("http://"),
+           **({"GATEWAY_ROUTE_PREFIX": settings["route_prefix"]} if "route_prefix" in settings else {}),
            "APP": upstream.url.removeprefix("http://"), "HOME": str(tmp_path),
            "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     process = Process([caddy_binary(), "run", "--config", str(config), "--adapter", "caddyfile"], env=env,
@@ -197,3 +198,16 @@ def test_the_renewed_session_cookie_reaches_the_browser(gateway_factory: Gateway
             time.sleep(0.1)
         assert renewed is not None and "HttpOnly" in renewed
         assert "x-gateway-refresh" not in echoed(browser.get(stack.url + "/echo/page"))  # never the app's to see
+
+
+def test_with_a_route_prefix_caddy_sends_the_prefixed_pages_to_the_gateway_and_login_to_the_app(
+        gateway_factory: GatewayFactory, upstream: UvicornThread, provider: UvicornThread, tmp_path: Path) -> None:
+    with caddy_in_front(gateway_factory, upstream, provider, tmp_path, route_prefix="/sso") as stack, \
+            httpx.Client(follow_redirects=True, timeout=15) as browser:
+        asked = httpx.get(stack.url + "/login", headers={"Accept": "text/html"}, timeout=15)
+        assert asked.status_code == 302  # the app's /login, protected like any of its paths
+        assert urlsplit(asked.headers["location"]).path == "/sso/login"
+        identifier = f"{stack.provider.url}/id/erin"
+        landed = sign_in(browser, stack.url, identifier, "erin", next_target="/echo/deep", login_path="/sso/login")
+        assert echoed(landed)["x-gateway-user"] == [identifier]
+        assert httpx.get(stack.url + "/sso/auth", timeout=15).status_code == 404

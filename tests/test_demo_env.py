@@ -45,6 +45,13 @@ def test_the_banner_says_nothing_was_taken_when_nothing_was(tmp_path: Path) -> N
     assert stack.gateway_env == {} and "Taken from your environment" not in banner(stack)
 
 
+def test_the_demo_follows_a_route_prefix_in_the_environment(tmp_path: Path) -> None:
+    """GATEWAY_ROUTE_PREFIX=/sso make demo: nginx's snippets and the microblog's links follow the gateway."""
+    stack = demo_stack("auth_request", Ports.free(), tmp_path / "demo", {"GATEWAY_ROUTE_PREFIX": "/sso"})
+    assert stack.route_prefix == "/sso" and stack.gateway_environ()["GATEWAY_ROUTE_PREFIX"] == "/sso"
+    assert "(/sso/)" in banner(stack)
+
+
 def make_demo_commands(*variables: str) -> str:
     """What ``make demo`` would run with these variables (``make -n``: printed, not run)."""
     make = shutil.which("make")

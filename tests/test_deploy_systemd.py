@@ -34,7 +34,7 @@ import pytest
 
 from devtools.processes import Process, find_executable, free_port
 from devtools.stack import PROJECT_ROOT
-from gateway import paths
+from gateway.paths import DEFAULT as paths
 
 UNITS = PROJECT_ROOT / "deploy" / "systemd"
 EXAMPLE = PROJECT_ROOT / "deploy" / "gateway.example.toml"
@@ -243,8 +243,8 @@ def test_the_unit_with_the_credentials_drop_in_runs_as_written(fake_root: FakeRo
     unit = Unit.read(UNITS / "openid-gateway.service", UNITS / "credentials.conf")
     with start(unit, fake_root) as gateway:
         gateway.wait_for_port(port, timeout=30)
-        assert httpx.get(f"http://127.0.0.1:{port}{paths.HEALTH}", timeout=10).status_code == 200
-        jwks = httpx.get(f"http://127.0.0.1:{port}{paths.JWKS}", timeout=10)
+        assert httpx.get(f"http://127.0.0.1:{port}{paths.health}", timeout=10).status_code == 200
+        jwks = httpx.get(f"http://127.0.0.1:{port}{paths.jwks}", timeout=10)
         assert jwks.status_code == 200 and jwks.json()["keys"], jwks.text  # its group reads the key file
         assert gateway.proc is not None
         # The secrets came as files: neither the command line nor the environment shows them.
@@ -296,7 +296,7 @@ def test_the_instance_template_runs_as_written_on_the_port_its_instance_names(fa
     unit = Unit.read(UNITS / "openid-gateway@.service")
     with start(unit, fake_root, instance=str(port)) as gateway:
         gateway.wait_for_port(port, timeout=30)
-        assert httpx.get(f"http://127.0.0.1:{port}{paths.HEALTH}", timeout=10).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}{paths.health}", timeout=10).status_code == 200
 
 
 def test_the_units_point_at_the_install_path_and_at_documentation_the_install_puts_there() -> None:

@@ -14,12 +14,13 @@ from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__, paths
+from gateway import __version__
 from gateway.cli import health as health_command
 from gateway.cli import keys as keys_command
 from gateway.cli import sessions as admin_command
 from gateway.errors import ConfigError, StoreMisconfigured, StoreUnavailable
 from gateway.observe.audit import configure_logging
+from gateway.paths import Paths
 from gateway.settings import Settings, access_summary, load_settings, provider_address_warnings
 from gateway.store import describe as store_description
 
@@ -188,18 +189,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(keys_command.run(args))
     settings = _load(args.config)
     if args.command == "check-config":
+        paths = Paths(settings.route_prefix)
         print(f"openid-gateway: configuration OK (mode {settings.mode}, public URL {settings.public_url})")
         print(f"openid-gateway: {access_summary(settings)}")
         print(f"openid-gateway: store: {store_description(settings.store, settings.state_dir)}")
         if any(p.type in ("oidc", "oauth2") for p in settings.providers):
             print(f"openid-gateway: redirect URI to register with OpenID Connect providers: "
-                  f"{settings.public_origin}{paths.CALLBACK}")
+                  f"{settings.public_origin}{paths.callback}")
         if any(p.type == "oidc" for p in settings.providers):
             print(f"openid-gateway: back-channel logout URI for OpenID Connect providers: "
-                  f"{settings.public_origin}{paths.BACKCHANNEL_LOGOUT}")
+                  f"{settings.public_origin}{paths.backchannel_logout}")
         if any(p.type == "oidc" and p.logout_at_provider for p in settings.providers):
             print(f"openid-gateway: post-logout redirect URI (logout_at_provider): "
-                  f"{settings.public_origin}/login?m=signed-out")
+                  f"{settings.public_origin}{paths.post_logout}")
         return
     if args.command == "check-access":
         check_access(settings, args)

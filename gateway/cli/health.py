@@ -12,7 +12,7 @@ from __future__ import annotations
 import http.client
 import sys
 
-from gateway import paths
+from gateway.paths import Paths
 from gateway.settings import Settings
 
 EXIT_UNHEALTHY = 1
@@ -29,10 +29,11 @@ def probe_address(settings: Settings) -> tuple[str, int]:
 def run(settings: Settings, timeout: float = TIMEOUT) -> int:
     """Probe ``/_gateway/health``: 0 on ``200``, else one line on stderr and :data:`EXIT_UNHEALTHY`."""
     host, port = probe_address(settings)
-    shown = f"http://{f'[{host}]' if ':' in host else host}:{port}{paths.HEALTH}"
+    health_path = Paths(settings.route_prefix).health
+    shown = f"http://{f'[{host}]' if ':' in host else host}:{port}{health_path}"
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        connection.request("GET", paths.HEALTH)
+        connection.request("GET", health_path)
         status = connection.getresponse().status
     except (OSError, http.client.HTTPException) as exc:
         print(f"openid-gateway: unhealthy: {shown}: {exc}", file=sys.stderr)

@@ -35,6 +35,7 @@ from starlette.responses import Response
 from gateway.gate.answers import send_refusal
 from gateway.gate.authenticate import Authenticator
 from gateway.gate.clientaddr import ClientAddress
+from gateway.pages.languages import N_
 from gateway.pages.render import Pages, SecurityHeaders, cannot_check
 from gateway.state.sessions import host_name
 from gateway.types import ASGIApp, Receive, Scope, Send
@@ -97,12 +98,14 @@ class ForwardAuth:
         auth = self.auth
         self.client_address.set_request_id(scope)
         if not request.uri.startswith("/"):
-            await self.page(scope, receive, send, self.site.error(400, "Bad request",
-                                                                  "The request could not be understood."))
+            self.site.languages.use(scope)
+            await self.page(scope, receive, send, self.site.error(400, N_("Bad request"),
+                                                                  N_("The request could not be understood.")))
             return
         method, host, uri = request.method, request.host, request.uri
         verdict = auth.check(cookie, method, host, uri, self.next_target(request))
         if verdict.status == 503:
+            self.site.languages.use(scope)
             await self.page(scope, receive, send, cannot_check(self.site))
             return
         if verdict.status == 200:
@@ -115,7 +118,8 @@ class ForwardAuth:
             return
         auth.log_refusal(verdict, method, host, uri)
         await send_refusal(scope, receive, send, status=verdict.status, login=self.public_origin + verdict.login,
-                           api=auth.refusal_is_api(scope["headers"], uri.partition("?")[0]), uri=uri, pages=self.pages)
+                           api=auth.refusal_is_api(scope["headers"], uri.partition("?")[0]), uri=uri, pages=self.pages,
+                           paths=self.site.paths)
 
     async def refuse_unknown(self, scope: Scope, receive: Receive, send: Send) -> None:
         """An auth request that names no original request the gateway may believe: 400, logged."""

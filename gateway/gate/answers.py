@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from gateway import paths
+from gateway.paths import Paths
 from gateway.types import ASGIApp, Receive, Scope, Send
 
-WWW_AUTHENTICATE = b'Cookie realm="openid-gateway", form="' + paths.LOGIN.encode() + b'"'
-# The gateway's 403 page (gateway.pages.forbidden), rendered for the URI in X-Original-URI.
 _JSON = b"application/json"
 
 
@@ -71,24 +69,32 @@ def json_body(status: int, login_url: str = "") -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def json_headers(body: bytes, status: int) -> list[tuple[bytes, bytes]]:
+def www_authenticate(login_path: str) -> bytes:
+    """The ``WWW-Authenticate`` of a JSON 401: where the sign-in form is (the configured login path)."""
+    return b'Cookie realm="openid-gateway", form="' + login_path.encode() + b'"'
+
+
+def json_headers(body: bytes, status: int, login_path: str) -> list[tuple[bytes, bytes]]:
     headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode()),
                (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
     if status == 401:
-        headers.append((b"www-authenticate", WWW_AUTHENTICATE))
+        headers.append((b"www-authenticate", www_authenticate(login_path)))
     return headers
 
 
-def forbidden_page_scope(scope: Scope, uri: str) -> Scope:
-    """The scope that renders the 403 page for ``uri`` (the page reads ``X-Original-URI``, as from nginx)."""
+def forbidden_page_scope(scope: Scope, uri: str, forbidden_path: str) -> Scope:
+    """The scope that renders the 403 page (:mod:`gateway.pages.forbidden`) for ``uri``.
+
+    The page reads ``X-Original-URI``, as from nginx.
+    """
     headers = [(k, v) for k, v in scope["headers"] if k != b"x-original-uri"]
     headers.append((b"x-original-uri", uri.encode("latin-1")))
-    return {**scope, "method": "GET", "path": paths.FORBIDDEN, "raw_path": paths.FORBIDDEN.encode(),
+    return {**scope, "method": "GET", "path": forbidden_path, "raw_path": forbidden_path.encode(),
             "query_string": b"", "headers": headers}
 
 
 async def send_refusal(scope: Scope, receive: Receive, send: Send, *, status: int, login: str, api: bool,
-                       uri: str, pages: ASGIApp) -> None:
+                       uri: str, pages: ASGIApp, paths: Paths) -> None:
     """Refuse where the gateway answers the browser itself (proxy mode, Caddy/Traefik forward auth).
 
     An API client gets the JSON 401/403; a browser a redirect to ``login``
@@ -96,7 +102,8 @@ async def send_refusal(scope: Scope, receive: Receive, send: Send, *, status: in
     """
     if api:
         body = json_body(status, login)
-        await send({"type": "http.response.start", "status": status, "headers": json_headers(body, status)})
+        headers = json_headers(body, status, paths.login)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
     elif status == 401:
         await send({"type": "http.response.start", "status": 302,
@@ -104,8 +111,8 @@ async def send_refusal(scope: Scope, receive: Receive, send: Send, *, status: in
                                 (b"content-length", b"0")]})
         await send({"type": "http.response.body", "body": b""})
     else:
-        await pages(forbidden_page_scope(scope, uri), receive, send)
+        await pages(forbidden_page_scope(scope, uri, paths.forbidden), receive, send)
 
 
-__all__ = ["WWW_AUTHENTICATE", "forbidden_page_scope", "is_api_request", "json_body",
-           "json_headers", "prefers_json", "send_refusal"]
+__all__ = ["forbidden_page_scope", "is_api_request", "json_body", "json_headers", "prefers_json",
+           "send_refusal", "www_authenticate"]

@@ -35,12 +35,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
-from gateway import paths
 from gateway.errors import UnsafeRedirect
+from gateway.paths import Paths
 
 __all__ = ["FALLBACK", "NextTargets", "check_next", "next_or_reason", "safe_next"]
 
@@ -109,6 +109,7 @@ class NextTargets:
     public_url: str
     allowed_hosts: tuple[str, ...] = ()
     max_length: int = 2048
+    paths: Paths = field(kw_only=True)  # the login page's address (route_prefix)
 
     def safe(self, target: str | None) -> str:
         """``target`` if it is safe, else ``/`` (:func:`safe_next`)."""
@@ -122,7 +123,7 @@ class NextTargets:
 
     def login_url(self, target: str | None, message: str | None = None) -> str:
         """The login page that sends the browser on to ``target`` (made safe) afterwards."""
-        return paths.login_url(self.safe(target), message)
+        return self.paths.login_url(self.safe(target), message)
 
 
 def _refuse_unsafe_path(reference: str, target: str) -> None:

@@ -19,9 +19,9 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import paths
 from gateway.observe.events import SessionEnded, SignedOutEverywhere, hash_id
 from gateway.pages.forms import CSRFForms, form_text
+from gateway.pages.languages import N_
 from gateway.pages.login import LoginEndpoints
 from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
@@ -33,19 +33,19 @@ logger = logging.getLogger("gateway.account")
 
 # The account page's notices (``?m=``): (kind, text); unknown codes show nothing.
 NOTICES: dict[str, tuple[str, str]] = {
-    "linked": ("info", "The sign-in method is linked: signing in with it now reaches this account."),
-    "unlinked": ("info", "The sign-in method is unlinked: signing in with it no longer reaches this account."),
-    "not-yours": ("error", "That linked sign-in is not one of this account's. Nothing was changed."),
-    "link-failed": ("error", "Signing in with the other provider did not succeed, so nothing was linked."),
-    "link-self": ("error", "That is the sign-in method you are signed in with: there is nothing to link."),
-    "link-exists": ("info", "That sign-in method is already linked to this account."),
-    "link-taken": ("error", "That sign-in method already reaches another account, so it was not linked. "
-                   "Sign in with it and unlink it there first."),
-    "link-has-links": ("error", "Other sign-in methods are linked to that one, so it cannot be linked here. "
-                       "Sign in with it and unlink them first."),
-    "link-stale": ("error", "This session is of a sign-in method that now reaches another account. Please sign in "
-                   "again."),
-    "unknown-provider": ("error", "That provider is not one this site offers."),
+    "linked": ("info", N_("The sign-in method is linked: signing in with it now reaches this account.")),
+    "unlinked": ("info", N_("The sign-in method is unlinked: signing in with it no longer reaches this account.")),
+    "not-yours": ("error", N_("That linked sign-in is not one of this account's. Nothing was changed.")),
+    "link-failed": ("error", N_("Signing in with the other provider did not succeed, so nothing was linked.")),
+    "link-self": ("error", N_("That is the sign-in method you are signed in with: there is nothing to link.")),
+    "link-exists": ("info", N_("That sign-in method is already linked to this account.")),
+    "link-taken": ("error", N_("That sign-in method already reaches another account, so it was not linked. "
+                   "Sign in with it and unlink it there first.")),
+    "link-has-links": ("error", N_("Other sign-in methods are linked to that one, so it cannot be linked here. "
+                       "Sign in with it and unlink them first.")),
+    "link-stale": ("error", N_("This session is of a sign-in method that now reaches another account. Please sign in "
+                   "again.")),
+    "unknown-provider": ("error", N_("That provider is not one this site offers.")),
 }
 
 
@@ -55,6 +55,7 @@ class AccountEndpoints:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.runtime = services.runtime
+        self.paths = services.runtime.paths
         self.forms = CSRFForms(services.runtime)
         self.sign_out = SignOut(services.runtime)
         self.login = LoginEndpoints(services)
@@ -64,7 +65,7 @@ class AccountEndpoints:
         runtime = self.runtime
         session = self.services.current_session(request)
         if session is None:
-            return redirect(paths.login_url(paths.ACCOUNT))
+            return redirect(self.paths.login_url(self.paths.account))
         sessions = await run_in_threadpool(runtime.store.list_sessions, session.identity.user_id, runtime.now())
         sessions = [s for s in sessions if not runtime.revocation.is_revoked(s.session_id)]
         links = await run_in_threadpool(self.identities.links, session.identity.user_id)
@@ -74,7 +75,7 @@ class AccountEndpoints:
         page = self.services.pages.render(
             "account.html", identity=session.identity, sessions=sessions, current_id=session.session_id,
             csrf_token=token, links=links, providers=others,
-            notices=[{"kind": notice[0], "text": notice[1]}] if notice else [])
+            notices=[{"kind": notice[0], "text": self.services.pages.translate(notice[1])}] if notice else [])
         return add_cookies(page, cookies)
 
     async def link(self, request: Request) -> Response:
@@ -82,30 +83,31 @@ class AccountEndpoints:
         runtime = self.runtime
         form, session = await self.signed_in_form(request)
         if session is None:
-            return redirect(paths.login_url(paths.ACCOUNT))
+            return redirect(self.paths.login_url(self.paths.account))
         await run_in_threadpool(runtime.login_limiter.hit, self.services.client(request))
         identifier = form_text(form, "provider")
         if not any(p.identifier == identifier for p in runtime.settings.providers):
-            return redirect(paths.ACCOUNT + "?m=unknown-provider")
+            return redirect(self.paths.account + "?m=unknown-provider")
         intent = LinkIntent(session.identity.user_id, session_digest(session.session_id))
         logger.info("%s starts linking a sign-in with %s", session.identity.user_id, identifier[:200])
-        return await self.login.start(request, identifier, paths.ACCOUNT, False, intent.data())
+        return await self.login.start(request, identifier, self.paths.account, False, intent.data())
 
     async def unlink(self, request: Request) -> Response:
         form, session = await self.signed_in_form(request)
         if session is None:
-            return redirect(paths.login_url(paths.ACCOUNT))
+            return redirect(self.paths.login_url(self.paths.account))
         key = form_text(form, "identity_key")
         user_id = session.identity.user_id
         ended = await run_in_threadpool(self.identities.unlink, key, user_id, self.services.client(request))
         if ended is None:
             logger.warning("%s tried to unlink %r, not one of their links", user_id, key[:200])
-            return redirect(paths.ACCOUNT + "?m=" + NOT_YOURS)
+            return redirect(self.paths.account + "?m=" + NOT_YOURS)
         self.sign_out.here(ended)
         logger.info("%s unlinked sign-in %s (%d of its sessions ended)", user_id, key, len(ended))
         if session.session_id in ended:  # signed in with the method just unlinked: this session is over too
-            return redirect(paths.login_url(paths.ACCOUNT, "unlinked-signed-out"), self.runtime.sign_out_cookies())
-        return redirect(paths.ACCOUNT + "?m=unlinked")
+            return redirect(self.paths.login_url(self.paths.account, "unlinked-signed-out"),
+                            self.runtime.sign_out_cookies())
+        return redirect(self.paths.account + "?m=unlinked")
 
     async def signed_in_form(self, request: Request) -> tuple[FormData, Session | None]:
         """The form of a POST to the account pages, CSRF-checked, and the session posting it."""
@@ -116,7 +118,7 @@ class AccountEndpoints:
         runtime = self.runtime
         form, session = await self.signed_in_form(request)
         if session is None:
-            return redirect(paths.login_url(paths.ACCOUNT))
+            return redirect(self.paths.login_url(self.paths.account))
         target = form_text(form, "session_id")
         owned = await run_in_threadpool(runtime.store.list_sessions, session.identity.user_id, runtime.now())
         for record in owned:
@@ -126,15 +128,15 @@ class AccountEndpoints:
                 logger.info("%s ended session %s", session.identity.user_id, hash_id(target))
                 runtime.events.emit(SessionEnded(session.identity.user_id, hash_id(target),
                                                  self.services.client(request)))
-        return redirect(paths.ACCOUNT)
+        return redirect(self.paths.account)
 
     async def sign_out_everywhere(self, request: Request) -> Response:
         runtime = self.runtime
         _, session = await self.signed_in_form(request)
         if session is None:
-            return redirect(paths.login_url(paths.ACCOUNT))
+            return redirect(self.paths.login_url(self.paths.account))
         user_id = session.identity.user_id
         ended = await self.sign_out.end_user(user_id, [session.session_id])
         logger.info("%s signed out everywhere (%d sessions)", user_id, ended)
         runtime.events.emit(SignedOutEverywhere(user_id, ended, self.services.client(request)))
-        return redirect(paths.login_url("/", "signed-out-everywhere"), runtime.sign_out_cookies())
+        return redirect(self.paths.login_url("/", "signed-out-everywhere"), runtime.sign_out_cookies())

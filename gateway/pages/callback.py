@@ -25,10 +25,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import paths
 from gateway.errors import BadRequest, LoginFailed, SignInBusy
 from gateway.observe.events import IdentityLinkRefused, SignedIn, SignInFailed
 from gateway.pages.forms import MAX_FIELDS, read_form
+from gateway.pages.languages import N_
 from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
 from gateway.pages.session_start import start_session
@@ -49,6 +49,7 @@ class CallbackEndpoint:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.runtime = services.runtime
+        self.paths = services.runtime.paths
         self.states = self.runtime.login_states
         self.identities = self.runtime.identities
 
@@ -69,9 +70,11 @@ class CallbackEndpoint:
             # A cross-site POST carries no SameSite=Lax cookie: re-post from our origin once.
             fields = sorted({k: v for k, v in query.items() if k not in request.query_params}.items())
             fields.append((RESUBMIT_FIELD, "1"))
-            return self.services.pages.render(
-                "autopost.html", title="Signing you in", action=str(request.url.path) + "?" + request.url.query,
-                fields=fields, detail="Finishing sign-in…")
+            pages = self.services.pages
+            return pages.render(
+                "autopost.html", title=pages.translate(N_("Signing you in")),
+                action=str(request.url.path) + "?" + request.url.query,
+                fields=fields, detail=pages.translate(N_("Finishing sign-in…")))
         query.pop(RESUBMIT_FIELD, None)
         clear_state = [self.states.clear_cookie(state_id)] if state_id else []
         next_target = "/"  # until the login state says where this person was going
@@ -92,8 +95,8 @@ class CallbackEndpoint:
             logger.warning("sign-in failed for %s: %s", client, exc.reason)
             runtime.events.emit(SignInFailed(provider, exc.code, client))
             if link is not None:  # the person is signed in: the account page says it
-                return redirect(paths.ACCOUNT + "?m=link-failed", clear_state)
-            return redirect(paths.login_url(next_target, exc.code), clear_state)
+                return redirect(self.paths.account + "?m=link-failed", clear_state)
+            return redirect(self.paths.login_url(next_target, exc.code), clear_state)
         if link is not None:
             return await self.finish_link(request, link, identity, clear_state)
         cookies = await start_session(self.services, request, identity, remember=record.remember)
@@ -130,16 +133,17 @@ class CallbackEndpoint:
                            "started it", identity.user_id, link.user_id, client)
             self.runtime.events.emit(IdentityLinkRefused(link.user_id, identity.user_id, "other-session", client))
             return add_cookies(self.services.pages.error(
-                400, "Link refused", "This sign-in was started to link another sign-in method to an account, but "
-                "that account is no longer signed in in this browser. Nothing was linked.",
-                back_url=paths.ACCOUNT, back_label="Back to your account"), cookies)
+                400, N_("Link refused"), N_("This sign-in was started to link another sign-in method to an account,"
+                                             " but that account is no longer signed in in this browser. Nothing"
+                                             " was linked."),
+                back_url=self.paths.account, back_label=N_("Back to your account")), cookies)
         try:
             await run_in_threadpool(self.identities.link, identity.user_id, identity.provider, link.user_id, client)
         except LinkRefused as exc:
             logger.warning("link refused for %s: %s", client, exc.reason)
-            return redirect(paths.ACCOUNT + "?m=" + exc.code, cookies)
+            return redirect(self.paths.account + "?m=" + exc.code, cookies)
         logger.info("%s linked sign-in %s (%s) from %s", link.user_id, identity.user_id, identity.provider, client)
-        return redirect(paths.ACCOUNT + "?m=linked", cookies)
+        return redirect(self.paths.account + "?m=linked", cookies)
 
     def state_missing(self, request: Request) -> LoginFailed:
         """Why no login-state cookie matched, naming ``public_url`` when a setup mistake is the likely cause."""

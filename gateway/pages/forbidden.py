@@ -12,7 +12,6 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import paths
 from gateway.errors import StoreUnavailable
 from gateway.pages.forms import CSRFForms
 from gateway.pages.render import add_cookies
@@ -25,6 +24,7 @@ class ForbiddenEndpoint:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.runtime = services.runtime
+        self.paths = services.runtime.paths
         self.forms = CSRFForms(services.runtime)
 
     async def page(self, request: Request) -> Response:
@@ -37,5 +37,5 @@ class ForbiddenEndpoint:
         token, cookies = self.forms.form_token(request)
         page = self.services.pages.render(
             "forbidden.html", status=403, identity=session.identity if session else None, csrf_token=token,
-            switch_next=paths.login_url(target))
+            switch_next=self.paths.login_url(target))
         return add_cookies(page, cookies)

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from gateway.errors import LoginFailed, UnsafeRedirect
 from gateway.observe.events import RememberRestored, SignInFailed, SignInStarted
 from gateway.pages.forms import CSRFForms, form_text
+from gateway.pages.languages import N_
 from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
 from gateway.pages.session_start import start_session
@@ -40,6 +41,9 @@ class LoginEndpoints:
         self.services = services
         self.runtime = services.runtime
         self.forms = CSRFForms(services.runtime)
+        settings = services.runtime.settings
+        self.typed_openid = settings.typed_openid
+        self.buttons = frozenset(p.identifier for p in settings.providers)
 
     async def page(self, request: Request) -> Response:
         runtime = self.runtime
@@ -85,6 +89,7 @@ class LoginEndpoints:
         response = self.services.pages.render(
             "login.html", status=status, message=message, next=next_target, identifier=identifier,
             remember=remember, providers=self.runtime.settings.providers, csrf_token=token,
+            openid_field=self.typed_openid,
         )
         return add_cookies(response, (cookies or []) + csrf_cookies)
 
@@ -96,6 +101,12 @@ class LoginEndpoints:
         next_target = runtime.next_targets.safe(form_text(form, "next"))
         remember = form_text(form, "remember") in ("1", "on", "yes")
         identifier = form_text(form, "provider") or form_text(form, "identifier")
+        if not self.typed_openid and identifier not in self.buttons:
+            # No typed-in OpenID here (openid_field): a made-up "provider" value is one too.
+            logger.warning("sign-in refused for %s: %r is not a configured provider and openid_field is off",
+                           client, identifier[:200])
+            runtime.events.emit(SignInFailed("", "refused", client))
+            return self.render(request, next_target, "refused", remember=remember, status=400)
         host = request.headers.get("host", "")
         if not state_cookie_returns(host, runtime.settings.public_url, runtime.settings.cookie_domain):
             logger.warning("sign-in refused for %s: the browser is at %r but public_url is %s, so the login-state "
@@ -133,7 +144,9 @@ class LoginEndpoints:
         runtime.events.emit(SignInStarted(started.label, client))
         if started.form_fields is None:
             return redirect(started.url, [state_cookie])
-        response = self.services.pages.render(
-            "autopost.html", title="Continue to your provider", action=started.url,
-            fields=sorted(started.form_fields.items()), detail="Taking you to your OpenID provider…")
+        pages = self.services.pages
+        response = pages.render(
+            "autopost.html", title=pages.translate(N_("Continue to your provider")), action=started.url,
+            fields=sorted(started.form_fields.items()),
+            detail=pages.translate(N_("Taking you to your OpenID provider…")))
         return add_cookies(response, [state_cookie])

@@ -25,11 +25,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway import paths
 from gateway.errors import LoginFailed, StoreUnavailable
 from gateway.gate.redirects import FALLBACK
 from gateway.observe.events import SignedOut, hash_id
 from gateway.pages.forms import CSRFForms, form_text
+from gateway.pages.languages import N_
 from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
 from gateway.pages.signout import SignOut
@@ -47,6 +47,7 @@ class LogoutEndpoint:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.runtime = services.runtime
+        self.paths = services.runtime.paths
         self.forms = CSRFForms(services.runtime)
         self.sign_out = SignOut(services.runtime)
         runtime = services.runtime
@@ -76,14 +77,14 @@ class LogoutEndpoint:
             session_ids, series_ids = await self.revoke_browser(cookie_header, self.services.client(request))
         except StoreUnavailable:
             page = self.services.pages.error(
-                503, "Sign-out incomplete", "You were signed out in this browser, but the server could not record "
-                "it. Please try again in a moment.")
+                503, N_("Sign-out incomplete"), N_("You were signed out in this browser, but the server could not"
+                                                   " record it. Please try again in a moment."))
             return add_cookies(page, clear)
         target = runtime.next_targets.safe(next_param) if next_param else None
         at_provider = await self.provider_logout_url(session_ids, series_ids, target)
         if at_provider is not None:  # the provider sends the person back to our login page (and on to target)
             return redirect(at_provider, clear)
-        return redirect(target or paths.login_url("/", "signed-out"), clear)
+        return redirect(target or self.paths.login_url("/", "signed-out"), clear)
 
     async def provider_logout_url(self, session_ids: list[str], series_ids: list[str],
                                   next_target: str | None = None) -> str | None:
@@ -111,7 +112,7 @@ class LogoutEndpoint:
                 if login is None:
                     continue
                 url = await run_in_threadpool(runtime.oidc.end_session_url, login.provider, login.id_token,
-                                              runtime.settings.public_origin + paths.POST_LOGOUT, state)
+                                              runtime.settings.public_origin + self.paths.post_logout, state)
                 if url is not None:
                     return url
         except (StoreUnavailable, LoginFailed) as exc:

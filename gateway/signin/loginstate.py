@@ -20,7 +20,6 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 
-from gateway import paths
 from gateway.errors import LoginFailed
 from gateway.state.sessions import CookiePolicy, TokenCodec
 from gateway.store import LoginStateRecord, Store
@@ -54,8 +53,10 @@ class LoginStates:
     """Begins and takes login states; store calls block (run them in a worker thread)."""
 
     def __init__(self, store: Store, codec: TokenCodec, cookies: CookiePolicy, clock: Callable[[], float],
-                 lifetime: int = STATE_LIFETIME) -> None:
+                 callback_path: str, lifetime: int = STATE_LIFETIME) -> None:
         self.store = store
+        # The cookie goes back to the callback only (gateway.paths): no other request carries it.
+        self.callback_path = callback_path
         self.codec = codec
         self.cookies = cookies
         self.clock = clock
@@ -68,7 +69,7 @@ class LoginStates:
         self.store.put_login_state(LoginStateRecord(state_id, protocol, provider, next_target, remember,
                                                     now, now + self.lifetime, dict(data)))
         return self.cookies.set(cookie_name(state_id), self.codec.encode(state_id), max_age=self.lifetime,
-                                path=paths.CALLBACK)
+                                path=self.callback_path)
 
     def bound(self, cookies: Mapping[str, str], state_id: str) -> bool:
         """Whether this browser holds the signed cookie for ``state_id`` (it started this sign-in)."""
@@ -90,7 +91,7 @@ class LoginStates:
         self.store.put_login_state(record)
 
     def clear_cookie(self, state_id: str) -> str:
-        return self.cookies.delete(cookie_name(state_id), path=paths.CALLBACK)
+        return self.cookies.delete(cookie_name(state_id), path=self.callback_path)
 
 
 __all__ = ["STATE_COOKIE_PREFIX", "STATE_FIELD", "STATE_LIFETIME", "LoginStates", "cookie_name", "new_state_id",

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from devtools.stack import LOCAL_PROVIDER_NAME, Stack
-from gateway.paths import CALLBACK as CALLBACK_PATH
+from gateway.paths import DEFAULT as DEFAULT_PATHS
 from tests.browser.a11y import SCHEMES, Scheme, border_contrast, check_page, require_axe
 from tests.browser.steps import NewContext, expect_login_page, expect_signed_in, sign_in, visit_from_another_site
 from tests.browser.steps import consent as steps_consent
@@ -48,7 +48,7 @@ def sign_in_button(page: Page) -> None:
 
 def post_unbound_answer(page: Page, stack: Stack) -> None:
     """POST an OpenID answer to the callback from another site: the gateway re-posts it through its autopost page."""
-    action = f"{stack.url}{CALLBACK_PATH}?gw_state={secrets.token_urlsafe(16)}&next=%2F&remember=0"
+    action = f"{stack.url}{DEFAULT_PATHS.callback}?gw_state={secrets.token_urlsafe(16)}&next=%2F&remember=0"
     page.route(stack.provider_url + "/answer", lambda route: route.fulfill(content_type="text/html", body=(
         f'<!doctype html><title>Answer</title><form method="post" action="{action}">'
         '<input type="hidden" name="openid.mode" value="id_res"><button>Send</button></form>')))

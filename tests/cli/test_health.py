@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from gateway import paths
 from gateway.cli import health, main
+from gateway.paths import DEFAULT
 from tests.conftest import RunningGateway
 from tests.servers import UvicornThread, free_port
 
@@ -43,7 +43,7 @@ def test_an_answer_other_than_200_is_unhealthy(gateway: RunningGateway, capsys: 
     async def failing(request: Request) -> PlainTextResponse:
         return PlainTextResponse("no\n", status_code=503)
 
-    with UvicornThread(Starlette(routes=[Route(paths.HEALTH, failing)])) as server:
+    with UvicornThread(Starlette(routes=[Route(DEFAULT.health, failing)])) as server:
         assert health.run(dataclasses.replace(gateway.settings, port=server.port)) == health.EXIT_UNHEALTHY
     assert "answered 503" in capsys.readouterr().err
 

@@ -100,3 +100,15 @@ def test_check_config_takes_secrets_from_files_and_never_prints_them(tmp_path: P
     refused = run("check-config", env=env)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert f"chmod o-rwx {tmp_path / 'proof_key'}" in refused.stderr and "p" * 40 not in refused.stderr
+
+
+def test_check_config_names_the_uris_to_register_under_the_route_prefix(tmp_path: Path) -> None:
+    oidc = ('[[providers]]\ntype = "oidc"\nname = "Example"\nissuer = "https://id.example"\nclient_id = "c"\n'
+            'client_secret = "s"\nlogout_at_provider = true\n')
+    result = run("check-config", "--config", config(tmp_path, KEYS + 'route_prefix = "/sso"\n' + oidc))
+    assert result.returncode == 0, result.stderr
+    assert "redirect URI to register with OpenID Connect providers: https://a.example/sso/callback\n" in result.stdout
+    assert "back-channel logout URI for OpenID Connect providers: https://a.example/sso/backchannel-logout\n" in (
+        result.stdout)
+    assert "post-logout redirect URI (logout_at_provider): https://a.example/sso/login?m=signed-out\n" in (
+        result.stdout)

@@ -53,8 +53,8 @@ def test_json_answers_say_where_to_sign_in() -> None:
     body = json_body(401, "/login?next=%2Fapi%2Fx")
     assert json.loads(body) == {"error": "unauthorized", "message": "Sign in first.",
                                 "login_url": "/login?next=%2Fapi%2Fx"}
-    headers = dict(json_headers(body, 401))
+    headers = dict(json_headers(body, 401, "/login"))
     assert headers[b"www-authenticate"].startswith(b"Cookie")
     assert headers[b"content-length"] == str(len(body)).encode()
     assert json.loads(json_body(403))["error"] == "forbidden"
-    assert b"www-authenticate" not in dict(json_headers(json_body(403), 403))
+    assert b"www-authenticate" not in dict(json_headers(json_body(403), 403, "/login"))

@@ -16,6 +16,8 @@ from gateway.front.proxy._connection import Connection, Pool, UpstreamTimeout
 from gateway.front.proxy._headers import CHUNKED, NO_BODY, RequestHeads, UnsupportedTransferCoding, response_headers
 from gateway.front.proxy._websocket import WebSocketForwarder
 from gateway.observe import metrics
+from gateway.pages.languages import N_
+from gateway.pages.render import SECURITY_HEADERS
 from gateway.proof import request_uri
 from gateway.types import Receive, Scope, Send
 
@@ -28,14 +30,18 @@ logger = logging.getLogger("gateway.proxy")
 # connection when a pooled one turns out to have been closed by the upstream.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 PUBLIC_MESSAGES = {
-    400: "The request could not be understood.",
-    502: "The application behind this site is not answering. Please try again in a moment.",
-    504: "The application behind this site took too long to answer. Please try again in a moment.",
+    400: N_("The request could not be understood."),
+    502: N_("The application behind this site is not answering. Please try again in a moment."),
+    504: N_("The application behind this site took too long to answer. Please try again in a moment."),
 }
-CERTIFICATE_MESSAGE = "The application behind this site could not be reached securely: its certificate was refused."
+CERTIFICATE_MESSAGE = N_("The application behind this site could not be reached securely: its certificate was"
+                         " refused.")
+# Renders the page of a failed forward: (the request's scope, status, message). The gateway passes its own
+# (gateway.app: the operator's templates, the visitor's language); default_error_page otherwise.
+ErrorPage = Callable[[Scope, int, str], bytes]
 
 
-def default_error_page(status: int, message: str) -> bytes:
+def default_error_page(scope: Scope, status: int, message: str) -> bytes:
     title = f"{status} {HTTPStatus(status).phrase}"
     return (
         f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title></head>"
@@ -106,7 +112,7 @@ class UpstreamProxy:
         connect_timeout: float,
         read_timeout: float,
         pool_size: int,
-        error_page: Callable[[int, str], bytes] | None = None,
+        error_page: ErrorPage | None = None,
         strip_cookies: tuple[Iterable[str], Iterable[str]] | None = None,
         ca_bundle: str = "",
     ) -> None:
@@ -135,7 +141,7 @@ class UpstreamProxy:
         cls,
         settings: Settings,
         *,
-        error_page: Callable[[int, str], bytes] | None = None,
+        error_page: ErrorPage | None = None,
         gateway_cookies: tuple[Iterable[str], Iterable[str]] | None = None,
     ) -> UpstreamProxy:
         """The proxy ``settings`` describe; ``gateway_cookies`` are stripped unless ``pass_gateway_cookies``."""
@@ -201,7 +207,7 @@ class UpstreamProxy:
             )
         except UnsupportedTransferCoding as exc:
             logger.warning("proxy %s %s refused: %s", method, raw_path.decode("latin-1"), exc)
-            await self._send_error(send, 400, PUBLIC_MESSAGES[400])
+            await self._send_error(scope, send, 400, PUBLIC_MESSAGES[400])
             return
         first = b""
         more = False
@@ -227,7 +233,7 @@ class UpstreamProxy:
             logger.warning("proxy %s %s: %s", method, raw_path.decode("latin-1"), exc.reason)
             metrics.count_upstream_error(exc.status)
             if not started:
-                await self._send_error(send, exc.status, exc.public)
+                await self._send_error(scope, send, exc.status, exc.public)
         finally:
             if conn is not None:
                 pool.release(conn, not conn.client_left)
@@ -344,12 +350,13 @@ class UpstreamProxy:
         finally:
             watcher.cancel()
 
-    async def _send_error(self, send: Send, status: int, message: str) -> None:
-        body = self._error_page(status, message)
+    async def _send_error(self, scope: Scope, send: Send, status: int, message: str) -> None:
+        body = self._error_page(scope, status, message)
         headers = [
             (b"content-type", b"text/html; charset=utf-8"),
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"),
+            *SECURITY_HEADERS,  # the CSP of every gateway page, whatever template rendered it
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -13,7 +13,6 @@ import logging
 
 from starlette.responses import Response
 
-from gateway import paths
 from gateway.front.proxy._proxy import UpstreamProxy
 from gateway.front.proxy._websocket import refuse as refuse_websocket
 from gateway.gate.answers import json_body, json_headers, send_refusal
@@ -65,6 +64,7 @@ class ProxyDoor:
         rid_header = (REQUEST_ID_HEADER, rid.encode("ascii"))  # the app sees the id the logs name
         verdict = self.auth.check(cookie, method, host, uri)
         if verdict.status == 503:
+            self.site.languages.use(scope)
             response: Response = cannot_check(self.site)
             await SecurityHeaders(response)(scope, receive, send)  # no-store and the CSP, as every gateway page
             return
@@ -97,14 +97,14 @@ class ProxyDoor:
         self.auth.log_refusal(verdict, scope["method"], host, uri)
         await send_refusal(scope, receive, send, status=verdict.status, login=verdict.login,
                            api=self.auth.refusal_is_api(scope["headers"], uri.partition("?")[0]), uri=uri,
-                           pages=self.pages)
+                           pages=self.pages, paths=self.site.paths)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket handshake is judged as a GET of its URI (the same decision), then relayed.
 
         A revoked session cannot open a new socket; one already open stays open until either side closes it.
         """
-        if paths.is_own(scope["path"]):
+        if self.site.paths.is_own(scope["path"]):
             await send({"type": "websocket.close", "code": 1008})  # the gateway's own pages: never the app's
             return
         cookie, host, client_addr, trusted, uri, rid = self._incoming(scope)
@@ -116,7 +116,8 @@ class ProxyDoor:
         if verdict.status != 200:
             self.auth.log_refusal(verdict, "GET", host, uri)
             body = json_body(verdict.status, verdict.login)
-            await refuse_websocket(scope, send, verdict.status, json_headers(body, verdict.status), body)
+            headers = json_headers(body, verdict.status, self.site.paths.login)
+            await refuse_websocket(scope, send, verdict.status, headers, body)
             return
         extra: list[tuple[bytes, bytes]] = [(REQUEST_ID_HEADER, rid.encode("ascii"))]
         accept: list[tuple[bytes, bytes]] = []
