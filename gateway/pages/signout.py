@@ -57,6 +57,7 @@ class SignOut:
         for session_id in known:
             runtime.revocation.add(session_id)
         now = runtime.now()
+        runtime.revocation.add_cutoff(user_id, now)  # the user's bearer tokens too, here at once
         ended = await self.with_retries(lambda: runtime.store.revoke_user(user_id, now))
         for session_id in ended:
             runtime.revocation.add(session_id)

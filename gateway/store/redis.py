@@ -66,12 +66,14 @@ import gateway.store.redis_lua as redis_lua
 from gateway.errors import StoreMisconfigured, StoreUnavailable
 from gateway.observe import metrics
 from gateway.store.base import (
+    CUTOFF_KEEP,
     LinkRecord,
     LoginStateRecord,
     ProviderSessionRecord,
     RememberRecord,
     RevocationPushes,
     SessionRecord,
+    cutoff_entry,
 )
 from gateway.store.location import RedisLocation, parse_redis
 
@@ -299,7 +301,7 @@ class RedisStore:
         self._revoke_by("session", now, session_id)
 
     def revoke_user(self, user_id: str, now: float) -> list[str]:
-        return self._revoke_by("user", now, user_id)
+        return self._revoke_by("user", now, user_id, cutoff_entry(user_id, now), _num(now + CUTOFF_KEEP))
 
     def _sessions(self, client: redis.Redis, ids: list[str]) -> list[SessionRecord]:
         with client.pipeline(transaction=False) as pipe:
@@ -330,7 +332,7 @@ class RedisStore:
         return self._live(self._call(work), now)
 
     def revoke_all(self, now: float) -> list[str]:
-        return self._revoke_by("all", now)
+        return self._revoke_by("all", now, "", cutoff_entry("", now), _num(now + CUTOFF_KEEP))
 
     def revocations_after(self, seq: int, now: float) -> tuple[list[str], int]:
         rows = [str(row) for row in self._script(self._read_log, str(seq), now=now)]

@@ -27,12 +27,14 @@ from openid.store import nonce as openid_nonce
 from gateway.errors import StoreUnavailable
 from gateway.observe import metrics
 from gateway.store.base import (
+    CUTOFF_KEEP,
     LinkRecord,
     LoginStateRecord,
     ProviderSessionRecord,
     RememberRecord,
     RevocationPushes,
     SessionRecord,
+    cutoff_entry,
 )
 
 T = TypeVar("T")
@@ -328,6 +330,12 @@ class SQLiteStore:
                             (key, now)).fetchall()
         return [row[0] for row in rows]
 
+    @staticmethod
+    def _log_cutoff(conn: sqlite3.Connection, user_id: str, now: float) -> None:
+        """Log the bearer-token cutoff of ``user_id`` ("": everyone) in the caller's transaction."""
+        conn.execute("INSERT INTO revocations (session_id, expires) VALUES (?, ?)",
+                     (cutoff_entry(user_id, now), now + CUTOFF_KEEP))
+
     def revoke_session(self, session_id: str, now: float) -> None:
         def work(conn: sqlite3.Connection) -> None:
             with self._transaction(conn):
@@ -342,6 +350,7 @@ class SQLiteStore:
             with self._transaction(conn):
                 conn.execute("UPDATE remember_series SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
                              (now, user_id))
+                self._log_cutoff(conn, user_id, now)
                 return self._revoke_where(conn, self._BY_USER, user_id, now)
 
         return self._call(work)
@@ -360,6 +369,7 @@ class SQLiteStore:
         def work(conn: sqlite3.Connection) -> list[str]:
             with self._transaction(conn):
                 conn.execute("UPDATE remember_series SET revoked_at = ? WHERE revoked_at IS NULL", (now,))
+                self._log_cutoff(conn, "", now)
                 return self._revoke_where(conn, self._EVERY, "", now)
 
         return self._call(work)
