@@ -5,6 +5,9 @@ mints one for a user name, as the code flow would; the misbehaviour switch break
 time); the gateway accepts that audience from that provider on ``api_paths`` and on a rule with
 ``bearer = true``. Every refusal is RFC 6750's: 401 (or 403) with ``WWW-Authenticate: Bearer
 error=...``, never a redirect, and the app never sees the request.
+
+The same stack shows the provider's groups surviving a browser restart: a remember-me restore
+answers a ``group:`` rule as the sign-in did.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pytest
 from devtools.stack import PROJECT_ROOT, Stack
 from gateway.proof import ProofVerifier
 from tests.stack_fixtures import ECHO_APP, start_stack
+from tests.test_oidc_stack import oidc_sign_in
 
 pytestmark = pytest.mark.nginx
 
@@ -137,3 +141,17 @@ def test_revoking_a_user_refuses_their_tokens_issued_before_and_accepts_later_on
     time.sleep(1.1)  # iat is in whole seconds: a token of the next second is issued after the cutoff
     assert echoed(call(stack, "/echo/api/me", mint(stack, "erin")), stack)[0] == user
 
+
+def test_the_providers_groups_survive_a_browser_restart(stack: Stack) -> None:
+    """The remember-me series keeps the groups of the sign-in (the consent page gives alice "staff, admins")."""
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        landed = oidc_sign_in(browser, stack, "/echo/admin/report", remember=True)
+        assert landed.url.path == "/echo/admin/report", (landed.url, stack.logs())
+        name = next(c.name for c in browser.cookies.jar if c.expires and c.name.endswith("remember"))
+        kept = browser.cookies[name]
+    with httpx.Client(follow_redirects=True, timeout=15) as restarted:
+        restarted.cookies.set(name, kept)
+        response = restarted.get(stack.url + "/echo/admin/report")
+        assert response.url.path == "/echo/admin/report", (response.url, stack.logs())
+        user, headers = echoed(response, stack)
+        assert "admins" in headers["x-gateway-groups"].split(",") and user.startswith(stack.oidc_url + "#")

@@ -60,7 +60,7 @@ class RememberMe:
         self.store.create_series(RememberRecord(
             series_id=series_id, token_hash=_hash(token), user_id=identity.user_id,
             nickname=identity.nickname, email=identity.email, created=now, last_used=now,
-            expires=now + self.lifetime, user_agent=user_agent, provider=identity.provider,
+            expires=now + self.lifetime, user_agent=user_agent, provider=identity.provider, groups=identity.groups,
         ))
         return series_id, self.codec.encode(f"{series_id}:{token}")
 
@@ -74,7 +74,7 @@ class RememberMe:
         if record is None or record.revoked_at is not None or record.expires <= now:
             return None
         presented = _hash(token)
-        identity = Identity(record.user_id, record.nickname, record.email, provider=record.provider)
+        identity = Identity(record.user_id, record.nickname, record.email, record.groups, record.provider)
         if hmac.compare_digest(presented, record.token_hash):
             new_token = secrets.token_urlsafe(32)
             if self.store.rotate_series(series_id, presented, _hash(new_token), now):

@@ -71,6 +71,9 @@ class RememberRecord:
     user_agent: str = ""
     revoked_at: float | None = None
     provider: str = ""  # who vouched for the sign-in the series restores (``Identity.provider``)
+    # The groups the provider vouched for at that sign-in (``Identity.groups``, its groups_claim): a restore
+    # answers group rules as the sign-in did; every sign-in with remember-me starts a series with its own.
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -383,7 +383,7 @@ class RedisStore:
         fields: dict[Any, str] = {
             "th": record.token_hash, "u": record.user_id, "n": record.nickname, "em": record.email,
             "c": _num(record.created), "lu": _num(record.last_used), "e": _num(record.expires),
-            "ua": record.user_agent[:256], "pv": record.provider}
+            "ua": record.user_agent[:256], "pv": record.provider, "gr": json.dumps(list(record.groups))}
         users = self._key("ru", record.user_id)
 
         def work(client: redis.Redis) -> None:
@@ -404,7 +404,8 @@ class RedisStore:
             return None
         return RememberRecord(series_id, row["th"], row["u"], row["n"], row["em"], float(row["c"]),
                               float(row["lu"]), float(row["e"]), row.get("ph"), _opt_float(row.get("ra")),
-                              row.get("ua", ""), _opt_float(row.get("rv")), row.get("pv", ""))
+                              row.get("ua", ""), _opt_float(row.get("rv")), row.get("pv", ""),
+                              tuple(json.loads(row.get("gr", "[]"))))
 
     def rotate_series(self, series_id: str, old_hash: str, new_hash: str, now: float) -> bool:
         """Compare-and-swap in one script: of two instances restoring the same token, one rotates."""

@@ -162,6 +162,15 @@ def series(sid: str = "s", token_hash: str = "h1") -> RememberRecord:
     return RememberRecord(sid, token_hash, "u", "nick", "e@x", now, now, now + 3600)
 
 
+def test_a_series_keeps_the_provider_groups_of_its_sign_in(store: Store) -> None:
+    store.create_series(dataclasses.replace(series("g"), provider="SSO", groups=("admins", "a,b é")))
+    record = store.get_series("g")
+    assert record is not None and record.groups == ("admins", "a,b é") and record.provider == "SSO"
+    assert store.get_series("s") is None
+    store.create_series(series("none"))
+    assert store.get_series("none").groups == ()  # type: ignore[union-attr]
+
+
 def test_series_rotation_is_compare_and_swap(store: Store) -> None:
     store.create_series(series())
     assert store.rotate_series("s", "h1", "h2", time.time()) is True
