@@ -147,9 +147,11 @@ class AccessPolicy:
     default_policy: Policy = "signed_in"
     groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
     _default: Rule = field(init=False, repr=False)
+    _bearer_rules: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_default", Rule(DEFAULT_RULE, self.default_policy))
+        object.__setattr__(self, "_bearer_rules", any(rule.bearer for rule in self.rules))
 
     @property
     def trivial(self) -> bool:
@@ -182,6 +184,8 @@ class AccessPolicy:
         Asked only of a request with a token. Every reading, as for the decision: ``/api/../admin``
         is ``/admin`` to some app, and there the cookie decides.
         """
+        if not api_paths and not self._bearer_rules:
+            return False
         method, host = method.upper(), normalise_host(host)
         return all(any(_prefix_matches(prefix, reading) for prefix in api_paths)
                    or self.rule_for(method, host, reading).bearer for reading in path_readings(path))

@@ -217,15 +217,19 @@ class Authenticator:
         if token is None or not self.access.accepts_bearer(method, host, path, self.api_paths):
             return self.check(cookie_header, method, host, uri, next_target)
         assert self.bearer is not None
-        anonymous = self.access.decide(None, method, host, path)
-        if anonymous.public:
-            metrics.count_decision(anonymous.outcome, anonymous.rule)
-            return Verdict(200, anonymous, None, None)
-        if not self.revocation.healthy:
-            metrics.count_decision("unavailable", "store")
-            return Verdict(503, None, None, None)
+        now = self.now()
+        known = self.bearer.remembered(token, now)  # the common case: a client calling again
+        if known is None or not self.revocation.healthy:
+            anonymous = self.access.decide(None, method, host, path)
+            if anonymous.public:  # no token is looked at where nobody needs one
+                metrics.count_decision(anonymous.outcome, anonymous.rule)
+                return Verdict(200, anonymous, None, None)
+            if not self.revocation.healthy:
+                metrics.count_decision("unavailable", "store")
+                return Verdict(503, None, None, None)
         try:
-            known = await self.bearer.verify(token, self.now())
+            if known is None:
+                known = await self.bearer.verify(token, now)
             session = known.session
             if self.revocation.cut_off(session.identity.user_id, session.auth_time):
                 raise TokenRefused("the token was issued before its user was signed out everywhere")
@@ -234,19 +238,26 @@ class Authenticator:
             metrics.count_decision("unavailable", "store")
             return Verdict(503, None, None, None)
         except TokenRefused as refused:
-            if refused.status == 503:
-                logger.error("bearer token not checked: %s", refused.description)
-                metrics.count_decision("unavailable", "provider")
-                return Verdict(503, None, None, None)
-            logger.info("bearer token refused: %s", refused.description)
-            metrics.count_decision("sign_in", _BEARER_RULE)
-            return Verdict(401, Decision("sign_in", _BEARER_RULE), None, None, "",
-                           challenge(refused.error, refused.description))
+            return self._token_refused(refused)
         decision = self.access.decide(self._known_for(session.identity).person, method, host, path)
         metrics.count_decision(decision.outcome, decision.rule)
         if decision.outcome == "forbidden":
             return Verdict(403, decision, session, None, "", _INSUFFICIENT_SCOPE)
+        if decision.public:
+            return Verdict(200, decision, None, None)
         return Verdict(_STATUS[decision.outcome], decision, session, None, bearer=True)
+
+    @staticmethod
+    def _token_refused(refused: TokenRefused) -> Verdict:
+        """A token that authenticates no one: 401 with its RFC 6750 challenge, or 503 when it could not be checked."""
+        if refused.status == 503:
+            logger.error("bearer token not checked: %s", refused.description)
+            metrics.count_decision("unavailable", "provider")
+            return Verdict(503, None, None, None)
+        logger.info("bearer token refused: %s", refused.description)
+        metrics.count_decision("sign_in", _BEARER_RULE)
+        return Verdict(401, Decision("sign_in", _BEARER_RULE), None, None, "",
+                       challenge(refused.error, refused.description))
 
     def identity_headers(self, session: Session, method: str, host: str, uri: str) -> list[tuple[bytes, bytes]]:
         """The identity headers and a fresh proof for this request (what ``ProofSigner.headers`` gives)."""

@@ -87,6 +87,11 @@ class BearerTokens:
         self.size = size
         self._known: dict[bytes, Known] = {}
 
+    def remembered(self, token: str, now: float) -> Known | None:
+        """The token if it verified before and its ``exp`` has not come (no I/O: the hot path)."""
+        known = self._known.get(hashlib.sha256(token.encode("latin-1")).digest())
+        return known if known is not None and now < known.expires else None
+
     async def verify(self, token: str, now: float) -> Known:
         """The verified token, remembered or checked now; :class:`TokenRefused` when it is not acceptable."""
         key = hashlib.sha256(token.encode("latin-1")).digest()
