@@ -234,7 +234,7 @@ class Runner:
         trivial = upstream == "trivial"
         plans: list[tuple[str, Mode, tuple[Route, ...], dict[str, Any]]] = [
             ("mode1", "auth_request", ("direct", "ceiling1", "llng") if trivial else ("direct",),
-             {"bearer_audience": BEARER_AUDIENCE} if trivial else {}),
+             {"bearer_audience": BEARER_AUDIENCE, "api_paths": (TRIVIAL_PATH,)} if trivial else {}),
             ("mode2", "proxy", ("ceiling2",) if trivial else (), {}),
         ]
         if trivial:

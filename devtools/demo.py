@@ -99,10 +99,10 @@ def demo_stack(mode: Mode, ports: Ports, state_dir: Path, environ: Mapping[str, 
     """The demo's stack: fixed secrets in ``state_dir``, the demo's access rules, and the caller's GATEWAY_*."""
     secret_keys, proof_key = demo_secrets(state_dir)
     # /api/ answers API clients, and takes the local OpenID Connect provider's access tokens (README: curl).
-    gateway_env = {"GATEWAY_API_PATHS": json.dumps(["/api/"]), **user_gateway_env(environ)}
     return Stack(mode, ports=ports, state_dir=state_dir, secret_keys=secret_keys,
-                 proof_key=proof_key, progress=progress, demo_rules=True, gateway_env=gateway_env,
-                 oidc_migration=True, bearer_audience=DEMO_AUDIENCE, instances=instances, store=store)
+                 proof_key=proof_key, progress=progress, demo_rules=True, gateway_env=user_gateway_env(environ),
+                 oidc_migration=True, bearer_audience=DEMO_AUDIENCE, api_paths=("/api/",), instances=instances,
+                 store=store)
 
 
 def _progress(label: str, event: str) -> None:

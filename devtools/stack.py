@@ -252,7 +252,8 @@ class Stack:
     of the same user name, and the button has ``openid2_migration``, so a person keeps their user id.
     ``bearer_audience``: the OpenID Connect provider issues RFC 9068 access tokens for that audience
     (``--access-token-audience``) and the gateway accepts them as bearer tokens (``bearer_audiences``),
-    with the groups of their ``groups`` claim (``groups_claim``).
+    with the groups of their ``groups`` claim (``groups_claim``). ``api_paths``: the gateway's (JSON refusals,
+    and bearer tokens taken there).
     ``instances`` gateway processes (``gateway-1`` ... in :attr:`processes` and :meth:`log`; just
     ``gateway`` when there is one) share ``store``: ``"sqlite"`` (the state directory's file) or
     ``"redis"``, a ``redis-server`` the stack starts first and stops last (:attr:`redis`: stop or
@@ -276,6 +277,7 @@ class Stack:
         gateway_env: Mapping[str, str] | None = None,
         app_env: Mapping[str, str] | None = None,
         public_paths: Sequence[str] = ("/static/",),
+        api_paths: Sequence[str] = (),
         progress: Progress | None = None,
         log_level: str = "info",
         nginx_template: str | None = None,
@@ -311,6 +313,7 @@ class Stack:
         self.gateway_env = dict(gateway_env or {})
         self.app_env = dict(app_env or {})
         self.public_paths = tuple(public_paths)
+        self.api_paths = tuple(api_paths)
         self.progress = progress
         self.log_level = log_level
         self.nginx_template = nginx_template
@@ -413,6 +416,7 @@ class Stack:
             "GATEWAY_MODE": self.mode,
             "GATEWAY_UPSTREAM_URL": self.app_url,
             "GATEWAY_PUBLIC_PATHS": json.dumps(list(self.public_paths)),
+            "GATEWAY_API_PATHS": json.dumps(list(self.api_paths)),
             "GATEWAY_ALLOW_PRIVATE_ADDRESSES": "true",  # the local provider is on loopback
             "GATEWAY_PROVIDERS": json.dumps(providers),
             "GATEWAY_LOG_LEVEL": self.log_level,
