@@ -290,3 +290,12 @@ def test_a_remembered_token_issued_before_its_user_was_signed_out_everywhere_is_
     app.runtime.revocation.add_cutoff(ALICE.user_id, time.time())
     verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
     assert verdict.status == 401 and b"signed out everywhere" in verdict.challenge
+
+
+def test_pass_bearer_token_hands_the_token_on_to_the_app(bearer: Bearer) -> None:
+    app, _ = bearer
+    auth = app.runtime.auth
+    verdict = asyncio.run(auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
+    auth.pass_bearer_token = True
+    headers = dict(auth.allow_headers(verdict, None, "GET", "testserver", "/api/x", "Bearer good"))
+    assert headers[b"x-gateway-authorization"] == b"Bearer good"
