@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bench import llng, procstat, signin_load, websocket, wrk
-from bench.stacks import MICROBLOG_PATH, TRIVIAL_PATH, TRIVIAL_UPSTREAM, BenchStack, Route
+from bench.stacks import BEARER_AUDIENCE, MICROBLOG_PATH, TRIVIAL_PATH, TRIVIAL_UPSTREAM, BenchStack, Route
 from devtools.stack import Mode
 
 Upstream = Literal["trivial", "microblog"]
-SignIn = Literal["none", "gateway", "llng"]
+SignIn = Literal["none", "gateway", "llng", "bearer"]
 SESSION_COOKIE = "gw_session"
 WEBSOCKET_PATH = "/ws/echo"  # tests/upstream_app.py echoes every message
 AUTH_PATH = "/_gateway/auth"
@@ -72,8 +72,8 @@ SMOKE = Config(rounds=1, duration=1, warmup=0, connections=4, threads=2, paced=1
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """One route to measure. ``key`` names it for the targets (``direct``, ``ceiling1``, ``mode1``, ``llng``,
-    ``ceiling2``, ``mode2``, ``auth``); ``ceiling``: the key of the row it is compared with."""
+    """One route to measure. ``key`` names it for the targets (``direct``, ``ceiling1``, ``mode1``, ``bearer``,
+    ``llng``, ``ceiling2``, ``mode2``, ``auth``); ``ceiling``: the key of the row it is compared with."""
 
     upstream: Upstream
     key: str
@@ -201,6 +201,8 @@ class Runner:
         headers = dict(scenario.headers)
         if scenario.sign_in == "gateway":
             headers["Cookie"] = f"{SESSION_COOKIE}={self._cookie(scenario.stack, next_path)}"
+        elif scenario.sign_in == "bearer":  # a fresh access token each round: verified once, then remembered
+            headers["Authorization"] = "Bearer " + scenario.stack.access_token()
         elif scenario.sign_in == "llng":
             cookie = llng.session_cookie(scenario.stack.route_url("llng"), check_path=next_path)
             headers["Cookie"] = f"{llng.COOKIE_NAME}={cookie}"
@@ -231,7 +233,8 @@ class Runner:
         app = TRIVIAL_UPSTREAM if upstream == "trivial" else None
         trivial = upstream == "trivial"
         plans: list[tuple[str, Mode, tuple[Route, ...], dict[str, Any]]] = [
-            ("mode1", "auth_request", ("direct", "ceiling1", "llng") if trivial else ("direct",), {}),
+            ("mode1", "auth_request", ("direct", "ceiling1", "llng") if trivial else ("direct",),
+             {"bearer_audience": BEARER_AUDIENCE, "api_paths": (TRIVIAL_PATH,)} if trivial else {}),
             ("mode2", "proxy", ("ceiling2",) if trivial else (), {}),
         ]
         if trivial:
@@ -294,6 +297,8 @@ class Runner:
                      ceiling="ceiling2"),
             Scenario(upstream, "auth", "gateway /_gateway/auth alone", mode1, mode1.gateway_url + AUTH_PATH,
                      {"X-Original-URI": path, "X-Original-Method": "GET"}),
+            Scenario(upstream, "bearer", "mode 1 with an OpenID Connect access token instead of the cookie "
+                     "(Authorization: Bearer)", mode1, mode1.url + path, sign_in="bearer", ceiling="ceiling1"),
         ]
 
     def _group(self, upstream: Upstream, stacks: Mapping[str, BenchStack]) -> None:

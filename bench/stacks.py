@@ -24,7 +24,9 @@ they are the cheapest such component can be.
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -121,6 +123,9 @@ GATEWAY_PASS = "proxy_pass http://gateway;"
 
 # The benchmark signs in hundreds of times a second from 127.0.0.1: lift the
 # per-address limit on sign-in starts (the limiter itself still runs).
+# The bearer row: the stack's OpenID Connect provider mints access tokens for this audience, which the
+# gateway of the trivial app's mode 1 stack takes on TRIVIAL_PATH (its api_paths).
+BEARER_AUDIENCE = "openid-gateway-bench"
 BENCH_GATEWAY_ENV = {"GATEWAY_LOGIN_RATE_LIMIT": "1000000000"}
 
 
@@ -176,6 +181,14 @@ class BenchStack(Stack):
         self.route_ports = {route: free_port() for route in self.routes}
         self._internal_ports = {"auth": free_port(), "hop": free_port()}
         self.llng: llng.LLNGHandler | None = None
+
+    def access_token(self, username: str = "bench") -> str:
+        """An access token from the stack's OpenID Connect provider (``bearer_audience`` set), as a client holds."""
+        request = urllib.request.Request(self.oidc_url + "/_dev/access-token", method="POST",
+                                         data=json.dumps({"username": username}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(json.load(response)["access_token"])
 
     def route_url(self, route: Route) -> str:
         return f"http://127.0.0.1:{self.route_ports[route]}"

@@ -92,13 +92,18 @@ def user_gateway_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in environ.items() if name.startswith("GATEWAY_")}
 
 
+DEMO_AUDIENCE = "openid-gateway-demo"  # the audience of the local OpenID Connect provider's access tokens
+
+
 def demo_stack(mode: Mode, ports: Ports, state_dir: Path, environ: Mapping[str, str],
                progress: Progress | None = None, instances: int = 1, store: StoreKind = "sqlite") -> Stack:
     """The demo's stack: fixed secrets in ``state_dir``, the demo's access rules, and the caller's GATEWAY_*."""
     secret_keys, proof_key = demo_secrets(state_dir)
+    # /api/ answers API clients, and takes the local OpenID Connect provider's access tokens (README: curl).
     return Stack(mode, ports=ports, state_dir=state_dir, secret_keys=secret_keys,
                  proof_key=proof_key, progress=progress, demo_rules=True, gateway_env=user_gateway_env(environ),
-                 oidc_migration=True, instances=instances, store=store,
+                 oidc_migration=True, bearer_audience=DEMO_AUDIENCE, api_paths=("/api/",), instances=instances,
+                 store=store,
                  # GATEWAY_ROUTE_PREFIX=/sso make demo: nginx's snippets and the microblog's links follow it.
                  route_prefix=environ.get("GATEWAY_ROUTE_PREFIX", "").strip())
 

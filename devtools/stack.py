@@ -344,6 +344,10 @@ class Stack:
     ``oidc_migration`` pairs the two local providers as a site moving from OpenID 2.0 to OpenID Connect
     would: the OpenID Connect provider vouches (``openid2_id``) for the OpenID 2.0 provider's identifier
     of the same user name, and the button has ``openid2_migration``, so a person keeps their user id.
+    ``bearer_audience``: the OpenID Connect provider issues RFC 9068 access tokens for that audience
+    (``--access-token-audience``) and the gateway accepts them as bearer tokens (``bearer_audiences``),
+    with the groups of their ``groups`` claim (``groups_claim``). ``api_paths``: the gateway's (JSON refusals,
+    and bearer tokens taken there).
     ``instances`` gateway processes (``gateway-1`` ... in :attr:`processes` and :meth:`log`; just
     ``gateway`` when there is one) share ``store``: ``"sqlite"`` (the state directory's file) or
     ``"redis"``, a ``redis-server`` the stack starts first and stops last (:attr:`redis`: stop or
@@ -368,12 +372,14 @@ class Stack:
         gateway_env: Mapping[str, str] | None = None,
         app_env: Mapping[str, str] | None = None,
         public_paths: Sequence[str] = ("/static/",),
+        api_paths: Sequence[str] = (),
         progress: Progress | None = None,
         log_level: str = "info",
         nginx_template: str | None = None,
         demo_rules: bool = False,
         oidc_logout_at_provider: bool = False,
         oidc_migration: bool = False,
+        bearer_audience: str | None = None,
         instances: int = 1,
         store: StoreKind = "sqlite",
         redis_config: Mapping[str, str] | None = None,
@@ -405,12 +411,14 @@ class Stack:
         self.gateway_env = dict(gateway_env or {})
         self.app_env = dict(app_env or {})
         self.public_paths = tuple(public_paths)
+        self.api_paths = tuple(api_paths)
         self.progress = progress
         self.log_level = log_level
         self.nginx_template = nginx_template
         self.demo_rules = demo_rules
         self.oidc_logout_at_provider = oidc_logout_at_provider
         self.oidc_migration = oidc_migration
+        self.bearer_audience = bearer_audience
         self.store: StoreKind = store
         self.instance_header = instance_header
         self.gateway_launcher = gateway_launcher
@@ -495,12 +503,14 @@ class Stack:
 
     def gateway_environ(self, instance: int = 1) -> dict[str, str]:
         """The settings of gateway instance ``instance`` (1, 2, ...), as ``GATEWAY_*`` variables."""
-        providers: list[dict[str, str | bool]] = [{"name": LOCAL_PROVIDER_NAME,
-                                                   "identifier": self.provider_identifier}]
+        providers: list[dict[str, str | bool | list[str]]] = [{"name": LOCAL_PROVIDER_NAME,
+                                                               "identifier": self.provider_identifier}]
         client_id, client_secret = LOCAL_OIDC_CLIENT
         providers.append({"type": "oidc", "name": LOCAL_OIDC_NAME, "issuer": self.oidc_url, "client_id": client_id,
                           "client_secret": client_secret, "logout_at_provider": self.oidc_logout_at_provider,
                           "openid2_migration": self.oidc_migration})
+        if self.bearer_audience is not None:  # the provider's tokens carry the person's groups (its groups claim)
+            providers[-1] |= {"bearer_audiences": [self.bearer_audience], "groups_claim": "groups"}
         providers += [{"name": p.name, "identifier": p.identifier} for p in DEFAULT_PROVIDERS]
         env = {
             "GATEWAY_PUBLIC_URL": self.url,
@@ -512,6 +522,7 @@ class Stack:
             "GATEWAY_MODE": self.mode,
             "GATEWAY_UPSTREAM_URL": self.app_url,
             "GATEWAY_PUBLIC_PATHS": json.dumps(list(self.public_paths)),
+            "GATEWAY_API_PATHS": json.dumps(list(self.api_paths)),
             "GATEWAY_ALLOW_PRIVATE_ADDRESSES": "true",  # the local provider is on loopback
             "GATEWAY_PROVIDERS": json.dumps(providers),
             "GATEWAY_LOG_LEVEL": self.log_level,
@@ -577,7 +588,8 @@ class Stack:
         oidc = self._process("oidc", [
             python, "-m", "devtools.oidc_provider", *host, "--port", str(self.ports.oidc),
             "--base-url", self.oidc_url, "--gateway-url", self.url, "--log-level", self.log_level,
-            *(["--openid2-provider", self.provider_url] if self.oidc_migration else [])])
+            *(["--openid2-provider", self.provider_url] if self.oidc_migration else []),
+            *(["--access-token-audience", self.bearer_audience] if self.bearer_audience else [])])
         steps.append(("the OpenID Connect provider", oidc, self.ports.oidc))
         if self.upstream is None:
             app = self._process("app", [

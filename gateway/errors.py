@@ -49,6 +49,9 @@ raised, when not here; where it is caught)::
     │                              (gateway.signin.logout_return; gateway.pages.login: the plain login page)
     ├── LogoutTokenRefused       - a back-channel logout token not acted on (gateway.signin.oidc.logout_token;
     │                              gateway.pages.backchannel: 400 JSON with its code only)
+    ├── TokenRefused             - a bearer token that authenticates no one (gateway.signin.oidc.bearer,
+    │                              gateway.gate.bearer; the gate's Verdict: 401 with an RFC 6750 challenge, or
+    │                              503 when the provider's keys cannot be fetched)
     ├── FetchError               - fetching a provider's document or endpoint failed (gateway.fetch.fetcher;
     │   │                          a LoginFailed in gateway.signin.openid2.consumer and
     │   │                          gateway.signin.oidc.metadata.fetch_json, for OIDC and GitHub; a
@@ -182,3 +185,19 @@ class ProviderNotAllowed(LoginFailed):
 
     def __init__(self, reason: str, code: str = "not-allowed") -> None:
         super().__init__(reason, code)
+
+
+class TokenRefused(GatewayError):
+    """A bearer token we do not accept (RFC 6750 §3.1).
+
+    ``error`` is the RFC 6750 error code the client is told (``invalid_token``,
+    ``invalid_request``), ``description`` a short reason it may see (never a
+    claim value); ``status`` 503 when the token could not be checked at all
+    (the provider's keys are unreachable): a client must not drop a good token then.
+    """
+
+    def __init__(self, description: str, error: str = "invalid_token", status: int = 401) -> None:
+        super().__init__(description)
+        self.description = description
+        self.error = error
+        self.status = status

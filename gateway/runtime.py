@@ -16,6 +16,7 @@ from gateway.fetch.fetcher import SafeFetcher
 from gateway.gate.access import AccessPolicy
 from gateway.gate.assertion import AssertionSigner
 from gateway.gate.authenticate import Authenticator
+from gateway.gate.bearer import BearerTokens
 from gateway.gate.clientaddr import ClientAddress
 from gateway.gate.redirects import NextTargets
 from gateway.gate.signing_keys import SigningKeys, load_signing_keys
@@ -30,6 +31,7 @@ from gateway.signin.identities import Identities
 from gateway.signin.loginstate import STATE_COOKIE_PREFIX, LoginStates
 from gateway.signin.logout_return import LogoutReturn
 from gateway.signin.methods import SignInMethods
+from gateway.signin.oidc.bearer import BearerVerifier
 from gateway.signin.oidc.exchange import OIDCSignIn
 from gateway.signin.oidc.migration import OpenID2Migration
 from gateway.signin.openid2.consumer import OpenIDExchange
@@ -143,11 +145,19 @@ class Runtime:
             assertion=self.assertion, assertion_header=s.header_assertion, next_targets=self.next_targets,
             api_paths=tuple(s.api_paths),
             gateway_cookies=None if s.pass_gateway_cookies else self.gateway_cookie_names(),
-            events=self.events, clock=lambda: self.now())
+            events=self.events, clock=lambda: self.now(), bearer=self.bearer_tokens(),
+            pass_bearer_token=s.pass_bearer_token)
         self.login_limiter = RateLimiter(self.store, "login", s.login_rate_limit, s.login_rate_window)
         self.failure_limiter = RateLimiter(self.store, "failure", s.failure_rate_limit, s.failure_rate_window)
         self.events.subscribe(metrics.EventCounter(metrics.Labels((p.name for p in s.providers),
                                                                   (p.identifier for p in s.providers))))
+
+    def bearer_tokens(self) -> BearerTokens | None:
+        """The bearer tokens of the providers with ``bearer_audiences`` (their sign-in's key caches); None: none."""
+        if not any(p.bearer_audiences for p in self.settings.providers):
+            return None
+        return BearerTokens(BearerVerifier(self.settings.providers, self.oidc.metadata, self.identities.resolve,
+                                           lambda: self.now()))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

@@ -181,6 +181,10 @@ class Settings:
     # Forward the gateway's own cookies (session, remember-me, CSRF) to the app. They
     # sign a person in: only for an app that needs them (and keeps them out of its logs).
     pass_gateway_cookies: bool = False
+    # Forward a bearer token that authenticated a request (Authorization) to the app. Off: the app gets the
+    # identity headers and proof instead; the token is a credential for every service of its audience, and the
+    # app (or its logs) could replay it elsewhere. Mode 1 (nginx) and mode 2; Caddy/Traefik pass it regardless.
+    pass_bearer_token: bool = False
 
     @property
     def https(self) -> bool:
@@ -522,6 +526,7 @@ def validate(settings: Settings) -> list[str]:
         for path in getattr(settings, setting):
             if not path.startswith("/"):
                 problems.append(f"{setting}: {path!r} must start with '/'")
+    problems.extend(_bearer_problems(settings))
     if settings.default_policy == "allow":
         problems.append("default_policy must be 'signed_in', 'public' or 'deny': 'allow' needs subjects,"
                         " which only a rule has")
@@ -548,6 +553,12 @@ def _branding_problems(settings: Settings) -> list[str]:
         if value and not re.fullmatch(r"#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})", value):
             problems.append(f"{name} must be a colour such as #2f5fd0, got {value!r}")
     return problems
+def _bearer_problems(settings: Settings) -> list[str]:
+    """Rules that accept bearer tokens need a provider whose tokens are accepted (its bearer_audiences)."""
+    if any(p.bearer_audiences for p in settings.providers):
+        return []
+    return [f"rules: {rule.name!r} has bearer = true, but no oidc provider sets bearer_audiences (whose tokens,"
+            " for which audience?)" for rule in settings.rules if rule.bearer]
 
 
 def access_summary(settings: Settings) -> str:
@@ -769,7 +780,8 @@ OIDC_PRESETS = {
     "gitlab": ("GitLab", "https://gitlab.com"),
 }
 _OIDC_KEYS = {"type", "name", "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "groups_claim",
-              "preset", "tenant", "logout_at_provider", "openid2_migration"}
+              "preset", "tenant", "logout_at_provider", "openid2_migration", "bearer_audiences", "bearer_clients"}
+_OIDC_LISTS = ("bearer_audiences", "bearer_clients")  # lists of names without spaces, held space-separated
 _OIDC_BOOLEANS = ("logout_at_provider", "openid2_migration")
 
 
@@ -783,6 +795,8 @@ def _shown(item: Any) -> str:
 def _provider(item: Any, expected: str) -> Provider:
     if isinstance(item, dict):  # the boolean keys
         item = {**item, **{k: "true" if item[k] else "false" for k in _OIDC_BOOLEANS if isinstance(item.get(k), bool)}}
+    if isinstance(item, dict) and item.get("type") == "oidc":  # the list-valued keys, as one string each
+        item = {**item, **{k: " ".join(str(v) for v in item[k]) for k in _OIDC_LISTS if isinstance(item.get(k), list)}}
     if isinstance(item, dict) and item.get("type") == "oauth2" and isinstance(item.get("groups_from"), list):
         item = {**item, "groups_from": ",".join(str(v) for v in item["groups_from"])}  # the one list-valued key
     if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
@@ -836,7 +850,9 @@ def _oidc_provider(item: dict[str, str]) -> Provider:
             raise _BadValue(f"oidc provider {label}: {key} must be true or false, got {item[key]!r}")
     return Provider(name, issuer, "oidc", item["client_id"], Secret(secret), scopes, item.get("groups_claim", ""),
                     logout_at_provider=item.get("logout_at_provider") == "true",
-                    openid2_migration=item.get("openid2_migration") == "true")
+                    openid2_migration=item.get("openid2_migration") == "true",
+                    bearer_audiences=tuple(item.get("bearer_audiences", "").split()),
+                    bearer_clients=tuple(item.get("bearer_clients", "").split()))
 
 
 def _client_secret(item: dict[str, str], subject: str) -> str:

@@ -36,3 +36,16 @@ class Identity:
     groups: tuple[str, ...] = ()
     provider: str = ""
     link_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A bearer token a provider signed, checked: whose it is, and when it was issued and expires (epoch seconds).
+
+    Made by :mod:`gateway.signin.oidc.bearer`, judged by :mod:`gateway.gate.bearer`; it lives on the floor so
+    that neither of those sibling packages imports the other.
+    """
+
+    identity: Identity
+    issued: float
+    expires: float

@@ -23,9 +23,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from starlette.datastructures import Secret
 
+from devtools.oidc_provider import Client, create_app
 from gateway.gate.access import parse_rule
 from gateway.proof import ProofVerifier
+from gateway.signin.provider import Provider
 from tests.conftest import PROOF_KEY, GatewayFactory, RunningGateway
 from tests.servers import Process, UvicornThread, free_port
 from tests.signin_steps import sign_in
@@ -211,3 +214,25 @@ def test_with_a_route_prefix_caddy_sends_the_prefixed_pages_to_the_gateway_and_l
         landed = sign_in(browser, stack.url, identifier, "erin", next_target="/echo/deep", login_path="/sso/login")
         assert echoed(landed)["x-gateway-user"] == [identifier]
         assert httpx.get(stack.url + "/sso/auth", timeout=15).status_code == 404
+
+
+def test_a_providers_bearer_token_passes_caddy_and_a_bad_one_gets_rfc_6750s_answer(
+        gateway_factory: GatewayFactory, upstream: UvicornThread, provider: UvicornThread, tmp_path: Path) -> None:
+    """The same check as nginx's (gateway.gate.authenticate.check_bearer), said in forward auth's dialect."""
+    op_port = free_port()
+    op_url = f"http://127.0.0.1:{op_port}"
+    audience = "https://api.example.test"
+    sso = Provider("SSO", op_url, "oidc", "gateway", Secret("s"), groups_claim="groups",
+                   bearer_audiences=(audience,))
+    with (UvicornThread(create_app(op_url, [Client("gateway", "s", (f"{op_url}/cb",))],
+                                   access_token_audience=audience), port=op_port),
+          caddy_in_front(gateway_factory, upstream, provider, tmp_path, providers=(sso,), api_paths=("/echo/api",),
+                         allow_private_addresses=True) as caddy,
+          httpx.Client(timeout=15) as client):
+        minted = client.post(f"{op_url}/_dev/access-token", json={"username": "alice"}).json()
+        headers = echoed(client.get(caddy.url + "/echo/api/me",
+                                    headers={"Authorization": f"Bearer {minted['access_token']}"}))
+        assert headers["x-gateway-user"] == [f"{op_url}#{minted['sub']}"]
+        refused = client.get(caddy.url + "/echo/api/me", headers={"Authorization": "Bearer not-a-jwt"})
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_token"
+        assert refused.headers["www-authenticate"].startswith('Bearer realm="openid-gateway", error="invalid_token"')

@@ -211,6 +211,7 @@ def write_config(installed: Installed, ports: Ports, name: str = "gateway.toml")
     client_id, client_secret = LOCAL_OIDC_CLIENT
     secret_file = installed.home / "oidc-client-secret"
     secret_file.write_text(client_secret + "\n")
+    secret_file.chmod(0o600)  # the gateway refuses secret files other users may read
     config = installed.home / name
     config.write_text(f"""\
 public_url = "http://127.0.0.1:{ports.nginx}"

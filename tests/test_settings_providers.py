@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.errors import ConfigError
+from gateway.settings import load_settings
 from tests.test_settings import GOOD, problems
 
 SECRET = "do-not-print-me"
@@ -64,3 +66,19 @@ def test_two_buttons_with_one_name_are_refused(tmp_path: Path) -> None:
             ' { type = "oidc", name = "X", issuer = "https://sso.example", client_id = "g", client_secret = "s" }]\n')
     [problem] = problems(toml, GOOD, tmp_path)
     assert "provider names must differ" in problem
+
+
+def test_bearer_audiences_and_clients_are_lists_on_an_oidc_provider(tmp_path: Path) -> None:
+    config = tmp_path / "g.toml"
+    config.write_text('[[providers]]\ntype = "oidc"\nname = "SSO"\nissuer = "https://sso.example"\nclient_id = "gw"\n'
+                      f'client_secret = "{SECRET}"\nbearer_audiences = ["https://api.example", "reports"]\n'
+                      'bearer_clients = ["cli"]\n[[rules]]\npaths = ["/api"]\npolicy = "signed_in"\nbearer = true\n')
+    provider = load_settings(config, GOOD).providers[0]
+    assert provider.bearer_audiences == ("https://api.example", "reports") and provider.bearer_clients == ("cli",)
+
+
+def test_a_bearer_rule_without_a_provider_that_accepts_tokens_stops_start_up(tmp_path: Path) -> None:
+    config = tmp_path / "g.toml"
+    config.write_text('[[rules]]\nname = "api"\npaths = ["/api"]\npolicy = "signed_in"\nbearer = true\n')
+    with pytest.raises(ConfigError, match="'api' has bearer = true, but no oidc provider sets bearer_audiences"):
+        load_settings(config, GOOD)

@@ -31,6 +31,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "URL/_gateway/callback, URL/_gateway/backchannel-logout")
     parser.add_argument("--openid2-provider", metavar="URL",
                         help="a local OpenID 2.0 provider: openid2_id (migration) is the user name's identifier there")
+    parser.add_argument("--access-token-audience", metavar="AUDIENCE",
+                        help="issue RFC 9068 JWT access tokens for AUDIENCE (authorization code and client "
+                             "credentials grants; POST /_dev/access-token mints one for a user name)")
     parser.add_argument("--groups-claim", default="groups", help="name of the groups claim (default: %(default)s)")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser.parse_args(argv)
@@ -64,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Development OpenID Connect provider (not for production): {base_url or f'http://{host}:{args.port}'}",
           flush=True)
-    app = create_app(base_url, clients, groups_claim=args.groups_claim, openid2_provider=args.openid2_provider)
+    app = create_app(base_url, clients, groups_claim=args.groups_claim, openid2_provider=args.openid2_provider,
+                     access_token_audience=args.access_token_audience)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)  # sets up logging
     logging.getLogger("uvicorn.access").addFilter(HideTokens())
     uvicorn.Server(config).run()

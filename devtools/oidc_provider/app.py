@@ -25,16 +25,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(base_url: str | None = None, clients: list[Client] | None = None, *,
-               groups_claim: str = "groups", openid2_provider: str | None = None) -> Starlette:
+               groups_claim: str = "groups", openid2_provider: str | None = None,
+               access_token_audience: str | None = None) -> Starlette:
     """The development OpenID Connect provider — never deploy it.
 
     ``base_url`` is the issuer (``"http://127.0.0.1:8002"``); when None it is taken from
     each request's scheme and Host header. Keys, codes, tokens and sessions live in this
     app instance's memory: run one process. ``app.state.provider`` is the shared state.
     ``openid2_provider`` (a local OpenID 2.0 provider's URL) makes ``openid2_id`` the identifier of
-    the same user name there (OpenID 2.0 to OpenID Connect Migration).
+    the same user name there (OpenID 2.0 to OpenID Connect Migration). ``access_token_audience``: access
+    tokens are RFC 9068 JWTs for that audience, and the client credentials grant is offered.
     """
-    provider = Provider(base_url, clients or [], groups_claim, openid2_provider)
+    provider = Provider(base_url, clients or [], groups_claim, openid2_provider, access_token_audience)
     routes = [
         *Discovery(provider).routes(),
         *Authorization(provider).routes(),

@@ -1,6 +1,7 @@
 """Discovery (OpenID Connect Discovery 1.0 §3), the JWKS, the home page and the ``/_dev`` switches.
 
-The ``/_dev`` endpoints exist for tests: rotate the signing keys, choose a misbehaviour.
+The ``/_dev`` endpoints exist for tests: rotate the signing keys, choose a misbehaviour, mint an
+access token for a user name (``--access-token-audience``).
 They take JSON and need no credentials, like everything else here: development only.
 """
 
@@ -18,6 +19,7 @@ from devtools.oidc_provider.keys import ALGORITHMS
 from devtools.oidc_provider.misbehaviour import MODES
 from devtools.oidc_provider.pages import page
 from devtools.oidc_provider.provider import Provider
+from devtools.oidc_provider.state import User
 
 JWKS_PATH = "/jwks.json"
 
@@ -34,6 +36,7 @@ class Discovery:
             Route("/_dev/rotate", self.rotate, methods=["POST"]),
             Route("/_dev/misbehave", self.misbehave, methods=["GET", "POST"]),
             Route("/_dev/openid2", self.openid2, methods=["GET", "POST"]),
+            Route("/_dev/access-token", self.access_token, methods=["POST"]),
         ]
 
     def document(self, issuer: str) -> dict[str, Any]:
@@ -47,7 +50,8 @@ class Discovery:
             "scopes_supported": ["openid", "email", "profile"],
             "response_types_supported": ["code"],
             "response_modes_supported": list(authorize.RESPONSE_MODES),
-            "grant_types_supported": ["authorization_code"],
+            "grant_types_supported": ["authorization_code",
+                                      *(["client_credentials"] if self.provider.access_token_audience else [])],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": list(ALGORITHMS),
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -79,6 +83,24 @@ class Discovery:
             except ValueError as exc:
                 return JSONResponse({"error": str(exc), "modes": list(MODES)}, status_code=400)
         return JSONResponse({"mode": self.provider.misbehaviour.mode, "modes": list(MODES)})
+
+    async def access_token(self, request: Request) -> Response:
+        """POST ``{"username": ..., "groups": [...], "email": ..., "client_id": ...}``: an RFC 9068 access token.
+
+        What a client would hold after that person signed in with the code flow (this provider
+        lets anyone be anyone), without a browser; the misbehaviour mode applies.
+        """
+        audience = self.provider.access_token_audience
+        body = await request.json()
+        if audience is None or not isinstance(body, dict) or not isinstance(body.get("username"), str):
+            return JSONResponse({"error": "needs --access-token-audience and {\"username\": ...}"}, status_code=400)
+        email = body.get("email")
+        user = User(body["username"], body["username"], email if isinstance(email, str) else None,
+                    isinstance(email, str), tuple(str(g) for g in body.get("groups", [])))
+        token = self.provider.signer.access_token(self.provider.issuer(request), audience,
+                                                  str(body.get("client_id", "gateway")),
+                                                  ("openid", "profile", "email"), user)
+        return JSONResponse({"access_token": token, "token_type": "Bearer", "sub": user.sub})
 
     async def openid2(self, request: Request) -> Response:
         """GET: whose OpenID 2.0 identifiers ``openid2_id`` names. POST ``{"provider": URL or null}``: switch.

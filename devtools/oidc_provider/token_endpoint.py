@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from devtools.oidc_provider.clients import Client, basic_credentials
 from devtools.oidc_provider.provider import ACCESS_TOKEN_LIFETIME, Provider, parameters
-from devtools.oidc_provider.tokens import user_claims
+from devtools.oidc_provider.tokens import ACCESS_TOKEN_JWT_LIFETIME, user_claims
 
 PATH = "/token"
 USERINFO_PATH = "/userinfo"
@@ -71,8 +71,16 @@ class TokenEndpoint:
         client = self.authenticate(request, form)
         if isinstance(client, JSONResponse):
             return client
+        audience = self.provider.access_token_audience
+        if form.get("grant_type") == "client_credentials" and audience is not None:  # RFC 6749 §4.4
+            scope = tuple(form.get("scope", "").split())
+            token = self.provider.signer.access_token(self.provider.issuer(request), audience, client.client_id,
+                                                      scope, None)
+            return JSONResponse({"access_token": token, "token_type": "Bearer",
+                                 "expires_in": ACCESS_TOKEN_JWT_LIFETIME, "scope": " ".join(scope)}, headers=NO_STORE)
         if form.get("grant_type") != "authorization_code":
-            return oauth_error("unsupported_grant_type", "only grant_type=authorization_code")
+            return oauth_error("unsupported_grant_type", "only grant_type=authorization_code"
+                               + (" or client_credentials" if audience is not None else ""))
         codes = self.provider.codes
         code = form.get("code", "")
         grant = codes.get(code) if self.provider.misbehaviour("replay-code") else codes.take(code)
@@ -85,7 +93,10 @@ class TokenEndpoint:
         verifier = form.get("code_verifier", "")
         if not VERIFIER.fullmatch(verifier) or not hmac.compare_digest(s256(verifier), grant.request.code_challenge):
             return oauth_error("invalid_grant", "code_verifier does not match the code_challenge (S256)")
-        access_token = self.provider.access_tokens.add(grant, secrets.token_urlsafe(32))
+        access_token = self.provider.access_tokens.add(grant, secrets.token_urlsafe(32) if audience is None else
+                                                       self.provider.signer.access_token(
+                                                           self.provider.issuer(request), audience, client.client_id,
+                                                           grant.request.scope, grant.user))
         body: dict[str, Any] = {
             "access_token": access_token,
             "token_type": "Bearer",

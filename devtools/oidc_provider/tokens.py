@@ -1,4 +1,4 @@
-"""ID tokens and back-channel logout tokens, correct or broken as the misbehaviour mode says.
+"""ID tokens, RFC 9068 access tokens and back-channel logout tokens, correct or broken as the misbehaviour mode says.
 
 Correct tokens are signed with joserfc. The two broken ones that no JOSE library will
 make (``alg: none``, HS256 keyed with a public key) are assembled by hand here: they are
@@ -23,6 +23,7 @@ from devtools.oidc_provider.misbehaviour import WRONG_AUDIENCE, WRONG_ISSUER, Mi
 from devtools.oidc_provider.state import Grant, User
 
 ID_TOKEN_LIFETIME = 300  # seconds
+ACCESS_TOKEN_JWT_LIFETIME = 600
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
@@ -87,6 +88,31 @@ class Signer:
             claims["openid2_id"] = f"not a URL: {grant.user.username}" if bad("openid2-id-not-url") \
                 else grant.user.openid2_id
         return self._signed(claims, client.id_token_signed_response_alg)
+
+    def access_token(self, issuer: str, audience: str, client_id: str, scope: tuple[str, ...],
+                     user: User | None) -> str:
+        """A JWT access token (RFC 9068 §2.2) for ``audience``: a person's (``user``) or the client's own.
+
+        The ID token's misbehaviour modes that concern a JWT (issuer, audience, times, the
+        signature) break it the same way, so a resource server's checks can be tried one by one.
+        """
+        bad = self.misbehaviour
+        now = int(time.time())
+        iat = now - 3600 - ACCESS_TOKEN_JWT_LIFETIME if bad("expired") else now + 3600 if bad("issued-in-future") \
+            else now
+        claims: dict[str, Any] = {
+            "iss": WRONG_ISSUER if bad("wrong-iss") else issuer,
+            "aud": WRONG_AUDIENCE if bad("wrong-aud") else audience,
+            "sub": user.sub if user is not None else client_id,
+            "client_id": client_id,
+            "iat": iat,
+            "exp": iat + ACCESS_TOKEN_JWT_LIFETIME,
+            "jti": secrets.token_urlsafe(16),
+            "scope": " ".join(scope),
+        }
+        if user is not None:  # §2.2.3.1: identity claims may ride along; groups as the ID token has them
+            claims |= user_claims(user, scope, self.groups_claim, bad)
+        return self._signed(claims, "RS256", typ="at+jwt")
 
     def _signed(self, claims: dict[str, Any], alg: Algorithm, *, typ: str = "JWT") -> str:
         """A signed JWT, or the broken one the ID-token misbehaviour asks for."""

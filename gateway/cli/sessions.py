@@ -83,11 +83,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_STORE
     finally:
         store.close()
-    if count == 0 and not args.all:
+    if count == 0 and not args.all and not args.user:
         print(f"openid-gateway: sessions revoke: no live session: {what}", file=sys.stderr)
         return EXIT_NOT_FOUND
-    print(f"openid-gateway: revoked {count} session{'s' if count != 1 else ''} ({what}); running gateways "
-          f"refuse {'them' if count != 1 else 'it'} within revocation_refresh ({settings.revocation_refresh:g}s)")
+    tokens = ""
+    if args.all or args.user:  # a cutoff was logged too, whether or not a session was live (gateway.gate.bearer)
+        tokens = ", and everyone's bearer tokens issued until now" if args.all else \
+            ", and their bearer tokens issued until now"
+    print(f"openid-gateway: revoked {count} session{'s' if count != 1 else ''} ({what}){tokens}; running gateways "
+          f"refuse {'them' if count != 1 or tokens else 'it'} within revocation_refresh "
+          f"({settings.revocation_refresh:g}s)")
     return 0
 
 

@@ -18,6 +18,11 @@ way nginx reads it:
   403 page, never the login page again: no redirect loop);
 * with 401 and 403, ``X-Gateway-Api: 1`` when the client is not a browser
   navigating (:mod:`gateway.gate.answers`): nginx then answers JSON;
+* a bearer token's refusal (:meth:`~gateway.gate.authenticate.Authenticator.check_bearer`):
+  401 or 403 with ``X-Gateway-Api: 1`` and ``X-Gateway-Bearer``, the RFC 6750 challenge nginx
+  sends as ``WWW-Authenticate``; an allowed request with an ``Authorization`` header gets it back
+  as ``X-Gateway-Authorization`` for the app, except a bearer token that authenticated it (unless
+  ``pass_bearer_token``);
 * ``503`` when revocations cannot be checked (store down): fail closed.
 
 nginx must pass the original request as ``X-Original-URI`` (``$request_uri``),
@@ -46,6 +51,7 @@ _NO_BODY = (b"content-length", b"0")
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 _API = (b"x-gateway-api", b"1")
 _LOGIN = b"x-gateway-login"
+_BEARER = b"x-gateway-bearer"
 
 
 class AuthRequest:
@@ -57,27 +63,30 @@ class AuthRequest:
         self.forward_auth = forward_auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        cookie, uri, method, _, host = scan_headers(scope["headers"])
+        cookie, uri, method, _, host, authorization = scan_headers(scope["headers"])
         if uri is None:  # not nginx: Caddy or Traefik? (gateway.front.forward_auth)
             forwarded = self.forward_auth.forwarded(scope)
             if forwarded is not None:
-                await self.forward_auth(scope, receive, send, cookie, forwarded)
+                await self.forward_auth(scope, receive, send, cookie, forwarded, authorization)
             else:
                 await self.forward_auth.refuse_unknown(scope, receive, send)
             return
         method = method or "GET"
         host = host or ""
-        verdict = self.auth.check(cookie, method, host, uri)
+        verdict = (self.auth.check(cookie, method, host, uri) if authorization is None
+                   else await self.auth.check_bearer(authorization, cookie, method, host, uri))
         status = verdict.status
         if status == 200:
-            headers = self.auth.allow_headers(verdict, cookie, method, host, uri)
+            headers = self.auth.allow_headers(verdict, cookie, method, host, uri, authorization)
         elif status == 503:
             headers = [_NO_STORE, _NO_BODY]
         else:
             self.client_address.set_request_id(scope)  # nginx's $request_id (protect.conf)
             self.auth.log_refusal(verdict, method, host, uri)
             headers = [_NO_STORE, _NO_BODY]
-            if self.auth.refusal_is_api(scope["headers"], uri.partition("?")[0]):
+            if verdict.challenge:
+                headers += (_API, (_BEARER, verdict.challenge))
+            elif self.auth.refusal_is_api(scope["headers"], uri.partition("?")[0]):
                 headers.append(_API)
             if status == 401:
                 headers.append((_LOGIN, verdict.login.encode("latin-1")))

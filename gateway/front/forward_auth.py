@@ -16,7 +16,10 @@ here:
 * sign in first: a browser gets ``302`` to the login page at ``public_url``
   (``next``: the original request), an API client ``401`` JSON;
 * forbidden: the gateway's 403 page, or ``403`` JSON for an API client;
-* store unavailable: the 503 page.
+* store unavailable: the 503 page;
+* a bearer token refused: ``401``/``403`` JSON with its RFC 6750 ``WWW-Authenticate``. (The
+  proxy passes the client's ``Authorization`` to the app itself: with Caddy or Traefik,
+  ``pass_bearer_token`` cannot hold the token back; remove the header in the proxy's config.)
 
 From any other address those headers mean nothing (a client could otherwise
 choose the request it is judged for): without ``X-Original-URI`` there is then
@@ -94,7 +97,7 @@ class ForwardAuth:
         return f"{request.proto}://{request.host}{request.uri}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, cookie: str | None,
-                       request: ForwardedRequest) -> None:
+                       request: ForwardedRequest, authorization: str | None = None) -> None:
         auth = self.auth
         self.client_address.set_request_id(scope)
         if not request.uri.startswith("/"):
@@ -103,7 +106,8 @@ class ForwardAuth:
                                                                   N_("The request could not be understood.")))
             return
         method, host, uri = request.method, request.host, request.uri
-        verdict = auth.check(cookie, method, host, uri, self.next_target(request))
+        verdict = (auth.check(cookie, method, host, uri, self.next_target(request)) if authorization is None
+                   else await auth.check_bearer(authorization, cookie, method, host, uri, self.next_target(request)))
         if verdict.status == 503:
             self.site.languages.use(scope)
             await self.page(scope, receive, send, cannot_check(self.site))
@@ -119,7 +123,7 @@ class ForwardAuth:
         auth.log_refusal(verdict, method, host, uri)
         await send_refusal(scope, receive, send, status=verdict.status, login=self.public_origin + verdict.login,
                            api=auth.refusal_is_api(scope["headers"], uri.partition("?")[0]), uri=uri, pages=self.pages,
-                           paths=self.site.paths)
+                           paths=self.site.paths, challenge=verdict.challenge)
 
     async def refuse_unknown(self, scope: Scope, receive: Receive, send: Send) -> None:
         """An auth request that names no original request the gateway may believe: 400, logged."""

@@ -112,6 +112,8 @@ class Rule:
     path_regex: re.Pattern[str] | None = None
     methods: frozenset[str] = frozenset()
     subjects: tuple[Subject, ...] = ()
+    # Requests here may authenticate with a provider's bearer token instead of the session cookie.
+    bearer: bool = False
 
     def matches(self, method: str, host: str, path: str) -> bool:
         if self.methods and method not in self.methods:
@@ -173,6 +175,7 @@ class AccessPolicy:
     _folded: tuple[Rule, ...] = field(init=False, repr=False)
     _fold_differs: bool = field(init=False, repr=False)
     _overrides: tuple[str, ...] = field(init=False, repr=False)
+    _bearer_rules: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_default", Rule(DEFAULT_RULE, self.default_policy))
@@ -181,6 +184,7 @@ class AccessPolicy:
         object.__setattr__(self, "_fold_differs", folded != self.rules)
         object.__setattr__(self, "_folded", folded if folded != self.rules else self.rules)
         object.__setattr__(self, "_overrides", _override_methods(self.rules) if self.method_override else ())
+        object.__setattr__(self, "_bearer_rules", any(rule.bearer for rule in self.rules))
 
     @property
     def trivial(self) -> bool:
@@ -208,6 +212,19 @@ class AccessPolicy:
         """The methods a request is judged as: a POST also as every method an override could make it."""
         method = method.upper()
         return (method, *self._overrides) if method == "POST" else (method,)
+
+    def accepts_bearer(self, method: str, host: str, path: str, api_paths: Sequence[str] = ()) -> bool:
+        """Whether every reading of the path is under ``api_paths`` or a rule with ``bearer = true``.
+
+        Asked only of a request with a token. Every reading, as for the decision: ``/api/../admin``
+        is ``/admin`` to some app, and there the cookie decides.
+        """
+        if not api_paths and not self._bearer_rules:
+            return False
+        method, host = method.upper(), normalise_host(host)
+        readings = path_readings(path)
+        return all(any(_prefix_matches(prefix, reading) for prefix in api_paths)
+                   or self.rule_for(method, host, reading).bearer for reading in (*readings.paths, *readings.derived))
 
     def decide(self, person: Person | None, method: str, host: str, path: str) -> Decision:
         """Decide for ``method host path`` (path without the query string), under every reading of the path.
@@ -426,7 +443,7 @@ def parse_subject(text: str) -> Subject:
     return Subject(kind, value)
 
 
-_RULE_KEYS = {"name", "hosts", "paths", "path_regex", "methods", "policy", "subjects"}
+_RULE_KEYS = {"name", "hosts", "paths", "path_regex", "methods", "policy", "subjects", "bearer"}
 
 
 def parse_rule(index: int, raw: Mapping[str, Any]) -> Rule:
@@ -471,7 +488,13 @@ def parse_rule(index: int, raw: Mapping[str, Any]) -> Rule:
         raise RuleError(f"{label}: policy 'allow' needs subjects (who is allowed)")
     if policy != "allow" and subjects:
         raise RuleError(f"{label}: subjects only apply to policy 'allow'")
-    return Rule(name, policy, tuple(h.lower() for h in hosts), tuple(paths), compiled, frozenset(methods), subjects)
+    bearer = raw.get("bearer", False)
+    if not isinstance(bearer, bool):
+        raise RuleError(f"{label}: bearer must be true or false")
+    if bearer and policy == "public":
+        raise RuleError(f"{label}: bearer = true on a public rule means nothing (nobody needs to authenticate)")
+    return Rule(name, policy, tuple(h.lower() for h in hosts), tuple(paths), compiled, frozenset(methods), subjects,
+                bearer)
 
 
 def _strings(value: Any, label: str, key: str) -> list[str]:

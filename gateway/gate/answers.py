@@ -29,14 +29,18 @@ def is_api_request(accept: str | None, fetch_mode: str | None, requested_with: s
     A request without any of these hints (curl, an old browser) is treated as
     a browser: it can follow a redirect.
     """
-    if api_paths and any(path == p.rstrip("/") or path.startswith(p if p.endswith("/") else p + "/")
-                         for p in api_paths):
+    if api_paths and under(path, api_paths):
         return True
     if requested_with is not None and requested_with.lower() == "xmlhttprequest":
         return True
     if fetch_mode is not None and fetch_mode.lower() != "navigate":
         return True
     return accept is not None and prefers_json(accept)
+
+
+def under(path: str, prefixes: Sequence[str]) -> bool:
+    """``path`` is one of ``prefixes`` or below one (``/api`` and ``/api/`` both cover ``/api/x``)."""
+    return any(path == p.rstrip("/") or path.startswith(p if p.endswith("/") else p + "/") for p in prefixes)
 
 
 def prefers_json(accept: str) -> bool:
@@ -60,9 +64,15 @@ def prefers_json(accept: str) -> bool:
     return best_json > 0 and best_json > best_html
 
 
-def json_body(status: int, login_url: str = "") -> bytes:
-    """The body of a 401/403 answer for an API client (the rule that refused is logged, never told)."""
-    if status == 401:
+def json_body(status: int, login_url: str = "", bearer: bool = False) -> bytes:
+    """The body of a 401/403 answer for an API client (the rule that refused is logged, never told).
+
+    ``bearer``: the client sent a bearer token; the reason is in the ``WWW-Authenticate`` challenge.
+    """
+    if bearer:
+        document = ({"error": "invalid_token", "message": "The bearer token was not accepted."} if status == 401
+                    else {"error": "insufficient_scope", "message": "The user of this token is not allowed here."})
+    elif status == 401:
         document = {"error": "unauthorized", "message": "Sign in first.", "login_url": login_url}
     else:
         document = {"error": "forbidden", "message": "You are signed in but not allowed here."}
@@ -74,10 +84,13 @@ def www_authenticate(login_path: str) -> bytes:
     return b'Cookie realm="openid-gateway", form="' + login_path.encode() + b'"'
 
 
-def json_headers(body: bytes, status: int, login_path: str) -> list[tuple[bytes, bytes]]:
+def json_headers(body: bytes, status: int, login_path: str, challenge: bytes = b"") -> list[tuple[bytes, bytes]]:
+    """The JSON answer's headers; ``challenge``: a bearer token's RFC 6750 ``WWW-Authenticate`` (401 and 403)."""
     headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode()),
                (b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff")]
-    if status == 401:
+    if challenge:
+        headers.append((b"www-authenticate", challenge))
+    elif status == 401:
         headers.append((b"www-authenticate", www_authenticate(login_path)))
     return headers
 
@@ -94,15 +107,16 @@ def forbidden_page_scope(scope: Scope, uri: str, forbidden_path: str) -> Scope:
 
 
 async def send_refusal(scope: Scope, receive: Receive, send: Send, *, status: int, login: str, api: bool,
-                       uri: str, pages: ASGIApp, paths: Paths) -> None:
+                       uri: str, pages: ASGIApp, paths: Paths, challenge: bytes = b"") -> None:
     """Refuse where the gateway answers the browser itself (proxy mode, Caddy/Traefik forward auth).
 
     An API client gets the JSON 401/403; a browser a redirect to ``login``
     (401) or the same 403 page nginx shows in mode 1, rendered by ``pages``.
+    A refused bearer token (``challenge``) is always answered as RFC 6750 says, never redirected.
     """
-    if api:
-        body = json_body(status, login)
-        headers = json_headers(body, status, paths.login)
+    if api or challenge:
+        body = json_body(status, login, bearer=bool(challenge))
+        headers = json_headers(body, status, paths.login, challenge)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
     elif status == 401:
@@ -115,4 +129,4 @@ async def send_refusal(scope: Scope, receive: Receive, send: Send, *, status: in
 
 
 __all__ = ["forbidden_page_scope", "is_api_request", "json_body", "json_headers", "prefers_json",
-           "send_refusal", "www_authenticate"]
+           "send_refusal", "under", "www_authenticate"]

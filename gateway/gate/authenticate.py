@@ -11,6 +11,11 @@ It also builds what an allowed request carries to the app: the identity headers 
 (:mod:`gateway.proof`) for this request, or the JWT assertion (:mod:`gateway.gate.assertion`), and the
 app's Cookie header without the gateway's own cookies.
 
+A request with ``Authorization: Bearer`` on a path that accepts tokens (``api_paths``, rules with
+``bearer = true``) is judged by :meth:`Authenticator.check_bearer` instead: the token, verified once
+and remembered (:mod:`gateway.gate.bearer`), stands for the cookie; the same rules decide, the app
+receives the same identity; a refusal carries its RFC 6750 challenge in the verdict.
+
 Kept lean (``python -m bench`` measures it): the session codec remembers verified cookies for a few
 seconds, the encoded identity headers are built once per identity, a verdict is a NamedTuple. What
 stays per request: the lifetimes, the revocation lookup, the store's health and a fresh proof.
@@ -22,10 +27,11 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from gateway.errors import StoreUnavailable
+from gateway.errors import StoreUnavailable, TokenRefused
 from gateway.gate.access import AccessPolicy, Decision, Person
 from gateway.gate.answers import is_api_request
 from gateway.gate.assertion import AssertionSigner
+from gateway.gate.bearer import BearerTokens, bearer_token, challenge
 from gateway.gate.redirects import NextTargets
 from gateway.observe import metrics
 from gateway.observe.events import Events, Forbidden, SignInRequired
@@ -39,6 +45,9 @@ logger = logging.getLogger("gateway.access")
 _NO_STORE = (b"cache-control", b"no-store")
 _NO_BODY = (b"content-length", b"0")
 _APP_COOKIE = b"x-gateway-cookie"
+# The Authorization header the app receives (nginx: protect.conf); absent when a bearer token authenticated
+# the request and pass_bearer_token is off.
+_APP_AUTHORIZATION = b"x-gateway-authorization"
 # Identities whose encoded headers are kept (oldest dropped first when full).
 IDENTITY_CACHE_SIZE = 2048
 
@@ -46,6 +55,8 @@ _ALLOW = Decision("allow", "default_policy")
 _SIGN_IN = Decision("sign_in", "default_policy")
 # A decision's outcome as the status every door answers with (nginx's auth_request reads these three).
 _STATUS = {"allow": 200, "sign_in": 401, "forbidden": 403}
+_BEARER_RULE = "bearer_token"  # names a token's refusal in the logs and metrics
+_INSUFFICIENT_SCOPE = challenge("insufficient_scope", "the token's user is not allowed here")
 
 
 class Verdict(NamedTuple):
@@ -61,8 +72,12 @@ class Verdict(NamedTuple):
     decision: Decision | None
     session: Session | None
     refreshed: str | None  # a Set-Cookie value: the session cookie's idle-timeout refresh
-    login: str
-    public: bool
+    login: str = ""
+    public: bool = False
+    # A bearer token decided: with 401/403 its RFC 6750 WWW-Authenticate value (never a redirect);
+    # with 200 b"" and ``bearer`` True (the door keeps the token from the app unless told to pass it).
+    challenge: bytes = b""
+    bearer: bool = False
 
 
 # Verdicts are made with tuple.__new__: a NamedTuple's own __new__ is a Python function, a frame more
@@ -83,9 +98,9 @@ class _Known:
         self.pairs = pairs
 
 
-# (Cookie, X-Original-URI, X-Original-Method, X-Forwarded-For, Host): a plain tuple, the
+# (Cookie, X-Original-URI, X-Original-Method, X-Forwarded-For, Host, Authorization): a plain tuple, the
 # cheapest thing to build and unpack on every request.
-RequestHeaders = tuple[str | None, str | None, str | None, str | None, str | None]
+RequestHeaders = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
 
 
 def scan_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
@@ -93,7 +108,7 @@ def scan_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
 
     Of several Host headers the first counts, as in the proxy (the one it forwards).
     """
-    cookie = uri = method = forwarded_for = host = None
+    cookie = uri = method = forwarded_for = host = authorization = None
     for name, value in headers:
         if name == b"cookie":
             cookie = value.decode("latin-1") if cookie is None else cookie + "; " + value.decode("latin-1")
@@ -105,7 +120,9 @@ def scan_headers(headers: Iterable[tuple[bytes, bytes]]) -> RequestHeaders:
             forwarded_for = value.decode("latin-1")
         elif name == b"host" and host is None:
             host = value.decode("latin-1")
-    return cookie, uri, method, forwarded_for, host
+        elif name == b"authorization":
+            authorization = value.decode("latin-1")
+    return cookie, uri, method, forwarded_for, host, authorization
 
 
 class Authenticator:
@@ -118,7 +135,8 @@ class Authenticator:
                  cookie_name: str, access: AccessPolicy, header_names: HeaderNames, proof: ProofSigner | None,
                  assertion: AssertionSigner | None, assertion_header: str, next_targets: NextTargets,
                  api_paths: tuple[str, ...], gateway_cookies: tuple[frozenset[str], tuple[str, ...]] | None,
-                 events: Events, clock: Callable[[], float]) -> None:
+                 events: Events, clock: Callable[[], float], bearer: BearerTokens | None = None,
+                 pass_bearer_token: bool = False) -> None:
         self.codec = sessions
         self.revocation = revocation
         self.cookies = cookies
@@ -137,6 +155,8 @@ class Authenticator:
         self._known: dict[Identity, _Known] = {}
         # (names, prefixes) of the cookies kept from the app; None: pass every cookie.
         self._gateway_cookies = gateway_cookies
+        self.bearer = bearer  # None: no provider accepts bearer tokens (no bearer_audiences)
+        self.pass_bearer_token = pass_bearer_token
 
     def authenticate(self, cookie_header: str | None, now: float) -> tuple[Session | None, str | None]:
         """Return the live session (or None) and a refreshed ``Set-Cookie`` value (or None).
@@ -169,7 +189,7 @@ class Authenticator:
             decision = self.access.decide(None, method, host, path)
             if not decision.public:
                 metrics.count_decision("unavailable", "store")
-                return _verdict(Verdict, (503, None, None, None, "", False))
+                return _verdict(Verdict, (503, None, None, None, "", False, b"", False))
             session = refreshed = None
         else:
             if self.access.trivial:
@@ -181,8 +201,65 @@ class Authenticator:
         status = _STATUS[decision.outcome]
         if status == 401:
             login = self.next_targets.login_url(uri if next_target is None else next_target)
-            return _verdict(Verdict, (401, decision, session, refreshed, login, False))
-        return _verdict(Verdict, (status, decision, session, refreshed, "", decision.public))
+            return _verdict(Verdict, (401, decision, session, refreshed, login, False, b"", False))
+        return _verdict(Verdict, (status, decision, session, refreshed, "", decision.public, b"", False))
+
+    async def check_bearer(self, authorization: str, cookie_header: str | None, method: str, host: str, uri: str,
+                           next_target: str | None = None) -> Verdict:
+        """:meth:`check` for a request with an ``Authorization`` header: a bearer token decides where one may.
+
+        Only where every reading of the path is under ``api_paths`` or a rule with ``bearer = true``,
+        and only for the Bearer scheme; otherwise the header is the app's and the cookie
+        decides as always. A token that fails is a 401 ``invalid_token`` (never a fall back to the
+        cookie: the client must learn its token is bad); a person the rules refuse a 403
+        ``insufficient_scope`` (RFC 6750 §3.1). Public paths pass without looking at the token.
+        """
+        path = uri.partition("?")[0]
+        token = bearer_token(authorization) if self.bearer is not None else None
+        if token is None or not self.access.accepts_bearer(method, host, path, self.api_paths):
+            return self.check(cookie_header, method, host, uri, next_target)
+        assert self.bearer is not None
+        now = self.now()
+        known = self.bearer.remembered(token, now)  # the common case: a client calling again
+        if known is None or not self.revocation.healthy:
+            anonymous = self.access.decide(None, method, host, path)
+            if anonymous.public:  # no token is looked at where nobody needs one
+                metrics.count_decision(anonymous.outcome, anonymous.rule)
+                return Verdict(200, anonymous, None, None, public=True)
+            if not self.revocation.healthy:
+                metrics.count_decision("unavailable", "store")
+                return Verdict(503, None, None, None)
+        try:
+            if known is None:
+                known = await self.bearer.verify(token, now)
+            session = known.session
+            if self.revocation.cut_off(session.identity.user_id, session.auth_time):
+                raise TokenRefused("the token was issued before its user was signed out everywhere")
+        except StoreUnavailable as exc:  # the token's links could not be read: fail closed, as for a cookie
+            logger.error("bearer token not checked: %s", exc)
+            metrics.count_decision("unavailable", "store")
+            return Verdict(503, None, None, None)
+        except TokenRefused as refused:
+            return self._token_refused(refused)
+        decision = self.access.decide(self._known_for(session.identity).person, method, host, path)
+        metrics.count_decision(decision.outcome, decision.rule)
+        if decision.outcome == "forbidden":
+            return Verdict(403, decision, session, None, challenge=_INSUFFICIENT_SCOPE)
+        if decision.public:
+            return Verdict(200, decision, None, None, public=True)
+        return Verdict(_STATUS[decision.outcome], decision, session, None, bearer=True)
+
+    @staticmethod
+    def _token_refused(refused: TokenRefused) -> Verdict:
+        """A token that authenticates no one: 401 with its RFC 6750 challenge, or 503 when it could not be checked."""
+        if refused.status == 503:
+            logger.error("bearer token not checked: %s", refused.description)
+            metrics.count_decision("unavailable", "provider")
+            return Verdict(503, None, None, None)
+        logger.info("bearer token refused: %s", refused.description)
+        metrics.count_decision("sign_in", _BEARER_RULE)
+        return Verdict(401, Decision("sign_in", _BEARER_RULE), None, None,
+                       challenge=challenge(refused.error, refused.description))
 
     def identity_headers(self, session: Session, method: str, host: str, uri: str) -> list[tuple[bytes, bytes]]:
         """The identity headers and a fresh proof for this request (what ``ProofSigner.headers`` gives)."""
@@ -251,8 +328,12 @@ class Authenticator:
         return known
 
     def allow_headers(self, verdict: Verdict, cookie: str | None, method: str, host: str,
-                      uri: str) -> list[tuple[bytes, bytes]]:
-        """The headers of an allowed answer: the identity (unless public), the app's Cookie, a refreshed cookie."""
+                      uri: str, authorization: str | None = None) -> list[tuple[bytes, bytes]]:
+        """The headers of an allowed answer: the identity (unless public), the app's Cookie, a refreshed cookie.
+
+        And the app's ``Authorization`` header: the client's, unless it was the bearer token that
+        authenticated the request (kept back unless ``pass_bearer_token``).
+        """
         session, refreshed = verdict.session, verdict.refreshed
         if session is not None and not verdict.public:
             headers = self.identity_headers(session, method, host, uri)
@@ -262,6 +343,8 @@ class Authenticator:
         app_cookie = self.app_cookie(cookie)
         if app_cookie:
             headers.append((_APP_COOKIE, app_cookie.encode("latin-1")))
+        if authorization is not None and (self.pass_bearer_token or not verdict.bearer):
+            headers.append((_APP_AUTHORIZATION, authorization.encode("latin-1")))
         if refreshed is not None:
             headers.append((b"set-cookie", refreshed.encode("latin-1")))
         return headers

@@ -60,6 +60,7 @@ class SignOut:
         runtime = self.runtime
         self.here(known)
         now = runtime.now()
+        runtime.revocation.add_cutoff(user_id, now)  # the user's bearer tokens too, here at once
         ended = await self.with_retries(lambda: runtime.store.revoke_user(user_id, now))
         self.here(ended)
         return len(set(ended) | set(known))

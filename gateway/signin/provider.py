@@ -41,6 +41,11 @@ class Provider:
     # type "oidc": send openid2_realm and map a verified openid2_id to its OpenID 2.0 user
     # (gateway.signin.oidc.migration).
     openid2_migration: bool = False
+    # type "oidc": its JWT access tokens and ID tokens authenticate API clients when their aud is one of these
+    # (gateway.signin.oidc.bearer); empty: no bearer tokens from this provider. bearer_clients: when set, the
+    # token's client_id (or azp) must be one of them.
+    bearer_audiences: tuple[str, ...] = ()
+    bearer_clients: tuple[str, ...] = ()
 
     @property
     def issuer(self) -> str:

@@ -79,7 +79,7 @@ class RememberMe:
             series_id=series_id, token_hash=_hash(token), user_id=identity.user_id,
             nickname=identity.nickname, email=identity.email, created=now, last_used=now,
             expires=now + self.lifetime, user_agent=user_agent, provider=identity.provider,
-            link_key=identity.link_key,
+            link_key=identity.link_key, groups=identity.groups,
         ))
         return series_id, self.codec.encode(f"{series_id}:{token}")
 
@@ -97,7 +97,7 @@ class RememberMe:
             logger.warning("remember-me series %s of %s ended: its sign-in %s is no longer linked to the account",
                            hash_id(series_id), record.user_id, record.link_key)
             return None
-        identity = Identity(record.user_id, record.nickname, record.email, provider=record.provider,
+        identity = Identity(record.user_id, record.nickname, record.email, record.groups, record.provider,
                             link_key=record.link_key)
         if hmac.compare_digest(presented, record.token_hash):
             new_token = secrets.token_urlsafe(32)

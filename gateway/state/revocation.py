@@ -15,6 +15,10 @@ pushes and wakes the refresh at once (the refresh still reads the log, so a
 push carries no session id anyone must trust, and a lost push costs at most
 one interval). SQLite cannot push: no listener, polling only.
 
+The same log carries bearer-token *cutoffs* (:func:`gateway.store.base.cutoff_entry`): signing a
+user out everywhere refuses the tokens the provider issued them until then (no session record ends
+those), so :meth:`RevocationCache.cut_off` answers from memory as :meth:`~RevocationCache.is_revoked` does.
+
 Fail closed: when the store cannot be read for longer than ``3 x interval``
 (at least 5 s) the cache reports itself unhealthy and the auth check answers
 503 until a refresh succeeds again.
@@ -40,6 +44,7 @@ from gateway.errors import StoreUnavailable
 from gateway.observe import metrics
 from gateway.observe.events import Events, StoreDown, StoreRecovered
 from gateway.store import RevocationPushes, Store
+from gateway.store.base import CUTOFF_KEEP, parse_cutoff
 
 logger = logging.getLogger("gateway.revocation")
 
@@ -124,6 +129,8 @@ class RevocationCache:
         self.interval = interval
         self.clock = clock
         self.revoked: set[str] = set()
+        # Bearer-token cutoffs: user id ("" for everyone) -> tokens issued at or before this time are refused.
+        self.cutoffs: dict[str, float] = {}
         self.max_staleness = max(5.0, 3 * interval)
         self._last_ok = 0.0
         self._seq = 0
@@ -135,6 +142,7 @@ class RevocationCache:
         # Revoked in this process and not yet seen in the store: a full reload that read the store just
         # before the write, or a logout whose write failed (store down), must not forget them.
         self._local: dict[str, float] = {}
+        self._local_cutoffs: dict[str, float] = {}  # as _local, for cutoffs
         self._failing = False  # the last refresh failed: the next success is a recovery
 
     @property
@@ -147,6 +155,18 @@ class RevocationCache:
     def add(self, session_id: str) -> None:
         self.revoked.add(session_id)
         self._local[session_id] = self.clock()
+
+    def cut_off(self, user_id: str, issued: float) -> bool:
+        """Whether a bearer token of ``user_id`` issued at ``issued`` predates a sign-out everywhere (theirs or all)."""
+        cutoffs = self.cutoffs
+        if not cutoffs:
+            return False
+        return issued <= max(cutoffs.get(user_id, float("-inf")), cutoffs.get("", float("-inf")))
+
+    def add_cutoff(self, user_id: str, at: float) -> None:
+        """Refuse ``user_id``'s tokens issued until ``at`` in this process now (the store's log tells the others)."""
+        self.cutoffs[user_id] = max(at, self.cutoffs.get(user_id, at))
+        self._local_cutoffs[user_id] = self.cutoffs[user_id]
 
     async def start(self) -> None:
         await self.refresh()
@@ -214,14 +234,29 @@ class RevocationCache:
             # Never loaded: no revocation data at all, infinitely old.
             metrics.set_revocation_age(now - self._last_ok if self._last_ok else float("inf"))
             return
+        cutoffs: dict[str, float] = {}
+        sessions = []
+        for entry in ids:
+            cutoff = parse_cutoff(entry)
+            if cutoff is None:
+                sessions.append(entry)
+            else:
+                cutoffs[cutoff[0]] = max(cutoff[1], cutoffs.get(cutoff[0], cutoff[1]))
         if full:
-            stored = set(ids)
+            stored = set(sessions)
             self._local = {sid: at for sid, at in self._local.items()
                            if sid not in stored and now - at < self.local_ttl}
             self.revoked = stored | self._local.keys()
+            self._local_cutoffs = {user: at for user, at in self._local_cutoffs.items()
+                                   if now - at < CUTOFF_KEEP and cutoffs.get(user, float("-inf")) < at}
+            for user, at in self._local_cutoffs.items():
+                cutoffs[user] = max(at, cutoffs.get(user, at))
+            self.cutoffs = cutoffs
             self._last_full = now
         else:
-            self.revoked.update(ids)
+            self.revoked.update(sessions)
+            for user, at in cutoffs.items():
+                self.cutoffs[user] = max(at, self.cutoffs.get(user, at))
         self._seq = max(self._seq, seq)
         if not self.healthy and self._last_ok:
             logger.warning("store available again, revocations refreshed")

@@ -16,6 +16,29 @@ from typing import Literal, Protocol
 
 SignInProtocol = Literal["openid2", "oidc", "oauth2"]
 
+# Bearer tokens are issued by the provider, so no session record ends them. Signing a user out everywhere
+# (and everyone, with revoke_all) therefore also logs a *cutoff*: tokens of that user issued at or before it
+# are refused (gateway.gate.bearer). It rides the revocation log (and its pushes) as an entry of its own,
+# kept CUTOFF_KEEP seconds: longer than any token the gate accepts lives (gate.bearer.MAX_TOKEN_LIFETIME).
+CUTOFF_KEEP = 26 * 3600.0
+_CUTOFF = "cutoff\t"  # session ids are URL-safe base64: no tab, so no session id reads as a cutoff
+
+
+def cutoff_entry(user_id: str, at: float) -> str:
+    """The revocation log entry refusing ``user_id``'s tokens issued until ``at`` (``""``: everyone's)."""
+    return f"{_CUTOFF}{at!r}\t{user_id}"
+
+
+def parse_cutoff(entry: str) -> tuple[str, float] | None:
+    """(user id, time) of a cutoff entry; None for a session id."""
+    if not entry.startswith(_CUTOFF):
+        return None
+    at, _, user_id = entry[len(_CUTOFF):].partition("\t")
+    try:
+        return user_id, float(at)
+    except ValueError:
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
@@ -50,6 +73,9 @@ class RememberRecord:
     revoked_at: float | None = None
     provider: str = ""  # who vouched for the sign-in the series restores (``Identity.provider``)
     link_key: str = ""  # the linked sign-in that started it (LinkRecord.identity_key); "" for the account's own
+    # The groups the provider vouched for at that sign-in (``Identity.groups``, its groups_claim): a restore
+    # answers group rules as the sign-in did; every sign-in with remember-me starts a series with its own.
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,17 +172,26 @@ class Store(Protocol):
         ...
     def revoke_session(self, session_id: str, now: float) -> None: ...
     def revoke_user(self, user_id: str, now: float) -> list[str]:
-        """Revoke every session and remember-me series of a user; the ids of their unexpired sessions."""
+        """Revoke every session and remember-me series of a user; the ids of their unexpired sessions.
+
+        Logs the user's bearer-token cutoff (:func:`cutoff_entry`) in the same transaction.
+        """
         ...
     def list_sessions(self, user_id: str, now: float) -> list[SessionRecord]: ...
     def list_all_sessions(self, now: float) -> list[SessionRecord]:
         """Every live session, newest first (``openid-gateway sessions list``)."""
         ...
     def revoke_all(self, now: float) -> list[str]:
-        """Sign everyone out: every session and remember-me series; the ids of the unexpired sessions."""
+        """Sign everyone out: every session and remember-me series; the ids of the unexpired sessions.
+
+        Logs a cutoff for everyone's bearer tokens (``cutoff_entry("", now)``) in the same transaction.
+        """
         ...
     def revocations_after(self, seq: int, now: float) -> tuple[list[str], int]:
-        """Ids of still-unexpired sessions revoked after log position ``seq``, and the last position."""
+        """Ids of still-unexpired sessions revoked after log position ``seq``, and the last position.
+
+        Cutoff entries (:func:`parse_cutoff`) come in the same list, in log order.
+        """
         ...
 
     # OpenID Connect logout.

@@ -67,12 +67,14 @@ import gateway.store.redis_lua as redis_lua
 from gateway.errors import StoreMisconfigured, StoreUnavailable
 from gateway.observe import metrics
 from gateway.store.base import (
+    CUTOFF_KEEP,
     LinkRecord,
     LoginStateRecord,
     ProviderSessionRecord,
     RememberRecord,
     RevocationPushes,
     SessionRecord,
+    cutoff_entry,
 )
 from gateway.store.location import RedisLocation, parse_redis
 
@@ -300,7 +302,7 @@ class RedisStore:
         self._revoke_by("session", now, session_id)
 
     def revoke_user(self, user_id: str, now: float) -> list[str]:
-        return self._revoke_by("user", now, user_id)
+        return self._revoke_by("user", now, user_id, cutoff_entry(user_id, now), _num(now + CUTOFF_KEEP))
 
     def _sessions(self, client: redis.Redis, ids: list[str]) -> list[SessionRecord]:
         with client.pipeline(transaction=False) as pipe:
@@ -331,7 +333,7 @@ class RedisStore:
         return self._live(self._call(work), now)
 
     def revoke_all(self, now: float) -> list[str]:
-        return self._revoke_by("all", now)
+        return self._revoke_by("all", now, "", cutoff_entry("", now), _num(now + CUTOFF_KEEP))
 
     def revocations_after(self, seq: int, now: float) -> tuple[list[str], int]:
         rows = [str(row) for row in self._script(self._read_log, str(seq), now=now)]
@@ -382,7 +384,8 @@ class RedisStore:
         fields: dict[Any, str] = {
             "th": record.token_hash, "u": record.user_id, "n": record.nickname, "em": record.email,
             "c": _num(record.created), "lu": _num(record.last_used), "e": _num(record.expires),
-            "ua": record.user_agent[:256], "pv": record.provider, "lk": record.link_key}
+            "ua": record.user_agent[:256], "pv": record.provider, "lk": record.link_key,
+            "gr": json.dumps(list(record.groups))}
         users = self._key("ru", record.user_id)
 
         def work(client: redis.Redis) -> None:
@@ -403,7 +406,8 @@ class RedisStore:
             return None
         return RememberRecord(series_id, row["th"], row["u"], row["n"], row["em"], float(row["c"]),
                               float(row["lu"]), float(row["e"]), row.get("ph"), _opt_float(row.get("ra")),
-                              row.get("ua", ""), _opt_float(row.get("rv")), row.get("pv", ""), row.get("lk", ""))
+                              row.get("ua", ""), _opt_float(row.get("rv")), row.get("pv", ""), row.get("lk", ""),
+                              tuple(json.loads(row.get("gr", "[]"))))
 
     def rotate_series(self, series_id: str, old_hash: str, new_hash: str, now: float) -> bool:
         """Compare-and-swap in one script: of two instances restoring the same token, one rotates."""

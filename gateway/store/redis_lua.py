@@ -63,6 +63,18 @@ local function revoke_session(sid, ended)
   if tonumber(f[1]) > now then ended[sid] = true end
 end
 
+-- Log an entry that is no session (a bearer-token cutoff), kept until `expires`.
+local function log_entry(entry, expires)
+  local seq = next_seq()
+  redis.call('ZADD', P .. 'rl', seq, entry)
+  redis.call('ZADD', P .. 'rle', expires, entry)
+  local at = keep_until(expires)
+  extend(P .. 'rl', at)
+  extend(P .. 'rle', at)
+  extend(P .. 'seq', at)
+  last_seq = seq
+end
+
 local function mark_series(series)
   local key = P .. 'r:' .. series
   if redis.call('EXISTS', key) == 1 and not redis.call('HGET', key, 'rv') then
@@ -85,8 +97,8 @@ local function finish(ended)
 end
 """
 
-# ARGV[4] kind; session: [5] id; series: [5] id; user: [5] user id; all; provider: [5] provider, [6] sub, [7] sid
-# ('' = not given).
+# ARGV[4] kind; session: [5] id; series: [5] id; user: [5] user id, [6] cutoff entry, [7] its expiry;
+# all: [6] cutoff entry, [7] its expiry; provider: [5] provider, [6] sub, [7] sid ('' = not given).
 REVOKE = PRELUDE + r"""
 local kind, a, b, c = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local ended = {}
@@ -97,9 +109,11 @@ elseif kind == 'series' then
 elseif kind == 'user' then
   for _, series in ipairs(redis.call('SMEMBERS', P .. 'ru:' .. a)) do mark_series(series) end
   for _, sid in ipairs(redis.call('SMEMBERS', P .. 'su:' .. a)) do revoke_session(sid, ended) end
+  log_entry(b, c)
 elseif kind == 'all' then
   for _, series in ipairs(redis.call('ZRANGE', P .. 'rx', 0, -1)) do mark_series(series) end
   for _, sid in ipairs(redis.call('ZRANGE', P .. 'sx', 0, -1)) do revoke_session(sid, ended) end
+  log_entry(b, c)
 elseif kind == 'provider' then
   local index
   if c ~= '' then index = P .. 'pd:' .. a .. '\0' .. c else index = P .. 'pu:' .. a .. '\0' .. b end

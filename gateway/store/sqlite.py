@@ -9,6 +9,7 @@ writer, and turns every sqlite3 error into ``StoreUnavailable``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -27,12 +28,14 @@ from openid.store import nonce as openid_nonce
 from gateway.errors import StoreUnavailable
 from gateway.observe import metrics
 from gateway.store.base import (
+    CUTOFF_KEEP,
     LinkRecord,
     LoginStateRecord,
     ProviderSessionRecord,
     RememberRecord,
     RevocationPushes,
     SessionRecord,
+    cutoff_entry,
 )
 
 T = TypeVar("T")
@@ -59,7 +62,8 @@ CREATE TABLE IF NOT EXISTS remember_series (
     series_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, user_id TEXT NOT NULL,
     nickname TEXT NOT NULL, email TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL,
     expires REAL NOT NULL, previous_hash TEXT, rotated_at REAL, user_agent TEXT NOT NULL DEFAULT '',
-    revoked_at REAL, provider TEXT NOT NULL DEFAULT '', link_key TEXT NOT NULL DEFAULT '');
+    revoked_at REAL, provider TEXT NOT NULL DEFAULT '', link_key TEXT NOT NULL DEFAULT '',
+    provider_groups TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX IF NOT EXISTS remember_user ON remember_series (user_id);
 CREATE TABLE IF NOT EXISTS login_states (
     state_id TEXT PRIMARY KEY, protocol TEXT NOT NULL, provider TEXT NOT NULL, next TEXT NOT NULL,
@@ -81,6 +85,15 @@ CREATE TABLE IF NOT EXISTS rate_hits (
 """
 
 
+def _groups(text: str) -> tuple[str, ...]:
+    """A series' provider groups, as stored (a JSON list of names)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(str(name) for name in value) if isinstance(value, list) else ()
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a store made by an older version up to :data:`SCHEMA` (columns added since, with their defaults).
 
@@ -91,6 +104,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
     """
     if "provider" not in _columns(conn, "remember_series"):
         conn.execute("ALTER TABLE remember_series ADD COLUMN provider TEXT NOT NULL DEFAULT ''")
+    if "provider_groups" not in _columns(conn, "remember_series"):  # a series' provider groups (JSON list)
+        with _write(conn):
+            if "provider_groups" not in _columns(conn, "remember_series"):
+                conn.execute("ALTER TABLE remember_series ADD COLUMN provider_groups TEXT NOT NULL DEFAULT '[]'")
     if "series_id" not in _columns(conn, "provider_sessions"):
         with _write(conn):  # checked again inside: another process may have just migrated it
             if "series_id" not in _columns(conn, "provider_sessions"):
@@ -348,6 +365,12 @@ class SQLiteStore:
                      (now, series_id))
         return cls._revoke_where(conn, cls._BY_SERIES, series_id, now)
 
+    @staticmethod
+    def _log_cutoff(conn: sqlite3.Connection, user_id: str, now: float) -> None:
+        """Log the bearer-token cutoff of ``user_id`` ("": everyone) in the caller's transaction."""
+        conn.execute("INSERT INTO revocations (session_id, expires) VALUES (?, ?)",
+                     (cutoff_entry(user_id, now), now + CUTOFF_KEEP))
+
     def revoke_session(self, session_id: str, now: float) -> None:
         def work(conn: sqlite3.Connection) -> None:
             with self._transaction(conn):
@@ -362,6 +385,7 @@ class SQLiteStore:
             with self._transaction(conn):
                 conn.execute("UPDATE remember_series SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
                              (now, user_id))
+                self._log_cutoff(conn, user_id, now)
                 return self._revoke_where(conn, self._BY_USER, user_id, now)
 
         return self._call(work)
@@ -380,6 +404,7 @@ class SQLiteStore:
         def work(conn: sqlite3.Connection) -> list[str]:
             with self._transaction(conn):
                 conn.execute("UPDATE remember_series SET revoked_at = ? WHERE revoked_at IS NULL", (now,))
+                self._log_cutoff(conn, "", now)
                 return self._revoke_where(conn, self._EVERY, "", now)
 
         return self._call(work)
@@ -461,17 +486,18 @@ class SQLiteStore:
     def create_series(self, record: RememberRecord) -> None:
         self._execute(
             "INSERT INTO remember_series (series_id, token_hash, user_id, nickname, email, created, last_used,"
-            " expires, user_agent, provider, link_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " expires, user_agent, provider, link_key, provider_groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.series_id, record.token_hash, record.user_id, record.nickname, record.email,
              record.created, record.last_used, record.expires, record.user_agent[:256], record.provider,
-             record.link_key),
+             record.link_key, json.dumps(list(record.groups))),
         )
 
     def get_series(self, series_id: str) -> RememberRecord | None:
         sql = ("SELECT series_id, token_hash, user_id, nickname, email, created, last_used, expires, previous_hash,"
-               " rotated_at, user_agent, revoked_at, provider, link_key FROM remember_series WHERE series_id = ?")
+               " rotated_at, user_agent, revoked_at, provider, link_key, provider_groups FROM remember_series"
+               " WHERE series_id = ?")
         row = self._call(lambda conn: conn.execute(sql, (series_id,)).fetchone())
-        return RememberRecord(*row) if row else None
+        return dataclasses.replace(RememberRecord(*row[:-1]), groups=_groups(row[-1])) if row else None
 
     def rotate_series(self, series_id: str, old_hash: str, new_hash: str, now: float) -> bool:
         """Replace the token hash only if ``old_hash`` is still current (compare-and-swap)."""

@@ -144,6 +144,8 @@ def test_groups_come_from_the_table_by_identifier_or_vouched_email() -> None:
         ({"policy": "deny", "methods": ["get it"]}, "is not an HTTP method"),
         ({"policy": "deny", "paths": "/admin"}, "paths must be a list of strings"),
         ({"policy": "deny", "path": ["/admin"]}, "unknown key(s) path"),
+        ({"policy": "signed_in", "bearer": "yes"}, "bearer must be true or false"),
+        ({"policy": "public", "bearer": True}, "means nothing"),
     ],
 )
 def test_bad_rules_are_refused_with_their_name(rule: dict[str, Any], message: str) -> None:
@@ -267,3 +269,17 @@ def test_without_method_override_a_post_is_a_post() -> None:
 def test_a_host_rule_holds_for_every_spelling_of_the_host(host: str) -> None:
     rules = policy({"name": "admin-site", "hosts": ["admin.example.com"], "policy": "deny"}, default="public")
     assert rules.decide(None, "GET", host, "/").outcome == "forbidden"
+
+
+def test_a_path_with_capitals_also_reads_in_lower_case() -> None:
+    assert path_readings("/User/Alice").paths == ("/User/Alice", "/user/alice")
+
+
+def test_a_bearer_token_is_taken_only_where_every_reading_of_the_path_falls_under_a_bearer_rule() -> None:
+    api = policy({"name": "api", "paths": ["/api"], "policy": "signed_in", "bearer": True},
+                 {"name": "admin", "paths": ["/admin"], "policy": "signed_in"})
+    assert api.accepts_bearer("GET", "h", "/api/items") and api.accepts_bearer("get", "h", "/api")
+    assert not api.accepts_bearer("GET", "h", "/admin") and not api.accepts_bearer("GET", "h", "/other")
+    assert not api.accepts_bearer("GET", "h", "/api/../admin")  # one reading is /admin: the cookie decides there
+    assert api.accepts_bearer("GET", "h", "/v1/x", api_paths=("/v1/",))
+    assert not api.accepts_bearer("GET", "h", "/v1/..%2fadmin", api_paths=("/v1/",))

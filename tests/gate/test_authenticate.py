@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import warnings
 from collections.abc import Iterator
@@ -11,9 +12,11 @@ import httpx
 import pytest
 
 from gateway.app import GatewayApp
+from gateway.errors import TokenRefused
 from gateway.gate.access import parse_rule
+from gateway.gate.bearer import BearerTokens
 from gateway.proof import InvalidProof, ProofVerifier
-from gateway.types import Identity
+from gateway.types import Identity, VerifiedToken
 from tests.conftest import PROOF_KEY, make_settings
 
 with warnings.catch_warnings():
@@ -212,3 +215,101 @@ def test_with_revocations_stale_the_verdict_is_503_except_on_a_public_path(start
     assert (closed.status, closed.decision, closed.session) == (503, None, None)
     public = app.runtime.auth.check(session_cookie(app), "GET", "testserver", "/static/a.css")
     assert public.status == 200 and public.public and public.session is None  # no identity on a public path
+
+
+# -- bearer tokens (Authenticator.check_bearer; the verifier itself: tests/signin/oidc/test_bearer.py) --------
+
+
+class CountingVerifier:
+    """Stands in for the provider's verification (the gate's part is under test): alice, for ten minutes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, token: str) -> VerifiedToken:
+        self.calls += 1
+        if token != "good":
+            raise TokenRefused("not a good token")
+        return VerifiedToken(ALICE, time.time() - 1, time.time() + 600)
+
+
+Bearer = tuple[GatewayApp, CountingVerifier]
+
+
+@pytest.fixture
+def bearer(tmp_path: Path) -> Iterator[Bearer]:
+    """A gateway taking tokens on /api/ (its deny and public rules as in ``started``), with a counting verifier."""
+    rules = ({"name": "closed", "paths": ["/api/closed"], "policy": "deny"},
+             {"name": "docs", "paths": ["/api/docs"], "policy": "public"})
+    app = GatewayApp(make_settings(tmp_path, 8080, api_paths=("/api/",),
+                                   rules=tuple(parse_rule(i, r) for i, r in enumerate(rules))))
+    verifier = CountingVerifier()
+    app.runtime.auth.bearer = BearerTokens(verifier)
+    with TestClient(app):
+        yield app, verifier
+
+
+def test_a_bearer_token_on_an_api_path_is_verified_once_and_stands_for_the_cookie(bearer: Bearer) -> None:
+    app, verifier = bearer
+    for _ in range(3):
+        verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
+        assert verdict.status == 200 and verdict.bearer and verdict.session is not None
+        assert verdict.session.identity == ALICE
+    assert verifier.calls == 1
+    headers = app.runtime.auth.allow_headers(verdict, None, "GET", "testserver", "/api/x", "Bearer good")
+    assert b"x-gateway-authorization" not in dict(headers)  # the token stays here (pass_bearer_token off)
+
+
+def test_a_refused_token_is_401_invalid_token_and_never_falls_back_to_the_cookie(bearer: Bearer) -> None:
+    app, _ = bearer
+    verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer bad", session_cookie(app), "GET", "testserver",
+                                                        "/api/x"))
+    assert verdict.status == 401 and verdict.session is None and verdict.login == ""
+    assert verdict.challenge.startswith(b'Bearer realm="openid-gateway", error="invalid_token"')
+
+
+def test_a_denied_token_is_403_insufficient_scope(bearer: Bearer) -> None:
+    app, _ = bearer
+    verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/closed"))
+    assert verdict.status == 403 and b'error="insufficient_scope"' in verdict.challenge
+
+
+def test_a_public_path_passes_without_looking_at_the_token(bearer: Bearer) -> None:
+    app, verifier = bearer
+    verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer bad", None, "GET", "testserver", "/api/docs"))
+    assert verdict.status == 200 and verdict.public and verifier.calls == 0
+
+
+def test_other_schemes_and_other_paths_leave_the_header_to_the_app(bearer: Bearer) -> None:
+    app, verifier = bearer
+    basic = asyncio.run(app.runtime.auth.check_bearer("Basic YTpi", session_cookie(app), "GET", "testserver",
+                                                      "/api/x"))
+    page = asyncio.run(app.runtime.auth.check_bearer("Bearer bad", session_cookie(app), "GET", "testserver", "/p"))
+    assert basic.status == page.status == 200 and not basic.bearer and not page.bearer and verifier.calls == 0
+    headers = dict(app.runtime.auth.allow_headers(page, None, "GET", "testserver", "/p", "Bearer bad"))
+    assert headers[b"x-gateway-authorization"] == b"Bearer bad"  # the app's own header, handed back to nginx
+
+
+def test_with_revocations_stale_a_token_is_503_too(bearer: Bearer, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, _ = bearer
+    asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))  # remembered
+    monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
+    verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
+    assert verdict.status == 503
+
+
+def test_a_remembered_token_issued_before_its_user_was_signed_out_everywhere_is_refused(bearer: Bearer) -> None:
+    app, _ = bearer
+    assert asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x")).status == 200
+    app.runtime.revocation.add_cutoff(ALICE.user_id, time.time())
+    verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
+    assert verdict.status == 401 and b"signed out everywhere" in verdict.challenge
+
+
+def test_pass_bearer_token_hands_the_token_on_to_the_app(bearer: Bearer) -> None:
+    app, _ = bearer
+    auth = app.runtime.auth
+    verdict = asyncio.run(auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
+    auth.pass_bearer_token = True
+    headers = dict(auth.allow_headers(verdict, None, "GET", "testserver", "/api/x", "Bearer good"))
+    assert headers[b"x-gateway-authorization"] == b"Bearer good"

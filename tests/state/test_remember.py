@@ -129,6 +129,29 @@ def test_a_restored_session_keeps_the_provider_that_vouched_for_the_sign_in(stor
     assert restored is not None and restored.identity.provider == "Steam"
 
 
+def test_a_restored_session_keeps_the_groups_the_provider_gave_the_sign_in(store: SQLiteStore) -> None:
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=0)
+    _, cookie = remember.issue(Identity(ALICE.user_id, "alice", groups=("admins", "staff"), provider="SSO"), "UA",
+                               time.time())
+    restored = remember.restore(cookie, time.time())
+    assert restored is not None and restored.identity.groups == ("admins", "staff")
+
+
+def test_a_series_stored_before_groups_were_kept_restores_without_groups(tmp_path: Path) -> None:
+    """A store made by an older version gains the column (empty) on open; its series still restore."""
+    path = tmp_path / "old.sqlite3"
+    SQLiteStore(path).close()
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("ALTER TABLE remember_series DROP COLUMN provider_groups")
+    old = SQLiteStore(path)
+    try:
+        _, cookie = RememberMe(old, KEYS, lifetime=3600, grace=0).issue(ALICE, "UA", time.time())
+        restored = RememberMe(old, KEYS, lifetime=3600, grace=0).restore(cookie, time.time())
+        assert restored is not None and restored.identity.groups == ()
+    finally:
+        old.close()
+
+
 def test_the_previous_token_after_the_grace_window_is_theft(store: SQLiteStore) -> None:
     now = time.time()
     remember, series_id, previous, current = rotated_once(store, now)  # grace = 10 s

@@ -187,3 +187,28 @@ def test_refresh_does_not_wait_behind_a_full_shared_thread_pool(tmp_path: Path) 
     run(scenario())
     assert cache.healthy and cache.is_revoked("b")
     store.close()
+
+
+def test_a_users_sign_out_everywhere_cuts_off_their_bearer_tokens_issued_until_then(tmp_path: Path) -> None:
+    store, cache = make(tmp_path)
+    at = time.time()
+    store.revoke_user("u", at)
+    run(cache.refresh())
+    assert cache.is_revoked("a") and not cache.is_revoked(f"cutoff\t{at!r}\tu")  # a cutoff is no session
+    assert cache.cut_off("u", at - 60) and cache.cut_off("u", at)
+    assert not cache.cut_off("u", at + 1) and not cache.cut_off("someone-else", at - 60)
+    store.close()
+
+
+def test_signing_everyone_out_cuts_off_every_users_tokens_and_a_full_reload_keeps_the_cutoffs(tmp_path: Path) -> None:
+    store, cache = make(tmp_path)
+    now = [time.time()]
+    cache.clock = lambda: now[0]
+    store.revoke_all(now[0])
+    run(cache.refresh())
+    assert cache.cut_off("anyone", now[0] - 1)
+    cache.add_cutoff("v", now[0] + 5)  # a sign-out everywhere in this process, its store write not yet seen
+    now[0] += FULL_RELOAD_EVERY
+    run(cache.refresh())  # a full reload
+    assert cache.cut_off("anyone", now[0] - FULL_RELOAD_EVERY - 1) and cache.cut_off("v", now[0] - FULL_RELOAD_EVERY)
+    store.close()

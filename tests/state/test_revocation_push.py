@@ -115,6 +115,27 @@ def test_a_revocation_on_one_instance_reaches_another_by_push(redis_server_facto
     y.close()
 
 
+def test_a_bearer_token_cutoff_reaches_another_instance_by_push(redis_server_factory: RedisServerFactory) -> None:
+    """Signing out everywhere someone with no session at all (an API client's user) is pushed all the same."""
+    server = redis_server_factory()
+    x, y = RedisStore(server.url), RedisStore(server.url)
+    cache = RevocationCache(y, POLL_EVERY)
+
+    async def scenario() -> None:
+        await cache.start()
+        try:
+            await until(lambda: subscribers(server) == 1, "the listener subscribed")
+            at = time.time()
+            await asyncio.to_thread(x.revoke_user, "https://op.example#api-client", at)
+            await until(lambda: cache.cut_off("https://op.example#api-client", at), "the cutoff pushed")
+        finally:
+            await cache.stop()
+
+    run(scenario())
+    x.close()
+    y.close()
+
+
 def test_the_listener_survives_redis_stopping_and_resumes_when_it_is_back(
         redis_server_factory: RedisServerFactory, caplog: pytest.LogCaptureFixture) -> None:
     server = redis_server_factory(appendonly=True)  # restarted on its append-only file: the log goes on

@@ -22,6 +22,7 @@ from gateway.store import (
     Store,
     open_store,
 )
+from gateway.store.base import CUTOFF_KEEP, parse_cutoff
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -87,9 +88,23 @@ def test_sessions_revoke_one_user_or_series(store: Store) -> None:
     assert store.revoke_series("s1", now) == ["b"]
     assert set(store.revocations_after(0, now)[0]) == {"b"}
     assert set(store.revoke_user("u", now + 1)) == {"a", "b"}  # "b" revoked before: still named
-    assert set(store.revocations_after(0, now)[0]) == {"a", "b"}
+    logged = store.revocations_after(0, now)[0]
+    assert {entry for entry in logged if parse_cutoff(entry) is None} == {"a", "b"}
+    assert [parse_cutoff(entry) for entry in logged if parse_cutoff(entry)] == [("u", now + 1)]  # the user's tokens
     assert [s.session_id for s in store.list_sessions("v", now)] == ["c"]
     assert store.list_sessions("u", now) == []
+
+
+def test_signing_everyone_out_logs_a_cutoff_for_everyones_bearer_tokens_kept_past_any_token(store: Store) -> None:
+    now = time.time()
+    store.revoke_all(now)
+    store.revoke_user("nobody-signed-in", now + 1)  # no session: the cutoff is logged all the same
+    cutoffs = [parse_cutoff(entry) for entry in store.revocations_after(0, now)[0]]
+    assert cutoffs == [("", now), ("nobody-signed-in", now + 1)]
+    store.purge_expired(now + CUTOFF_KEEP - 60)
+    assert len(store.revocations_after(0, now + CUTOFF_KEEP - 60)[0]) == 2
+    store.purge_expired(now + CUTOFF_KEEP + 60)
+    assert store.revocations_after(0, now + CUTOFF_KEEP + 60)[0] == []
 
 
 def test_revoking_a_series_ends_it_and_every_session_restored_from_it(store: Store) -> None:
@@ -145,6 +160,15 @@ def test_revocation_log_positions_follow_commit_order_not_clocks(store: Store) -
 def series(sid: str = "s", token_hash: str = "h1") -> RememberRecord:
     now = time.time()
     return RememberRecord(sid, token_hash, "u", "nick", "e@x", now, now, now + 3600)
+
+
+def test_a_series_keeps_the_provider_groups_of_its_sign_in(store: Store) -> None:
+    store.create_series(dataclasses.replace(series("g"), provider="SSO", groups=("admins", "a,b é")))
+    record = store.get_series("g")
+    assert record is not None and record.groups == ("admins", "a,b é") and record.provider == "SSO"
+    assert store.get_series("s") is None
+    store.create_series(series("none"))
+    assert store.get_series("none").groups == ()  # type: ignore[union-attr]
 
 
 def test_series_rotation_is_compare_and_swap(store: Store) -> None:

@@ -37,7 +37,7 @@ class ProxyDoor:
         self.pages = pages  # the gateway's pages app, for the 403 page
         self.site = site
 
-    def _incoming(self, scope: Scope) -> tuple[str | None, str, str, bool, str, str]:
+    def _incoming(self, scope: Scope) -> tuple[str | None, str, str, bool, str, str, str | None]:
         """What the door reads of a request, HTTP or WebSocket alike.
 
         The cookie, the Host, the client address, whether the peer is a trusted
@@ -46,15 +46,21 @@ class ProxyDoor:
         """
         client = scope.get("client")
         peer = client[0] if client else None
-        cookie, _, _, forwarded_for, host = scan_headers(scope["headers"])
+        cookie, _, _, forwarded_for, host, authorization = scan_headers(scope["headers"])
         client_addr = self.client_address.resolve(peer, forwarded_for)
         trusted = self.client_address.trusts_peer(scope)
         rid = self.client_address.set_request_id(scope, trusted)
-        return cookie, host or "", client_addr, trusted, request_uri(scope), rid
+        return cookie, host or "", client_addr, trusted, request_uri(scope), rid, authorization
+
+    def _without_token(self, scope: Scope, verdict: Verdict) -> Scope:
+        """The request as the app receives it: a bearer token that authenticated it stays here, unless passed on."""
+        if not verdict.bearer or self.auth.pass_bearer_token:
+            return scope
+        return {**scope, "headers": [header for header in scope["headers"] if header[0] != b"authorization"]}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Ask the gate, then forward (with the identity) or refuse."""
-        cookie, host, client_addr, trusted, uri, rid = self._incoming(scope)
+        cookie, host, client_addr, trusted, uri, rid, authorization = self._incoming(scope)
         if not host:  # HTTP/1.0 without Host: no site to judge it for (nginx's snippets refuse it too)
             logger.info("request without Host refused (400): %s %s", scope["method"], uri[:200])
             await SecurityHeaders(self.site.error(400, "Bad request", "The request names no host."))(
@@ -62,7 +68,8 @@ class ProxyDoor:
             return
         method = scope["method"]
         rid_header = (REQUEST_ID_HEADER, rid.encode("ascii"))  # the app sees the id the logs name
-        verdict = self.auth.check(cookie, method, host, uri)
+        verdict = (self.auth.check(cookie, method, host, uri) if authorization is None  # no new work for a cookie
+                   else await self.auth.check_bearer(authorization, cookie, method, host, uri))
         if verdict.status == 503:
             self.site.languages.use(scope)
             response: Response = cannot_check(self.site)
@@ -76,6 +83,7 @@ class ProxyDoor:
             await self.proxy.forward(scope, receive, send, (rid_header,), client_addr=client_addr,
                                      trusted_peer=trusted)
             return
+        scope = self._without_token(scope, verdict)
         extra = self.auth.identity_headers(session, method, host, uri)
         extra.append(rid_header)
         if verdict.refreshed is not None:
@@ -97,7 +105,7 @@ class ProxyDoor:
         self.auth.log_refusal(verdict, scope["method"], host, uri)
         await send_refusal(scope, receive, send, status=verdict.status, login=verdict.login,
                            api=self.auth.refusal_is_api(scope["headers"], uri.partition("?")[0]), uri=uri,
-                           pages=self.pages, paths=self.site.paths)
+                           pages=self.pages, paths=self.site.paths, challenge=verdict.challenge)
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A WebSocket handshake is judged as a GET of its URI (the same decision), then relayed.
@@ -107,21 +115,23 @@ class ProxyDoor:
         if self.site.paths.is_own(scope["path"]):
             await send({"type": "websocket.close", "code": 1008})  # the gateway's own pages: never the app's
             return
-        cookie, host, client_addr, trusted, uri, rid = self._incoming(scope)
-        verdict = self.auth.check(cookie, "GET", host, uri)
+        cookie, host, client_addr, trusted, uri, rid, authorization = self._incoming(scope)
+        verdict = (self.auth.check(cookie, "GET", host, uri) if authorization is None
+                   else await self.auth.check_bearer(authorization, cookie, "GET", host, uri))
         if verdict.status == 503:
             logger.error("websocket %s refused: the revocation list is not current", uri[:200])
             await refuse_websocket(scope, send, 503, [(b"retry-after", b"5")], b"Temporarily unavailable.")
             return
         if verdict.status != 200:
             self.auth.log_refusal(verdict, "GET", host, uri)
-            body = json_body(verdict.status, verdict.login)
-            headers = json_headers(body, verdict.status, self.site.paths.login)
+            body = json_body(verdict.status, verdict.login, bearer=bool(verdict.challenge))
+            headers = json_headers(body, verdict.status, self.site.paths.login, verdict.challenge)
             await refuse_websocket(scope, send, verdict.status, headers, body)
             return
         extra: list[tuple[bytes, bytes]] = [(REQUEST_ID_HEADER, rid.encode("ascii"))]
         accept: list[tuple[bytes, bytes]] = []
         if verdict.session is not None and not verdict.public:
+            scope = self._without_token(scope, verdict)
             extra += self.auth.identity_headers(verdict.session, "GET", host, uri)
             if verdict.refreshed is not None:
                 accept.append((b"set-cookie", verdict.refreshed.encode("latin-1")))

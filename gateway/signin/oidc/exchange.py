@@ -271,11 +271,11 @@ class OIDCSignIn(ButtonMethod):
             raise LoginFailed(f"no verified e-mail from {provider.name}", "email-required")
         username = claims.get("preferred_username")
         nickname = username if isinstance(username, str) and username.strip() else email or sub
-        groups = _groups(claims, provider.groups_claim, provider.name)
+        groups = claim_groups(claims, provider.groups_claim, provider.name)
         return Identity(user_id(issuer, sub), nickname[:200], email, groups, provider.name)
 
 
-def _groups(claims: Mapping[str, Any], claim: str, provider: str) -> tuple[str, ...]:
+def claim_groups(claims: Mapping[str, Any], claim: str, provider: str) -> tuple[str, ...]:
     """The groups the configured claim names (a list of names, or one name); none when not configured.
 
     They travel in the session cookie, so their number and length are bounded;
@@ -293,5 +293,5 @@ def _groups(claims: Mapping[str, Any], claim: str, provider: str) -> tuple[str, 
     return tuple(sorted(set(names)))
 
 
-__all__ = ["LEEWAY", "OIDCIdentity", "OIDCSignIn", "ProviderLogin", "provider_login",
+__all__ = ["LEEWAY", "OIDCIdentity", "OIDCSignIn", "ProviderLogin", "claim_groups", "provider_login",
            "user_id"]

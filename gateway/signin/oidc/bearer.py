@@ -1,0 +1,135 @@
+"""Bearer tokens of the configured OpenID Connect providers, verified with joserfc.
+
+A provider configured with ``bearer_audiences`` vouches for API clients: a JWT access token
+(RFC 9068, ``typ: at+jwt``) or an ID token it signed authenticates its user as a browser
+sign-in would. The token names its issuer; only the configured provider with that issuer is
+asked for keys (the same cached, rate-limited JWKS the sign-in uses:
+:class:`~gateway.signin.oidc.metadata.ProviderMetadata`, so a key rollover is followed), and
+only asymmetric algorithms are accepted (never ``none``, never HMAC: a public key is no secret).
+Then ``iss`` exactly, ``aud`` one of the operator's audiences for that provider (there is no
+"any": a token minted for another service must not open this one, RFC 9068 §4), ``exp``,
+``iat``, ``nbf`` with :data:`~gateway.signin.oidc.exchange.LEEWAY`, ``sub``, and
+``client_id``/``azp`` among ``bearer_clients`` when the operator names some.
+
+An access token's ``typ`` must be ``at+jwt`` (RFC 9068 §4) unless it is an ID token (``typ``
+``JWT`` or none), which OpenID Connect clients such as single-page apps hold.
+
+Opaque tokens (not a JWS) are refused with a clear reason: RFC 7662 introspection is not
+implemented, and a token nobody can check never passes.
+
+The person is ``<issuer>#<sub>`` as for a browser sign-in, resolved through the same links and
+migrations (:class:`~gateway.signin.identities.Identities`), with the groups of the provider's
+``groups_claim``. Blocks (keys and links): the gate runs it on a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from joserfc import jws, jwt
+from joserfc.errors import InvalidKeyIdError, JoseError, MissingKeyError
+from joserfc.jwt import JWTClaimsRegistry
+
+from gateway.errors import LoginFailed, TokenRefused
+from gateway.signin.oidc.exchange import LEEWAY, claim_groups, user_id
+from gateway.signin.oidc.metadata import ASYMMETRIC_ALGORITHMS, ProviderMetadata
+from gateway.signin.provider import Provider
+from gateway.types import Identity, VerifiedToken
+
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})  # RFC 9068 §2.1
+ID_TOKEN_TYPES = frozenset({"jwt", "application/jwt"})
+_ALGORITHMS = sorted(ASYMMETRIC_ALGORITHMS)
+
+
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims as written, only to pick whose keys verify the token."""
+    if token.count(".") != 2:
+        raise TokenRefused("opaque tokens are not supported here: send a JWT access token (RFC 9068) or an ID token")
+    try:
+        compact = jws.extract_compact(token.encode("ascii"))
+        claims = json.loads(compact.payload)
+    except (JoseError, ValueError, TypeError, UnicodeError) as exc:
+        raise TokenRefused(f"the token is not a signed JWT ({type(exc).__name__})") from exc
+    if not isinstance(claims, dict):
+        raise TokenRefused("the token's payload is not a JSON object")
+    return dict(compact.protected), claims
+
+
+class BearerVerifier:
+    """Verifies bearer tokens for the ``oidc`` providers with ``bearer_audiences``; a :class:`TokenVerifier`."""
+
+    def __init__(self, providers: Sequence[Provider], metadata: Mapping[str, ProviderMetadata],
+                 resolve: Callable[[Identity], Identity], clock: Callable[[], float]) -> None:
+        self.providers = {p.issuer: p for p in providers if p.type == "oidc" and p.bearer_audiences}
+        self.metadata = metadata
+        self.resolve = resolve
+        self.clock = clock
+
+    def __call__(self, token: str) -> VerifiedToken:
+        header, unverified = _unverified(token)
+        issuer = unverified.get("iss")
+        provider = self.providers.get(issuer) if isinstance(issuer, str) else None
+        if provider is None:
+            raise TokenRefused("the token's issuer is not one this site accepts tokens from")
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES | ID_TOKEN_TYPES):
+            raise TokenRefused("the token's typ is neither at+jwt (RFC 9068) nor an ID token's")
+        claims = self._decode(self.metadata[provider.name], token)
+        options: dict[str, Any] = {
+            "iss": {"essential": True, "value": provider.issuer},
+            "aud": {"essential": True, "values": list(provider.bearer_audiences)},
+            "sub": {"essential": True},
+            "exp": {"essential": True},
+            "iat": {"essential": True},
+        }
+        try:
+            JWTClaimsRegistry(now=int(self.clock()), leeway=LEEWAY, **options).validate(claims)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise TokenRefused(f"the token's claims are not acceptable: {exc}") from exc
+        if provider.bearer_clients:
+            client = claims.get("client_id", claims.get("azp"))
+            if client not in provider.bearer_clients:
+                raise TokenRefused("the token was issued to a client this site does not accept tokens of")
+        try:
+            issued, expires = float(claims["iat"]), float(claims["exp"])
+        except (TypeError, ValueError) as exc:
+            raise TokenRefused("the token's iat or exp is not a number") from exc
+        return VerifiedToken(self.resolve(self._identity(provider, claims)), issued, expires)
+
+    @staticmethod
+    def _decode(metadata: ProviderMetadata, token: str) -> dict[str, Any]:
+        """The claims once joserfc has checked the signature (asymmetric algorithms only)."""
+        try:
+            try:
+                return dict(jwt.decode(token, metadata.keys(), algorithms=_ALGORITHMS).claims)
+            except (InvalidKeyIdError, MissingKeyError):
+                fresh = metadata.refetch_keys()  # the provider may have rotated its keys
+                if fresh is None:
+                    raise
+                return dict(jwt.decode(token, fresh, algorithms=_ALGORITHMS).claims)
+        except LoginFailed as exc:  # discovery or JWKS unreachable or unusable: not the token's fault
+            raise TokenRefused(f"the provider's keys cannot be fetched: {exc.reason}", status=503) from exc
+        except (JoseError, ValueError, TypeError) as exc:
+            raise TokenRefused(f"the token's signature does not verify ({type(exc).__name__})") from exc
+
+    @staticmethod
+    def _identity(provider: Provider, claims: Mapping[str, Any]) -> Identity:
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not 0 < len(sub) <= 255 or not (sub.isascii() and sub.isprintable()) \
+                or " " in sub:
+            raise TokenRefused("the token's sub is not 1-255 printable ASCII characters")
+        email = claims.get("email")
+        verified = claims.get("email_verified") is True
+        email = email if verified and isinstance(email, str) and "@" in email and len(email) <= 320 else ""
+        username = claims.get("preferred_username")
+        nickname = username if isinstance(username, str) and username.strip() else email or sub
+        try:
+            groups = claim_groups(claims, provider.groups_claim, provider.name)
+        except LoginFailed as exc:
+            raise TokenRefused(f"the token's {provider.groups_claim} claim is not a list of group names") from exc
+        return Identity(user_id(provider.issuer, sub), nickname[:200], email, groups, provider.name)
+
+
+__all__ = ["BearerVerifier"]

@@ -1,0 +1,92 @@
+"""The gate's side of bearer tokens: the remembered-token table, the header, the RFC 6750 challenge.
+
+The verifier here is a counting stand-in for :class:`gateway.signin.oidc.bearer.BearerVerifier`
+(tested against the development provider in tests/signin/oidc/test_bearer.py): what is under test
+is what the gate does around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gateway.errors import TokenRefused
+from gateway.gate.bearer import MAX_TOKEN_LIFETIME, BearerTokens, bearer_token, challenge
+from gateway.types import Identity, VerifiedToken
+
+ALICE = Identity("https://op.example#alice", "alice")
+
+
+class Counting:
+    """Accepts every token not starting with "bad", issued at ``issued`` for ``lifetime`` seconds."""
+
+    def __init__(self, lifetime: float = 600, issued: float | None = None) -> None:
+        self.calls: list[str] = []
+        self.lifetime = lifetime
+        self.issued = time.time() if issued is None else issued
+
+    def __call__(self, token: str) -> VerifiedToken:
+        self.calls.append(token)
+        if token.startswith("bad"):
+            raise TokenRefused("bad token")
+        return VerifiedToken(ALICE, self.issued, self.issued + self.lifetime)
+
+
+def test_a_token_is_verified_once_and_remembered_until_its_exp_only() -> None:
+    now = time.time()
+    verifier = Counting(lifetime=600, issued=now)
+    tokens = BearerTokens(verifier)
+    first = asyncio.run(tokens.verify("t1", now))
+    assert asyncio.run(tokens.verify("t1", now + 599)) == first and verifier.calls == ["t1"]
+    assert first.session.identity == ALICE and first.session.auth_time == now
+    asyncio.run(tokens.verify("t1", now + 600))  # at its exp: asked again (the verifier judges the leeway)
+    asyncio.run(tokens.verify("t1", now + 601))  # and not remembered past it
+    assert verifier.calls == ["t1", "t1", "t1"]
+
+
+def test_a_verifier_that_fails_unexpectedly_is_a_503_never_a_500() -> None:
+    def broken(token: str) -> VerifiedToken:
+        raise KeyError("a bug")
+
+    with pytest.raises(TokenRefused) as caught:
+        asyncio.run(BearerTokens(broken).verify("t", time.time()))
+    assert caught.value.status == 503
+
+
+def test_refused_tokens_are_not_remembered_and_the_table_holds_no_token_text() -> None:
+    verifier = Counting()
+    tokens = BearerTokens(verifier, size=2)
+    for _ in range(2):
+        with pytest.raises(TokenRefused):
+            asyncio.run(tokens.verify("bad-token", time.time()))
+    assert verifier.calls == ["bad-token", "bad-token"]
+    for name in ("a", "b", "c"):
+        asyncio.run(tokens.verify(name, time.time()))
+    assert len(tokens._known) == 2 and not any(b"a" == key or len(key) != 32 for key in tokens._known)
+
+
+def test_a_token_claiming_to_live_longer_than_the_cutoff_is_kept_is_refused() -> None:
+    """A sign-out everywhere's cutoff is kept CUTOFF_KEEP: a longer-lived token would outlive it."""
+    with pytest.raises(TokenRefused, match="lives longer"):
+        asyncio.run(BearerTokens(Counting(lifetime=MAX_TOKEN_LIFETIME + 1)).verify("long", time.time()))
+
+
+def test_an_empty_bearer_header_is_invalid_request() -> None:
+    with pytest.raises(TokenRefused) as caught:
+        asyncio.run(BearerTokens(Counting()).verify("", time.time()))
+    assert caught.value.error == "invalid_request"
+
+
+@pytest.mark.parametrize(("header", "token"), [("Bearer abc", "abc"), ("bearer  abc ", "abc"), ("BEARER abc", "abc"),
+                                               ("Bearer", ""), ("Basic YTpi", None), ("Bearerabc", None)])
+def test_the_bearer_scheme_is_read_case_insensitively_and_other_schemes_are_left_alone(header: str,
+                                                                                       token: str | None) -> None:
+    assert bearer_token(header) == token
+
+
+def test_a_challenge_cannot_be_broken_out_of_by_its_description() -> None:
+    value = challenge("invalid_token", 'bad "quoted" \\ text\r\nX-Injected: 1')
+    assert value == (b'Bearer realm="openid-gateway", error="invalid_token", '
+                     b"error_description=\"bad 'quoted' ' text''X-Injected: 1\"")
