@@ -119,12 +119,22 @@ mutate: venv
 # `make demo INSTANCES=3 STORE=redis`: three gateway instances behind nginx on a Redis the demo starts.
 INSTANCES ?= 1
 STORE     ?= sqlite
-demo: venv
+# The demo needs the runtime packages only (devtools and the microblog import nothing else; the microblog's
+# PyJWT is for its JWT mode, which the demo does not use): without a full .venv (`make venv`, `make test`)
+# it makes .venv-demo from requirements/runtime.txt, without playwright, mypy, Django and the rest.
+DEMO_VENV := $(if $(wildcard $(STAMP)),$(VENV),.venv-demo)
+
+.venv-demo/.installed: requirements/runtime.txt scripts/install-venv
+	@echo "==> installing the locked runtime packages into .venv-demo"
+	@scripts/install-venv .venv-demo $(PYTHON) requirements/runtime.txt --run-from-clone
+	@touch $@
+
+demo: $(DEMO_VENV)/.installed
 	@scripts/install-system-deps nginx $(if $(filter redis,$(STORE)),redis-server)
-	@$(BIN)/python -m devtools.demo --mode $(MODE) --instances $(INSTANCES) --store $(STORE)
+	@$(DEMO_VENV)/bin/python -m devtools.demo --mode $(MODE) --instances $(INSTANCES) --store $(STORE)
 
 bench: system-deps venv
 	@$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-lock state test-output .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf $(VENV) .venv-demo .venv-latest .venv-lock state test-output .pytest_cache .mypy_cache .ruff_cache dist build
