@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 # and the unit tests, in-process (no servers, no nginx, no browser). Server tests
 # (uvicorn on loopback, raw sockets), nginx and browser tests run in `make test`.
 UNIT_TESTS := tests/architecture tests/store tests/fetch/test_addresses.py tests/signin/openid2/test_providers.py \
-	tests/gate/test_redirects.py tests/state/test_sessions.py tests/state/test_remember.py tests/state/test_revocation.py \
+	tests/gate/test_redirects.py tests/signin/oidc/test_pkce.py tests/state/test_sessions.py tests/state/test_remember.py tests/state/test_revocation.py \
 	tests/state/test_ratelimit.py tests/gate/test_clientaddr.py tests/gate/test_authenticate.py tests/test_settings.py \
 	tests/gate/test_access.py tests/gate/test_answers.py tests/test_settings_files.py \
 	tests/backend_app/test_database.py tests/backend_app/test_identity.py tests/backend_app/test_nicknames.py \
