@@ -138,3 +138,13 @@ def test_the_readmes_ssh_tunnel_forwards_every_port_the_demos_browser_visits() -
     for port in (DEMO_PORTS.nginx, DEMO_PORTS.provider, DEMO_PORTS.oidc):
         assert f"-L {port}:127.0.0.1:{port}" in tunnel, tunnel
     assert "make demo" in README.read_text().split("## Install", 1)[0]  # the demo comes first
+
+
+def test_the_development_page_names_every_debian_package_make_test_installs() -> None:
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    packages = re.search(r"^system-deps:\n\t@scripts/install-system-deps (.*)$", makefile, re.MULTILINE)
+    assert packages is not None
+    line = next(line for line in (PROJECT_ROOT / "docs" / "development.md").read_text().splitlines()
+                if line.startswith("make test "))
+    listed = set(re.search(r"apt: ([^;]*);", line).group(1).split(", "))  # type: ignore[union-attr]
+    assert listed == set(packages.group(1).split()), line
