@@ -148,3 +148,9 @@ def test_the_development_page_names_every_debian_package_make_test_installs() ->
                 if line.startswith("make test "))
     listed = set(re.search(r"apt: ([^;]*);", line).group(1).split(", "))  # type: ignore[union-attr]
     assert listed == set(packages.group(1).split()), line
+
+
+def test_the_readme_links_every_docs_page() -> None:
+    readme = README.read_text()
+    for page in sorted((PROJECT_ROOT / "docs").glob("*.md")):
+        assert f"](docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
