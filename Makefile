@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed
 # and the unit tests, in-process (no servers, no nginx, no browser). Server tests
 # (uvicorn on loopback, raw sockets), nginx and browser tests run in `make test`.
 UNIT_TESTS := tests/architecture tests/store tests/fetch/test_addresses.py tests/signin/openid2/test_providers.py \
-	tests/gate/test_redirects.py tests/state/test_sessions.py tests/state/test_remember.py tests/state/test_revocation.py \
+	tests/gate/test_redirects.py tests/signin/oidc/test_pkce.py tests/state/test_sessions.py tests/state/test_remember.py tests/state/test_revocation.py \
 	tests/state/test_ratelimit.py tests/gate/test_clientaddr.py tests/gate/test_authenticate.py tests/test_settings.py \
 	tests/gate/test_access.py tests/gate/test_answers.py tests/test_settings_files.py tests/test_paths.py \
 	tests/pages/test_languages.py \
@@ -135,12 +135,22 @@ mutate: venv
 # `make demo INSTANCES=3 STORE=redis`: three gateway instances behind nginx on a Redis the demo starts.
 INSTANCES ?= 1
 STORE     ?= sqlite
-demo: venv
+# The demo needs the runtime packages only (devtools and the microblog import nothing else; the microblog's
+# PyJWT is for its JWT mode, which the demo does not use): without a full .venv (`make venv`, `make test`)
+# it makes .venv-demo from requirements/runtime.txt, without playwright, mypy, Django and the rest.
+DEMO_VENV := $(if $(wildcard $(STAMP)),$(VENV),.venv-demo)
+
+.venv-demo/.installed: requirements/runtime.txt scripts/install-venv
+	@echo "==> installing the locked runtime packages into .venv-demo"
+	@scripts/install-venv .venv-demo $(PYTHON) requirements/runtime.txt --run-from-clone
+	@touch $@
+
+demo: $(DEMO_VENV)/.installed
 	@scripts/install-system-deps nginx $(if $(filter redis,$(STORE)),redis-server)
-	@$(BIN)/python -m devtools.demo --mode $(MODE) --instances $(INSTANCES) --store $(STORE)
+	@$(DEMO_VENV)/bin/python -m devtools.demo --mode $(MODE) --instances $(INSTANCES) --store $(STORE)
 
 bench: system-deps venv
 	@$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-lock state test-output .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf $(VENV) .venv-demo .venv-latest .venv-lock state test-output .pytest_cache .mypy_cache .ruff_cache dist build

@@ -11,7 +11,7 @@ The signed message is a list of netstrings (``<length>:<bytes>,``), so no value
 can run into the next one whatever it contains (the first format joined values
 with separators, and moving the tail of an e-mail address into the proof kept
 it valid). The proof is ``v2.<timestamp>.<signature>`` and nothing else is
-accepted. README.md ("Identity headers") gives the same recipe for other
+accepted. docs/apps.md ("Identity headers") gives the same recipe for other
 languages; ``tests/test_proof.py`` checks it.
 
 Header values are UTF-8, percent-encoded outside printable ASCII and for ``%``

@@ -55,7 +55,7 @@ DEFAULT_PROVIDERS = (
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every setting of the gateway. See the README's configuration reference."""
+    """Every setting of the gateway; docs/configuration.md explains each (tests/test_settings.py checks it)."""
 
     # Where browsers reach the site; OpenID realm and return_to are built from it.
     # load_settings requires it outside dev_mode; the default serves development.

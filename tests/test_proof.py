@@ -1,4 +1,4 @@
-"""The identity proof, checked with the plain-HMAC recipe the README gives to apps in any language."""
+"""The identity proof, checked with the plain-HMAC recipe docs/apps.md gives to apps in any language."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ NOW = 1_800_000_000
 
 def readme_verify(key: str, headers: dict[str, str], method: str, host: str, uri: str, now: float,
                   max_age: int = 30) -> bool:
-    """The README's recipe, step by step, in plain hmac (no gateway code)."""
+    """docs/apps.md's recipe, step by step, in plain hmac (no gateway code)."""
     parts = headers["X-Gateway-Proof"].split(".")
     if len(parts) != 3 or parts[0] != "v2":
         return False

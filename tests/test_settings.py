@@ -11,6 +11,8 @@ import pytest
 from gateway.errors import ConfigError
 from gateway.settings import Settings, load_settings, provider_address_warnings
 
+ROOT = Path(__file__).parents[1]
+EXAMPLE = ROOT / "deploy" / "gateway.example.toml"
 GOOD = {"GATEWAY_SECRET_KEYS": "s" * 40, "GATEWAY_PROOF_KEY": "p" * 40, "GATEWAY_PUBLIC_URL": "https://a.example"}
 
 
@@ -162,20 +164,56 @@ def test_a_provider_on_a_private_address_is_warned_about() -> None:
 
 
 def test_the_example_config_validates_once_its_keys_are_replaced() -> None:
-    example = Path(__file__).parents[1] / "deploy" / "gateway.example.toml"
     with pytest.raises(ConfigError, match="REPLACE-ME"):
-        load_settings(example, {})
-    settings = load_settings(example, GOOD)
+        load_settings(EXAMPLE, {})
+    settings = load_settings(EXAMPLE, GOOD)
     assert settings.mode == "auth_request"
 
 
-def test_every_setting_is_documented_in_the_readme_and_the_example() -> None:
-    root = Path(__file__).parents[1]
-    readme = (root / "README.md").read_text()
-    example = (root / "deploy" / "gateway.example.toml").read_text()
+# The example's site-specific values: what it says it shows instead of a default (its header names them).
+EXAMPLE_VALUES = {"public_url", "secret_keys", "proof_key", "state_dir"}
+
+
+def test_the_example_config_shows_every_default_but_the_site_values_its_header_names() -> None:
+    """``deploy/gateway.example.toml`` says it shows every default: read as the gateway reads it, it must."""
+    settings = load_settings(EXAMPLE, GOOD)
+    defaults = Settings()
+    differ = {f.name for f in dataclasses.fields(Settings)
+              if getattr(settings, f.name) != getattr(defaults, f.name)} - EXAMPLE_VALUES
+    assert differ == set(), f"the example's values differ from the defaults: {sorted(differ)}"
+    header = EXAMPLE.read_text().split("\n\n", 1)[0]
+    assert all(name in header for name in EXAMPLE_VALUES)
+
+
+def test_every_setting_is_in_the_configuration_reference_with_its_environment_name_and_in_the_example() -> None:
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    example = EXAMPLE.read_text()
     for field in dataclasses.fields(Settings):
-        assert f"`{field.name}`" in readme, f"README's configuration reference lacks {field.name}"
+        section = reference.split(f"### `{field.name}`", 1)
+        assert len(section) == 2, f"docs/configuration.md has no section ### `{field.name}`"
+        body = section[1].split("\n### ", 1)[0]
+        assert f"`GATEWAY_{field.name.upper()}`" in body, f"{field.name}: its environment variable is not named"
+        assert "Default:" in body, f"{field.name}: its default is not given"
         assert f"{field.name} =" in example or f"[{field.name}]" in example, f"example lacks {field.name}"
+
+
+def test_the_configuration_reference_gives_each_simple_default_as_the_settings_have_it() -> None:
+    """Numbers, booleans and strings: the reference's ``Default:`` line shows the value ``Settings()`` has."""
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    defaults = Settings()
+    for field in dataclasses.fields(Settings):
+        value = getattr(defaults, field.name)
+        if isinstance(value, bool):
+            shown = "true" if value else "false"
+        elif isinstance(value, int | float):
+            shown = repr(value)
+        elif isinstance(value, str) and field.name != "public_url":
+            shown = f'"{value}"'
+        else:
+            continue
+        body = reference.split(f"### `{field.name}`", 1)[1].split("\n### ", 1)[0]
+        default_line = next(line for line in body.splitlines() if line.startswith("Default:"))
+        assert f"`{shown}`" in default_line, f"{field.name}: the reference's default is not {shown}"
 
 
 def test_cookie_names_must_be_tokens() -> None:

@@ -176,6 +176,8 @@ def _run_uvicorn(settings: Settings, supervised: bool = False) -> None:
         "loop": settings.loop, "http": settings.http, "log_level": settings.log_level,
         "access_log": settings.access_log, "proxy_headers": False, "server_header": False, "date_header": False,
     }
+    if settings.log_format == "json":  # uvicorn's dictConfig would give its loggers plain-text handlers again,
+        options["log_config"] = None   # in this process (the supervisor's lines) and in each worker it spawns
     if supervised and settings.workers == 1:  # uvicorn.run would serve in this process
         config = uvicorn.Config(APP, **options)
         Multiprocess(config, sockets=[config.bind_socket()]).run()

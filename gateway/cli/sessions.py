@@ -53,11 +53,18 @@ def print_sessions(records: list[SessionRecord]) -> None:
 
 
 def revoke(store: Store, args: argparse.Namespace, now: float) -> tuple[int, str]:
-    """End what ``args`` names; returns (sessions ended, what was ended)."""
+    """End what ``args`` names; returns (live sessions ended, what was ended).
+
+    The store's revoke calls return every unexpired session they match, revoked now *or before* (what a
+    gateway's in-memory revocation set needs). A script needs the other count: the sessions that were live,
+    so that revoking someone already signed out says "no live session" and exits 1, as documented.
+    """
     if args.all:
-        return len(store.revoke_all(now)), "every session"
+        live = {r.session_id for r in store.list_all_sessions(now)}
+        return len(live.intersection(store.revoke_all(now))), "every session"
     if args.user:
-        return len(store.revoke_user(args.user, now)), f"the sessions of {args.user}"
+        live = {r.session_id for r in store.list_sessions(args.user, now)}
+        return len(live.intersection(store.revoke_user(args.user, now))), f"the sessions of {args.user}"
     record = next((r for r in store.list_all_sessions(now) if r.session_id == args.session), None)
     if record is None:
         return 0, f"session {args.session}"

@@ -24,12 +24,10 @@ import secrets
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
-from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
-
 from gateway.errors import LoginFailed
 from gateway.fetch.fetcher import SafeFetcher
 from gateway.signin.methods import ButtonMethod
-from gateway.signin.oidc.exchange import MAX_GROUP_LENGTH, MAX_GROUPS, authorization_code
+from gateway.signin.oidc.exchange import MAX_GROUP_LENGTH, MAX_GROUPS, authorization_code, s256_code_challenge
 from gateway.signin.oidc.metadata import PROVIDER_ERROR, fetch_json
 from gateway.signin.provider import Provider
 from gateway.store.base import SignInProtocol
@@ -62,7 +60,7 @@ class OAuth2SignIn(ButtonMethod):
         params = {
             "response_type": "code", "client_id": provider.client_id, "redirect_uri": self.redirect_uri,
             "scope": provider.scopes, "state": state, "allow_signup": "false",
-            "code_challenge": str(create_s256_code_challenge(verifier)), "code_challenge_method": "S256",
+            "code_challenge": s256_code_challenge(verifier), "code_challenge_method": "S256",
         }
         endpoint = provider.identifier
         url = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)

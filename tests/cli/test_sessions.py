@@ -95,6 +95,22 @@ def test_revoke_one_session_and_then_everyone(
     assert command(gateway, "sessions", "list")[1] == ""
 
 
+def test_revoking_someone_already_signed_out_says_no_live_session_and_exits_1(
+        gateway_factory: GatewayFactory, provider: UvicornThread, browsers: tuple[httpx.Client, httpx.Client]) -> None:
+    """A script that runs ``revoke --user`` learns from the exit status whether anything was live to end."""
+    gateway = gateway_factory()
+    erin, _ = browsers
+    erin_id = f"{provider.url}/id/erin"
+    sign_in(erin, gateway.url, erin_id, "erin", remember=True)
+    assert command(gateway, "sessions", "revoke", "--user", erin_id)[0] == 0
+
+    status, out, err = command(gateway, "sessions", "revoke", "--user", erin_id)
+    assert status == 1 and out == ""
+    assert "no live session" in err and erin_id in err
+    status, out, _ = command(gateway, "sessions", "revoke", "--all")
+    assert status == 0 and "revoked 0 sessions" in out
+
+
 def test_the_user_session_and_all_options_exclude_each_other(gateway: RunningGateway) -> None:
     status, _, err = command(gateway, "sessions", "revoke", "--user", "x", "--all")
     assert status == 2 and "not allowed with" in err

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,3 +218,39 @@ def test_through_nginx_every_line_is_json_and_the_request_id_is_nginxs(json_stac
     assert signed and signed[-1]["request_id"] != "-"
     text = (json_stack.log_dir / "gateway.log").read_text()
     assert "client-chosen-id" not in text
+
+
+def test_with_metrics_every_line_of_serve_is_json_the_supervisors_too(tmp_path: Path) -> None:
+    """``metrics_address`` runs the workers under uvicorn's supervisor, which logs too ("Started parent process").
+
+    Those lines come from the serving process, not a worker: they must be JSON as well, or a SIEM that
+    reads the gateway's stderr line by line chokes on them.
+    """
+    from devtools.processes import free_port
+    from tests.cli.test_main import ROOT, SCRIPT
+
+    port, metrics_port = free_port(), free_port()
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "GATEWAY_PUBLIC_URL": "https://a.example",
+           "GATEWAY_SECRET_KEYS": "s" * 40, "GATEWAY_PROOF_KEY": "p" * 40, "GATEWAY_STATE_DIR": str(tmp_path),
+           "GATEWAY_PORT": str(port), "GATEWAY_LOG_FORMAT": "json",
+           "GATEWAY_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}"}
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([str(SCRIPT), "serve"], stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_gateway/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"the gateway did not start: {log.read_text()}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert any("parent process" in line for line in lines), lines
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line
