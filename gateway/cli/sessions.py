@@ -57,7 +57,8 @@ def revoke(store: Store, args: argparse.Namespace, now: float) -> tuple[int, str
 
     The store's revoke calls return every unexpired session they match, revoked now *or before* (what a
     gateway's in-memory revocation set needs). A script needs the other count: the sessions that were live,
-    so that revoking someone already signed out says "no live session" and exits 1, as documented.
+    so that revoking someone already signed out says "revoked 0 sessions" (and exits 0 all the same: ``--user``
+    and ``--all`` also log a bearer-token cutoff, see :func:`run`); only a ``--session`` that is not live exits 1.
     """
     if args.all:
         live = {r.session_id for r in store.list_all_sessions(now)}

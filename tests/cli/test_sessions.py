@@ -95,18 +95,23 @@ def test_revoke_one_session_and_then_everyone(
     assert command(gateway, "sessions", "list")[1] == ""
 
 
-def test_revoking_someone_already_signed_out_says_no_live_session_and_exits_1(
+def test_revoking_someone_already_signed_out_counts_0_sessions_and_still_cuts_off_their_bearer_tokens(
         gateway_factory: GatewayFactory, provider: UvicornThread, browsers: tuple[httpx.Client, httpx.Client]) -> None:
-    """A script that runs ``revoke --user`` learns from the exit status whether anything was live to end."""
+    """``revoke --user`` always records the person's bearer-token cutoff, so it always exits 0; a script learns
+    from "revoked 0 sessions" that no browser was live. Only ``--session`` has nothing to do, and exits 1."""
     gateway = gateway_factory()
     erin, _ = browsers
     erin_id = f"{provider.url}/id/erin"
     sign_in(erin, gateway.url, erin_id, "erin", remember=True)
+    erin_session = command(gateway, "sessions", "list", "--user", erin_id)[1].split("\t")[0]
     assert command(gateway, "sessions", "revoke", "--user", erin_id)[0] == 0
 
     status, out, err = command(gateway, "sessions", "revoke", "--user", erin_id)
+    assert status == 0, err
+    assert "revoked 0 sessions" in out and erin_id in out and "bearer tokens issued until now" in out
+    status, out, err = command(gateway, "sessions", "revoke", "--session", erin_session)
     assert status == 1 and out == ""
-    assert "no live session" in err and erin_id in err
+    assert "no live session" in err and erin_session in err
     status, out, _ = command(gateway, "sessions", "revoke", "--all")
     assert status == 0 and "revoked 0 sessions" in out
 
