@@ -141,7 +141,7 @@ def test_the_readmes_ssh_tunnel_forwards_every_port_the_demos_browser_visits() -
 
 
 def test_the_development_page_names_every_debian_package_make_test_installs() -> None:
-    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    makefile = (PROJECT_ROOT / "Makefile").read_text().replace("\\\n", " ")  # continuation lines joined
     packages = re.search(r"^system-deps:\n\t@scripts/install-system-deps (.*)$", makefile, re.MULTILINE)
     assert packages is not None
     line = next(line for line in (PROJECT_ROOT / "docs" / "development.md").read_text().splitlines()
