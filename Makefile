@@ -50,7 +50,7 @@ lock: $(UV)
 	@echo "==> requirements/dev.txt: $$(grep -c '^[a-z]' requirements/dev.txt) packages;" \
 	  "requirements/runtime.txt: $$(grep -c '^[a-z]' requirements/runtime.txt) packages"
 
-# Languages (README: "Make it your own"): `make messages` extracts every text of the pages into
+# Languages (docs/customising.md): `make messages` extracts every text of the pages into
 # gateway/pages/locale/messages.pot and updates each catalog from it; `make messages NEW_LANGUAGE=de`
 # starts gateway/pages/locale/de/LC_MESSAGES/messages.po first. tests/pages/test_languages.py fails
 # while a catalog misses a text.

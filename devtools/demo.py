@@ -99,7 +99,7 @@ def demo_stack(mode: Mode, ports: Ports, state_dir: Path, environ: Mapping[str, 
                progress: Progress | None = None, instances: int = 1, store: StoreKind = "sqlite") -> Stack:
     """The demo's stack: fixed secrets in ``state_dir``, the demo's access rules, and the caller's GATEWAY_*."""
     secret_keys, proof_key = demo_secrets(state_dir)
-    # /api/ answers API clients, and takes the local OpenID Connect provider's access tokens (README: curl).
+    # /api/ answers API clients, and takes the local OpenID Connect provider's access tokens (docs/api-clients.md).
     return Stack(mode, ports=ports, state_dir=state_dir, secret_keys=secret_keys,
                  proof_key=proof_key, progress=progress, demo_rules=True, gateway_env=user_gateway_env(environ),
                  oidc_migration=True, bearer_audience=DEMO_AUDIENCE, api_paths=("/api/",), instances=instances,

@@ -242,7 +242,7 @@ def with_tls(conf_text: str, tls: TLSFiles, nginx_port: int, https_port: int, ht
 
 
 def prefixed_snippet(name: str, text: str, route_prefix: str) -> str:
-    """A ``deploy/nginx`` snippet for the gateway's ``route_prefix``: the edits the README tells operators.
+    """A ``deploy/nginx`` snippet for the gateway's ``route_prefix``: the edits docs/customising.md tells operators.
 
     Every ``/_gateway/`` becomes ``<prefix>/``; in gateway-locations.conf the ``location = /login`` and
     ``location = /logout`` blocks go (``location ^~ <prefix>/`` has them) and the two fallbacks to
@@ -265,7 +265,7 @@ def write_nginx_prefix(prefix: Path, conf_text: str, snippets: Path = NGINX_SNIP
     """Lay out an nginx prefix: the rendered config and the snippets it includes, by relative path.
 
     ``snippets``: where the ``*.conf`` snippets come from (a release's unpacked ``deploy/nginx``; default
-    this clone's); ``route_prefix``: the gateway's, edited into them as the README tells operators.
+    this clone's); ``route_prefix``: the gateway's, edited into them as docs/customising.md tells operators.
     """
     conf = prefix / "nginx.conf"
     conf.write_text(conf_text)

@@ -1,6 +1,6 @@
 """route_prefix through real nginx, in both modes: the snippets, redirects, cookies and the app follow it.
 
-The stack renders deploy/nginx/ for the prefix exactly as the README tells operators
+The stack renders deploy/nginx/ for the prefix exactly as docs/customising.md tells operators
 (:func:`devtools.stack.prefixed_snippet`), the gateway runs with ``route_prefix = "/sso"`` and the
 microblog links to the prefixed pages (MICROBLOG_GATEWAY_PREFIX).
 """
