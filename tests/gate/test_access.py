@@ -271,10 +271,6 @@ def test_a_host_rule_holds_for_every_spelling_of_the_host(host: str) -> None:
     assert rules.decide(None, "GET", host, "/").outcome == "forbidden"
 
 
-def test_a_path_with_capitals_also_reads_in_lower_case() -> None:
-    assert path_readings("/User/Alice").paths == ("/User/Alice", "/user/alice")
-
-
 def test_a_bearer_token_is_taken_only_where_every_reading_of_the_path_falls_under_a_bearer_rule() -> None:
     api = policy({"name": "api", "paths": ["/api"], "policy": "signed_in", "bearer": True},
                  {"name": "admin", "paths": ["/admin"], "policy": "signed_in"})
