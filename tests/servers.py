@@ -8,17 +8,21 @@ stops it, process group and all.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import uvicorn
 
 from devtools.processes import Process, free_port, wait_for_port
 
-__all__ = ["Process", "UvicornThread", "free_port", "serving", "wait_for_port"]
+__all__ = ["Process", "UvicornThread", "free_port", "run_async", "serving", "wait_for_port"]
+
+T = TypeVar("T")
 
 
 class UvicornThread:
@@ -58,3 +62,10 @@ class UvicornThread:
 def serving(app: Any, **config: Any) -> Iterator[UvicornThread]:
     with UvicornThread(app, **config) as server:
         yield server
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: Playwright's sync API may hold the main thread's event loop
+    (the browser tests run in the same process), where ``asyncio.run`` refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

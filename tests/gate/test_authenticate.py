@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import warnings
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from gateway.gate.bearer import BearerTokens
 from gateway.proof import InvalidProof, ProofVerifier
 from gateway.types import Identity, VerifiedToken
 from tests.conftest import PROOF_KEY, make_settings
+from tests.servers import run_async
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -252,7 +252,7 @@ def bearer(tmp_path: Path) -> Iterator[Bearer]:
 def test_a_bearer_token_on_an_api_path_is_verified_once_and_stands_for_the_cookie(bearer: Bearer) -> None:
     app, verifier = bearer
     for _ in range(3):
-        verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
+        verdict = run_async(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
         assert verdict.status == 200 and verdict.bearer and verdict.session is not None
         assert verdict.session.identity == ALICE
     assert verifier.calls == 1
@@ -262,7 +262,7 @@ def test_a_bearer_token_on_an_api_path_is_verified_once_and_stands_for_the_cooki
 
 def test_a_refused_token_is_401_invalid_token_and_never_falls_back_to_the_cookie(bearer: Bearer) -> None:
     app, _ = bearer
-    verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer bad", session_cookie(app), "GET", "testserver",
+    verdict = run_async(app.runtime.auth.check_bearer("Bearer bad", session_cookie(app), "GET", "testserver",
                                                         "/api/x"))
     assert verdict.status == 401 and verdict.session is None and verdict.login == ""
     assert verdict.challenge.startswith(b'Bearer realm="openid-gateway", error="invalid_token"')
@@ -270,21 +270,21 @@ def test_a_refused_token_is_401_invalid_token_and_never_falls_back_to_the_cookie
 
 def test_a_denied_token_is_403_insufficient_scope(bearer: Bearer) -> None:
     app, _ = bearer
-    verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/closed"))
+    verdict = run_async(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/closed"))
     assert verdict.status == 403 and b'error="insufficient_scope"' in verdict.challenge
 
 
 def test_a_public_path_passes_without_looking_at_the_token(bearer: Bearer) -> None:
     app, verifier = bearer
-    verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer bad", None, "GET", "testserver", "/api/docs"))
+    verdict = run_async(app.runtime.auth.check_bearer("Bearer bad", None, "GET", "testserver", "/api/docs"))
     assert verdict.status == 200 and verdict.public and verifier.calls == 0
 
 
 def test_other_schemes_and_other_paths_leave_the_header_to_the_app(bearer: Bearer) -> None:
     app, verifier = bearer
-    basic = asyncio.run(app.runtime.auth.check_bearer("Basic YTpi", session_cookie(app), "GET", "testserver",
+    basic = run_async(app.runtime.auth.check_bearer("Basic YTpi", session_cookie(app), "GET", "testserver",
                                                       "/api/x"))
-    page = asyncio.run(app.runtime.auth.check_bearer("Bearer bad", session_cookie(app), "GET", "testserver", "/p"))
+    page = run_async(app.runtime.auth.check_bearer("Bearer bad", session_cookie(app), "GET", "testserver", "/p"))
     assert basic.status == page.status == 200 and not basic.bearer and not page.bearer and verifier.calls == 0
     headers = dict(app.runtime.auth.allow_headers(page, None, "GET", "testserver", "/p", "Bearer bad"))
     assert headers[b"x-gateway-authorization"] == b"Bearer bad"  # the app's own header, handed back to nginx
@@ -292,24 +292,24 @@ def test_other_schemes_and_other_paths_leave_the_header_to_the_app(bearer: Beare
 
 def test_with_revocations_stale_a_token_is_503_too(bearer: Bearer, monkeypatch: pytest.MonkeyPatch) -> None:
     app, _ = bearer
-    asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))  # remembered
+    run_async(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))  # remembered
     monkeypatch.setattr(type(app.runtime.revocation), "healthy", property(lambda self: False))
-    verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
+    verdict = run_async(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
     assert verdict.status == 503
 
 
 def test_a_remembered_token_issued_before_its_user_was_signed_out_everywhere_is_refused(bearer: Bearer) -> None:
     app, _ = bearer
-    assert asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x")).status == 200
+    assert run_async(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x")).status == 200
     app.runtime.revocation.add_cutoff(ALICE.user_id, time.time())
-    verdict = asyncio.run(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
+    verdict = run_async(app.runtime.auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
     assert verdict.status == 401 and b"signed out everywhere" in verdict.challenge
 
 
 def test_pass_bearer_token_hands_the_token_on_to_the_app(bearer: Bearer) -> None:
     app, _ = bearer
     auth = app.runtime.auth
-    verdict = asyncio.run(auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
+    verdict = run_async(auth.check_bearer("Bearer good", None, "GET", "testserver", "/api/x"))
     auth.pass_bearer_token = True
     headers = dict(auth.allow_headers(verdict, None, "GET", "testserver", "/api/x", "Bearer good"))
     assert headers[b"x-gateway-authorization"] == b"Bearer good"

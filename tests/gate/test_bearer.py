@@ -7,7 +7,6 @@ is what the gate does around it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from gateway.errors import TokenRefused
 from gateway.gate.bearer import MAX_TOKEN_LIFETIME, BearerTokens, bearer_token, challenge
 from gateway.types import Identity, VerifiedToken
+from tests.servers import run_async
 
 ALICE = Identity("https://op.example#alice", "alice")
 
@@ -38,11 +38,11 @@ def test_a_token_is_verified_once_and_remembered_until_its_exp_only() -> None:
     now = time.time()
     verifier = Counting(lifetime=600, issued=now)
     tokens = BearerTokens(verifier)
-    first = asyncio.run(tokens.verify("t1", now))
-    assert asyncio.run(tokens.verify("t1", now + 599)) == first and verifier.calls == ["t1"]
+    first = run_async(tokens.verify("t1", now))
+    assert run_async(tokens.verify("t1", now + 599)) == first and verifier.calls == ["t1"]
     assert first.session.identity == ALICE and first.session.auth_time == now
-    asyncio.run(tokens.verify("t1", now + 600))  # at its exp: asked again (the verifier judges the leeway)
-    asyncio.run(tokens.verify("t1", now + 601))  # and not remembered past it
+    run_async(tokens.verify("t1", now + 600))  # at its exp: asked again (the verifier judges the leeway)
+    run_async(tokens.verify("t1", now + 601))  # and not remembered past it
     assert verifier.calls == ["t1", "t1", "t1"]
 
 
@@ -51,7 +51,7 @@ def test_a_verifier_that_fails_unexpectedly_is_a_503_never_a_500() -> None:
         raise KeyError("a bug")
 
     with pytest.raises(TokenRefused) as caught:
-        asyncio.run(BearerTokens(broken).verify("t", time.time()))
+        run_async(BearerTokens(broken).verify("t", time.time()))
     assert caught.value.status == 503
 
 
@@ -60,22 +60,22 @@ def test_refused_tokens_are_not_remembered_and_the_table_holds_no_token_text() -
     tokens = BearerTokens(verifier, size=2)
     for _ in range(2):
         with pytest.raises(TokenRefused):
-            asyncio.run(tokens.verify("bad-token", time.time()))
+            run_async(tokens.verify("bad-token", time.time()))
     assert verifier.calls == ["bad-token", "bad-token"]
     for name in ("a", "b", "c"):
-        asyncio.run(tokens.verify(name, time.time()))
+        run_async(tokens.verify(name, time.time()))
     assert len(tokens._known) == 2 and not any(b"a" == key or len(key) != 32 for key in tokens._known)
 
 
 def test_a_token_claiming_to_live_longer_than_the_cutoff_is_kept_is_refused() -> None:
     """A sign-out everywhere's cutoff is kept CUTOFF_KEEP: a longer-lived token would outlive it."""
     with pytest.raises(TokenRefused, match="lives longer"):
-        asyncio.run(BearerTokens(Counting(lifetime=MAX_TOKEN_LIFETIME + 1)).verify("long", time.time()))
+        run_async(BearerTokens(Counting(lifetime=MAX_TOKEN_LIFETIME + 1)).verify("long", time.time()))
 
 
 def test_an_empty_bearer_header_is_invalid_request() -> None:
     with pytest.raises(TokenRefused) as caught:
-        asyncio.run(BearerTokens(Counting()).verify("", time.time()))
+        run_async(BearerTokens(Counting()).verify("", time.time()))
     assert caught.value.error == "invalid_request"
 
 

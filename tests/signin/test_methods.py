@@ -7,10 +7,8 @@ nothing here reaches the network: choosing, labelling and refusing happen before
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from starlette.datastructures import Secret
@@ -26,6 +24,7 @@ from gateway.signin.openid2.method import OpenID2Method
 from gateway.signin.provider import Provider
 from gateway.store import LoginStateRecord, SQLiteStore
 from gateway.types import Identity
+from tests.servers import run_async
 
 CALLBACK = "https://gw.example/_gateway/callback"
 CORP = Provider("Corp", "https://idp.example/realms/corp", "oidc", "gw", Secret("s"))
@@ -48,12 +47,6 @@ def methods(tmp_path: Path) -> Iterator[SignInMethods]:
     registry.close()
     fetcher.close()
     store.close()
-
-
-def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """asyncio.run in a thread of its own: Playwright's sync API may hold this thread's event loop."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 def record(protocol: str, provider: str = "", data: dict[str, object] | None = None) -> LoginStateRecord:
@@ -90,14 +83,14 @@ def test_the_recorded_protocol_decides_and_an_openid2_answer_cannot_finish_oidc(
     answer = {"openid.mode": "id_res", "openid.claimed_id": "https://me.example/"}
     for protocol in ("oidc", "oauth2"):
         with pytest.raises(LoginFailed, match=f"is for {protocol}, answered as OpenID 2.0"):
-            run(methods.complete(record(protocol, data={"provider": "Corp"}), answer, CALLBACK, never))
+            run_async(methods.complete(record(protocol, data={"provider": "Corp"}), answer, CALLBACK, never))
     with pytest.raises(LoginFailed, match="saml, not supported"):
-        run(methods.complete(record("saml"), {"code": "x"}, CALLBACK, never))
+        run_async(methods.complete(record("saml"), {"code": "x"}, CALLBACK, never))
 
 
 def test_a_state_naming_no_configured_provider_is_refused(methods: SignInMethods) -> None:
     with pytest.raises(LoginFailed, match="names no configured OpenID Connect provider"):
-        run(methods.complete(record("oidc", data={"provider": "Gone", "nonce": "n", "verifier": "v"}),
+        run_async(methods.complete(record("oidc", data={"provider": "Gone", "nonce": "n", "verifier": "v"}),
                                      {"code": "c", "state": "st"}, CALLBACK, lambda identity: identity))
 
 
@@ -117,4 +110,4 @@ def test_beginning_with_every_thread_taken_is_refused_at_once(methods: SignInMet
         assert (started.provider, started.label, started.form_fields) == (GITHUB.identifier, "GitHub", None)
         assert started.data["provider"] == "GitHub" and isinstance(started.data["verifier"], str)
 
-    run(scenario())
+    run_async(scenario())
