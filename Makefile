@@ -74,7 +74,7 @@ dist: venv
 	@PYTHON=$(BIN)/python scripts/dist dist
 
 system-deps:
-	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server systemd lemonldap-ng lemonldap-ng-fastcgi-server
+	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server systemd lemonldap-ng lemonldap-ng-fastcgi-server apache2 libapache2-mod-auth-openidc
 
 # axe-core (the browser tests' accessibility checks), pinned by tests/browser/package-lock.json.
 browser-deps: tests/browser/node_modules/.package-lock.json
