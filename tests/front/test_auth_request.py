@@ -10,7 +10,7 @@ from typing import Any
 from gateway.app import GatewayApp
 from gateway.observe import metrics
 from gateway.settings import load_settings
-from gateway.types import Identity
+from gateway.types import Identity, Message
 
 
 def _count(status: str) -> float:
@@ -22,13 +22,13 @@ def test_each_auth_answer_is_counted_once_under_its_status(tmp_path: Path) -> No
                                           "GATEWAY_SECRET_KEYS": "k" * 40, "GATEWAY_PROOF_KEY": "p" * 40,
                                           "GATEWAY_STATE_DIR": str(tmp_path)}))
     runtime = app.runtime
-    cookie = runtime.sessions.encode("sid", Identity("https://op.example/id/alice", "alice", None), time.time(), None)
-    sent: list[dict[str, Any]] = []
+    cookie = runtime.sessions.encode("sid", Identity("https://op.example/id/alice", "alice", ""), time.time(), None)
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     def scope(with_cookie: bool) -> dict[str, Any]:
