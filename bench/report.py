@@ -311,7 +311,8 @@ def _uds_apache_note(results: Results) -> list[str]:
     if apache_rows:
         notes.append(f"Rows {' and '.join(map(str, apache_rows))}: Apache 2.4 (Debian), a child process on "
                      "loopback with a generated configuration: Debian's event MPM and keep-alive defaults "
-                     "(MaxKeepAliveRequests 100; nginx allows 1,000), a combined access log as Debian's default "
+                     "(MaxKeepAliveRequests 100; nginx allows 1,000) except a fixed pool of 3 child processes "
+                     "(StartServers 3, MaxSpareThreads 150: no child started or stopped mid-run), a combined access log as Debian's default "
                      "site, mod_proxy_http to the same app. mod_auth_openidc 2.4.12 with its documented defaults "
                      "except OIDCPKCEMethod S256 (the local provider requires PKCE; 2.4.12 sends none by default), "
                      "OIDCCacheType shm (sessions in shared memory, 500 entries by default) and ProxyPass "
