@@ -90,7 +90,8 @@ def test_smoke_benchmark_run_exits_0_and_prints_every_row_and_target() -> None:
     assert [row[1] for row in websocket] == EXPECTED_WEBSOCKET_ROUTES, output
     cpu_start = next(i for i, line in enumerate(lines) if line.startswith("| app | # | nginx |"))
     cpu_header = _cells(lines[cpu_start])
-    cpu_rows = {row[1]: row for row in map(_cells, lines[cpu_start:]) if row[0] == "trivial"}
+    cpu_end = lines.index("", cpu_start)  # the table ends at the first empty line
+    cpu_rows = {row[1]: row for row in map(_cells, lines[cpu_start:cpu_end]) if row[0] == "trivial"}
     # CPU per request: LemonLDAP::NG's handler has a column of its own and worked in its row; Redis has a
     # column (the gateway remembers verified cookies for 5 s, so a short run may not ask Redis at all).
     assert float(cpu_rows["4"][cpu_header.index("LL::NG handler")]) > 0, output
