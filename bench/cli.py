@@ -3,7 +3,7 @@
 Exit status: 0 when every request and sign-in succeeded, 1 when something
 was broken (an answer other than 200, a socket error, a failed sign-in, a
 process that died), 2 when the benchmark could not run (no nginx, no wrk, no
-LemonLDAP::NG: ``make system-deps`` installs them).
+LemonLDAP::NG, no Apache with mod_auth_openidc: ``make system-deps`` installs them).
 Speed never decides the exit status.
 """
 
@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import llng, report
+from bench import apache, llng, report
 from bench.runner import FULL, SMOKE, Config, Runner
 from bench.stacks import machine
 from bench.wrk import WrkError, find_wrk
@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         nginx, wrk = find_nginx(), find_wrk()
         llng.check_installed()
-    except (NginxNotFound, WrkError, llng.LLNGNotInstalled) as exc:
+        apache.check_installed()
+    except (NginxNotFound, WrkError, llng.LLNGNotInstalled, apache.ApacheNotInstalled) as exc:
         print(f"bench: cannot run: {exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
     progress("benchmark " + ("smoke run" if config.smoke else "full run") + " starting")

@@ -23,12 +23,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bench import llng, procstat, signin_load, websocket, wrk
+from bench import apache, llng, procstat, signin_load, websocket, wrk
 from bench.stacks import BEARER_AUDIENCE, MICROBLOG_PATH, TRIVIAL_PATH, TRIVIAL_UPSTREAM, BenchStack, Route
 from devtools.stack import Mode
 
 Upstream = Literal["trivial", "microblog"]
-SignIn = Literal["none", "gateway", "llng", "bearer"]
+SignIn = Literal["none", "gateway", "llng", "bearer", "apache"]
 SESSION_COOKIE = "gw_session"
 WEBSOCKET_PATH = "/ws/echo"  # tests/upstream_app.py echoes every message
 AUTH_PATH = "/_gateway/auth"
@@ -73,7 +73,9 @@ SMOKE = Config(rounds=1, duration=1, warmup=0, connections=4, threads=2, paced=1
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """One route to measure. ``key`` names it for the targets (``direct``, ``ceiling1``, ``mode1``, ``bearer``,
-    ``llng``, ``ceiling2``, ``mode2``, ``auth``); ``ceiling``: the key of the row it is compared with."""
+    ``llng``, ``ceiling2``, ``mode2``, ``auth``, ``uds1``, ``uds2``, ``apache``, ``apache_oidc``); ``ceiling``: the
+    key of the row it is compared with; ``baseline``: its own direct row (the same front server, no
+    authentication), over which the CPU it adds per request is reported."""
 
     upstream: Upstream
     key: str
@@ -83,6 +85,7 @@ class Scenario:
     headers: Mapping[str, str] = field(default_factory=dict)
     sign_in: SignIn = "gateway"
     ceiling: str | None = None
+    baseline: str = "direct"
     row: int = 0
 
 
@@ -206,6 +209,9 @@ class Runner:
         elif scenario.sign_in == "llng":
             cookie = llng.session_cookie(scenario.stack.route_url("llng"), check_path=next_path)
             headers["Cookie"] = f"{llng.COOKIE_NAME}={cookie}"
+        elif scenario.sign_in == "apache":
+            cookie = apache.session_cookie(scenario.stack.route_url("apache_oidc"), check_path=next_path)
+            headers["Cookie"] = f"{apache.SESSION_COOKIE}={cookie}"
         return headers
 
     def _wrk(self, scenario: Scenario, next_path: str, seconds: float, pace_ms: float = 0.0) -> Round:
@@ -226,21 +232,26 @@ class Runner:
         """The stacks of one upstream, by name, all running at once.
 
         ``mode1`` (its nginx also serves the direct route; for the trivial app
-        the ceiling of mode 1 and LL::NG too) and ``mode2`` (the ceiling of mode
-        2) keep their state in SQLite; for the trivial app ``redis1`` and
-        ``redis2`` run mode 1 on Redis with one and two gateway instances.
+        the ceiling of mode 1, LL::NG, and Apache with and without mod_auth_openidc
+        too) and ``mode2`` (the ceiling of mode 2) keep their state in SQLite; for
+        the trivial app ``redis1`` and ``redis2`` run mode 1 on Redis with one and
+        two gateway instances, ``uds1`` and ``uds2`` modes 1 and 2 with nginx
+        reaching the gateway over a Unix socket.
         """
         app = TRIVIAL_UPSTREAM if upstream == "trivial" else None
         trivial = upstream == "trivial"
         plans: list[tuple[str, Mode, tuple[Route, ...], dict[str, Any]]] = [
-            ("mode1", "auth_request", ("direct", "ceiling1", "llng") if trivial else ("direct",),
+            ("mode1", "auth_request", ("direct", "ceiling1", "llng", "apache", "apache_oidc") if trivial
+             else ("direct",),
              {"bearer_audience": BEARER_AUDIENCE, "api_paths": (TRIVIAL_PATH,)} if trivial else {}),
             ("mode2", "proxy", ("ceiling2",) if trivial else (), {}),
         ]
         if trivial:
             # nginx exactly as deployed: without the stack's dev-only header naming the instance.
             plans += [("redis1", "auth_request", (), {"store": "redis", "instances": 1}),
-                      ("redis2", "auth_request", (), {"store": "redis", "instances": 2, "instance_header": False})]
+                      ("redis2", "auth_request", (), {"store": "redis", "instances": 2, "instance_header": False}),
+                      ("uds1", "auth_request", (), {"uds": True}),
+                      ("uds2", "proxy", (), {"uds": True})]
         with contextlib.ExitStack() as stacks:
             started: dict[str, BenchStack] = {}
             for name, mode, routes, options in plans:
@@ -277,7 +288,7 @@ class Runner:
                 Scenario(upstream, "mode1", "nginx auth_request → gateway → app (mode 1)", mode1, mode1.url + path),
                 Scenario(upstream, "mode2", "nginx → gateway proxy → app (mode 2)", mode2, mode2.url + path),
             ]
-        redis1, redis2 = stacks["redis1"], stacks["redis2"]
+        redis1, redis2, uds1, uds2 = stacks["redis1"], stacks["redis2"], stacks["uds1"], stacks["uds2"]
         return [
             Scenario(upstream, "direct", "nginx → app (direct, no auth)", mode1, mode1.direct_url + path,
                      sign_in="none"),
@@ -296,9 +307,18 @@ class Runner:
             Scenario(upstream, "mode2", "nginx → gateway proxy → app (mode 2)", mode2, mode2.url + path,
                      ceiling="ceiling2"),
             Scenario(upstream, "auth", "gateway /_gateway/auth alone", mode1, mode1.gateway_url + AUTH_PATH,
-                     {"X-Original-URI": path, "X-Original-Method": "GET"}),
+                     {"X-Original-URI": path, "X-Original-Method": "GET"}, baseline=""),
+            # New rows after the old ones: the row numbers the README and earlier runs cite stay.
             Scenario(upstream, "bearer", "mode 1 with an OpenID Connect access token instead of the cookie "
                      "(Authorization: Bearer)", mode1, mode1.url + path, sign_in="bearer", ceiling="ceiling1"),
+            Scenario(upstream, "uds1", "mode 1, nginx → gateway over a Unix socket", uds1, uds1.url + path,
+                     ceiling="ceiling1"),
+            Scenario(upstream, "uds2", "mode 2, nginx → gateway over a Unix socket", uds2, uds2.url + path,
+                     ceiling="ceiling2"),
+            Scenario(upstream, "apache", "Apache 2.4 → app (direct, no auth; event MPM)", mode1,
+                     mode1.route_url("apache") + path, sign_in="none", baseline="apache"),
+            Scenario(upstream, "apache_oidc", "Apache + mod_auth_openidc 2.4.12 (shm cache) → app", mode1,
+                     mode1.route_url("apache_oidc") + path, sign_in="apache", ceiling="apache", baseline="apache"),
         ]
 
     def _group(self, upstream: Upstream, stacks: Mapping[str, BenchStack]) -> None:
@@ -329,7 +349,8 @@ class Runner:
                     self._soak(f"mode {number}", stack, by_key[key], path)
             self._signins(mode1, path)
         names = {"mode1": "mode 1", "mode2": "mode 2", "redis1": "mode 1 on Redis, 1 instance",
-                 "redis2": "mode 1 on Redis, 2 instances"}
+                 "redis2": "mode 1 on Redis, 2 instances", "uds1": "mode 1, Unix socket",
+                 "uds2": "mode 2, Unix socket"}
         for name, stack in stacks.items():
             for pid in stack.gateway_pids():
                 mem = procstat.memory(pid)

@@ -18,6 +18,10 @@ nginx, each on its own port, each in front of the same ``upstream app``
   app, over keep-alive) instead of the gateway: the cost of any extra hop;
 - ``llng``: LemonLDAP::NG's portal and protected site (:mod:`bench.llng`).
 
+Two routes are not nginx's: ``apache`` (Apache → the app) and ``apache_oidc``
+(Apache with mod_auth_openidc → the app), one Apache child process for both
+(:mod:`bench.apache`), signed in through the stack's OpenID Connect provider.
+
 The internal server blocks (the authenticator, the second hop) log nothing:
 they are the cheapest such component can be.
 """
@@ -31,15 +35,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import llng
-from devtools.processes import free_port
+from bench import apache, llng
+from devtools.processes import Process, free_port
 from devtools.stack import NGINX_SNIPPETS, Mode, Progress, Stack, write_nginx_prefix
 
 TRIVIAL_UPSTREAM = "tests.upstream_app:app"
 TRIVIAL_PATH = "/hello"
 MICROBLOG_PATH = "/"
 
-Route = Literal["direct", "ceiling1", "ceiling2", "llng"]
+Route = Literal["direct", "ceiling1", "ceiling2", "llng", "apache", "apache_oidc"]
+APACHE_ROUTES: tuple[Route, ...] = ("apache", "apache_oidc")
 
 DIRECT_SERVER = """
     # Added by the benchmark (bench/stacks.py): nginx straight to the app.
@@ -181,6 +186,11 @@ class BenchStack(Stack):
         self.route_ports = {route: free_port() for route in self.routes}
         self._internal_ports = {"auth": free_port(), "hop": free_port()}
         self.llng: llng.LLNGHandler | None = None
+        self.apache: apache.Apache | None = None
+        if any(route in APACHE_ROUTES for route in self.routes):
+            apache.check_installed()  # before anything starts, like a missing nginx
+            for route in APACHE_ROUTES:
+                self.route_ports.setdefault(route, free_port())
 
     def access_token(self, username: str = "bench") -> str:
         """An access token from the stack's OpenID Connect provider (``bearer_audience`` set), as a client holds."""
@@ -200,6 +210,8 @@ class BenchStack(Stack):
     def _servers(self) -> str:
         blocks = []
         for route, port in self.route_ports.items():
+            if route in APACHE_ROUTES:
+                continue  # Apache's, not nginx's
             if route == "direct":
                 blocks.append(DIRECT_SERVER % {"port": port})
             elif route == "ceiling1":
@@ -222,20 +234,35 @@ class BenchStack(Stack):
         write_nginx_prefix(self.nginx_prefix, with_servers(conf, self._servers()))
         return argv
 
+    def _process(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Process:
+        """The stack's processes; the OpenID Connect provider also registers mod_auth_openidc's client."""
+        if name == "oidc" and "apache_oidc" in self.route_ports:
+            argv = [*argv, "--clients", json.dumps([apache.client(self.route_ports["apache_oidc"])])]
+        return super()._process(name, argv, env)
+
     def start(self) -> BenchStack:
-        """LemonLDAP::NG's handler first (nginx's config names its socket), then the stack."""
+        """LemonLDAP::NG's handler first (nginx's config names its socket), then the stack, then Apache."""
         if "llng" in self.routes:
             self._report("LemonLDAP::NG's FastCGI server", "starting")
             self.llng = llng.LLNGHandler(self.log_dir / "llng.log").start()
             self._report("LemonLDAP::NG's FastCGI server", "ok")
         try:
             super().start()
+            if "apache_oidc" in self.route_ports:
+                self._report("Apache with mod_auth_openidc", "starting")
+                self.apache = apache.Apache(self.log_dir / "apache.log", direct_port=self.route_ports["apache"],
+                                            oidc_port=self.route_ports["apache_oidc"], app_port=self.ports.app,
+                                            issuer=self.oidc_url).start()
+                self._report("Apache with mod_auth_openidc", "ok")
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        if self.apache is not None:
+            self.apache.stop()
+            self.apache = None
         super().stop()
         if self.llng is not None:
             self.llng.stop()
@@ -247,6 +274,9 @@ class BenchStack(Stack):
         if name == "llng":
             assert self.llng is not None, "no LemonLDAP::NG in this stack"
             return self.llng.pid
+        if name == "apache":
+            assert self.apache is not None, "no Apache in this stack"
+            return self.apache.pid
         if name == "redis":
             assert self.redis is not None, "no Redis in this stack"
             with self.redis.client() as client:
@@ -263,15 +293,19 @@ class BenchStack(Stack):
         """Each component's process (trees), for :class:`bench.procstat.CPUMeter`: the instances are one."""
         pids: dict[str, int | list[int]] = {name: self.pid(name) for name in ("nginx", "app", "provider")}
         pids["gateway"] = self.gateway_pids()
-        for name, present in (("llng", self.llng is not None), ("redis", self.redis is not None)):
+        for name, present in (("llng", self.llng is not None), ("redis", self.redis is not None),
+                              ("apache", self.apache is not None)):
             if present:
                 pids[name] = self.pid(name)
         return pids
 
     def check_running(self) -> None:
-        dead = self.stopped() + (["llng"] if self.llng is not None and not self.llng.running else [])
+        dead = self.stopped() + (["llng"] if self.llng is not None and not self.llng.running else []) + (
+            ["apache"] if self.apache is not None and not self.apache.running else [])
         if dead:
             llng_log = f"\n--- llng.log ---\n{self.log('llng', 20)}" if self.llng is not None else ""
+            if self.apache is not None:
+                llng_log += f"\n--- Apache's error.log ---\n{self.apache.error_log()}"
             raise RuntimeError(f"{', '.join(dead)} stopped during the benchmark:\n{self.logs(tail=20)}{llng_log}")
 
 

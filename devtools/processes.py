@@ -70,6 +70,19 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> 
             time.sleep(0.05)
 
 
+def _connect(port: int | Path) -> socket.socket:
+    if isinstance(port, Path):
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.settimeout(0.5)
+            sock.connect(str(port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    return socket.create_connection(("127.0.0.1", port), timeout=0.5)
+
+
 class Process:
     """A command in its own process group, its output appended to ``log_path``.
 
@@ -96,7 +109,7 @@ class Process:
         self._log: IO[bytes] | None = None
         self._kept_output = ""
 
-    def start(self, wait_port: int | None = None, timeout: float = 15.0) -> Process:
+    def start(self, wait_port: int | Path | None = None, timeout: float = 15.0) -> Process:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             # Append mode: several runs (and processes that reopen the file) add to it, never overwrite.
@@ -111,8 +124,9 @@ class Process:
             self.wait_for_port(wait_port, timeout=timeout)
         return self
 
-    def wait_for_port(self, port: int, timeout: float = 15.0) -> None:
-        """Wait until the process listens on ``port``; if it dies or times out, stop it and say why."""
+    def wait_for_port(self, port: int | Path, timeout: float = 15.0) -> None:
+        """Wait until the process listens on ``port`` (a loopback TCP port, or a Unix socket's path); if it dies
+        or times out, stop it and say why."""
         assert self.proc is not None, "start() first"
         deadline = time.monotonic() + timeout
         while True:
@@ -123,7 +137,7 @@ class Process:
                     f"{self.output(tail=40)}"
                 )
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                with _connect(port):
                     return
             except OSError:
                 if time.monotonic() > deadline:

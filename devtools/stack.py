@@ -179,6 +179,18 @@ def render_nginx_conf(mode: Mode, ports: Ports, template: str | None = None,
     return text
 
 
+def with_gateway_sockets(conf_text: str, listeners: Mapping[int, int | Path]) -> str:
+    """A rendered nginx.conf whose ``upstream gateway`` names Unix sockets (``unix:``) for the ports mapped to
+    a path in ``listeners``."""
+    for port, listener in listeners.items():
+        server = f"server 127.0.0.1:{port};"
+        if isinstance(listener, Path):
+            if conf_text.count(server) != 1:
+                raise ValueError(f"nginx.conf must contain {server!r} exactly once to be rendered")
+            conf_text = conf_text.replace(server, f"server unix:{listener};")
+    return conf_text
+
+
 def with_instance_header(conf_text: str, nginx_port: int) -> str:
     """A rendered nginx.conf that names, in ``X-Gateway-Instance``, the gateway instance that answered.
 
@@ -387,6 +399,7 @@ class Stack:
         gateway_launcher: GatewayLauncher | None = None,
         route_prefix: str = "",
         tls: TLSFiles | None = None,
+        uds: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -432,6 +445,10 @@ class Stack:
             self.state_dir / "redis", port=self.ports.redis or None, appendonly=True, extra_config=redis_config)
         self.nginx_prefix: Path | None = None
         self.processes: dict[str, Process] = {}
+        # uds: the gateways listen on Unix sockets (setting uds), in a directory nginx's workers may enter.
+        self.socket_dir: Path | None = Path(tempfile.mkdtemp(prefix="gw-sock-")) if uds else None
+        if self.socket_dir is not None:
+            self.socket_dir.chmod(0o755)
 
     # -- addresses ----------------------------------------------------------------------------
 
@@ -446,6 +463,13 @@ class Stack:
     def gateway_url(self) -> str:
         """The (first) gateway instance itself, bypassing nginx."""
         return f"http://127.0.0.1:{self.ports.gateway}"
+
+    def gateway_socket(self, number: int = 1) -> Path | None:
+        """Gateway instance ``number``'s Unix socket (``uds=True``), else None (it listens on its port)."""
+        return None if self.socket_dir is None else self.socket_dir / f"gateway-{number}.sock"
+
+    def _gateway_listener(self, number: int) -> int | Path:
+        return self.gateway_socket(number) or self.gateway_ports[number - 1]
 
     @property
     def instances(self) -> int:
@@ -530,6 +554,8 @@ class Stack:
         }
         if self.redis is not None:
             env["GATEWAY_STORE"] = self.redis.url
+        if (sock := self.gateway_socket(instance)) is not None:
+            env["GATEWAY_UDS"] = str(sock)
         if self.demo_rules:
             env.update(demo_access_environ(self.provider_url))
         # "{provider}" in a value is the local provider's address (known once the ports are): lets a
@@ -556,10 +582,13 @@ class Stack:
         restart, or a crashed instance, looks like to the others.
         """
         self.processes[self.gateway_names[number - 1]].close()
-        self._gateway_process(number).start(self.gateway_ports[number - 1], timeout=START_TIMEOUT)
+        self._gateway_process(number).start(self._gateway_listener(number), timeout=START_TIMEOUT)
 
     def _nginx_argv(self) -> list[str]:
         text = render_nginx_conf(self.mode, self.ports, self.nginx_template, self.gateway_ports)
+        if self.socket_dir is not None:
+            text = with_gateway_sockets(text, {port: self._gateway_listener(number)
+                                               for number, port in enumerate(self.gateway_ports, 1)})
         if self.instances > 1 and self.instance_header:
             text = with_instance_header(text, self.ports.nginx)
         if self.tls is not None:
@@ -579,7 +608,7 @@ class Stack:
         self.app_state_dir.mkdir(parents=True, exist_ok=True)
         python = sys.executable
         host = ["--host", "127.0.0.1"]
-        steps: list[tuple[str, Process, int]] = []
+        steps: list[tuple[str, Process, int | Path]] = []
         provider = self._process("provider", [
             python, "-m", "devtools.openid_provider", *host, "--port", str(self.ports.provider),
             "--base-url", self.provider_url, "--log-level", self.log_level,
@@ -603,9 +632,10 @@ class Stack:
                 python, "-m", "uvicorn", self.upstream, *host, "--port", str(self.ports.app),
                 "--log-level", self.log_level], self.app_env)
             steps.append((f"the app ({self.upstream})", app, self.ports.app))
-        for number, port in enumerate(self.gateway_ports, 1):
+        for number in range(1, self.instances + 1):
             label = "the gateway" if self.instances == 1 else f"gateway {number} of {self.instances}"
-            steps.append((f"{label} (mode {self.mode}, {self.store})", self._gateway_process(number), port))
+            steps.append((f"{label} (mode {self.mode}, {self.store}{', Unix socket' if self.socket_dir else ''})",
+                          self._gateway_process(number), self._gateway_listener(number)))
         try:
             if self.redis is not None:  # first: the gateways read their revocations from it as they start
                 self._report(f"redis-server (port {self.redis.port})", "starting")
@@ -650,6 +680,8 @@ class Stack:
             self.nginx_prefix = None
         if self._own_state_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def log(self, name: str, tail: int | None = 60) -> str:
         """The output of one process (``provider``, ``oidc``, ``app``, ``gateway`` or ``gateway-N``, ``nginx``,

@@ -27,6 +27,7 @@ Python apps can import it on its own.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import re
 import time
@@ -119,8 +120,19 @@ def _ascii_case(value: str, change: Callable[[str], str]) -> str:
     return "".join(change(c) if c.isascii() else c for c in value)
 
 
-def _signature(key: bytes, message: bytes) -> bytes:
-    return base64.urlsafe_b64encode(hmac.digest(key, message, "sha256")).rstrip(b"=")
+def _keyed(key: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 with ``key`` set up once: each proof copies it (:func:`_signature`).
+
+    ``hmac.digest(key, message, "sha256")`` looks the MAC up in OpenSSL 3 and derives the key's pads on
+    every call; a copy of a keyed HMAC skips both (about a quarter of the instructions per proof).
+    """
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def _signature(keyed: hmac.HMAC, message: bytes) -> bytes:
+    mac = keyed.copy()
+    mac.update(message)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")
 
 
 def _key_bytes(key: str | bytes) -> bytes:
@@ -158,7 +170,7 @@ class ProofSigner:
     """Produces identity headers with a proof; used by the gateway."""
 
     def __init__(self, key: str | bytes, clock: Clock = time.time) -> None:
-        self._key = _key_bytes(key)
+        self._keyed = _keyed(_key_bytes(key))
         self._clock = clock
 
     def sign(self, method: str, host: str, uri: str, user: str, nickname: str, email: str, *,
@@ -171,7 +183,7 @@ class ProofSigner:
         """
         timestamp = str(int(self._clock()))
         message = proof_message(timestamp, method, host, uri, user, nickname, email, groups)
-        return f"{PROOF_VERSION}.{timestamp}.{_signature(self._key, message).decode('ascii')}"
+        return f"{PROOF_VERSION}.{timestamp}.{_signature(self._keyed, message).decode('ascii')}"
 
     def headers(self, identity: Identity, method: str, host: str, uri: str,
                 names: HeaderNames) -> list[tuple[str, str]]:
@@ -192,7 +204,7 @@ class ProofVerifier:
 
     def __init__(self, key: str | bytes, max_age: int = DEFAULT_MAX_AGE, names: HeaderNames | None = None,
                  clock: Clock = time.time) -> None:
-        self._key = _key_bytes(key)
+        self._keyed = _keyed(_key_bytes(key))
         self.max_age = max_age
         self.names = names or HeaderNames()
         self._clock = clock
@@ -215,7 +227,7 @@ class ProofVerifier:
         timestamp, signature = found.groups()
         values = [headers.get(name, "") for name in self.names.identity()]
         try:
-            expected = _signature(self._key, proof_message(timestamp, method, host, uri, *values))
+            expected = _signature(self._keyed, proof_message(timestamp, method, host, uri, *values))
         except UnicodeEncodeError as exc:
             raise InvalidProof("a signed value is not latin-1") from exc
         if not hmac.compare_digest(expected, signature.encode("ascii")):

@@ -134,7 +134,7 @@ class Runtime:
         if self.signing_keys is not None and s.identity_assertion != "proof":
             self.assertion = AssertionSigner(self.signing_keys, s.public_origin, keys[-1], clock=lambda: self.now())
         self.access = s.access_policy()
-        self.client_address = ClientAddress(s.trusted_proxies)
+        self.client_address = ClientAddress(s.trusted_proxies, unix_socket=bool(s.uds))
         self.next_targets = NextTargets(s.public_url, tuple(s.next_allowed_hosts), s.max_next_length, paths=self.paths)
         self.auth = Authenticator(
             sessions=self.sessions, revocation=self.revocation, cookies=self.cookies,

@@ -88,6 +88,10 @@ class Settings:
     # Serving.
     host: str = "127.0.0.1"
     port: int = 9000
+    # A Unix domain socket to listen on instead of host:port (nginx on the same machine: `upstream` to
+    # `unix:`). Who may connect is decided by the socket directory's permissions; its peers count as trusted
+    # proxies (they carry no address). "" = TCP on host:port.
+    uds: str = ""
     # uvicorn (httptools) caps neither header size nor header read time: a host
     # other than loopback needs this set, saying nginx (or another proxy that
     # does) is the only client.
@@ -480,6 +484,7 @@ def validate(settings: Settings) -> list[str]:
         problems.append("workers must be at least 1")
     if not 0 < settings.port < 65536:
         problems.append("port must be between 1 and 65535")
+    problems.extend(_uds_problems(settings.uds))
     upstream = urlsplit(settings.upstream_url)
     if settings.mode == "proxy" and upstream.hostname and (
             upstream.path not in ("", "/") or upstream.query or upstream.fragment or upstream.username is not None):
@@ -583,6 +588,25 @@ def _metrics_address_problems(settings: Settings) -> list[str]:
     if int(port) == settings.port and (host == settings.host or host in wildcard or settings.host in wildcard):
         return [f"metrics_address {settings.metrics_address!r} is the public listener ({settings.host}:"
                 f"{settings.port}): give the metrics a port of their own, reachable by Prometheus only"]
+    return []
+
+
+UDS_MAX_PATH = 107
+
+
+def _uds_problems(uds: str) -> list[str]:
+    """A Unix socket path must be absolute, in an existing directory, and short enough for ``sun_path``."""
+    if not uds:
+        return []
+    path = Path(uds)
+    if not path.is_absolute():
+        return [f"uds {uds!r} must be an absolute path, e.g. /run/openid-gateway/gateway.sock"]
+    if len(os.fsencode(uds)) > UDS_MAX_PATH:  # sun_path is 108 bytes on Linux, with its final NUL
+        return [f"uds {uds!r} is longer than {UDS_MAX_PATH} bytes: Unix sockets cannot have such a path"]
+    if not path.parent.is_dir():
+        return [f"uds {uds!r}: directory {str(path.parent)!r} does not exist (systemd: RuntimeDirectory=)"]
+    if path.exists() and not path.is_socket():
+        return [f"uds {uds!r} exists and is not a socket: it would be replaced; remove it or choose another path"]
     return []
 
 

@@ -147,6 +147,20 @@ def test_loopback_hosts_need_no_setting(host: str) -> None:
     assert load_settings(None, {**GOOD, "GATEWAY_HOST": host}).host == host
 
 
+def test_a_unix_socket_is_an_absolute_path_in_an_existing_directory(tmp_path: Path) -> None:
+    """``uds`` replaces host:port; a relative path, a missing directory or a file in the way stop start-up."""
+    sock = tmp_path / "gateway.sock"
+    assert load_settings(None, {**GOOD, "GATEWAY_UDS": str(sock)}).uds == str(sock)
+    for uds, message in (("gateway.sock", "must be an absolute path"),
+                         (str(tmp_path / "missing" / "g.sock"), "does not exist"),
+                         ("/" + "x" * 120, "longer than 107 bytes")):
+        with pytest.raises(ConfigError, match=message):
+            load_settings(None, {**GOOD, "GATEWAY_UDS": uds})
+    sock.write_text("not a socket")
+    with pytest.raises(ConfigError, match="exists and is not a socket"):
+        load_settings(None, {**GOOD, "GATEWAY_UDS": str(sock)})
+
+
 def with_providers(*identifiers: str, allow_private: bool = False) -> Settings:
     providers = [{"name": f"P{i}", "identifier": ident} for i, ident in enumerate(identifiers)]
     return load_settings(None, {**GOOD, "GATEWAY_PROVIDERS": json.dumps(providers),

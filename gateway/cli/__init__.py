@@ -29,6 +29,11 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 APP = "gateway.app:create_app_from_environ"
 
 
+def listener(settings: Settings) -> str:
+    """Where ``serve`` listens, as nginx's ``upstream`` names it."""
+    return f"unix:{settings.uds}" if settings.uds else f"{settings.host}:{settings.port}"
+
+
 def _load(config: str | None) -> Settings:
     try:
         settings = load_settings(config)
@@ -172,7 +177,8 @@ def _run_uvicorn(settings: Settings, supervised: bool = False) -> None:
     from uvicorn.supervisors import Multiprocess
 
     options: dict[str, Any] = {
-        "factory": True, "host": settings.host, "port": settings.port, "workers": settings.workers,
+        "factory": True, "host": settings.host, "port": settings.port, "uds": settings.uds or None,
+        "workers": settings.workers,
         "loop": settings.loop, "http": settings.http, "log_level": settings.log_level,
         "access_log": settings.access_log, "proxy_headers": False, "server_header": False, "date_header": False,
     }
@@ -195,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"openid-gateway: configuration OK (mode {settings.mode}, public URL {settings.public_url})")
         print(f"openid-gateway: {access_summary(settings)}")
         print(f"openid-gateway: store: {store_description(settings.store, settings.state_dir)}")
+        print(f"openid-gateway: listens on {listener(settings)}")
         if any(p.type in ("oidc", "oauth2") for p in settings.providers):
             print(f"openid-gateway: redirect URI to register with OpenID Connect providers: "
                   f"{settings.public_origin}{paths.callback}")

@@ -44,6 +44,7 @@ from __future__ import annotations
 from gateway.front.forward_auth import ForwardAuth
 from gateway.gate.authenticate import Authenticator, scan_headers
 from gateway.gate.clientaddr import ClientAddress
+from gateway.observe import metrics
 from gateway.types import Receive, Scope, Send
 
 _NO_STORE = (b"cache-control", b"no-store")
@@ -52,6 +53,7 @@ _EMPTY_BODY = {"type": "http.response.body", "body": b""}
 _API = (b"x-gateway-api", b"1")
 _LOGIN = b"x-gateway-login"
 _BEARER = b"x-gateway-bearer"
+ROUTE = "auth"  # its answers in gateway_requests_total (counted here, not by a wrapper around send per check)
 
 
 class AuthRequest:
@@ -66,10 +68,11 @@ class AuthRequest:
         cookie, uri, method, _, host, authorization = scan_headers(scope["headers"])
         if uri is None:  # not nginx: Caddy or Traefik? (gateway.front.forward_auth)
             forwarded = self.forward_auth.forwarded(scope)
+            counted = metrics.counting(ROUTE, send)
             if forwarded is not None:
-                await self.forward_auth(scope, receive, send, cookie, forwarded, authorization)
+                await self.forward_auth(scope, receive, counted, cookie, forwarded, authorization)
             else:
-                await self.forward_auth.refuse_unknown(scope, receive, send)
+                await self.forward_auth.refuse_unknown(scope, receive, counted)
             return
         method = method or "GET"
         host = host or ""
@@ -90,5 +93,6 @@ class AuthRequest:
                 headers.append(_API)
             if status == 401:
                 headers.append((_LOGIN, verdict.login.encode("latin-1")))
+        metrics.count_request(ROUTE, status)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send(_EMPTY_BODY)

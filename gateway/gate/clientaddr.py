@@ -21,8 +21,13 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class ClientAddress:
     """Resolves the client address of a request from its peer and XFF header."""
 
-    def __init__(self, trusted_proxies: Iterable[str]) -> None:
+    def __init__(self, trusted_proxies: Iterable[str], unix_socket: bool = False) -> None:
+        """``unix_socket``: the server listens on a Unix domain socket (setting ``uds``), whose peers carry no
+        address (``scope["client"]`` is None): the socket directory's permissions already decide who may
+        connect (nginx), so such a peer is a trusted proxy. Over TCP a peer without an address is never trusted.
+        """
         self.trusted: tuple[Network, ...] = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+        self.unix_socket = unix_socket
 
     def is_trusted(self, address: str) -> bool:
         try:
@@ -34,7 +39,9 @@ class ClientAddress:
     def trusts_peer(self, scope: Scope) -> bool:
         """Whether the request's peer (the TCP client) is a trusted proxy: its headers are believed."""
         client = scope.get("client")
-        return client is not None and self.is_trusted(client[0])
+        if client is None:
+            return self.unix_socket
+        return self.is_trusted(client[0])
 
     def set_request_id(self, scope: Scope, trusted: bool | None = None) -> str:
         """This request's id (the proxy's, when a trusted proxy sent one), set for its log lines.
@@ -47,7 +54,7 @@ class ClientAddress:
 
     def resolve(self, peer: str | None, forwarded_for: str | None) -> str:
         address = peer or "unknown"
-        if not forwarded_for or not self.is_trusted(address):
+        if not forwarded_for or not (self.is_trusted(address) if peer else self.unix_socket):
             return address
         for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
             try:

@@ -129,8 +129,15 @@ _store_seconds = STORE_SECONDS.labels("sqlite")
 _store_errors = STORE_ERRORS.labels("sqlite")
 
 
+_request_counters: dict[tuple[str, int], Any] = {}
+
+
 def count_request(route: str, status: int) -> None:
-    _requests.get(route, str(status)).inc()
+    """One answer of ``route`` with ``status``; the counter is found by (route, status) without formatting."""
+    counter = _request_counters.get((route, status))
+    if counter is None:
+        counter = _request_counters[route, status] = _requests.get(route, str(status))
+    counter.inc()
 
 
 def counting(route: str, send: Send) -> Send:
@@ -138,7 +145,7 @@ def counting(route: str, send: Send) -> Send:
 
     async def counted(message: Message) -> None:
         if message["type"] == "http.response.start":
-            _requests.get(route, str(message["status"])).inc()
+            count_request(route, message["status"])
         await send(message)
 
     return counted

@@ -21,3 +21,25 @@ def test_garbage_header() -> None:
     assert resolver.resolve("127.0.0.1", "not-an-ip") == "127.0.0.1"
     assert resolver.resolve("127.0.0.1", "6.6.6.6, junk") == "127.0.0.1"
     assert resolver.resolve("127.0.0.1", "") == "127.0.0.1"
+
+
+def test_a_peer_without_address_over_tcp_is_not_a_trusted_proxy() -> None:
+    """Only a server on a Unix socket (setting ``uds``) has peers without an address that it may trust."""
+    scope = {"type": "http", "client": None, "headers": []}
+    assert not resolver.trusts_peer(scope)
+    assert resolver.resolve(None, "198.51.100.7") == "unknown"
+
+
+def test_a_unix_socket_peer_is_a_trusted_proxy_whose_forwarded_for_is_read() -> None:
+    """Over ``uds`` the socket's permissions decide who connects (nginx): its X-Forwarded-For is believed,
+    walked from the right as from any trusted proxy."""
+    unix = ClientAddress(["127.0.0.1/32"], unix_socket=True)
+    assert unix.trusts_peer({"type": "http", "client": None, "headers": []})
+    assert unix.resolve(None, "6.6.6.6, 198.51.100.7") == "198.51.100.7"
+    assert unix.resolve(None, "6.6.6.6, 127.0.0.1") == "6.6.6.6"
+
+
+def test_a_unix_socket_server_still_judges_tcp_peers_by_address() -> None:
+    unix = ClientAddress(["127.0.0.1/32"], unix_socket=True)
+    assert not unix.trusts_peer({"type": "http", "client": ("203.0.113.9", 4000), "headers": []})
+    assert unix.resolve("203.0.113.9", "1.1.1.1") == "203.0.113.9"
