@@ -29,14 +29,12 @@ set-up needs (metadata URL, client, redirect URI, passphrase).
 from __future__ import annotations
 
 import os
-import pwd
 import secrets
-import shutil
-import tempfile
 from pathlib import Path
 
 import httpx
 
+from bench.peer import RUN_AS, PeerServer
 from bench.signin_load import first_form
 from devtools.processes import Process
 
@@ -48,7 +46,6 @@ CLIENT_SECRET = "bench-apache-secret"
 REDIRECT_PATH = "/redirect_uri"
 SESSION_COOKIE = "mod_auth_openidc_session"
 DEMO_USER = "bench"
-RUN_AS = "www-data"  # as Debian's envvars (APACHE_RUN_USER)
 START_TIMEOUT = 30.0
 INSTALL_HINT = "apt-get install apache2 libapache2-mod-auth-openidc (make system-deps installs them)"
 
@@ -144,23 +141,18 @@ def render_config(directory: Path, *, direct_port: int, oidc_port: int, app_port
     }
 
 
-class Apache:
+class Apache(PeerServer):
     """``apache2 -DFOREGROUND`` with a generated configuration; ports ``direct_port`` and ``oidc_port``."""
 
     def __init__(self, log_path: Path, *, direct_port: int, oidc_port: int, app_port: int, issuer: str) -> None:
         check_installed()
-        self.log_path = log_path
+        super().__init__(log_path, "bench-apache-")
         self.direct_port, self.oidc_port = direct_port, oidc_port
-        self.dir = Path(tempfile.mkdtemp(prefix="bench-apache-"))
-        self.dir.chmod(0o755)
-        as_root = os.geteuid() == 0
+        # Its workers (www-data) create the shm cache's and the mutexes' files there.
+        as_root = self.give_directory_to_workers()
         (self.dir / "apache2.conf").write_text(render_config(
             self.dir, direct_port=direct_port, oidc_port=oidc_port, app_port=app_port, issuer=issuer,
             as_root=as_root))
-        if as_root:  # its workers (www-data) create the shm cache's and the mutexes' files here
-            account = pwd.getpwnam(RUN_AS)
-            os.chown(self.dir, account.pw_uid, account.pw_gid)
-        self.process: Process | None = None
 
     def start(self) -> Apache:
         self.process = Process([APACHE, "-d", str(self.dir), "-f", str(self.dir / "apache2.conf"), "-DFOREGROUND"],
@@ -179,20 +171,6 @@ class Apache:
         except OSError:
             return ""
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None and self.process.proc is not None, "start() first"
-        return self.process.proc.pid
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.running
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.close()
-            self.process = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def session_cookie(url: str, check_path: str, user: str = DEMO_USER, timeout: float = 60.0) -> str:

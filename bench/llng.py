@@ -21,15 +21,13 @@ verified cookie for 5 s. Both still check the rules on every request.
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
+from bench.peer import RUN_AS, PeerServer
 from bench.signin_load import first_form
 from devtools.processes import Process
 
@@ -40,7 +38,6 @@ PORTAL_HOST = "auth.example.com"  # lmConf-1.json: portal http://auth.example.co
 SITE_HOST = "test1.example.com"  # lmConf-1.json: a site with Auth-User in its exportedHeaders
 COOKIE_NAME = "lemonldap"
 DEMO_USER = ("dwho", "dwho")
-RUN_AS = "www-data"  # as the Debian service (/etc/default/lemonldap-ng-fastcgi-server)
 START_TIMEOUT = 30.0
 INSTALL_HINT = ("apt-get install lemonldap-ng lemonldap-ng-fastcgi-server (make system-deps installs it with the "
                 "modules its portal needs)")
@@ -121,23 +118,18 @@ def server_blocks(port: int, socket_path: Path) -> str:
                             "fastcgi_params": FASTCGI_PARAMS, "socket": socket_path}
 
 
-class LLNGHandler:
+class LLNGHandler(PeerServer):
     """``llng-fastcgi-server`` on a Unix socket that nginx's workers (user ``nobody``) can open."""
 
     def __init__(self, log_path: Path) -> None:
         check_installed()
-        self.log_path = log_path
-        self.dir = Path(tempfile.mkdtemp(prefix="bench-llng-"))
+        super().__init__(log_path, "bench-llng-")
         self.socket = self.dir / "llng-fastcgi.sock"
-        self.process: Process | None = None
 
     def start(self) -> LLNGHandler:
-        as_root = os.geteuid() == 0
-        self.dir.chmod(0o755)
+        as_root = self.give_directory_to_workers()
         argv = [LLNG_SERVER, "--foreground", "-s", str(self.socket), "-p", str(self.dir / "llng.pid")]
         if as_root:  # it refuses to run as root; the Debian service runs it as www-data
-            account = pwd.getpwnam(RUN_AS)
-            os.chown(self.dir, account.pw_uid, account.pw_gid)
             argv += ["-u", RUN_AS, "-g", RUN_AS]
         # Its log goes to the log file (stderr) instead of syslog; the level stays the shipped "warn".
         self.process = Process(argv, env={"LLNG_DEFAULTLOGGER": "Lemonldap::NG::Common::Logger::Std"},
@@ -162,19 +154,6 @@ class LLNGHandler:
                 return False
             return True
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None and self.process.proc is not None, "start() first"
-        return self.process.proc.pid
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.running
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def session_cookie(url: str, check_path: str, user: tuple[str, str] = DEMO_USER, timeout: float = 60.0) -> str:

@@ -43,19 +43,30 @@ def under(path: str, prefixes: Sequence[str]) -> bool:
     return any(path == p.rstrip("/") or path.startswith(p if p.endswith("/") else p + "/") for p in prefixes)
 
 
+def weighted(header: str, limit: int) -> list[tuple[str, float]]:
+    """The first ``limit`` items of a comma-separated header with their q-values (RFC 9110 §12.4.2).
+
+    ``Accept`` here, ``Accept-Language`` for the pages: a missing ``q`` is 1, a malformed one 0.
+    """
+    items = []
+    for item in header.split(",")[:limit]:
+        value, *params = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, number = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(number)
+                except ValueError:
+                    quality = 0.0
+        items.append((value, quality))
+    return items
+
+
 def prefers_json(accept: str) -> bool:
     """``Accept`` ranks ``application/json`` (or ``+json``) above ``text/html`` (RFC 9110 §12.5.1 q-values)."""
     best_json = best_html = -1.0
-    for item in accept.split(",")[:32]:
-        media, *params = (part.strip() for part in item.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
+    for media, quality in weighted(accept, 32):
         media = media.lower()
         if media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
             best_json = max(best_json, quality)
@@ -129,4 +140,4 @@ async def send_refusal(scope: Scope, receive: Receive, send: Send, *, status: in
 
 
 __all__ = ["forbidden_page_scope", "is_api_request", "json_body", "json_headers", "prefers_json",
-           "send_refusal", "under", "www_authenticate"]
+           "send_refusal", "under", "weighted", "www_authenticate"]

@@ -25,6 +25,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from gateway.gate.answers import weighted
 from gateway.types import Scope
 
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -42,16 +43,7 @@ def N_(message: str) -> str:
 def preferred(accept_language: str) -> list[str]:
     """The language tags of an ``Accept-Language`` value, best first (q=0 and ``*`` left out)."""
     ranked: list[tuple[float, int, str]] = []
-    for index, item in enumerate(accept_language.split(",")[:_MAX_TAGS]):
-        tag, *params = (part.strip() for part in item.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
+    for index, (tag, quality) in enumerate(weighted(accept_language, _MAX_TAGS)):
         if tag and tag != "*" and quality > 0 and len(tag) <= 35:
             ranked.append((-quality, index, tag))
     return [tag for _, _, tag in sorted(ranked)]

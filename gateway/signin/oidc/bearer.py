@@ -28,8 +28,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from joserfc import jws, jwt
-from joserfc.errors import InvalidKeyIdError, JoseError, MissingKeyError
+from joserfc import jws
+from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
 
 from gateway.errors import LoginFailed, TokenRefused
@@ -102,13 +102,7 @@ class BearerVerifier:
     def _decode(metadata: ProviderMetadata, token: str) -> dict[str, Any]:
         """The claims once joserfc has checked the signature (asymmetric algorithms only)."""
         try:
-            try:
-                return dict(jwt.decode(token, metadata.keys(), algorithms=_ALGORITHMS).claims)
-            except (InvalidKeyIdError, MissingKeyError):
-                fresh = metadata.refetch_keys()  # the provider may have rotated its keys
-                if fresh is None:
-                    raise
-                return dict(jwt.decode(token, fresh, algorithms=_ALGORITHMS).claims)
+            return metadata.decode(token, _ALGORITHMS)
         except LoginFailed as exc:  # discovery or JWKS unreachable or unusable: not the token's fault
             raise TokenRefused(f"the provider's keys cannot be fetched: {exc.reason}", status=503) from exc
         except (JoseError, ValueError, TypeError) as exc:

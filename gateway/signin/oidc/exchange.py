@@ -37,8 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError, MissingKeyError
+from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
 
 from gateway.errors import LoginCancelled, LoginFailed
@@ -246,14 +245,7 @@ class OIDCSignIn(ButtonMethod):
                 nonce: str) -> dict[str, Any]:
         """The ID token's claims, after joserfc has checked the signature and the claims."""
         try:
-            try:
-                token = jwt.decode(id_token, metadata.keys(), algorithms=list(algorithms))
-            except (InvalidKeyIdError, MissingKeyError):
-                fresh = metadata.refetch_keys()  # the provider may have rotated its keys
-                if fresh is None:
-                    raise
-                token = jwt.decode(id_token, fresh, algorithms=list(algorithms))
-            claims = dict(token.claims)
+            claims = metadata.decode(id_token, algorithms)
             options: dict[str, Any] = {
                 "iss": {"essential": True, "value": metadata.issuer},
                 "aud": {"essential": True, "value": provider.client_id},

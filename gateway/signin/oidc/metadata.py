@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from joserfc.errors import JoseError
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError, MissingKeyError
 from joserfc.jwk import KeySet
 
 from gateway.errors import DiscoveryRefused, FetchError, LoginFailed, PrivateAddressRefused
@@ -157,6 +158,21 @@ class ProviderMetadata:
             if self.clock() - self._last_key_fetch < self.refetch_interval:
                 return None
         return self._fetch_keys()
+
+    def decode(self, token: str, algorithms: Sequence[str]) -> dict[str, Any]:
+        """A JWT's claims once joserfc has checked its signature with this provider's keys (claims unchecked).
+
+        An unknown ``kid`` (or no matching key) fetches the key set again, at most once per
+        ``refetch_interval``: the provider may have rotated its keys since they were cached. Raises
+        joserfc's errors for a bad token, :class:`LoginFailed` when discovery or the JWKS fails.
+        """
+        try:
+            return dict(jwt.decode(token, self.keys(), algorithms=list(algorithms)).claims)
+        except (InvalidKeyIdError, MissingKeyError):
+            fresh = self.refetch_keys()
+            if fresh is None:
+                raise
+            return dict(jwt.decode(token, fresh, algorithms=list(algorithms)).claims)
 
     def _fetch_keys(self) -> KeySet:
         url = self.document().jwks_uri
