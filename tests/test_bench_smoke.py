@@ -98,11 +98,11 @@ def test_smoke_benchmark_run_exits_0_and_prints_every_row_and_target() -> None:
     assert float(cpu_rows["4"][cpu_header.index("LL::NG handler")]) > 0, output
     assert all(cpu_rows[row][cpu_header.index("Redis")] != "" for row in ("5", "6")), output
     # Apache's processes worked in its two rows; the Unix-socket rows reached the gateway.
-    assert all(float(cpu_rows[row][cpu_header.index("Apache")]) > 0 for row in ("12", "13")), output
-    assert all(float(cpu_rows[row][cpu_header.index("gateway")]) > 0 for row in ("10", "11")), output
+    assert all(float(cpu_rows[row][cpu_header.index("Apache")]) > 0 for row in ("13", "14")), output
+    assert all(float(cpu_rows[row][cpu_header.index("gateway")]) > 0 for row in ("10", "11", "12")), output
     added = [_cells(line) for line in lines[lines.index(next(line for line in lines if line.startswith(
         "CPU each protected request adds"))):] if line.startswith("| trivial |")]
-    assert {row[1]: row[3] for row in added if row[1] in ("3", "4", "13")} == {"3": "#1", "4": "#1", "13": "#12"}, \
+    assert {row[1]: row[3] for row in added if row[1] in ("3", "4", "14")} == {"3": "#1", "4": "#1", "14": "#13"}, \
         output
     assert "peak RSS (VmHWM)" in run.stdout and "Memory over" in run.stdout, output
     targets = lines[lines.index("Targets (reported, not enforced):"):]
