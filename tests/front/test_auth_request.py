@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from gateway.app import GatewayApp
 from gateway.observe import metrics
 from gateway.settings import load_settings
 from gateway.types import Identity, Message
+from tests.servers import run_async
 
 
 def _count(status: str) -> float:
@@ -48,6 +48,6 @@ def test_each_auth_answer_is_counted_once_under_its_status(tmp_path: Path) -> No
             await runtime.revocation.stop()
 
     allowed, refused = _count("200"), _count("401")
-    asyncio.run(main())
+    run_async(main())
     assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [200, 200, 401]
     assert (_count("200") - allowed, _count("401") - refused) == (2, 1)
