@@ -205,6 +205,20 @@ def test_identity_reaches_the_app_once_with_a_proof_for_the_uri_it_receives(echo
     assert (identity.user_id, identity.nickname) == (echo_stack.provider_url + "/id/bob", "bob")
 
 
+def test_a_session_cookie_in_one_of_several_cookie_headers_still_signs_in(echo_stack: Stack) -> None:
+    """HTTP/2 clients split Cookie into several headers; the check gets them joined (the auth location passes
+    only the headers it reads, Cookie among them as nginx's ``$http_cookie``), and the app gets its own."""
+    with signed_in(echo_stack, "dave") as dave:
+        session = dave.cookies["gw_session"]
+        headers = [("Cookie", "theme=dark"), ("Cookie", f"gw_session={session}"), ("Cookie", "lang=fr")]
+        response = httpx.get(echo_stack.url + "/echo", headers=headers, timeout=15)
+    assert response.status_code == 200, response.text[:500]
+    echo = httpx.Headers(response.json()["headers"])
+    assert echo["x-gateway-nickname"] == "dave"
+    assert "gw_session" not in echo.get("cookie", "")
+    assert "theme=dark" in echo["cookie"] and "lang=fr" in echo["cookie"]
+
+
 # -- cookies and redirects --------------------------------------------------------------------------
 
 
