@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.processes import Process
+from devtools.processes import Process, free_port
 from devtools.stack import PROJECT_ROOT
 from gateway.cli import health, listen
 from gateway.settings import load_settings
@@ -214,3 +214,12 @@ def test_a_group_the_gateway_is_not_in_stops_start_up_with_what_to_fix(socket_di
     os.close(read)
     assert f"SupplementaryGroups={NGINX_GROUP}" in message
     assert not (socket_dir / "gateway.sock").exists()
+
+
+def test_several_workers_and_the_metrics_supervisor_serve_the_one_socket(socket_dir: Path, tmp_path: Path) -> None:
+    sock = socket_dir / "gateway.sock"
+    with serve(sock, tmp_path, GATEWAY_WORKERS="2", GATEWAY_METRICS_ADDRESS=f"127.0.0.1:{free_port()}") as gateway:
+        wait_healthy(gateway, sock)
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o660
+    assert not sock.exists()
+    assert "Traceback" not in gateway.output()
