@@ -12,8 +12,9 @@ that a missing or mistyped rule does not open the page to everyone signed in.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import jinja2
@@ -23,13 +24,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from backend_app.database import Database, User
+from backend_app.database import Database, Post, User
 from backend_app.identity import identity_of
 from gateway.paths import DEFAULT, Paths
 from gateway.proof import InvalidProof
 from gateway.types import Identity
 
 logger = logging.getLogger("backend_app.pages")
+
+T = TypeVar("T")
 
 MAX_POST_LENGTH = 280
 PAGE_SIZE = 50
@@ -48,9 +51,14 @@ SECURITY_HEADERS = {
 
 
 def template_environment() -> jinja2.Environment:
-    """Every template is HTML, so every template is escaped."""
+    """Every template is HTML, so every template is escaped.
+
+    ``auto_reload=False``: the templates ship with the app and do not change while it runs; Jinja's default
+    would ``stat()`` each template file (a page is three) on every render to see whether it did.
+    """
     loader = jinja2.FileSystemLoader(TEMPLATES_DIR)
-    return jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True,
+                              auto_reload=False)
 
 
 class PostRejected(ValueError):
@@ -98,10 +106,24 @@ class Pages:
 
     async def current_user(self, request: Request) -> User | None:
         """The local user of the verified identity, created on its first visit."""
+        me, _ = await self.with_user(request, lambda me: None)
+        return me
+
+    async def with_user(self, request: Request, query: Callable[[User | None], T]) -> tuple[User | None, T]:
+        """The local user of the verified identity (as :meth:`current_user`) and what ``query`` reads for the page.
+
+        One trip to the thread pool for both: every trip costs a hand-over to a worker thread and back to the
+        event loop (futex wake-ups, the GIL changing hands), more than the indexed reads themselves, and under
+        load those hand-overs multiply (measured in docs/performance.md: a signed-in page made two trips).
+        """
         identity = identity_of(request)
-        if identity is None:
-            return None
-        return await run_in_threadpool(self.database.sync_user, identity)
+        database = self.database
+
+        def read() -> tuple[User | None, T]:
+            me = None if identity is None else database.sync_user(identity)
+            return me, query(me)
+
+        return await run_in_threadpool(read)
 
     def render(
         self, request: Request, name: str, me: User | None, status_code: int = 200, **context: Any
@@ -114,13 +136,13 @@ class Pages:
         )
 
     async def home(self, request: Request) -> Response:
-        me = await self.current_user(request)
-        return await self._home(request, me)
+        me, posts = await self.with_user(request, lambda me: self.database.recent_posts(PAGE_SIZE))
+        return self._home(request, me, posts)
 
-    async def _home(
-        self, request: Request, me: User | None, status_code: int = 200, message: str = "", draft: str = ""
+    def _home(
+        self, request: Request, me: User | None, posts: list[Post], status_code: int = 200, message: str = "",
+        draft: str = "",
     ) -> Response:
-        posts = await run_in_threadpool(self.database.recent_posts, PAGE_SIZE)
         return self.render(
             request,
             "index.html",
@@ -146,19 +168,23 @@ class Pages:
         try:
             body = clean_post_body(text)
         except PostRejected as exc:
-            return await self._home(request, me, 400, message=str(exc), draft=text)
+            posts = await run_in_threadpool(self.database.recent_posts, PAGE_SIZE)
+            return self._home(request, me, posts, 400, message=str(exc), draft=text)
         await run_in_threadpool(self.database.add_post, me, body)
         return RedirectResponse("/", status_code=303)
 
     async def user(self, request: Request) -> Response:
-        me = await self.current_user(request)
         nickname: str = request.path_params["nickname"]
-        author = await run_in_threadpool(self.database.user_by_nickname, nickname)
+
+        def author_and_posts(me: User | None) -> tuple[User | None, list[Post]]:
+            author = self.database.user_by_nickname(nickname)
+            return author, [] if author is None else self.database.posts_of(author, PAGE_SIZE)
+
+        me, (author, posts) = await self.with_user(request, author_and_posts)
         if author is None:
             return self.render(
                 request, "error.html", me, 404, title="No such user", message=f"Nobody here is called {nickname}."
             )
-        posts = await run_in_threadpool(self.database.posts_of, author, PAGE_SIZE)
         return self.render(request, "user.html", me, author=author, posts=posts)
 
     async def about(self, request: Request) -> Response:
@@ -168,8 +194,8 @@ class Pages:
 
     async def admin(self, request: Request) -> Response:
         """Every user, for the group ``admins`` only (checked here too, whatever the gateway's rules)."""
-        me = await self.current_user(request)
         identity = identity_of(request)
+        me, members = await self.with_user(request, lambda me: self.database.members() if is_admin(identity) else [])
         if not is_admin(identity):
             who = "nobody (not signed in)" if identity is None else repr(identity.user_id)
             logger.warning("refused %s to %s: not in the group %r", request.url.path, who, ADMIN_GROUP)
@@ -177,7 +203,6 @@ class Pages:
                        + ("you are not signed in." if me is None else f"you are signed in as {me.nickname}, who is"
                           " not in it."))
             return self.render(request, "error.html", me, 403, title="Administrators only", message=message)
-        members = await run_in_threadpool(self.database.members)
         return self.render(request, "admin.html", me, members=members, admin_group=ADMIN_GROUP)
 
     async def whoami(self, request: Request) -> Response:

@@ -97,13 +97,17 @@ DEMO_AUDIENCE = "openid-gateway-demo"  # the audience of the local OpenID Connec
 
 def demo_stack(mode: Mode, ports: Ports, state_dir: Path, environ: Mapping[str, str],
                progress: Progress | None = None, instances: int = 1, store: StoreKind = "sqlite") -> Stack:
-    """The demo's stack: fixed secrets in ``state_dir``, the demo's access rules, and the caller's GATEWAY_*."""
+    """The demo's stack: fixed secrets in ``state_dir``, the demo's access rules, and the caller's GATEWAY_*.
+
+    One gateway listens on a Unix socket, as the production install on nginx's machine does; several
+    instances on TCP ports, as ``deploy/nginx/gateway-upstream.conf`` has them.
+    """
     secret_keys, proof_key = demo_secrets(state_dir)
     # /api/ answers API clients, and takes the local OpenID Connect provider's access tokens (docs/api-clients.md).
     return Stack(mode, ports=ports, state_dir=state_dir, secret_keys=secret_keys,
                  proof_key=proof_key, progress=progress, demo_rules=True, gateway_env=user_gateway_env(environ),
                  oidc_migration=True, bearer_audience=DEMO_AUDIENCE, api_paths=("/api/",), instances=instances,
-                 store=store,
+                 store=store, uds=instances == 1,
                  # GATEWAY_ROUTE_PREFIX=/sso make demo: nginx's snippets and the microblog's links follow it.
                  route_prefix=environ.get("GATEWAY_ROUTE_PREFIX", "").strip())
 
@@ -174,11 +178,17 @@ def _own_paths(stack: Stack) -> str:
                                    if path == paths.space or path in paths.root_pages))
 
 
+def _listener(stack: Stack, number: int) -> str:
+    """Where gateway instance ``number`` listens: its Unix socket, or its URL."""
+    sock = stack.gateway_socket(number)
+    return stack.instance_url(number) if sock is None else f"unix:{sock}"
+
+
 def _gateway_lines(stack: Stack) -> str:
     """The banner's gateway line, or one per instance and the shared store."""
     if stack.instances == 1 and stack.redis is None:
-        return f"    gateway    {stack.gateway_url}   ({_own_paths(stack)})"
-    lines = [f"    gateway-{number}  {stack.instance_url(number)}   ({_own_paths(stack)})"
+        return f"    gateway    {_listener(stack, 1)}   ({_own_paths(stack)})"
+    lines = [f"    gateway-{number}  {_listener(stack, number)}   ({_own_paths(stack)})"
              for number in range(1, stack.instances + 1)]
     if stack.instances > 1:
         lines.append("               nginx balances over them round robin, no sticky sessions; each gateway page"

@@ -26,6 +26,7 @@ Development only: the provider lets anyone sign in as anyone.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import re
@@ -61,7 +62,7 @@ INSTANCE_HEADER = "X-Gateway-Instance"
 # The directives of the checked-in nginx.conf that name each server's address.
 CONF_ADDRESSES = {
     "nginx": "listen 127.0.0.1:8080;",
-    "gateway": "server 127.0.0.1:9000;",
+    "gateway": "server unix:/run/openid-gateway/gateway.sock;",
     "app": "server 127.0.0.1:8000;",
 }
 # nginx.conf's TLS blocks (commented out there: production only), uncommented by with_tls().
@@ -189,6 +190,22 @@ def with_gateway_sockets(conf_text: str, listeners: Mapping[int, int | Path]) ->
                 raise ValueError(f"nginx.conf must contain {server!r} exactly once to be rendered")
             conf_text = conf_text.replace(server, f"server unix:{listener};")
     return conf_text
+
+
+def nginx_worker_group() -> str:
+    """The group nginx's workers run as (the gateway's ``uds_group``), "" for the gateway's own.
+
+    Started by root without a ``user`` directive (as the stack starts it), nginx runs its workers as
+    ``nobody`` and the group ``nobody``, or ``nogroup`` where there is none (nginx's configure picks so);
+    started by another user, its workers stay that user, in the gateway's own group.
+    """
+    if os.geteuid() != 0:
+        return ""
+    try:
+        grp.getgrnam("nobody")
+    except KeyError:
+        return "nogroup"
+    return "nobody"
 
 
 def with_instance_header(conf_text: str, nginx_port: int) -> str:
@@ -454,10 +471,10 @@ class Stack:
             self.state_dir / "redis", port=self.ports.redis or None, appendonly=True, extra_config=redis_config)
         self.nginx_prefix: Path | None = None
         self.processes: dict[str, Process] = {}
-        # uds: the gateways listen on Unix sockets (setting uds), in a directory nginx's workers may enter.
-        self.socket_dir: Path | None = Path(tempfile.mkdtemp(prefix="gw-sock-")) if uds else None
-        if self.socket_dir is not None:
-            self.socket_dir.chmod(0o755)
+        # uds: the gateways listen on Unix sockets (setting uds), in a directory anyone may enter (made when the
+        # stack starts), given to nginx's workers' group (uds_group) as the production install does.
+        self.uds = uds
+        self.socket_dir: Path | None = None
 
     # -- addresses ----------------------------------------------------------------------------
 
@@ -474,7 +491,8 @@ class Stack:
         return f"http://127.0.0.1:{self.ports.gateway}"
 
     def gateway_socket(self, number: int = 1) -> Path | None:
-        """Gateway instance ``number``'s Unix socket (``uds=True``), else None (it listens on its port)."""
+        """Gateway instance ``number``'s Unix socket (``uds=True``, once started), else None (it listens on its
+        port)."""
         return None if self.socket_dir is None else self.socket_dir / f"gateway-{number}.sock"
 
     def _gateway_listener(self, number: int) -> int | Path:
@@ -567,6 +585,7 @@ class Stack:
             env["GATEWAY_STORE"] = self.redis.url
         if (sock := self.gateway_socket(instance)) is not None:
             env["GATEWAY_UDS"] = str(sock)
+            env["GATEWAY_UDS_GROUP"] = nginx_worker_group()
         if self.demo_rules:
             env.update(demo_access_environ(self.provider_url))
         # "{provider}" in a value is the local provider's address (known once the ports are): lets a
@@ -619,6 +638,9 @@ class Stack:
             raise RuntimeError(f"port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.gateway_state_dir.mkdir(parents=True, exist_ok=True)
+        if self.uds and self.socket_dir is None:  # short: a socket's path has at most 107 bytes
+            self.socket_dir = Path(tempfile.mkdtemp(prefix="gw-sock-"))
+            self.socket_dir.chmod(0o755)
         self.app_state_dir.mkdir(parents=True, exist_ok=True)
         python = sys.executable
         host = ["--host", "127.0.0.1"]
@@ -645,7 +667,9 @@ class Stack:
         else:
             app = self._process("app", [
                 python, "-m", "uvicorn", self.upstream, *host, "--port", str(self.ports.app),
-                "--log-level", self.log_level], self.app_env)
+                # The peer as it is (tests/upstream_app.py's /connections counts nginx's or the gateway's
+                # connections), not X-Forwarded-For's address with port 0.
+                "--no-proxy-headers", "--log-level", self.log_level], self.app_env)
             steps.append((f"the app ({self.upstream})", app, self.ports.app))
         for number in range(1, self.instances + 1):
             label = "the gateway" if self.instances == 1 else f"gateway {number} of {self.instances}"
@@ -697,6 +721,7 @@ class Stack:
             shutil.rmtree(self.state_dir, ignore_errors=True)
         if self.socket_dir is not None:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.socket_dir = None
 
     def log(self, name: str, tail: int | None = 60) -> str:
         """The output of one process (``provider``, ``oidc``, ``app``, ``gateway`` or ``gateway-N``, ``nginx``,
@@ -725,6 +750,7 @@ __all__ = [
     "DEMO_ADMIN_USER", "DEMO_PORTS", "INSTANCE_HEADER", "LOCAL_OIDC_CLIENT", "LOCAL_OIDC_NAME", "LOCAL_PROVIDER_NAME",
     "MODES", "STORES", "GatewayLauncher", "Mode", "NginxNotFound", "Ports", "Progress", "Stack", "StoreKind",
     "TLSFiles", "demo_access_environ", "demo_access_settings", "find_nginx", "local_claimed_id", "nginx_in_prefix",
+    "nginx_worker_group",
     "prefixed_snippet", "render_nginx_conf", "render_upstream", "with_instance_header", "with_tls",
     "write_nginx_prefix",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import grp
 import ipaddress
 import json
 import os
@@ -89,9 +90,11 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 9000
     # A Unix domain socket to listen on instead of host:port (nginx on the same machine: `upstream` to
-    # `unix:`). Who may connect is decided by the socket directory's permissions; its peers count as trusted
-    # proxies (they carry no address). "" = TCP on host:port.
+    # `unix:`). The gateway makes it mode 0660, owned by its user and by uds_group ("" = its own group):
+    # nginx's user connects through that group, nobody else may. Its peers count as trusted proxies (they
+    # carry no address). "" = TCP on host:port.
     uds: str = ""
+    uds_group: str = ""
     # uvicorn (httptools) caps neither header size nor header read time: a host
     # other than loopback needs this set, saying nginx (or another proxy that
     # does) is the only client.
@@ -484,7 +487,7 @@ def validate(settings: Settings) -> list[str]:
         problems.append("workers must be at least 1")
     if not 0 < settings.port < 65536:
         problems.append("port must be between 1 and 65535")
-    problems.extend(_uds_problems(settings.uds))
+    problems.extend(_uds_problems(settings.uds, settings.uds_group))
     upstream = urlsplit(settings.upstream_url)
     if settings.mode == "proxy" and upstream.hostname and (
             upstream.path not in ("", "/") or upstream.query or upstream.fragment or upstream.username is not None):
@@ -604,10 +607,13 @@ def _metrics_address_problems(settings: Settings) -> list[str]:
 UDS_MAX_PATH = 107
 
 
-def _uds_problems(uds: str) -> list[str]:
-    """A Unix socket path must be absolute, in an existing directory, and short enough for ``sun_path``."""
+def _uds_problems(uds: str, group: str) -> list[str]:
+    """A Unix socket path must be absolute, in an existing directory, and short enough for ``sun_path``;
+    ``uds_group`` must name a group of this machine (whether the gateway may use it shows when it starts)."""
     if not uds:
-        return []
+        return []  # uds_group without uds: TCP (the instance template's GATEWAY_UDS= over a TOML that sets both)
+    if group and not _group_exists(group):
+        return [f"uds_group {group!r} is not a group on this machine (nginx's workers' group, e.g. www-data)"]
     path = Path(uds)
     if not path.is_absolute():
         return [f"uds {uds!r} must be an absolute path, e.g. /run/openid-gateway/gateway.sock"]
@@ -618,6 +624,14 @@ def _uds_problems(uds: str) -> list[str]:
     if path.exists() and not path.is_socket():
         return [f"uds {uds!r} exists and is not a socket: it would be replaced; remove it or choose another path"]
     return []
+
+
+def _group_exists(group: str) -> bool:
+    try:
+        grp.getgrgid(int(group)) if group.isdigit() else grp.getgrnam(group)
+    except KeyError:
+        return False
+    return True
 
 
 def is_loopback_host(host: str) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from devtools.oidc_provider import Client, create_app
 from gateway.gate.access import parse_rule
 from gateway.proof import ProofVerifier
 from gateway.signin.provider import Provider
+from tests.cli.test_serve_socket import serve, wait_healthy
 from tests.conftest import PROOF_KEY, GatewayFactory, RunningGateway
 from tests.servers import Process, UvicornThread, free_port
 from tests.signin_steps import sign_in
@@ -59,30 +61,38 @@ def caddy_binary() -> str:
 
 
 @contextlib.contextmanager
-def caddy_in_front(gateway_factory: GatewayFactory, upstream: UvicornThread, provider: UvicornThread,
-                   tmp_path: Path, **settings: Any) -> Iterator[CaddyStack]:
-    """Caddy with the recipe on a free port, in front of a new mode-1 gateway (``settings``) and the echo app."""
-    port = free_port()
-    site = f"http://127.0.0.1:{port}"
-    gateway = gateway_factory(mode="auth_request", public_url=site, rules=RULES, **settings)
+def caddy(port: int, gateway: str, upstream: UvicornThread, tmp_path: Path, route_prefix: str | None = None
+          ) -> Iterator[Process]:
+    """Caddy with the recipe on ``port``: the gateway at ``gateway`` (``host:port``, ``unix//path``), the echo app."""
     config = tmp_path / f"Caddyfile-{port}"
     config.write_text(f"{{\n\tadmin off\n\tauto_https off\n}}\nimport {RECIPE}\n")
-    env = {"SITE_ADDRESS": site, "GATEWAY": gateway.url.removeprefix("http://"),
-           **({"GATEWAY_ROUTE_PREFIX": settings["route_prefix"]} if "route_prefix" in settings else {}),
+    env = {"SITE_ADDRESS": f"http://127.0.0.1:{port}", "GATEWAY": gateway,
+           **({"GATEWAY_ROUTE_PREFIX": route_prefix} if route_prefix is not None else {}),
            "APP": upstream.url.removeprefix("http://"), "HOME": str(tmp_path),
            "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     process = Process([caddy_binary(), "run", "--config", str(config), "--adapter", "caddyfile"], env=env,
                       log_path=tmp_path / f"caddy-{port}.log", name="caddy")
     process.start(wait_port=port)
     try:
-        yield CaddyStack(site, gateway, provider)
+        yield process
     finally:
         process.stop()
 
 
-@pytest.fixture
-def caddy(gateway_factory: GatewayFactory, upstream: UvicornThread, provider: UvicornThread,
-          tmp_path: Path) -> Iterator[CaddyStack]:
+@contextlib.contextmanager
+def caddy_in_front(gateway_factory: GatewayFactory, upstream: UvicornThread, provider: UvicornThread,
+                   tmp_path: Path, **settings: Any) -> Iterator[CaddyStack]:
+    """Caddy with the recipe on a free port, in front of a new mode-1 gateway (``settings``) and the echo app."""
+    port = free_port()
+    site = f"http://127.0.0.1:{port}"
+    gateway = gateway_factory(mode="auth_request", public_url=site, rules=RULES, **settings)
+    with caddy(port, gateway.url.removeprefix("http://"), upstream, tmp_path, settings.get("route_prefix")):
+        yield CaddyStack(site, gateway, provider)
+
+
+@pytest.fixture(name="caddy")
+def caddy_fixture(gateway_factory: GatewayFactory, upstream: UvicornThread, provider: UvicornThread,
+                  tmp_path: Path) -> Iterator[CaddyStack]:
     with caddy_in_front(gateway_factory, upstream, provider, tmp_path) as stack:
         yield stack
 
@@ -236,3 +246,24 @@ def test_a_providers_bearer_token_passes_caddy_and_a_bad_one_gets_rfc_6750s_answ
         refused = client.get(caddy.url + "/echo/api/me", headers={"Authorization": "Bearer not-a-jwt"})
         assert refused.status_code == 401 and refused.json()["error"] == "invalid_token"
         assert refused.headers["www-authenticate"].startswith('Bearer realm="openid-gateway", error="invalid_token"')
+
+
+def test_caddy_reaches_a_gateway_on_its_unix_socket(upstream: UvicornThread, tmp_path: Path) -> None:
+    """The recipe with GATEWAY=unix//path: forward_auth and the gateway's pages over the socket (Caddy's user in
+    uds_group; here both run as the same user)."""
+    port = free_port()
+    site = f"http://127.0.0.1:{port}"
+    socket_dir = Path(tempfile.mkdtemp(prefix="gw-caddy-"))
+    sock = socket_dir / "gateway.sock"
+    try:
+        with serve(sock, tmp_path / "state", GATEWAY_PUBLIC_URL=site) as gateway, \
+                caddy(port, f"unix/{sock}", upstream, tmp_path):
+            wait_healthy(gateway, sock)
+            with httpx.Client(timeout=15) as anonymous:
+                asked = anonymous.get(site + "/echo/deep", headers={"Accept": "text/html"})
+                assert asked.status_code == 302 and urlsplit(asked.headers["location"]).path == "/login"
+                assert anonymous.get(site + "/echo/deep", headers={"Accept": "application/json"}).status_code == 401
+                login = anonymous.get(site + "/login")
+                assert login.status_code == 200 and "<form" in login.text
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)

@@ -85,6 +85,7 @@ def test_the_instance_template_is_hardened_like_the_single_unit_and_takes_its_po
     assert [line for line in single if line.split("=", 1)[0] in shared] == [
         line for line in template if line.split("=", 1)[0] in shared]
     assert "Environment=GATEWAY_PORT=%i" in template
+    assert "Environment=GATEWAY_UDS=" in template  # TCP on that port, whatever uds gateway.toml names
     # The instance's own file comes after the shared secrets: it wins.
     files = [line for line in template if line.startswith("EnvironmentFile=")]
     assert files == ["EnvironmentFile=-/etc/openid-gateway/secrets.env",

@@ -18,10 +18,12 @@ the units and the drop-in as systemd would.
 
 from __future__ import annotations
 
+import grp
 import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,8 @@ EXAMPLE = PROJECT_ROOT / "deploy" / "gateway.example.toml"
 # The production paths the units, the sysusers/tmpfiles files and the docs name.
 PREFIX, ETC, STATE, LOGS, DOCS = ("/opt/openid-gateway", "/etc/openid-gateway", "/var/lib/openid-gateway",
                                   "/var/log/openid-gateway", "/usr/share/doc/openid-gateway")
+RUN = "/run/openid-gateway"  # the Unix socket's directory (uds): RuntimeDirectory= and tmpfiles.d
+SOCKET = f"{RUN}/gateway.sock"
 SECRET_KEY, PROOF_KEY = "unit-secret-key-" + "s" * 32, "unit-proof-key-" + "p" * 32
 # What systemd gives a service before its Environment= lines (systemd.exec(5), "Environment Variables").
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -93,7 +97,7 @@ class FakeRoot:
         return self.root / production.lstrip("/")
 
     def reroot(self, text: str) -> str:
-        for production in (PREFIX, ETC, STATE, LOGS, DOCS):
+        for production in (PREFIX, ETC, STATE, LOGS, DOCS, RUN):
             text = text.replace(production, str(self.path(production)))
         return text
 
@@ -157,7 +161,7 @@ def test_the_sysusers_and_tmpfiles_files_make_the_user_and_the_directories(fake_
     entry = next(line for line in fake_root.path("/etc/passwd").read_text().splitlines()
                  if line.startswith("openid-gateway:"))
     assert entry.endswith(f":{STATE}:/usr/sbin/nologin")
-    expected = {ETC: (0, gid, 0o750), STATE: (uid, gid, 0o700), LOGS: (uid, gid, 0o750)}
+    expected = {ETC: (0, gid, 0o750), STATE: (uid, gid, 0o700), LOGS: (uid, gid, 0o750), RUN: (uid, gid, 0o755)}
     for production, (owner, group, mode) in expected.items():
         found = fake_root.path(production).stat()
         assert (found.st_uid, found.st_gid, found.st_mode & 0o7777) == (owner, group, mode), production
@@ -226,6 +230,10 @@ def start(unit: Unit, fake_root: FakeRoot, instance: str = "") -> Process:
         assert optional or path.exists(), f"{unit.path.name}: EnvironmentFile={value} is required"
         if path.exists():
             env.update(environment_file(path))
+    for directory in unit.values("RuntimeDirectory"):  # systemd makes it at each start, for the User=
+        runtime = fake_root.path(f"/run/{directory}")
+        runtime.mkdir(exist_ok=True)
+        runtime.chmod(int(unit.one("RuntimeDirectoryMode"), 8))
     argv = shlex.split(fake_root.reroot(expand(unit.one("ExecStart"), instance, credentials)))
     assert argv[0].startswith(str(fake_root.path(PREFIX))), f"ExecStart is not in {PREFIX}: {argv[0]}"
     assert Path(argv[0]).is_file(), f"{unit.path.name}: {argv[0]} is not what the install makes"
@@ -238,13 +246,20 @@ def proc_text(pid: int) -> bytes:
 
 
 def test_the_unit_with_the_credentials_drop_in_runs_as_written(fake_root: FakeRoot) -> None:
-    port = free_port()
-    install(fake_root, port)
+    """On the Unix socket of the example configuration, given to the group the unit adds (nginx's workers')."""
+    install(fake_root, free_port())
     unit = Unit.read(UNITS / "openid-gateway.service", UNITS / "credentials.conf")
-    with start(unit, fake_root) as gateway:
-        gateway.wait_for_port(port, timeout=30)
-        assert httpx.get(f"http://127.0.0.1:{port}{paths.health}", timeout=10).status_code == 200
-        jwks = httpx.get(f"http://127.0.0.1:{port}{paths.jwks}", timeout=10)
+    assert unit.one("RuntimeDirectory") == RUN.removeprefix("/run/")
+    assert f'uds = "{SOCKET}"' in EXAMPLE.read_text()
+    group = unit.one("SupplementaryGroups")
+    assert f'uds_group = "{group}"' in EXAMPLE.read_text()
+    sock = fake_root.path(SOCKET)
+    with start(unit, fake_root) as gateway, httpx.Client(transport=httpx.HTTPTransport(uds=str(sock))) as client:
+        gateway.wait_for_port(sock, timeout=30)
+        found = sock.stat()
+        assert (stat.S_IMODE(found.st_mode), found.st_gid) == (0o660, grp.getgrnam(group).gr_gid)
+        assert client.get(f"http://localhost{paths.health}", timeout=10).status_code == 200
+        jwks = client.get(f"http://localhost{paths.jwks}", timeout=10)
         assert jwks.status_code == 200 and jwks.json()["keys"], jwks.text  # its group reads the key file
         assert gateway.proc is not None
         # The secrets came as files: neither the command line nor the environment shows them.

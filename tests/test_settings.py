@@ -161,6 +161,15 @@ def test_a_unix_socket_is_an_absolute_path_in_an_existing_directory(tmp_path: Pa
         load_settings(None, {**GOOD, "GATEWAY_UDS": str(sock)})
 
 
+def test_uds_group_names_a_group_of_this_machine_and_is_ignored_without_uds(tmp_path: Path) -> None:
+    sock = str(tmp_path / "gateway.sock")
+    assert load_settings(None, {**GOOD, "GATEWAY_UDS": sock, "GATEWAY_UDS_GROUP": "www-data"}).uds_group == "www-data"
+    with pytest.raises(ConfigError, match="uds_group 'no-such-group-here' is not a group on this machine"):
+        load_settings(None, {**GOOD, "GATEWAY_UDS": sock, "GATEWAY_UDS_GROUP": "no-such-group-here"})
+    # The instance template's GATEWAY_UDS= (TCP) over a TOML that sets both.
+    assert load_settings(None, {**GOOD, "GATEWAY_UDS_GROUP": "no-such-group-here"}).uds == ""
+
+
 def with_providers(*identifiers: str, allow_private: bool = False) -> Settings:
     providers = [{"name": f"P{i}", "identifier": ident} for i, ident in enumerate(identifiers)]
     return load_settings(None, {**GOOD, "GATEWAY_PROVIDERS": json.dumps(providers),
@@ -177,20 +186,27 @@ def test_a_provider_on_a_private_address_is_warned_about() -> None:
     assert provider_address_warnings(dataclasses.replace(settings, allow_private_addresses=True)) == []
 
 
-def test_the_example_config_validates_once_its_keys_are_replaced() -> None:
+def example_environ(tmp_path: Path) -> dict[str, str]:
+    """The keys, and the socket in a directory that exists here (on a server, tmpfiles.d makes /run/openid-gateway)."""
+    return {**GOOD, "GATEWAY_UDS": str(tmp_path / "gateway.sock")}
+
+
+def test_the_example_config_validates_once_its_keys_are_replaced(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="REPLACE-ME"):
         load_settings(EXAMPLE, {})
-    settings = load_settings(EXAMPLE, GOOD)
+    settings = load_settings(EXAMPLE, example_environ(tmp_path))
     assert settings.mode == "auth_request"
+    assert (settings.uds_group, Path(EXAMPLE.read_text().split('uds = "')[1].split('"')[0])) == (
+        "www-data", Path("/run/openid-gateway/gateway.sock"))
 
 
 # The example's site-specific values: what it says it shows instead of a default (its header names them).
-EXAMPLE_VALUES = {"public_url", "secret_keys", "proof_key", "state_dir"}
+EXAMPLE_VALUES = {"public_url", "secret_keys", "proof_key", "state_dir", "uds", "uds_group"}
 
 
-def test_the_example_config_shows_every_default_but_the_site_values_its_header_names() -> None:
+def test_the_example_config_shows_every_default_but_the_site_values_its_header_names(tmp_path: Path) -> None:
     """``deploy/gateway.example.toml`` says it shows every default: read as the gateway reads it, it must."""
-    settings = load_settings(EXAMPLE, GOOD)
+    settings = load_settings(EXAMPLE, example_environ(tmp_path))
     defaults = Settings()
     differ = {f.name for f in dataclasses.fields(Settings)
               if getattr(settings, f.name) != getattr(defaults, f.name)} - EXAMPLE_VALUES

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import MutableMapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 from gateway import __version__
 from gateway.cli import health as health_command
 from gateway.cli import keys as keys_command
+from gateway.cli import listen
 from gateway.cli import sessions as admin_command
 from gateway.errors import ConfigError, StoreMisconfigured, StoreUnavailable
 from gateway.observe.audit import configure_logging
@@ -25,6 +27,7 @@ from gateway.settings import Settings, access_summary, load_settings, provider_a
 from gateway.store import describe as store_description
 
 EXIT_CONFIG = 2
+EXIT_STARTUP_FAILURE = 3  # uvicorn's, when the application does not start
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 APP = "gateway.app:create_app_from_environ"
 
@@ -177,18 +180,53 @@ def _run_uvicorn(settings: Settings, supervised: bool = False) -> None:
     from uvicorn.supervisors import Multiprocess
 
     options: dict[str, Any] = {
-        "factory": True, "host": settings.host, "port": settings.port, "uds": settings.uds or None,
-        "workers": settings.workers,
+        "factory": True, "host": settings.host, "port": settings.port, "workers": settings.workers,
         "loop": settings.loop, "http": settings.http, "log_level": settings.log_level,
         "access_log": settings.access_log, "proxy_headers": False, "server_header": False, "date_header": False,
     }
     if settings.log_format == "json":  # uvicorn's dictConfig would give its loggers plain-text handlers again,
         options["log_config"] = None   # in this process (the supervisor's lines) and in each worker it spawns
-    if supervised and settings.workers == 1:  # uvicorn.run would serve in this process
+    if settings.uds:
+        _serve_unix_socket(settings, uvicorn.Config(APP, **options), supervised)
+    elif supervised and settings.workers == 1:  # uvicorn.run would serve in this process
         config = uvicorn.Config(APP, **options)
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
         uvicorn.run(APP, **options)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _serve_unix_socket(settings: Settings, config: Any, supervised: bool) -> None:
+    """uvicorn on the socket :func:`gateway.cli.listen.unix_socket` binds (mode 0660), removed again at exit."""
+    import logging
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    try:
+        listener = listen.unix_socket(settings.uds, settings.uds_group)
+    except ConfigError as exc:
+        print(f"openid-gateway: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+    logging.getLogger("uvicorn.error").info("openid-gateway listening on unix:%s (mode %o)", settings.uds,
+                                            listen.SOCKET_MODE)
+    # The socket accepts from here on, before uvicorn installs its own handlers: a stop meanwhile still
+    # unwinds to the finally below, which removes the socket file.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        if supervised or settings.workers > 1:
+            Multiprocess(config, sockets=[listener.sock]).run()
+        else:
+            server = uvicorn.Server(config)
+            server.run(sockets=[listener.sock])
+            if not server.started:  # as uvicorn.run: the application failed to start
+                raise SystemExit(EXIT_STARTUP_FAILURE)
+    finally:
+        listener.sock.close()
+        listener.remove()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

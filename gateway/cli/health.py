@@ -3,13 +3,14 @@
 The container image's ``HEALTHCHECK`` runs it (``Containerfile``). It finds the gateway where ``serve``
 listens, from the same settings (the mounted TOML and the ``GATEWAY_*`` variables), so a ``port`` set in
 the TOML is probed where the gateway really is; a wildcard ``host`` (``0.0.0.0``, ``::``) is probed on
-loopback. The image has no curl or wget: the standard library's HTTP client, which (unlike urllib) never
-goes through an ``http_proxy`` from the environment.
+loopback, and with ``uds`` the Unix socket is. The image has no curl or wget: the standard library's HTTP
+client, which (unlike urllib) never goes through an ``http_proxy`` from the environment.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 import sys
 
 from gateway.paths import Paths
@@ -21,17 +22,40 @@ TIMEOUT = 3.0
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}  # noqa: S104 (what serve may bind to)
 
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over the Unix socket ``serve`` listens on (setting ``uds``)."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
 def probe_address(settings: Settings) -> tuple[str, int]:
-    """Where ``serve`` answers: its ``host`` and ``port``, a wildcard host as loopback."""
+    """Where ``serve`` answers over TCP: its ``host`` and ``port``, a wildcard host as loopback."""
     return _WILDCARDS.get(settings.host, settings.host), settings.port
 
 
 def run(settings: Settings, timeout: float = TIMEOUT) -> int:
     """Probe ``/_gateway/health``: 0 on ``200``, else one line on stderr and :data:`EXIT_UNHEALTHY`."""
-    host, port = probe_address(settings)
     health_path = Paths(settings.route_prefix).health
-    shown = f"http://{f'[{host}]' if ':' in host else host}:{port}{health_path}"
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    connection: http.client.HTTPConnection
+    if settings.uds:
+        shown = f"unix:{settings.uds} {health_path}"
+        connection = UnixHTTPConnection(settings.uds, timeout)
+    else:
+        host, port = probe_address(settings)
+        shown = f"http://{f'[{host}]' if ':' in host else host}:{port}{health_path}"
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         connection.request("GET", health_path)
         status = connection.getresponse().status

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from backend_app import pages
 from backend_app.pages import PostRejected, clean_post_body
 from gateway.types import Identity
 from tests.backend_app.support import ALICE, BOB, sign
@@ -158,3 +162,26 @@ def test_clean_post_body_strips_and_counts_characters(text: str, body: str) -> N
 def test_clean_post_body_refuses_empty_and_long(text: str) -> None:
     with pytest.raises(PostRejected):
         clean_post_body(text)
+
+
+@pytest.mark.parametrize(("uri", "identity"), [("/", None), ("/", ALICE), ("/user/alice", ALICE), ("/admin", ALICE)])
+def test_a_page_reads_the_database_in_one_trip_to_the_thread_pool(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch, uri: str, identity: Identity | None) -> None:
+    """Each trip hands the request to a worker thread and back (the signed-in home page made two)."""
+    get(client, "/", ALICE)  # alice exists, so /user/alice has a page
+    trips = []
+    original = pages.run_in_threadpool
+
+    async def counted(func: Callable[..., Any], *args: Any) -> Any:
+        trips.append(func)
+        return await original(func, *args)
+
+    monkeypatch.setattr(pages, "run_in_threadpool", counted)
+    response = client.get(uri, headers=sign(identity, "GET", uri) if identity else None)
+    assert response.status_code in (200, 403)
+    assert len(trips) == 1
+
+
+def test_templates_are_not_checked_on_disk_at_every_render() -> None:
+    """Jinja's auto_reload would stat() each template (three per page) on every request; they ship with the app."""
+    assert pages.template_environment().auto_reload is False
