@@ -140,7 +140,7 @@ class Runtime:
             sessions=self.sessions, revocation=self.revocation, cookies=self.cookies,
             cookie_name=self.session_cookie_name, access=self.access,
             header_names=HeaderNames(s.header_user, s.header_nickname, s.header_email, s.header_proof,
-                                     s.header_groups),
+                                     s.header_groups, s.header_auth_time, s.header_acr),
             proof=ProofSigner(str(s.proof_key)) if s.identity_assertion != "jwt" else None,
             assertion=self.assertion, assertion_header=s.header_assertion, next_targets=self.next_targets,
             api_paths=tuple(s.api_paths),

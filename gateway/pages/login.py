@@ -61,7 +61,7 @@ class LoginEndpoints:
             restored = await run_in_threadpool(runtime.remember.restore, remember_cookie, runtime.now())
             if restored is not None:
                 cookies = await start_session(self.services, request, restored.identity, remember=True,
-                                              series_id=restored.series_id)
+                                              series_id=restored.series_id, assurance=restored.assurance)
                 if restored.cookie is not None:
                     cookies.append(runtime.cookies.set(runtime.remember_cookie_name, restored.cookie,
                                                        max_age=runtime.settings.remember_lifetime))

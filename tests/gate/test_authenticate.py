@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from gateway.errors import TokenRefused
 from gateway.gate.access import parse_rule
 from gateway.gate.bearer import BearerTokens
 from gateway.proof import InvalidProof, ProofVerifier
-from gateway.types import Identity, VerifiedToken
+from gateway.types import Assurance, Identity, VerifiedToken
 from tests.conftest import PROOF_KEY, make_settings
 from tests.servers import run_async
 
@@ -124,10 +125,13 @@ def test_identity_headers_match_the_proof_signers(app: GatewayApp) -> None:
     session = app.runtime.sessions.decode(session_cookie(app).split("=", 1)[1], time.time())
     assert session is not None
     ours = app.runtime.auth.identity_headers(session, "GET", "app.example", "/p")
-    theirs = app.runtime.auth.proof.headers(ALICE, "GET", "app.example", "/p", app.runtime.auth.names)
-    assert [(n.decode(), v.decode()) for n, v in ours[:4]] == [(n.lower(), v) for n, v in theirs[:4]]
-    assert ours[4][0] == b"x-gateway-proof"
-    assert ProofVerifier(PROOF_KEY).verify(httpx.Headers(ours), "GET", "app.example", "/p") == ALICE
+    signed_in = dataclasses.replace(ALICE, assurance=session.assurance)
+    theirs = app.runtime.auth.proof.headers(signed_in, "GET", "app.example", "/p", app.runtime.auth.names)
+    assert [(n.decode(), v.decode()) for n, v in ours[:6]] == [(n.lower(), v) for n, v in theirs[:6]]
+    assert ours[6][0] == b"x-gateway-proof"
+    verified = ProofVerifier(PROOF_KEY).verify(httpx.Headers(ours), "GET", "app.example", "/p")
+    assert verified == ALICE and verified is not None
+    assert verified.assurance == Assurance(float(int(session.assurance.auth_time)))
 
 
 def test_proof_is_bound_to_the_host_nginx_passed(app: GatewayApp, client: TestClient) -> None:
