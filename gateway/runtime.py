@@ -126,7 +126,7 @@ class Runtime:
         github = OAuth2SignIn(s.providers, buttons_fetcher, self.callback_url, require_email=s.require_email)
         # The configured buttons first; OpenID 2.0 takes any other (typed-in) identifier.
         self.methods = SignInMethods([self.oidc, github, OpenID2Method(self.exchange, self.callback_url)],
-                                     SignInCapacity(s.max_signins_in_flight))
+                                     SignInCapacity(s.max_signins_in_flight), clock=lambda: self.now())
         self.identities = Identities(self.store, OpenID2Migration(self.exchange), lambda: self.now(), self.events)
         self.logout_return = LogoutReturn(keys, lambda: self.now())
         self.signing_keys = load_signing_keys(s.assertion_keys_file) if s.assertion_keys_file else None

@@ -34,21 +34,22 @@ class StepUp:
     """What a rule asks of the sign-in beyond "signed in": ``max_age`` seconds at most since it was made,
     and/or one of ``acr_values`` (OpenID Connect Core §3.1.2.1's request parameters of the same names).
 
-    The same check judges a session at the gate (no leeway) and a provider's answer at the callback
-    (``leeway`` for the provider's clock), so the two never disagree by more than that leeway.
+    The same check, exact, judges a session at the gate and a provider's answer at the callback: an answer
+    the callback accepts is one the gate accepts, so a provider whose clock runs behind is refused once,
+    never sent round again (a leeway on one side only would be a loop).
     """
 
     max_age: int | None = None
     acr_values: tuple[str, ...] = ()
 
-    def met_by(self, assurance: Assurance, now: float, leeway: float = 0.0) -> bool:
-        if self.max_age is not None and now - assurance.auth_time > self.max_age + leeway:
+    def met_by(self, assurance: Assurance, now: float) -> bool:
+        if self.max_age is not None and now - assurance.auth_time > self.max_age:
             return False
         return not self.acr_values or assurance.acr in self.acr_values
 
-    def shortfall(self, assurance: Assurance, now: float, leeway: float = 0.0) -> str:
+    def shortfall(self, assurance: Assurance, now: float) -> str:
         """Why ``assurance`` falls short, for logs and refusal pages ("" when it does not)."""
-        if self.max_age is not None and now - assurance.auth_time > self.max_age + leeway:
+        if self.max_age is not None and now - assurance.auth_time > self.max_age:
             return f"authenticated {max(0, int(now - assurance.auth_time))}s ago, more than max_age {self.max_age}s"
         if self.acr_values and assurance.acr not in self.acr_values:
             return f"acr {assurance.acr or '(none)'!r} is not one of {', '.join(self.acr_values)}"

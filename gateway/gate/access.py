@@ -61,6 +61,8 @@ _METHOD = re.compile(r"[A-Z]{1,20}")
 # Stands for every method no rule names, when a POST is judged as what an override could make it
 # (not a method a rule can name: _METHOD has no underscore).
 _UNNAMED_METHOD = "_OTHER"
+# An acr value travels space-separated in URLs and quoted in RFC 9470's challenge: printable, no space, " or \.
+_ACR_VALUE = re.compile(r'[\x21\x23-\x5b\x5d-\x7e]{1,200}')
 _HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
 
 
@@ -535,10 +537,9 @@ def _step_up(raw: Mapping[str, Any], label: str, policy: str) -> StepUp | None:
     if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int) or max_age <= 0):
         raise RuleError(f"{label}: max_age must be a positive whole number of seconds, got {max_age!r}")
     acr_values = _strings(raw.get("acr_values", []), label, "acr_values")
-    if "acr_values" in raw and (not acr_values or not all(value.strip() and " " not in value
-                                                          for value in acr_values)):
-        raise RuleError(f"{label}: acr_values must be a non-empty list of values without spaces, such as "
-                        "[\"urn:example:mfa\"]")
+    if "acr_values" in raw and (not acr_values or not all(_ACR_VALUE.fullmatch(value) for value in acr_values)):
+        raise RuleError(f"{label}: acr_values must be a non-empty list of printable values without spaces, quotes "
+                        "or backslashes, such as [\"urn:example:mfa\"]")
     return StepUp(max_age, tuple(acr_values))
 
 

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import BadRequest, LoginFailed, SignInBusy
+from gateway.errors import BadRequest, LoginFailed, SignInBusy, StepUpRefused
 from gateway.observe.events import IdentityLinkRefused, SignedIn, SignInFailed
 from gateway.pages.forms import MAX_FIELDS, read_form
 from gateway.pages.languages import N_
@@ -90,6 +90,8 @@ class CallbackEndpoint:
             # A link keeps the sign-in's own key; any other sign-in reaches the user it resolves to.
             resolve = _unchanged if link is not None else self.identities.resolver(client)
             identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query, resolve)
+        except StepUpRefused as exc:
+            return await self.step_up_refused(exc, client, provider, clear_state)
         except LoginFailed as exc:
             await run_in_threadpool(runtime.failure_limiter.hit, client)
             logger.warning("sign-in failed for %s: %s", client, exc.reason)
@@ -103,6 +105,20 @@ class CallbackEndpoint:
         logger.info("signed in %s (%s) from %s", identity.user_id, identity.nickname, client)
         runtime.events.emit(SignedIn(identity.provider or provider, identity.user_id, client, record.remember))
         return redirect(next_target, clear_state + cookies)
+
+    async def step_up_refused(self, exc: StepUpRefused, client: str, provider: str, cookies: list[str]) -> Response:
+        """The provider ignored a step-up: a page that says so, never a redirect (back to the page, the gate would
+        ask again and the provider ignore it again: a loop). The person's session, if any, is left as it was."""
+        runtime = self.runtime
+        await run_in_threadpool(runtime.failure_limiter.hit, client)
+        logger.warning("step-up refused for %s: %s", client, exc.reason)
+        runtime.events.emit(SignInFailed(provider, exc.code, client))
+        return add_cookies(self.services.pages.error(
+            403, N_("A more recent sign-in is needed"),
+            N_("This page asks for a recent or stronger sign-in, and your provider did not confirm one: it signed "
+               "you in without asking again, or not in the way this page needs. Nothing else changed: if you "
+               "were signed in, you still are. Please tell the site's operator if this keeps happening."),
+            back_url="/", back_label=N_("Back to the start page")), cookies)
 
     async def complete(self, record: LoginStateRecord, query: dict[str, str], current_url: str,
                        resolve: Callable[[Identity], Identity]) -> Identity:
