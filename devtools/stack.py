@@ -359,7 +359,9 @@ class Stack:
     ``bearer_audience``: the OpenID Connect provider issues RFC 9068 access tokens for that audience
     (``--access-token-audience``) and the gateway accepts them as bearer tokens (``bearer_audiences``),
     with the groups of their ``groups`` claim (``groups_claim``). ``api_paths``: the gateway's (JSON refusals,
-    and bearer tokens taken there).
+    and bearer tokens taken there). ``ignore_step_up``: both providers run with ``--ignore-step-up``
+    (``devtools/stepup.py``): they disregard ``max_age``, ``prompt=login``, ``acr_values``, ``claims`` and PAPE's
+    requests, as a provider the gateway must refuse rather than loop on.
     ``instances`` gateway processes (``gateway-1`` ... in :attr:`processes` and :meth:`log`; just
     ``gateway`` when there is one) share ``store``: ``"sqlite"`` (the state directory's file) or
     ``"redis"``, a ``redis-server`` the stack starts first and stops last (:attr:`redis`: stop or
@@ -392,6 +394,7 @@ class Stack:
         oidc_logout_at_provider: bool = False,
         oidc_migration: bool = False,
         bearer_audience: str | None = None,
+        ignore_step_up: bool = False,
         instances: int = 1,
         store: StoreKind = "sqlite",
         redis_config: Mapping[str, str] | None = None,
@@ -432,6 +435,7 @@ class Stack:
         self.oidc_logout_at_provider = oidc_logout_at_provider
         self.oidc_migration = oidc_migration
         self.bearer_audience = bearer_audience
+        self.ignore_step_up = ignore_step_up
         self.store: StoreKind = store
         self.instance_header = instance_header
         self.gateway_launcher = gateway_launcher
@@ -596,6 +600,9 @@ class Stack:
         self.nginx_prefix, argv = nginx_in_prefix(text, self.log_dir, self.nginx, route_prefix=self.route_prefix)
         return argv
 
+    def _step_up_switch(self) -> list[str]:
+        return ["--ignore-step-up"] if self.ignore_step_up else []
+
     def start(self) -> Stack:
         """Start every process, then wait for each to listen, in order (reporting progress)."""
         redis_port = () if self.redis is None else (self.redis.port,)
@@ -612,13 +619,14 @@ class Stack:
         provider = self._process("provider", [
             python, "-m", "devtools.openid_provider", *host, "--port", str(self.ports.provider),
             "--base-url", self.provider_url, "--log-level", self.log_level,
-            *(["--oidc-issuer", self.oidc_url] if self.oidc_migration else [])])
+            *(["--oidc-issuer", self.oidc_url] if self.oidc_migration else []), *self._step_up_switch()])
         steps.append(("the OpenID provider", provider, self.ports.provider))
         oidc = self._process("oidc", [
             python, "-m", "devtools.oidc_provider", *host, "--port", str(self.ports.oidc),
             "--base-url", self.oidc_url, "--gateway-url", self.url, "--log-level", self.log_level,
             *(["--openid2-provider", self.provider_url] if self.oidc_migration else []),
-            *(["--access-token-audience", self.bearer_audience] if self.bearer_audience else [])])
+            *(["--access-token-audience", self.bearer_audience] if self.bearer_audience else []),
+            *self._step_up_switch()])
         steps.append(("the OpenID Connect provider", oidc, self.ports.oidc))
         if self.upstream is None:
             app = self._process("app", [

@@ -26,7 +26,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def create_app(base_url: str | None = None, clients: list[Client] | None = None, *,
                groups_claim: str = "groups", openid2_provider: str | None = None,
-               access_token_audience: str | None = None) -> Starlette:
+               access_token_audience: str | None = None, ignore_step_up: bool = False) -> Starlette:
     """The development OpenID Connect provider — never deploy it.
 
     ``base_url`` is the issuer (``"http://127.0.0.1:8002"``); when None it is taken from
@@ -35,8 +35,11 @@ def create_app(base_url: str | None = None, clients: list[Client] | None = None,
     ``openid2_provider`` (a local OpenID 2.0 provider's URL) makes ``openid2_id`` the identifier of
     the same user name there (OpenID 2.0 to OpenID Connect Migration). ``access_token_audience``: access
     tokens are RFC 9068 JWTs for that audience, and the client credentials grant is offered.
+    ``ignore_step_up``: ``max_age``, ``prompt=login``, ``acr_values`` and ``claims`` are disregarded
+    (``devtools/stepup.py``), so a relying party's refusal of a provider that ignores them can be tested.
     """
-    provider = Provider(base_url, clients or [], groups_claim, openid2_provider, access_token_audience)
+    provider = Provider(base_url, clients or [], groups_claim, openid2_provider, access_token_audience,
+                        ignore_step_up)
     routes = [
         *Discovery(provider).routes(),
         *Authorization(provider).routes(),

@@ -7,6 +7,7 @@ They take JSON and need no credentials, like everything else here: development o
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,9 +20,19 @@ from devtools.oidc_provider.keys import ALGORITHMS
 from devtools.oidc_provider.misbehaviour import MODES
 from devtools.oidc_provider.pages import page
 from devtools.oidc_provider.provider import Provider
-from devtools.oidc_provider.state import User
+from devtools.oidc_provider.state import ACR_MFA, ACR_PWD, ACR_VALUES, Authentication, User
 
 JWKS_PATH = "/jwks.json"
+
+
+def _authentication(body: dict[str, Any]) -> Authentication | None:
+    """The sign-in a minted access token reports (``/_dev/access-token``), or None when malformed."""
+    auth_time, acr = body.get("auth_time", int(time.time())), body.get("acr", ACR_PWD)
+    amr = body.get("amr", ["pwd", "otp"] if acr == ACR_MFA else ["pwd"])
+    if type(auth_time) is not int or acr not in ACR_VALUES or not isinstance(amr, list) \
+            or not all(isinstance(method, str) for method in amr):
+        return None
+    return Authentication(auth_time, acr, tuple(amr))
 
 
 class Discovery:
@@ -56,9 +67,11 @@ class Discovery:
             "id_token_signing_alg_values_supported": list(ALGORITHMS),
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "code_challenge_methods_supported": ["S256"],
-            "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "nonce", "auth_time", "sid", "email",
-                                 "email_verified", "preferred_username", "name", self.provider.groups_claim,
+            "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "nonce", "auth_time", "acr", "amr", "sid",
+                                 "email", "email_verified", "preferred_username", "name", self.provider.groups_claim,
                                  "openid2_id"],
+            "acr_values_supported": list(ACR_VALUES),
+            "claims_parameter_supported": True,
             "authorization_response_iss_parameter_supported": True,
             "backchannel_logout_supported": True,
             "backchannel_logout_session_supported": True,
@@ -87,6 +100,9 @@ class Discovery:
     async def access_token(self, request: Request) -> Response:
         """POST ``{"username": ..., "groups": [...], "email": ..., "client_id": ...}``: an RFC 9068 access token.
 
+        ``auth_time`` (default now), ``acr`` and ``amr`` (default the form without the one-time code) say
+        when and how that person signed in, for a resource server's step-up checks (RFC 9470).
+
         What a client would hold after that person signed in with the code flow (this provider
         lets anyone be anyone), without a browser; the misbehaviour mode applies.
         """
@@ -94,12 +110,16 @@ class Discovery:
         body = await request.json()
         if audience is None or not isinstance(body, dict) or not isinstance(body.get("username"), str):
             return JSONResponse({"error": "needs --access-token-audience and {\"username\": ...}"}, status_code=400)
+        authenticated = _authentication(body)
+        if authenticated is None:
+            return JSONResponse({"error": "auth_time is a number, acr one of " + ", ".join(ACR_VALUES)
+                                 + ", amr a list of strings"}, status_code=400)
         email = body.get("email")
         user = User(body["username"], body["username"], email if isinstance(email, str) else None,
                     isinstance(email, str), tuple(str(g) for g in body.get("groups", [])))
         token = self.provider.signer.access_token(self.provider.issuer(request), audience,
                                                   str(body.get("client_id", "gateway")),
-                                                  ("openid", "profile", "email"), user)
+                                                  ("openid", "profile", "email"), user, authenticated)
         return JSONResponse({"access_token": token, "token_type": "Bearer", "sub": user.sub})
 
     async def openid2(self, request: Request) -> Response:

@@ -50,7 +50,8 @@ class Provider:
     """Everything one ``create_app`` instance shares."""
 
     def __init__(self, base_url: str | None, clients: list[Client], groups_claim: str = "groups",
-                 openid2_provider: str | None = None, access_token_audience: str | None = None) -> None:
+                 openid2_provider: str | None = None, access_token_audience: str | None = None,
+                 ignore_step_up: bool = False) -> None:
         self._base_url = base_url.rstrip("/") if base_url else None
         # The local OpenID 2.0 provider whose users this one vouches for (openid2_id); POST /_dev/openid2 switches it.
         self.openid2_provider = openid2_provider.rstrip("/") if openid2_provider else None
@@ -60,6 +61,8 @@ class Provider:
         self.groups_claim = groups_claim
         # Access tokens are RFC 9068 JWTs for this audience (and client credentials are granted); None: opaque.
         self.access_token_audience = access_token_audience
+        # Disregard max_age, prompt=login, acr_values and claims (devtools/stepup.py): a relying party's refusal path.
+        self.ignore_step_up = ignore_step_up
         self.signer = Signer(self.keys, self.misbehaviour, groups_claim)
         self.pending: Expiring[AuthorizationRequest] = Expiring(CONSENT_LIFETIME)
         self.codes: Expiring[Grant] = Expiring(CODE_LIFETIME)

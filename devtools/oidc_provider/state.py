@@ -17,6 +17,10 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 CAPACITY = 1000
+# The two assurance levels (Core §2 acr): the consent form as it is, or with the development one-time code.
+ACR_PWD = "urn:openid-gateway:dev:acr:pwd"
+ACR_MFA = "urn:openid-gateway:dev:acr:mfa"
+ACR_VALUES = (ACR_PWD, ACR_MFA)
 
 
 class Expiring(Generic[T]):
@@ -83,6 +87,19 @@ class AuthorizationRequest:
     code_challenge: str
     response_mode: str
     openid2_realm: str | None
+    # Step-up (Core §3.1.2.1): a new authentication asked for, the oldest acceptable one, the levels accepted.
+    prompt_login: bool = False
+    max_age: int | None = None
+    acr_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """When and how the person authenticated (Core §2 ``auth_time``, ``acr``, ``amr``)."""
+
+    auth_time: int
+    acr: str = ACR_PWD
+    amr: tuple[str, ...] = ("pwd",)
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,12 @@ class Grant:
     user: User
     sid: str
     auth_time: int
+    acr: str = ACR_PWD
+    amr: tuple[str, ...] = ("pwd",)
+
+    @property
+    def authentication(self) -> Authentication:
+        return Authentication(self.auth_time, self.acr, self.amr)
 
 
 @dataclass
@@ -102,3 +125,5 @@ class Session:
     user: User
     auth_time: int
     client_ids: set[str] = field(default_factory=set)
+    acr: str = ACR_PWD
+    amr: tuple[str, ...] = ("pwd",)

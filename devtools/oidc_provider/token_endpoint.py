@@ -96,7 +96,8 @@ class TokenEndpoint:
         access_token = self.provider.access_tokens.add(grant, secrets.token_urlsafe(32) if audience is None else
                                                        self.provider.signer.access_token(
                                                            self.provider.issuer(request), audience, client.client_id,
-                                                           grant.request.scope, grant.user))
+                                                           grant.request.scope, grant.user,
+                                                           grant.authentication))
         body: dict[str, Any] = {
             "access_token": access_token,
             "token_type": "Bearer",

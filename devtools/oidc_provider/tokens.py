@@ -20,7 +20,7 @@ from joserfc import jwt
 from devtools.oidc_provider.clients import Client
 from devtools.oidc_provider.keys import Algorithm, KeyRing, new_key
 from devtools.oidc_provider.misbehaviour import WRONG_AUDIENCE, WRONG_ISSUER, Misbehaviour, Mode
-from devtools.oidc_provider.state import Grant, User
+from devtools.oidc_provider.state import Authentication, Grant, User
 
 ID_TOKEN_LIFETIME = 300  # seconds
 ACCESS_TOKEN_JWT_LIFETIME = 600
@@ -73,6 +73,8 @@ class Signer:
             "iat": iat,
             "exp": iat + ID_TOKEN_LIFETIME,
             "auth_time": grant.auth_time,
+            "acr": grant.acr,
+            "amr": list(grant.amr),
             "sid": grant.sid,
             **({"sub": grant.user.sub} if any(bad(mode) for mode in USERINFO_ONLY)
                else user_claims(grant.user, grant.request.scope, self.groups_claim, bad)),
@@ -90,8 +92,11 @@ class Signer:
         return self._signed(claims, client.id_token_signed_response_alg)
 
     def access_token(self, issuer: str, audience: str, client_id: str, scope: tuple[str, ...],
-                     user: User | None) -> str:
+                     user: User | None, authenticated: Authentication | None = None) -> str:
         """A JWT access token (RFC 9068 §2.2) for ``audience``: a person's (``user``) or the client's own.
+
+        ``authenticated``: the person's sign-in, whose ``auth_time``, ``acr`` and ``amr`` the token
+        carries (§2.2.1), as a resource server asking for step-up (RFC 9470) needs them.
 
         The ID token's misbehaviour modes that concern a JWT (issuer, audience, times, the
         signature) break it the same way, so a resource server's checks can be tried one by one.
@@ -112,6 +117,8 @@ class Signer:
         }
         if user is not None:  # §2.2.3.1: identity claims may ride along; groups as the ID token has them
             claims |= user_claims(user, scope, self.groups_claim, bad)
+        if authenticated is not None:
+            claims |= {"auth_time": authenticated.auth_time, "acr": authenticated.acr, "amr": list(authenticated.amr)}
         return self._signed(claims, "RS256", typ="at+jwt")
 
     def _signed(self, claims: dict[str, Any], alg: Algorithm, *, typ: str = "JWT") -> str:

@@ -20,6 +20,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base-url", help="externally visible URL (default: taken from each request's Host)")
     parser.add_argument("--oidc-issuer", metavar="URL",
                         help="the OpenID Connect issuer this provider moves to: identifiers name it as JSON iss")
+    parser.add_argument("--ignore-step-up", action="store_true",
+                        help="disregard PAPE max_auth_age and policies (still reporting the true auth_time and "
+                             "policies): to test a relying party's refusal")
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser.parse_args(argv)
 
@@ -29,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     base_url = args.base_url.rstrip("/") if args.base_url else None
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Development OpenID provider (not for production): {base_url or f'http://{host}:{args.port}'}", flush=True)
-    app = create_app(base_url, oidc_issuer=args.oidc_issuer)
+    app = create_app(base_url, oidc_issuer=args.oidc_issuer, ignore_step_up=args.ignore_step_up)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
 
 

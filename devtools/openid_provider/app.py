@@ -21,7 +21,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_page(request, exc.status_code, str(exc.detail))
 
 
-def create_app(base_url: str | None = None, *, oidc_issuer: str | None = None) -> Starlette:
+def create_app(base_url: str | None = None, *, oidc_issuer: str | None = None,
+               ignore_step_up: bool = False) -> Starlette:
     """The development OpenID provider — never deploy it.
 
     ``base_url`` is the externally visible URL (``"http://127.0.0.1:8001"``); every
@@ -29,9 +30,10 @@ def create_app(base_url: str | None = None, *, oidc_issuer: str | None = None) -
     request's scheme and Host header. Associations and pending requests live in this
     app instance's memory: run one process. ``oidc_issuer``: the OpenID Connect provider
     this one is moving to; claimed identifiers then answer ``Accept: application/json``
-    with ``{"iss": oidc_issuer}`` (OpenID 2.0 to OpenID Connect Migration §6).
+    with ``{"iss": oidc_issuer}`` (OpenID 2.0 to OpenID Connect Migration §6). ``ignore_step_up``: PAPE's
+    ``max_auth_age`` and policies are disregarded (``devtools/stepup.py``), to test a relying party's refusal.
     """
-    provider = Provider(base_url, oidc_issuer)
+    provider = Provider(base_url, oidc_issuer, ignore_step_up)
     routes = [
         *DiscoveryViews(provider).routes(),
         *endpoint.routes(provider),

@@ -1,11 +1,14 @@
 """The OP endpoint ``<p>/endpoint`` (OpenID 2.0 §8-§11), GET and POST.
 
 associate and check_authentication are answered by the library; checkid_immediate
-always answers setup_needed (nobody is ever signed in here); checkid_setup keeps the
-request server-side and shows the consent page.
+always answers setup_needed; checkid_setup keeps the request server-side and shows the
+consent page, unless the browser stayed signed in here and the request asks for nothing more
+(PAPE, ``devtools/stepup.py``): then it is answered at once.
 """
 
 from __future__ import annotations
+
+import time
 
 from openid.server.server import CheckIDRequest, ProtocolError
 from starlette.concurrency import run_in_threadpool
@@ -15,8 +18,10 @@ from starlette.routing import BaseRoute, Route
 
 from devtools.openid_provider import consent, extensions
 from devtools.openid_provider.pages import error_page
+from devtools.openid_provider.pending import Pending
 from devtools.openid_provider.profiles import PROFILES, Profile
 from devtools.openid_provider.provider import Provider
+from devtools.openid_provider.sessions import COOKIE, SignIn
 
 NOT_OPENID = "This is an OpenID 2.0 provider endpoint: it expects openid.* parameters from a relying party."
 
@@ -43,9 +48,10 @@ class Endpoint:
         if any(key.startswith("openid.ns.") and ":" not in value for key, value in args.items()):
             # python3-openid only warns about these (OpenID 2.0 §7.3.1 wants URIs); refuse them here.
             return error_page(request, 400, "Extension namespaces (openid.ns.*) must be URIs.")
-        return await run_in_threadpool(self._handle, request, self.provider.base(request), args)
+        sign_in = self.provider.sign_ins.get(request.cookies.get(COOKIE, ""))
+        return await run_in_threadpool(self._handle, request, self.provider.base(request), args, sign_in)
 
-    def _handle(self, request: Request, base: str, args: dict[str, str]) -> Response:
+    def _handle(self, request: Request, base: str, args: dict[str, str], sign_in: SignIn | None) -> Response:
         server = self.provider.server(base, self.profile)
         try:
             openid_request = server.decodeRequest(args)
@@ -57,13 +63,14 @@ class Endpoint:
             return error_page(request, 400, NOT_OPENID)
         try:
             if openid_request.mode in ("checkid_setup", "checkid_immediate"):
-                return self._checkid(request, base, openid_request)
+                return self._checkid(request, base, openid_request, sign_in)
             response = server.handleRequest(openid_request)
         except ProtocolError as error:
             return self.provider.refuse(request, error, self.profile, base)
         return self.provider.respond(request, response, self.profile, base)
 
-    def _checkid(self, request: Request, base: str, openid_request: CheckIDRequest) -> Response:
+    def _checkid(self, request: Request, base: str, openid_request: CheckIDRequest,
+                 sign_in: SignIn | None) -> Response:
         """Raises ProtocolError for a request this profile cannot answer."""
         if not openid_request.return_to:
             return error_page(request, 400, "The request has no openid.return_to: there is nowhere to send an answer.")
@@ -73,8 +80,13 @@ class Endpoint:
         if openid_request.immediate:
             return self.provider.respond(request, openid_request.answer(False), self.profile, base)
         username = self._username(base, openid_request)
+        if sign_in is not None and sign_in.answers(self.profile.name, openid_request.trust_root, username, requested,
+                                                   ignore_step_up=self.provider.ignore_step_up, now=int(time.time())):
+            pending = Pending(openid_request, self.profile, base, username, 0.0, requested)
+            return consent.assertion(self.provider, request, pending, sign_in.username, sign_in.auth_time,
+                                     sign_in.multi_factor)
         token, pending = self.provider.pending.add(openid_request, self.profile, base, username, requested)
-        return consent.form(request, token, pending)
+        return consent.form(request, token, pending, ignore_step_up=self.provider.ignore_step_up)
 
     def _username(self, base: str, openid_request: CheckIDRequest) -> str | None:
         """The user the request is about; None for identifier_select (the person chooses)."""

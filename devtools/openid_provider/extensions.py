@@ -1,10 +1,17 @@
-"""SReg 1.1 and AX 1.0 answers, limited to what each profile is willing to release."""
+"""SReg 1.1 and AX 1.0 answers, limited to what each profile is willing to release, and PAPE 1.0.
+
+PAPE (Provider Authentication Policy Extension 1.0, python3-openid's ``draft.pape5``): a relying party
+asks for a recent (``max_auth_age``) or multi-factor (``preferred_auth_policies``) authentication; every
+positive assertion says when the person authenticated and whether with the one-time code.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from openid.extensions import ax, sreg
+from openid.extensions.draft import pape5
 from openid.server.server import CheckIDRequest, OpenIDResponse, ProtocolError
 
 from devtools.openid_provider.profiles import Profile
@@ -23,6 +30,15 @@ class Requested:
 
     sreg: sreg.SRegRequest
     ax: ax.FetchRequest | None
+    pape: pape5.Request | None = None
+
+    def max_auth_age(self) -> int | None:
+        """PAPE's ``max_auth_age``: the oldest authentication the relying party accepts, in seconds."""
+        return None if self.pape is None else self.pape.max_auth_age
+
+    def multi_factor(self) -> bool:
+        """Whether the relying party prefers the multi-factor policy (PAPE §4)."""
+        return self.pape is not None and pape5.AUTH_MULTI_FACTOR in self.pape.preferred_auth_policies
 
 
 def check(request: CheckIDRequest) -> Requested:
@@ -31,8 +47,9 @@ def check(request: CheckIDRequest) -> Requested:
     Raises ProtocolError, which the endpoint sends back to the relying party.
     """
     try:
-        return Requested(sreg.SRegRequest.fromOpenIDRequest(request), ax.FetchRequest.fromOpenIDRequest(request))
-    except (ValueError, KeyError) as exc:  # AXError and SRegNamespaceError are ValueErrors
+        return Requested(sreg.SRegRequest.fromOpenIDRequest(request), ax.FetchRequest.fromOpenIDRequest(request),
+                         pape5.Request.fromOpenIDRequest(request))
+    except (ValueError, KeyError) as exc:  # AXError, SRegNamespaceError and a bad max_auth_age are ValueErrors
         raise ProtocolError(request.message, f"malformed extension arguments: {exc}") from exc
 
 
@@ -47,8 +64,10 @@ def released(requested: Requested, profile: Profile) -> list[str]:
     return sorted(fields & set(profile.fields))
 
 
-def add_to(response: OpenIDResponse, requested: Requested, profile: Profile, username: str) -> None:
-    """Attach the profile's SReg and AX answers for ``username`` to a positive assertion."""
+def add_to(response: OpenIDResponse, requested: Requested, profile: Profile, username: str, auth_time: int,
+           multi_factor: bool) -> None:
+    """Attach the profile's SReg and AX answers for ``username`` to a positive assertion, and the PAPE answer:
+    when the person authenticated (UTC, PAPE §5.2) and whether multi-factor (else the "none" policy)."""
     values = profile.attributes(username)
     if profile.sreg and requested.sreg.wereFieldsRequested():
         response.addExtension(sreg.SRegResponse.extractResponse(requested.sreg, values))
@@ -60,3 +79,5 @@ def add_to(response: OpenIDResponse, requested: Requested, profile: Profile, use
             if field in values:
                 answer.addValue(uri, values[field])
         response.addExtension(answer)
+    response.addExtension(pape5.Response([pape5.AUTH_MULTI_FACTOR] if multi_factor else [],
+                                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(auth_time))))

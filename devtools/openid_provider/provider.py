@@ -31,6 +31,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from devtools.openid_provider.pages import autosubmit_page, error_page
 from devtools.openid_provider.pending import PendingRequests
 from devtools.openid_provider.profiles import Profile
+from devtools.openid_provider.sessions import SignIns
 
 
 class LockedMemoryStore(MemoryStore):  # type: ignore[misc]
@@ -106,12 +107,15 @@ class _Answer(OpenIDResponse):  # type: ignore[misc]
 class Provider:
     """Everything one ``create_app`` instance shares: base URL, associations, pending requests."""
 
-    def __init__(self, base_url: str | None, oidc_issuer: str | None = None) -> None:
+    def __init__(self, base_url: str | None, oidc_issuer: str | None = None, ignore_step_up: bool = False) -> None:
         self._base_url = base_url.rstrip("/") if base_url else None
         # The OpenID Connect issuer this provider is moving to: its identifiers name it (Migration §6).
         self.oidc_issuer = oidc_issuer
         self.store = LockedMemoryStore()
         self.pending = PendingRequests()
+        self.sign_ins = SignIns()  # "stay signed in at this provider"
+        # Disregard PAPE's max_auth_age and policies (devtools/stepup.py): a relying party's refusal path.
+        self.ignore_step_up = ignore_step_up
 
     def base(self, request: Request) -> str:
         """The configured public URL, or the scheme and host the request was sent to."""

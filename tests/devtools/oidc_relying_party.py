@@ -74,8 +74,11 @@ class OP:
 
 
 @contextmanager
-def serve_provider(groups_claim: str = "groups") -> Iterator[OP]:
-    """The provider on a loopback port with three clients, and a back-channel logout receiver."""
+def serve_provider(groups_claim: str = "groups", **options: Any) -> Iterator[OP]:
+    """The provider on a loopback port with three clients, and a back-channel logout receiver.
+
+    ``options`` go to ``create_app`` (``access_token_audience``, ``ignore_step_up``).
+    """
     receiver = LogoutReceiver()
     port = free_port()
     op = OP(f"http://127.0.0.1:{port}", receiver)
@@ -85,7 +88,8 @@ def serve_provider(groups_claim: str = "groups") -> Iterator[OP]:
         Client(ES_CLIENT_ID, "es-secret", (op.redirect_uri,), id_token_signed_response_alg="ES256"),
         Client(OTHER_CLIENT_ID, "other-secret", ("http://other.example/callback",)),
     ]
-    with receiver.server, UvicornThread(create_app(op.url, clients, groups_claim=groups_claim), port=port), op.http:
+    app = create_app(op.url, clients, groups_claim=groups_claim, **options)
+    with receiver.server, UvicornThread(app, port=port), op.http:
         yield op
 
 
