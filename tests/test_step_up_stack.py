@@ -27,6 +27,7 @@ from gateway.proof import ProofVerifier
 from gateway.types import Identity
 from tests.devtools.oidc_relying_party import decide
 from tests.htmlforms import submit
+from tests.signin_steps import follow_autopost
 from tests.stack_fixtures import ECHO_APP, start_stack
 from tests.test_bearer_stack import AUDIENCE
 
@@ -157,6 +158,43 @@ def test_a_provider_that_ignores_max_age_is_refused_too(ignoring: Stack) -> None
         refused = browser.get(ignoring.url + "/echo/admin/")
         assert refused.status_code == 403 and "A more recent sign-in is needed" in refused.text, (
             refused.status_code, refused.url, ignoring.logs())
+
+
+def openid2_sign_in(browser: httpx.Client, stack: Stack, path: str, stay: bool = False) -> httpx.Response:
+    """The same with the local OpenID 2.0 provider's button; ``stay``: keep a session at the provider."""
+    page = browser.get(stack.url + path)
+    assert page.url.path == "/login", (page.url, stack.logs())
+    consent = follow_autopost(browser, submit(browser, page, button=("provider", stack.provider_identifier)))
+    return openid2_consent(browser, stack, consent, stay)
+
+
+def openid2_consent(browser: httpx.Client, stack: Stack, page: httpx.Response, stay: bool = False) -> httpx.Response:
+    assert page.url.port == stack.ports.provider and 'name="decision"' in page.text, (page.url, stack.logs())
+    fields = {"username": "alice"} if "readonly" not in page.text else {}
+    return follow_autopost(browser, submit(browser, page, {**fields, **({"stay": "yes"} if stay else {})},
+                                           button=("decision", "allow")))
+
+
+def test_openid_2_asks_through_pape_and_comes_back(stack: Stack) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        first = seen(openid2_sign_in(browser, stack, "/echo/admin/"), stack)
+        time.sleep(MAX_AGE + 1)
+        asked = follow_autopost(browser, browser.get(stack.url + "/echo/admin/"))
+        assert asked.url.port == stack.ports.provider, (asked.url, stack.logs())
+        again = seen(openid2_consent(browser, stack, asked), stack)
+        assert again.user_id == first.user_id and again.assurance is not None and first.assurance is not None
+        assert again.assurance.auth_time > first.assurance.auth_time
+
+
+def test_an_openid_2_provider_that_ignores_max_auth_age_is_refused(ignoring: Stack) -> None:
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        signed_in = seen(openid2_sign_in(browser, ignoring, "/echo/start", stay=True), ignoring)
+        time.sleep(MAX_AGE + 1)
+        refused = follow_autopost(browser, browser.get(ignoring.url + "/echo/admin/"))
+        assert refused.status_code == 403 and "A more recent sign-in is needed" in refused.text, (
+            refused.status_code, refused.url, ignoring.logs())
+        assert f"more than max_age {MAX_AGE}s" in ignoring.log("gateway")  # its signed PAPE auth_time, judged
+        assert seen(browser.get(ignoring.url + "/echo/page"), ignoring).user_id == signed_in.user_id
 
 
 def token(stack: Stack, acr: str, auth_time: int | None = None) -> str:
