@@ -85,6 +85,7 @@ def test_a_weaker_sign_in_is_sent_to_its_provider_and_comes_back_to_the_same_pag
     with httpx.Client(follow_redirects=True, timeout=15) as browser:
         first = seen(sign_in(browser, stack, "/echo/start"), stack)
         assert first.assurance is not None and first.assurance.acr == ACR_PWD
+        weaker = httpx.Cookies(browser.cookies)
         asked = browser.get(stack.url + "/echo/mfa/page?x=1")
         # Straight to the provider of the session (no chooser), asked for mfa; the login URL said what.
         assert at_the_provider(asked, stack), (asked.url, stack.logs())
@@ -99,6 +100,8 @@ def test_a_weaker_sign_in_is_sent_to_its_provider_and_comes_back_to_the_same_pag
         assert stepped.user_id == first.user_id and stepped.assurance is not None
         assert stepped.assurance.acr == ACR_MFA and stepped.assurance.auth_time >= first.assurance.auth_time
         assert seen(browser.get(stack.url + "/echo/mfa/again"), stack).user_id == first.user_id
+    with httpx.Client(cookies=weaker, follow_redirects=True, timeout=15) as copy:  # the weaker session is over
+        assert copy.get(stack.url + "/echo/page").url.path == "/login", stack.logs()
 
 
 def test_without_the_one_time_code_the_provider_asks_again_and_the_page_stays_closed(stack: Stack) -> None:

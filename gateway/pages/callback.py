@@ -32,8 +32,9 @@ from gateway.pages.languages import N_
 from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
 from gateway.pages.session_start import start_session
+from gateway.pages.signout import SignOut
 from gateway.signin.identities import LinkIntent, LinkRefused, session_digest
-from gateway.signin.loginstate import STATE_COOKIE_PREFIX, STATE_LIFETIME, state_id_of
+from gateway.signin.loginstate import STATE_COOKIE_PREFIX, STATE_LIFETIME, state_id_of, step_up_of
 from gateway.state.sessions import state_cookie_returns
 from gateway.store import LoginStateRecord
 from gateway.types import Identity
@@ -52,6 +53,7 @@ class CallbackEndpoint:
         self.paths = services.runtime.paths
         self.states = self.runtime.login_states
         self.identities = self.runtime.identities
+        self.sign_out = SignOut(self.runtime)
 
     async def callback(self, request: Request) -> Response:
         runtime = self.runtime
@@ -101,10 +103,19 @@ class CallbackEndpoint:
             return redirect(self.paths.login_url(next_target, exc.code), clear_state)
         if link is not None:
             return await self.finish_link(request, link, identity, clear_state)
+        if step_up_of(record.data) is not None:
+            await self.replace_stepped_up(request)
         cookies = await start_session(self.services, request, identity, remember=record.remember)
         logger.info("signed in %s (%s) from %s", identity.user_id, identity.nickname, client)
         runtime.events.emit(SignedIn(identity.provider or provider, identity.user_id, client, record.remember))
         return redirect(next_target, clear_state + cookies)
+
+    async def replace_stepped_up(self, request: Request) -> None:
+        """End the session (and its remember-me series) a step-up replaces: its cookies are overwritten by the
+        new sign-in's, and a series left behind would restore the old, weaker sign-in for whoever kept a copy."""
+        previous = self.services.current_session(request)
+        if previous is not None:
+            await self.sign_out.end([previous.session_id], [previous.series_id] if previous.series_id else [])
 
     async def step_up_refused(self, exc: StepUpRefused, client: str, provider: str, cookies: list[str]) -> Response:
         """The provider ignored a step-up: a page that says so, never a redirect (back to the page, the gate would
