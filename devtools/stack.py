@@ -364,7 +364,10 @@ class Stack:
     ``bearer_audience``: the OpenID Connect provider issues RFC 9068 access tokens for that audience
     (``--access-token-audience``) and the gateway accepts them as bearer tokens (``bearer_audiences``),
     with the groups of their ``groups`` claim (``groups_claim``). ``api_paths``: the gateway's (JSON refusals,
-    and bearer tokens taken there). ``ignore_step_up``: both providers run with ``--ignore-step-up``
+    and bearer tokens taken there). ``bearer_introspection``: the gateway introspects opaque tokens at the
+    OpenID Connect provider (RFC 7662; mint one with ``/_dev/access-token`` ``{"opaque": true}``) and uses
+    each answer that many seconds (``bearer_introspection_cache``); None: opaque tokens are refused.
+    ``ignore_step_up``: both providers run with ``--ignore-step-up``
     (``devtools/stepup.py``): they disregard ``max_age``, ``prompt=login``, ``acr_values``, ``claims`` and PAPE's
     requests, as a provider the gateway must refuse rather than loop on.
     ``instances`` gateway processes (``gateway-1`` ... in :attr:`processes` and :meth:`log`; just
@@ -400,6 +403,7 @@ class Stack:
         oidc_migration: bool = False,
         bearer_audience: str | None = None,
         ignore_step_up: bool = False,
+        bearer_introspection: int | None = None,
         instances: int = 1,
         store: StoreKind = "sqlite",
         redis_config: Mapping[str, str] | None = None,
@@ -441,6 +445,7 @@ class Stack:
         self.oidc_migration = oidc_migration
         self.bearer_audience = bearer_audience
         self.ignore_step_up = ignore_step_up
+        self.bearer_introspection = bearer_introspection
         self.store: StoreKind = store
         self.instance_header = instance_header
         self.gateway_launcher = gateway_launcher
@@ -536,7 +541,7 @@ class Stack:
 
     def gateway_environ(self, instance: int = 1) -> dict[str, str]:
         """The settings of gateway instance ``instance`` (1, 2, ...), as ``GATEWAY_*`` variables."""
-        providers: list[dict[str, str | bool | list[str]]] = [{"name": LOCAL_PROVIDER_NAME,
+        providers: list[dict[str, str | bool | int | list[str]]] = [{"name": LOCAL_PROVIDER_NAME,
                                                                "identifier": self.provider_identifier}]
         client_id, client_secret = LOCAL_OIDC_CLIENT
         providers.append({"type": "oidc", "name": LOCAL_OIDC_NAME, "issuer": self.oidc_url, "client_id": client_id,
@@ -544,6 +549,8 @@ class Stack:
                           "openid2_migration": self.oidc_migration})
         if self.bearer_audience is not None:  # the provider's tokens carry the person's groups (its groups claim)
             providers[-1] |= {"bearer_audiences": [self.bearer_audience], "groups_claim": "groups"}
+        if self.bearer_introspection is not None:  # opaque tokens are asked about at its /introspect (RFC 7662)
+            providers[-1] |= {"bearer_introspection": True, "bearer_introspection_cache": self.bearer_introspection}
         providers += [{"name": p.name, "identifier": p.identifier} for p in DEFAULT_PROVIDERS]
         env = {
             "GATEWAY_PUBLIC_URL": self.url,

@@ -33,6 +33,7 @@ from gateway.signin.logout_return import LogoutReturn
 from gateway.signin.methods import SignInMethods
 from gateway.signin.oidc.bearer import BearerVerifier
 from gateway.signin.oidc.exchange import OIDCSignIn
+from gateway.signin.oidc.introspection import Introspection
 from gateway.signin.oidc.migration import OpenID2Migration
 from gateway.signin.openid2.consumer import OpenIDExchange
 from gateway.signin.openid2.method import OpenID2Method
@@ -156,8 +157,12 @@ class Runtime:
         """The bearer tokens of the providers with ``bearer_audiences`` (their sign-in's key caches); None: none."""
         if not any(p.bearer_audiences for p in self.settings.providers):
             return None
+        introspecting = next((p for p in self.settings.providers if p.bearer_introspection), None)
+        introspection = None if introspecting is None else Introspection(
+            introspecting, self.oidc.metadata[introspecting.name], self.oidc.fetcher, lambda: self.now(),
+            introspecting.bearer_introspection_cache)
         return BearerTokens(BearerVerifier(self.settings.providers, self.oidc.metadata, self.identities.resolve,
-                                           lambda: self.now()))
+                                           lambda: self.now(), introspection))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

@@ -567,11 +567,21 @@ def _branding_problems(settings: Settings) -> list[str]:
             problems.append(f"{name} must be a colour such as #2f5fd0, got {value!r}")
     return problems
 def _bearer_problems(settings: Settings) -> list[str]:
-    """Rules that accept bearer tokens need a provider whose tokens are accepted (its bearer_audiences)."""
-    if any(p.bearer_audiences for p in settings.providers):
-        return []
-    return [f"rules: {rule.name!r} has bearer = true, but no oidc provider sets bearer_audiences (whose tokens,"
-            " for which audience?)" for rule in settings.rules if rule.bearer]
+    """Rules that accept bearer tokens need a provider whose tokens are accepted (its bearer_audiences); opaque
+    tokens go to one provider's introspection at most (a token names no issuer: sent to several, one provider's
+    tokens would be shown to the others)."""
+    problems = [f"providers: {p.name!r} has bearer_introspection = true without bearer_audiences (an introspected"
+                " token's aud, or client_id, must be one of them)"
+                for p in settings.providers if p.bearer_introspection and not p.bearer_audiences]
+    introspecting = [p.name for p in settings.providers if p.bearer_introspection]
+    if len(introspecting) > 1:
+        problems.append(f"providers: bearer_introspection is set on {', '.join(map(repr, introspecting))}: an opaque"
+                        " token names no issuer, and sending it to several providers shows each the others' tokens;"
+                        " set it on one")
+    if not any(p.bearer_audiences for p in settings.providers):
+        problems.extend(f"rules: {rule.name!r} has bearer = true, but no oidc provider sets bearer_audiences (whose"
+                        " tokens, for which audience?)" for rule in settings.rules if rule.bearer)
+    return problems
 
 
 def access_summary(settings: Settings) -> str:
@@ -812,9 +822,13 @@ OIDC_PRESETS = {
     "gitlab": ("GitLab", "https://gitlab.com"),
 }
 _OIDC_KEYS = {"type", "name", "issuer", "client_id", "client_secret", "client_secret_file", "scopes", "groups_claim",
-              "preset", "tenant", "logout_at_provider", "openid2_migration", "bearer_audiences", "bearer_clients"}
+              "preset", "tenant", "logout_at_provider", "openid2_migration", "bearer_audiences", "bearer_clients",
+              "bearer_introspection", "bearer_introspection_cache"}
 _OIDC_LISTS = ("bearer_audiences", "bearer_clients")  # lists of names without spaces, held space-separated
-_OIDC_BOOLEANS = ("logout_at_provider", "openid2_migration")
+_OIDC_BOOLEANS = ("logout_at_provider", "openid2_migration", "bearer_introspection")
+# Seconds an introspection answer is used at most: introspection exists so that a revocation at the provider is seen.
+INTROSPECTION_CACHE = 60
+MAX_INTROSPECTION_CACHE = 300
 
 
 def _shown(item: Any) -> str:
@@ -829,6 +843,9 @@ def _provider(item: Any, expected: str) -> Provider:
         item = {**item, **{k: "true" if item[k] else "false" for k in _OIDC_BOOLEANS if isinstance(item.get(k), bool)}}
     if isinstance(item, dict) and item.get("type") == "oidc":  # the list-valued keys, as one string each
         item = {**item, **{k: " ".join(str(v) for v in item[k]) for k in _OIDC_LISTS if isinstance(item.get(k), list)}}
+    if isinstance(item, dict) and isinstance(item.get("bearer_introspection_cache"), int) \
+            and not isinstance(item["bearer_introspection_cache"], bool):  # the one number, as a string
+        item = {**item, "bearer_introspection_cache": str(item["bearer_introspection_cache"])}
     if isinstance(item, dict) and item.get("type") == "oauth2" and isinstance(item.get("groups_from"), list):
         item = {**item, "groups_from": ",".join(str(v) for v in item["groups_from"])}  # the one list-valued key
     if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
@@ -880,11 +897,17 @@ def _oidc_provider(item: dict[str, str]) -> Provider:
     for key in _OIDC_BOOLEANS:
         if item.get(key, "false") not in ("true", "false"):
             raise _BadValue(f"oidc provider {label}: {key} must be true or false, got {item[key]!r}")
+    cache = item.get("bearer_introspection_cache", str(INTROSPECTION_CACHE))
+    if not cache.isdigit() or not 1 <= int(cache) <= MAX_INTROSPECTION_CACHE:
+        raise _BadValue(f"oidc provider {label}: bearer_introspection_cache must be 1 to {MAX_INTROSPECTION_CACHE}"
+                        f" seconds (a revocation at the provider is seen only after it), got {cache!r}")
     return Provider(name, issuer, "oidc", item["client_id"], Secret(secret), scopes, item.get("groups_claim", ""),
                     logout_at_provider=item.get("logout_at_provider") == "true",
                     openid2_migration=item.get("openid2_migration") == "true",
                     bearer_audiences=tuple(item.get("bearer_audiences", "").split()),
-                    bearer_clients=tuple(item.get("bearer_clients", "").split()))
+                    bearer_clients=tuple(item.get("bearer_clients", "").split()),
+                    bearer_introspection=item.get("bearer_introspection") == "true",
+                    bearer_introspection_cache=int(cache))
 
 
 def _client_secret(item: dict[str, str], subject: str) -> str:

@@ -100,6 +100,8 @@ class Identity:
 class VerifiedToken:
     """A bearer token a provider signed, checked: whose it is, and when it was issued and expires (epoch seconds).
 
+    ``recheck``: when the provider must be asked again (an introspected token, RFC 7662: so that a revocation
+    there is seen); infinity for a signed token, which its ``exp`` alone bounds.
     Made by :mod:`gateway.signin.oidc.bearer`, judged by :mod:`gateway.gate.bearer`; it lives on the floor so
     that neither of those sibling packages imports the other.
     """
@@ -107,3 +109,4 @@ class VerifiedToken:
     identity: Identity
     issued: float
     expires: float
+    recheck: float = float("inf")

@@ -82,3 +82,28 @@ def test_a_bearer_rule_without_a_provider_that_accepts_tokens_stops_start_up(tmp
     config.write_text('[[rules]]\nname = "api"\npaths = ["/api"]\npolicy = "signed_in"\nbearer = true\n')
     with pytest.raises(ConfigError, match="'api' has bearer = true, but no oidc provider sets bearer_audiences"):
         load_settings(config, GOOD)
+
+
+def _introspecting(name: str, audiences: str = '["https://api.example"]', more: str = "") -> str:
+    return (f'[[providers]]\ntype = "oidc"\nname = "{name}"\nissuer = "https://{name.lower()}.example"\n'
+            f'client_id = "gw"\nclient_secret = "{SECRET}"\nbearer_audiences = {audiences}\n'
+            f'bearer_introspection = true\n{more}')
+
+
+def test_bearer_introspection_is_a_boolean_of_an_oidc_provider_with_a_short_cache(tmp_path: Path) -> None:
+    config = tmp_path / "g.toml"
+    config.write_text(_introspecting("SSO", more="bearer_introspection_cache = 30\n"))
+    provider = load_settings(config, GOOD).providers[0]
+    assert provider.bearer_introspection is True and provider.bearer_introspection_cache == 30
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    (_introspecting("SSO", "[]"), "'SSO' has bearer_introspection = true without bearer_audiences"),
+    (_introspecting("One") + _introspecting("Two"), "bearer_introspection is set on 'One', 'Two': an opaque token"
+                                                    " names no issuer"),
+    (_introspecting("SSO", more="bearer_introspection_cache = 3600\n"), "bearer_introspection_cache must be 1 to 300"),
+    (_introspecting("SSO", more="bearer_introspection_cache = 0\n"), "bearer_introspection_cache must be 1 to 300"),
+])
+def test_a_doubtful_introspection_setting_is_one_line_naming_it(tmp_path: Path, toml: str, message: str) -> None:
+    [problem] = problems(toml, GOOD, tmp_path)
+    assert message in problem and SECRET not in problem

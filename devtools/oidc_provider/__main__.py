@@ -34,6 +34,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--access-token-audience", metavar="AUDIENCE",
                         help="issue RFC 9068 JWT access tokens for AUDIENCE (authorization code and client "
                              "credentials grants; POST /_dev/access-token mints one for a user name)")
+    parser.add_argument("--opaque-access-tokens", action="store_true",
+                        help="issue opaque (random) access tokens even with --access-token-audience: resource "
+                             "servers introspect them (RFC 7662, /introspect)")
     parser.add_argument("--ignore-step-up", action="store_true",
                         help="disregard max_age, prompt=login, acr_values and claims (still reporting the true "
                              "auth_time, acr and amr): to test a relying party's refusal")
@@ -71,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"Development OpenID Connect provider (not for production): {base_url or f'http://{host}:{args.port}'}",
           flush=True)
     app = create_app(base_url, clients, groups_claim=args.groups_claim, openid2_provider=args.openid2_provider,
-                     access_token_audience=args.access_token_audience, ignore_step_up=args.ignore_step_up)
+                     access_token_audience=args.access_token_audience, ignore_step_up=args.ignore_step_up,
+                     opaque_access_tokens=args.opaque_access_tokens)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)  # sets up logging
     logging.getLogger("uvicorn.access").addFilter(HideTokens())
     uvicorn.Server(config).run()

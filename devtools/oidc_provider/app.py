@@ -26,7 +26,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 def create_app(base_url: str | None = None, clients: list[Client] | None = None, *,
                groups_claim: str = "groups", openid2_provider: str | None = None,
-               access_token_audience: str | None = None, ignore_step_up: bool = False) -> Starlette:
+               access_token_audience: str | None = None, ignore_step_up: bool = False,
+               opaque_access_tokens: bool = False) -> Starlette:
     """The development OpenID Connect provider — never deploy it.
 
     ``base_url`` is the issuer (``"http://127.0.0.1:8002"``); when None it is taken from
@@ -37,9 +38,11 @@ def create_app(base_url: str | None = None, clients: list[Client] | None = None,
     tokens are RFC 9068 JWTs for that audience, and the client credentials grant is offered.
     ``ignore_step_up``: ``max_age``, ``prompt=login``, ``acr_values`` and ``claims`` are disregarded
     (``devtools/stepup.py``), so a relying party's refusal of a provider that ignores them can be tested.
+    ``opaque_access_tokens``: access tokens are random strings even with an audience; a resource server
+    learns what they stand for from the introspection endpoint (RFC 7662).
     """
     provider = Provider(base_url, clients or [], groups_claim, openid2_provider, access_token_audience,
-                        ignore_step_up)
+                        ignore_step_up, opaque_access_tokens)
     routes = [
         *Discovery(provider).routes(),
         *Authorization(provider).routes(),

@@ -56,6 +56,10 @@ class Discovery:
             "authorization_endpoint": issuer + authorize.PATH,
             "token_endpoint": issuer + token_endpoint.PATH,
             "userinfo_endpoint": issuer + token_endpoint.USERINFO_PATH,
+            "introspection_endpoint": issuer + token_endpoint.INTROSPECTION_PATH,
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint": issuer + token_endpoint.REVOCATION_PATH,
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "jwks_uri": issuer + JWKS_PATH,
             "end_session_endpoint": issuer + logout.PATH,
             "scopes_supported": ["openid", "email", "profile"],
@@ -102,6 +106,7 @@ class Discovery:
 
         ``auth_time`` (default now), ``acr`` and ``amr`` (default the form without the one-time code) say
         when and how that person signed in, for a resource server's step-up checks (RFC 9470).
+        ``"opaque": true``: a random token that only introspection (RFC 7662) explains.
 
         What a client would hold after that person signed in with the code flow (this provider
         lets anyone be anyone), without a browser; the misbehaviour mode applies.
@@ -117,9 +122,9 @@ class Discovery:
         email = body.get("email")
         user = User(body["username"], body["username"], email if isinstance(email, str) else None,
                     isinstance(email, str), tuple(str(g) for g in body.get("groups", [])))
-        token = self.provider.signer.access_token(self.provider.issuer(request), audience,
-                                                  str(body.get("client_id", "gateway")),
-                                                  ("openid", "profile", "email"), user, authenticated)
+        token = self.provider.access_token(request, str(body.get("client_id", "gateway")),
+                                           ("openid", "profile", "email"), user, authenticated,
+                                           opaque=body.get("opaque") is True)
         return JSONResponse({"access_token": token, "token_type": "Bearer", "sub": user.sub})
 
     async def openid2(self, request: Request) -> Response:

@@ -41,6 +41,8 @@ Mode = Literal[
     "logout-no-event",  # events lacks the back-channel logout event
     "logout-wrong-aud",  # aud names another client
     "logout-jti-not-string",  # jti is a number (Back-Channel Logout §2.4: a string)
+    # introspection (RFC 7662); wrong-aud, wrong-iss and expired break its answers too
+    "introspection-no-aud",  # the answer leaves out aud (§2.2 allows it): only client_id names the token's client
 ]
 MODES: tuple[Mode, ...] = get_args(Mode)
 WRONG_ISSUER = "https://wrong-issuer.invalid"

@@ -118,6 +118,22 @@ class Grant:
         return Authentication(self.auth_time, self.acr, self.amr)
 
 
+@dataclass(frozen=True)
+class IssuedToken:
+    """An access token as the provider remembers it, for introspection (RFC 7662 §2.2) and revocation (RFC 7009).
+
+    ``user`` None: the client's own (client credentials). ``issuer``: the issuer it was issued under.
+    """
+
+    issuer: str
+    client_id: str
+    audience: str
+    scope: tuple[str, ...]
+    issued: int
+    user: User | None = None
+    authenticated: Authentication | None = None
+
+
 @dataclass
 class Session:
     """A sign-in at the provider (the ``sid`` claim) and the clients it signed in to."""

@@ -1,4 +1,4 @@
-"""The token endpoint (Core §3.1.3) and the userinfo endpoint (Core §5.3).
+"""The token endpoint (Core §3.1.3), the userinfo endpoint (Core §5.3), introspection (RFC 7662), revocation (RFC 7009).
 
 The client authenticates with client_secret_basic or client_secret_post (one of them,
 RFC 6749 §2.3.1); the code is used once, by the client it was issued to, with the same
@@ -11,7 +11,6 @@ import base64
 import hashlib
 import hmac
 import re
-import secrets
 from typing import Any
 
 from starlette.requests import Request
@@ -19,11 +18,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from devtools.oidc_provider.clients import Client, basic_credentials
+from devtools.oidc_provider.misbehaviour import WRONG_AUDIENCE, WRONG_ISSUER
 from devtools.oidc_provider.provider import ACCESS_TOKEN_LIFETIME, Provider, parameters
 from devtools.oidc_provider.tokens import ACCESS_TOKEN_JWT_LIFETIME, user_claims
 
 PATH = "/token"
 USERINFO_PATH = "/userinfo"
+INTROSPECTION_PATH = "/introspect"
+REVOCATION_PATH = "/revoke"
 VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -51,7 +53,9 @@ class TokenEndpoint:
 
     def routes(self) -> list[BaseRoute]:
         return [Route(PATH, self.token, methods=["POST"]),
-                Route(USERINFO_PATH, self.userinfo, methods=["GET", "POST"])]
+                Route(USERINFO_PATH, self.userinfo, methods=["GET", "POST"]),
+                Route(INTROSPECTION_PATH, self.introspect, methods=["POST"]),
+                Route(REVOCATION_PATH, self.revoke, methods=["POST"])]
 
     def authenticate(self, request: Request, form: dict[str, str]) -> Client | JSONResponse:
         """The client, or the 401 of RFC 6749 §5.2 ``invalid_client``."""
@@ -74,8 +78,7 @@ class TokenEndpoint:
         audience = self.provider.access_token_audience
         if form.get("grant_type") == "client_credentials" and audience is not None:  # RFC 6749 §4.4
             scope = tuple(form.get("scope", "").split())
-            token = self.provider.signer.access_token(self.provider.issuer(request), audience, client.client_id,
-                                                      scope, None)
+            token = self.provider.access_token(request, client.client_id, scope)
             return JSONResponse({"access_token": token, "token_type": "Bearer",
                                  "expires_in": ACCESS_TOKEN_JWT_LIFETIME, "scope": " ".join(scope)}, headers=NO_STORE)
         if form.get("grant_type") != "authorization_code":
@@ -93,11 +96,8 @@ class TokenEndpoint:
         verifier = form.get("code_verifier", "")
         if not VERIFIER.fullmatch(verifier) or not hmac.compare_digest(s256(verifier), grant.request.code_challenge):
             return oauth_error("invalid_grant", "code_verifier does not match the code_challenge (S256)")
-        access_token = self.provider.access_tokens.add(grant, secrets.token_urlsafe(32) if audience is None else
-                                                       self.provider.signer.access_token(
-                                                           self.provider.issuer(request), audience, client.client_id,
-                                                           grant.request.scope, grant.user,
-                                                           grant.authentication))
+        access_token = self.provider.access_tokens.add(grant, self.provider.access_token(
+            request, client.client_id, grant.request.scope, grant.user, grant.authentication))
         body: dict[str, Any] = {
             "access_token": access_token,
             "token_type": "Bearer",
@@ -116,3 +116,58 @@ class TokenEndpoint:
         if self.provider.misbehaviour("userinfo-wrong-sub"):
             claims["sub"] = "someone-else-" + claims["sub"][:16]
         return JSONResponse(claims, headers=NO_STORE)
+
+    async def introspect(self, request: Request) -> Response:
+        """RFC 7662 §2: what an access token stands for, to an authenticated client (a resource server).
+
+        Unknown, expired and revoked tokens are ``{"active": false}`` and nothing more (§2.2). The
+        ID-token misbehaviour modes that concern a resource server's checks (``wrong-iss``, ``wrong-aud``,
+        ``expired``) break the answer the same way, so each check can be seen to refuse;
+        ``introspection-no-aud`` leaves ``aud`` out.
+        """
+        form = await parameters(request)
+        client = self.authenticate(request, form)
+        if isinstance(client, JSONResponse):
+            return client
+        issued = self.provider.issued.get(form.get("token", ""))
+        if issued is None:
+            return JSONResponse({"active": False}, headers=NO_STORE)
+        bad = self.provider.misbehaviour
+        iat = issued.issued - 3600 - ACCESS_TOKEN_JWT_LIFETIME if bad("expired") else issued.issued
+        claims: dict[str, Any] = {
+            "active": True,
+            "iss": WRONG_ISSUER if bad("wrong-iss") else issued.issuer,
+            "aud": WRONG_AUDIENCE if bad("wrong-aud") else issued.audience,
+            "client_id": issued.client_id,
+            "sub": issued.client_id,
+            "iat": iat,
+            "exp": iat + ACCESS_TOKEN_JWT_LIFETIME,
+            "scope": " ".join(issued.scope),
+            "token_type": "Bearer",
+        }
+        if bad("introspection-no-aud"):
+            del claims["aud"]
+        if issued.user is not None:  # the person's claims, as the JWT access token carries them
+            claims |= user_claims(issued.user, issued.scope, self.provider.groups_claim, bad)
+            claims["username"] = issued.user.username
+        if issued.authenticated is not None:
+            authenticated = issued.authenticated
+            claims |= {"auth_time": authenticated.auth_time, "acr": authenticated.acr, "amr": list(authenticated.amr)}
+        return JSONResponse(claims, headers=NO_STORE)
+
+    async def revoke(self, request: Request) -> Response:
+        """RFC 7009 §2: the client that holds an access token ends it; introspection then says inactive.
+
+        Another client's token is refused (§2.1); an unknown one is answered 200 all the same (§2.2).
+        """
+        form = await parameters(request)
+        client = self.authenticate(request, form)
+        if isinstance(client, JSONResponse):
+            return client
+        token = form.get("token", "")
+        issued = self.provider.issued.get(token)
+        if issued is not None and issued.client_id != client.client_id:
+            return oauth_error("unauthorized_client", "the token was issued to another client")
+        self.provider.issued.remove(token)
+        self.provider.access_tokens.remove(token)
+        return Response(status_code=200, headers=NO_STORE)

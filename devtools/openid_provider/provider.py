@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from openid.association import Association
 from openid.message import OPENID1_URL_LIMIT, OPENID2_NS
@@ -73,6 +74,13 @@ def describe(error: ProtocolError) -> str:
     if isinstance(error, MalformedTrustRoot):
         return f"openid.realm is not a valid realm: {error}"
     return str(error)
+
+
+def _absolute_http(url: str) -> bool:
+    """Whether ``url`` is an absolute http(s) URL: python3-openid redirects an error to any return_to it was given
+    (``::``, ``javascript:…``) when the request failed before the return_to was checked."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _is_association(response: OpenIDResponse | ProtocolError) -> bool:
@@ -171,9 +179,10 @@ class Provider:
         """Answer a bad request: to the relying party when it can be reached safely, else a page.
 
         OpenID 2.0 §5.2.3 sends indirect errors to openid.return_to "if present and valid";
-        a malformed or untrusted return_to gets a page instead of a redirect.
+        a malformed, untrusted or not absolute http(s) return_to gets a page instead of a redirect.
         """
-        unsafe = isinstance(error, MalformedReturnURL | UntrustedReturnURL | MalformedTrustRoot)
+        unsafe = isinstance(error, MalformedReturnURL | UntrustedReturnURL | MalformedTrustRoot) \
+            or (error.hasReturnTo() and not _absolute_http(error.getReturnTo()))
         if unsafe or error.whichEncoding() is None:
             return error_page(request, 400, describe(error))
         return self.respond(request, error, profile, base)

@@ -7,9 +7,10 @@ the contract (:class:`TokenVerifier`), so the gate never imports a sign-in proto
 
 Hot path: a token verifies once. Afterwards it is found in :class:`BearerTokens` by the SHA-256
 of its text (never the token itself, so the memory holds no credential), until its own ``exp``
-and never beyond; the table is bounded (oldest dropped first), and only tokens that verified
-enter it, so garbage cannot fill it. A miss verifies on a worker thread: the first token may
-need the provider's key set, a network fetch, which must never block the event loop.
+and never beyond (an introspected opaque token: until its ``recheck``, a short while); the table
+is bounded (oldest dropped first), and only tokens that verified enter it, so garbage cannot fill it.
+A miss verifies on a worker thread: the first token may need the provider's key set, a network
+fetch, which must never block the event loop.
 
 Lifetime: a token is refused when it claims to live longer than :data:`MAX_TOKEN_LIFETIME`.
 Signing out everywhere cannot end a token the provider issued, so it records a cutoff that
@@ -131,8 +132,8 @@ class BearerTokens:
         # Its assurance is the token's auth_time/acr claims (RFC 9470 §3); without auth_time, 0: never fresh.
         assurance = verified.identity.assurance or Assurance(0.0)
         session = Session("bearer:" + key.hex()[:32], verified.identity, verified.issued, None, now, assurance)
-        known = Known(session, verified.expires)
-        if now < verified.expires:  # one within the verifier's leeway past its exp passes once, unremembered
+        known = Known(session, min(verified.expires, verified.recheck))  # remembered until either comes
+        if now < known.expires:  # one within the verifier's leeway past its exp passes once, unremembered
             while len(self._known) >= self.size:
                 del self._known[next(iter(self._known))]
             self._known[key] = known

@@ -46,6 +46,12 @@ class Provider:
     # token's client_id (or azp) must be one of them.
     bearer_audiences: tuple[str, ...] = ()
     bearer_clients: tuple[str, ...] = ()
+    # type "oidc": an opaque bearer token is introspected at this provider (RFC 7662,
+    # gateway.signin.oidc.introspection) with the client's credentials; off: opaque tokens are refused. Each
+    # answer is used bearer_introspection_cache seconds at most (never past the token's exp), so that a
+    # revocation at the provider is seen that soon.
+    bearer_introspection: bool = False
+    bearer_introspection_cache: int = 60
 
     @property
     def issuer(self) -> str:

@@ -12,13 +12,13 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from joserfc import jwt
 
+from devtools.stack import PROJECT_ROOT
 from tests.devtools.oidc_relying_party import (
     CLIENT_ID,
     OP,
@@ -38,7 +38,6 @@ from tests.servers import Process, free_port
 PWD = "urn:openid-gateway:dev:acr:pwd"
 MFA = "urn:openid-gateway:dev:acr:mfa"
 AUDIENCE = "https://api.example"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +54,7 @@ def ignoring_op() -> Iterator[OP]:
     clients = json.dumps([{"client_id": CLIENT_ID, "client_secret": SECRET, "redirect_uris": [op.redirect_uri]}])
     command = [sys.executable, "-m", "devtools.oidc_provider", "--port", str(port), "--base-url", op.url,
                "--clients", clients, "--ignore-step-up", "--log-level", "warning"]
-    process = Process(command, cwd=str(ROOT)).start(wait_port=port)
+    process = Process(command, cwd=str(PROJECT_ROOT)).start(wait_port=port)
     with op.http:
         yield op
     process.close()

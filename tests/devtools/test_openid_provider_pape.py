@@ -10,18 +10,17 @@ import calendar
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from openid.consumer.consumer import SUCCESS, Response
 from openid.extensions.draft import pape5
 
+from devtools.stack import PROJECT_ROOT
 from tests.devtools.relying_party import REALM, RelyingParty, consent_token, returned
 from tests.servers import Process, free_port
 
 OTHER_REALM = "http://other.test/"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def ignoring_op() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "devtools.openid_provider", "--port", str(port), "--base-url", url,
                "--ignore-step-up", "--log-level", "warning"]
-    process = Process(command, cwd=str(ROOT)).start(wait_port=port)
+    process = Process(command, cwd=str(PROJECT_ROOT)).start(wait_port=port)
     yield url
     process.close()
 

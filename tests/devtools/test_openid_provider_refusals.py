@@ -111,3 +111,10 @@ VALUES = st.one_of(st.sampled_from([OPENID2_NS, "checkid_setup", "checkid_immedi
 def test_no_request_makes_the_endpoint_fail(op: str, args: dict[str, str]) -> None:
     with httpx.Client(trust_env=False) as client:
         assert client.post(f"{op}/endpoint", data=args).status_code < 500
+
+
+@pytest.mark.parametrize("return_to", ["::", "A:0", "javascript:alert(1)//", "/relative/path"])
+def test_an_error_is_never_redirected_to_a_return_to_that_is_not_an_absolute_http_url(op: str, return_to: str) -> None:
+    with httpx.Client(trust_env=False) as client:
+        answer = client.post(f"{op}/endpoint", data={"openid.return_to": return_to})
+    assert answer.status_code == 400 and "location" not in answer.headers

@@ -46,6 +46,22 @@ def test_a_token_is_verified_once_and_remembered_until_its_exp_only() -> None:
     assert verifier.calls == ["t1", "t1", "t1"]
 
 
+def test_an_introspected_token_is_remembered_until_its_recheck_not_its_exp() -> None:
+    now = time.time()
+    calls: list[str] = []
+
+    def introspected(token: str) -> VerifiedToken:  # the provider must be asked again after 60 s (RFC 7662)
+        calls.append(token)
+        return VerifiedToken(ALICE, now, now + 600, recheck=now + 60)
+
+    tokens = BearerTokens(introspected)
+    first = run_async(tokens.verify("opaque", now))
+    assert tokens.remembered("opaque", now + 59) == first
+    assert tokens.remembered("opaque", now + 60) is None  # a revocation at the provider is seen from now on
+    run_async(tokens.verify("opaque", now + 61))
+    assert calls == ["opaque", "opaque"]
+
+
 def test_a_verifier_that_fails_unexpectedly_is_a_503_never_a_500() -> None:
     def broken(token: str) -> VerifiedToken:
         raise KeyError("a bug")

@@ -14,8 +14,14 @@ Then ``iss`` exactly, ``aud`` one of the operator's audiences for that provider 
 An access token's ``typ`` must be ``at+jwt`` (RFC 9068 §4) unless it is an ID token (``typ``
 ``JWT`` or none), which OpenID Connect clients such as single-page apps hold.
 
-Opaque tokens (not a JWS) are refused with a clear reason: RFC 7662 introspection is not
-implemented, and a token nobody can check never passes.
+Opaque tokens (not a JWS) are asked about at the one provider with ``bearer_introspection``
+(RFC 7662, :mod:`gateway.signin.oidc.introspection`); the active answer's claims are judged as a
+JWT's: ``iss`` when present, ``aud`` when present (else ``client_id``) one of the audiences, ``exp``,
+``iat``, ``nbf``, ``sub`` (``exp`` and ``iat`` are required here though optional in §2.2: the
+token's lifetime and the sign-out-everywhere cutoff need them). The answer is used for
+``bearer_introspection_cache`` seconds at most (``recheck``), so a revocation at the provider is
+seen. Without introspection an opaque token is refused with a clear reason: a token nobody can
+check never passes.
 
 The person is ``<issuer>#<sub>`` as for a browser sign-in, resolved through the same links and
 migrations (:class:`~gateway.signin.identities.Identities`), with the groups of the provider's
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from joserfc import jws
@@ -34,6 +41,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from gateway.errors import LoginFailed, TokenRefused
 from gateway.signin.oidc.exchange import LEEWAY, claim_groups, token_assurance, user_id
+from gateway.signin.oidc.introspection import Introspection
 from gateway.signin.oidc.metadata import ASYMMETRIC_ALGORITHMS, ProviderMetadata
 from gateway.signin.provider import Provider
 from gateway.types import Identity, VerifiedToken
@@ -45,8 +53,6 @@ _ALGORITHMS = sorted(ASYMMETRIC_ALGORITHMS)
 
 def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The header and claims as written, only to pick whose keys verify the token."""
-    if token.count(".") != 2:
-        raise TokenRefused("opaque tokens are not supported here: send a JWT access token (RFC 9068) or an ID token")
     try:
         compact = jws.extract_compact(token.encode("ascii"))
         claims = json.loads(compact.payload)
@@ -61,13 +67,17 @@ class BearerVerifier:
     """Verifies bearer tokens for the ``oidc`` providers with ``bearer_audiences``; a :class:`TokenVerifier`."""
 
     def __init__(self, providers: Sequence[Provider], metadata: Mapping[str, ProviderMetadata],
-                 resolve: Callable[[Identity], Identity], clock: Callable[[], float]) -> None:
+                 resolve: Callable[[Identity], Identity], clock: Callable[[], float],
+                 introspection: Introspection | None = None) -> None:
         self.providers = {p.issuer: p for p in providers if p.type == "oidc" and p.bearer_audiences}
         self.metadata = metadata
         self.resolve = resolve
         self.clock = clock
+        self.introspection = introspection  # the one provider opaque tokens are asked about; None: refused
 
     def __call__(self, token: str) -> VerifiedToken:
+        if token.count(".") != 2:
+            return self._introspected(token)
         header, unverified = _unverified(token)
         issuer = unverified.get("iss")
         provider = self.providers.get(issuer) if isinstance(issuer, str) else None
@@ -77,9 +87,24 @@ class BearerVerifier:
         if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES | ID_TOKEN_TYPES):
             raise TokenRefused("the token's typ is neither at+jwt (RFC 9068) nor an ID token's")
         claims = self._decode(self.metadata[provider.name], token)
+        return self._verified(provider, claims, signed=True)
+
+    def _introspected(self, token: str) -> VerifiedToken:
+        """An opaque token, as the introspecting provider describes it (RFC 7662)."""
+        if self.introspection is None:
+            raise TokenRefused("opaque tokens are not supported here: send a JWT access token (RFC 9068) or an"
+                               " ID token")
+        now = self.clock()
+        verified = self._verified(self.introspection.provider, self.introspection(token), signed=False)
+        return replace(verified, recheck=now + self.introspection.cache_seconds)
+
+    def _verified(self, provider: Provider, claims: dict[str, Any], *, signed: bool) -> VerifiedToken:
+        """The token's claims judged: ``iss`` exactly, ``aud`` one of the audiences, ``exp``, ``iat``, ``nbf``,
+        ``sub``. A signed token must carry ``iss`` and ``aud``; an introspection answer may leave them out
+        (RFC 7662 §2.2), and then its ``client_id`` must be one of the audiences."""
         options: dict[str, Any] = {
-            "iss": {"essential": True, "value": provider.issuer},
-            "aud": {"essential": True, "values": list(provider.bearer_audiences)},
+            "iss": {"essential": signed, "value": provider.issuer},
+            "aud": {"essential": signed, "values": list(provider.bearer_audiences)},
             "sub": {"essential": True},
             "exp": {"essential": True},
             "iat": {"essential": True},
@@ -88,6 +113,8 @@ class BearerVerifier:
             JWTClaimsRegistry(now=int(self.clock()), leeway=LEEWAY, **options).validate(claims)
         except (JoseError, ValueError, TypeError) as exc:
             raise TokenRefused(f"the token's claims are not acceptable: {exc}") from exc
+        if "aud" not in claims and claims.get("client_id") not in provider.bearer_audiences:
+            raise TokenRefused("the token names neither an audience nor a client_id this site accepts")
         if provider.bearer_clients:
             client = claims.get("client_id", claims.get("azp"))
             if client not in provider.bearer_clients:

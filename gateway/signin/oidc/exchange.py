@@ -113,6 +113,16 @@ def authorization_code(query: Mapping[str, str], provider: str) -> str:
     return code
 
 
+def client_request(provider: Provider, method: str, form: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """The body and headers of a request the client authenticates with its secret (token endpoint, introspection):
+    client_secret_basic (RFC 6749 §2.3.1: each half form-urlencoded first) or client_secret_post."""
+    secret = str(provider.client_secret) if provider.client_secret is not None else ""
+    if method == "client_secret_basic":
+        pair = f"{urlencode({'': provider.client_id})[1:]}:{urlencode({'': secret})[1:]}"
+        return urlencode(form), {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+    return urlencode({**form, "client_id": provider.client_id, "client_secret": secret}), {}
+
+
 def user_id(issuer: str, sub: str) -> str:
     """The account key of ``sub`` at ``issuer``."""
     return f"{issuer}#{sub}"
@@ -197,16 +207,10 @@ class OIDCSignIn(ButtonMethod):
 
     def _redeem(self, provider: Provider, endpoint: str, method: str, code: str, verifier: str) -> tuple[str, str]:
         """The ID token and the access token ('' when none or not a bearer token) the code is redeemed for."""
-        secret = str(provider.client_secret) if provider.client_secret is not None else ""
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
-                "code_verifier": verifier}
-        headers: dict[str, str] = {}
-        if method == "client_secret_basic":  # RFC 6749 §2.3.1: each half form-urlencoded first
-            pair = f"{urlencode({'': provider.client_id})[1:]}:{urlencode({'': secret})[1:]}"
-            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        else:
-            form |= {"client_id": provider.client_id, "client_secret": secret}
-        status, body = fetch_json(self.fetcher, endpoint, "token request", urlencode(form), headers)
+        body_text, headers = client_request(provider, method, {
+            "grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
+            "code_verifier": verifier})
+        status, body = fetch_json(self.fetcher, endpoint, "token request", body_text, headers)
         if status != 200 or not isinstance(body, dict):
             detail = body.get("error") if isinstance(body, dict) else None
             raise LoginFailed(f"token endpoint {endpoint} answered {status} ({str(detail)[:100]})")

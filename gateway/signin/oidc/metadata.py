@@ -53,6 +53,8 @@ class ProviderDocument:
     end_session_endpoint: str | None = None  # RP-Initiated Logout 1.0 §2.1
     userinfo_endpoint: str | None = None  # Core §5.3: claims the ID token may leave out
     claims_parameter_supported: bool = False  # Discovery §3: a step-up may ask for an essential acr (Core §5.5)
+    introspection_endpoint: str | None = None  # RFC 7662 §2 (announced as RFC 8414 §2 says): opaque bearer tokens
+    introspection_auth_method: str = "client_secret_basic"
 
 
 PROVIDER_ERROR = "provider-error"  # the provider answered, but with something unusable
@@ -87,10 +89,10 @@ def parse_document(issuer: str, document: object) -> ProviderDocument:
     if not algorithms:
         raise LoginFailed(f"{issuer} announces no asymmetric ID token algorithm: {str(announced)[:200]}",
                           PROVIDER_ERROR)
-    methods = document.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
-    usable = [m for m in TOKEN_AUTH_METHODS if isinstance(methods, list) and m in methods]
+    usable = _auth_methods(document, "token_endpoint_auth_methods_supported", ["client_secret_basic"])
     if not usable:
         raise LoginFailed(f"{issuer} supports neither client_secret_basic nor client_secret_post", PROVIDER_ERROR)
+    introspection_methods = _auth_methods(document, "introspection_endpoint_auth_methods_supported", usable)
     return ProviderDocument(
         issuer, _http_url(document, "authorization_endpoint", issuer), _http_url(document, "token_endpoint", issuer),
         _http_url(document, "jwks_uri", issuer), algorithms, usable[0],
@@ -98,7 +100,15 @@ def parse_document(issuer: str, document: object) -> ProviderDocument:
         _http_url(document, "end_session_endpoint", issuer) if "end_session_endpoint" in document else None,
         _http_url(document, "userinfo_endpoint", issuer) if "userinfo_endpoint" in document else None,
         document.get("claims_parameter_supported") is True,
+        _http_url(document, "introspection_endpoint", issuer) if "introspection_endpoint" in document else None,
+        (introspection_methods or usable)[0],
     )
+
+
+def _auth_methods(document: Mapping[str, Any], key: str, default: list[str]) -> list[str]:
+    """The client authentication methods we have (:data:`TOKEN_AUTH_METHODS`) that ``key`` announces."""
+    methods = document.get(key, default)
+    return [m for m in TOKEN_AUTH_METHODS if isinstance(methods, list) and m in methods]
 
 
 def fetch_json(fetcher: SafeFetcher, url: str, what: str, body: str | None = None,
