@@ -124,6 +124,9 @@ class LoginEndpoints:
             choice = identity.user_id
         if choice is None:
             return self.render(request, next_target, None, step_up=step_up)
+        # A GET that starts a sign-in (a login state in the store) counts as POST /login does: a signed-in
+        # client cannot fill the store with step-ups.
+        await run_in_threadpool(self.runtime.login_limiter.hit, self.services.client(request))
         logger.info("step-up for %s at %s: %s", identity.user_id, identity.provider or choice,
                     _describe(step_up))
         return await self.start(request, choice, next_target, session.series_id is not None, step_up=step_up)

@@ -317,3 +317,27 @@ def test_pass_bearer_token_hands_the_token_on_to_the_app(bearer: Bearer) -> None
     auth.pass_bearer_token = True
     headers = dict(auth.allow_headers(verdict, None, "GET", "testserver", "/api/x", "Bearer good"))
     assert headers[b"x-gateway-authorization"] == b"Bearer good"
+
+
+def test_a_session_too_old_for_a_step_up_rule_is_401_with_what_the_rule_asks(tmp_path: Path) -> None:
+    rules = (parse_rule(0, {"name": "admin", "paths": ["/admin"], "policy": "signed_in", "max_age": 300,
+                            "acr_values": ["urn:example:mfa"]}),)
+    app = GatewayApp(make_settings(tmp_path, 8080, rules=rules))
+    with TestClient(app, follow_redirects=False) as client:
+        old = session_cookie(app, signed_in=time.time() - 600)
+        response = client.get("/_gateway/auth", headers={"X-Original-URI": "/admin/x", "Cookie": old})
+        assert response.status_code == 401
+        assert response.headers["x-gateway-login"] == ("/login?next=%2Fadmin%2Fx&max_age=300"
+                                                       "&acr_values=urn%3Aexample%3Amfa")
+        assert client.get("/_gateway/auth", headers={"X-Original-URI": "/posts", "Cookie": old}).status_code == 200
+
+
+def test_starting_a_step_up_from_the_login_page_counts_against_the_login_rate_limit(tmp_path: Path) -> None:
+    """A GET that stores a login state must be limited like POST /login, or a session could fill the store."""
+    app = GatewayApp(make_settings(tmp_path, 8080, login_rate_limit=1))
+    unreachable = Identity("http://127.0.0.1:1/id/alice", "alice")  # an OpenID 2.0 identifier: discovery fails
+    cookie = f"{app.settings.session_cookie}={app.runtime.sessions.encode('sid', unreachable, time.time(), None)}"
+    with TestClient(app, follow_redirects=False) as client:
+        first = client.get("/login?max_age=60", headers={"Cookie": cookie})
+        assert first.status_code == 400  # tried: the provider could not be found
+        assert client.get("/login?max_age=60", headers={"Cookie": cookie}).status_code == 429
