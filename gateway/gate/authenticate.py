@@ -62,9 +62,10 @@ _INSUFFICIENT_SCOPE = challenge("insufficient_scope", "the token's user is not a
 class Verdict(NamedTuple):
     """What the gate decided about one request; the doors translate it, none decides again.
 
-    ``status``: 200 allow, 401 sign in first, 403 forbidden, 503 revocations are not current (fail
-    closed). ``decision``: the rule that decided (None only with 503). ``login``: with 401, the login
-    page that sends the browser back to the request afterwards (relative to the public origin).
+    ``status``: 200 allow, 401 sign in first (or again: a step-up, ``decision.step_up`` says what is
+    asked), 403 forbidden, 503 revocations are not current (fail closed). ``decision``: the rule that
+    decided (None only with 503). ``login``: with 401, the login page that sends the browser back to
+    the request afterwards (relative to the public origin), carrying what a step-up asks.
     ``public``: allowed on a public path, so it carries no identity, even for a signed-in person.
     """
 
@@ -197,12 +198,11 @@ class Authenticator:
         else:
             if self.access.trivial:
                 decision = _ALLOW if session is not None else _SIGN_IN
+            elif session is None:
+                decision = self.access.decide(None, method, host, path)
             else:
-                if session is None:
-                    decision = self.access.decide(None, method, host, path)
-                else:
-                    decision = self.access.decide(self._known_for(session.identity).person, method, host, path,
-                                                  session.assurance, now)
+                decision = self.access.decide(self._known_for(session.identity).person, method, host, path,
+                                              session.assurance, now)
         metrics.count_decision(decision.outcome, decision.rule)
         status = _STATUS[decision.outcome]
         if status == 401:
