@@ -78,7 +78,7 @@ def encode_assurance(assurance: Assurance) -> tuple[str, str]:
     """The auth-time (whole epoch seconds; "" when unknown, as for a bearer token without ``auth_time``) and acr
     header values, as sent and as signed."""
     auth_time = str(int(assurance.auth_time)) if assurance.auth_time >= 1 else ""
-    return auth_time, encode_header_value(assurance.acr)
+    return auth_time, encode_header_value(assurance.acr) if assurance.acr else ""  # most sessions report no acr
 
 
 def decode_header_value(value: str) -> str:
