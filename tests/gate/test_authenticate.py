@@ -341,3 +341,13 @@ def test_starting_a_step_up_from_the_login_page_counts_against_the_login_rate_li
         first = client.get("/login?max_age=60", headers={"Cookie": cookie})
         assert first.status_code == 400  # tried: the provider could not be found
         assert client.get("/login?max_age=60", headers={"Cookie": cookie}).status_code == 429
+
+
+def test_the_login_page_carries_a_step_up_on_to_whichever_sign_in_is_chosen(client: TestClient) -> None:
+    page = client.get("/login?next=/admin&max_age=60&acr_values=urn:example:mfa")
+    assert page.status_code == 200
+    assert '<input type="hidden" name="max_age" value="60">' in page.text
+    assert '<input type="hidden" name="acr_values" value="urn:example:mfa">' in page.text
+    assert "This page asks for a recent or stronger sign-in" in page.text
+    for malformed in ("max_age=-1", "max_age=1e3", "max_age=60&acr_values=" + "x" * 300):
+        assert 'name="max_age"' not in client.get("/login?" + malformed).text, malformed  # asked nothing: plain
