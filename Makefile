@@ -17,6 +17,7 @@ UNIT_TESTS := tests/architecture tests/store tests/fetch/test_addresses.py tests
 	tests/gate/test_redirects.py tests/signin/oidc/test_pkce.py tests/state/test_sessions.py tests/state/test_remember.py tests/state/test_revocation.py \
 	tests/state/test_ratelimit.py tests/gate/test_clientaddr.py tests/gate/test_authenticate.py tests/test_settings.py \
 	tests/gate/test_access.py tests/gate/test_answers.py tests/test_settings_files.py tests/test_paths.py \
+	tests/gate/test_step_up.py tests/signin/test_step_up_answers.py \
 	tests/pages/test_languages.py \
 	tests/backend_app/test_database.py tests/backend_app/test_identity.py tests/backend_app/test_nicknames.py \
 	tests/backend_app/test_pages.py tests/backend_app/test_settings.py \

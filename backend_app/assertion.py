@@ -23,7 +23,7 @@ import jwt
 
 from gateway.errors import InvalidProof
 from gateway.proof import HeaderNames
-from gateway.types import Identity
+from gateway.types import Assurance, Identity
 
 # What the gateway signs with; the key's own algorithm must also match the token's.
 ALGORITHMS = ("ES256", "EdDSA")
@@ -82,7 +82,12 @@ def _identity(claims: Mapping[str, object]) -> Identity:
         raise InvalidProof("assertion claims sub, nickname or email are not strings")
     if not isinstance(groups, list) or not all(isinstance(group, str) for group in groups):
         raise InvalidProof("assertion claim groups is not a list of strings")
-    return Identity(sub, nickname, email, tuple(sorted(groups)))
+    auth_time, acr, amr = claims.get("auth_time"), claims.get("acr", ""), claims.get("amr", [])
+    if not isinstance(acr, str) or not isinstance(amr, list) or not all(isinstance(m, str) for m in amr):
+        raise InvalidProof("assertion claims acr or amr are not strings")
+    assurance = (Assurance(float(auth_time), acr, tuple(amr))
+                 if isinstance(auth_time, int) and not isinstance(auth_time, bool) else None)
+    return Identity(sub, nickname, email, tuple(sorted(groups)), assurance=assurance)
 
 
 def _ascii_lower(host: str) -> str:

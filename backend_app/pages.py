@@ -213,6 +213,9 @@ class Pages:
         data: dict[str, Any] = {"user": identity.user_id, "nickname": identity.nickname, "email": identity.email}
         if identity.groups:
             data["groups"] = list(identity.groups)
+        if identity.assurance is not None:  # X-Gateway-Auth-Time / X-Gateway-Acr, verified with the rest
+            data["auth_time"] = int(identity.assurance.auth_time)
+            data["acr"] = identity.assurance.acr
         return JSONResponse(data)
 
     async def http_error(self, request: Request, exc: Exception) -> Response:

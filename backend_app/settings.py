@@ -21,7 +21,8 @@ from gateway.proof import HeaderNames
 
 ENV_PREFIX = "MICROBLOG_"
 _DEFAULT_NAMES = HeaderNames()
-_HEADER_SETTINGS = ("header_user", "header_nickname", "header_email", "header_groups", "header_proof")
+_HEADER_SETTINGS = ("header_user", "header_nickname", "header_email", "header_groups", "header_auth_time", "header_acr",
+                    "header_proof")
 _DEFAULT_HEADERS = dict(zip(_HEADER_SETTINGS, _DEFAULT_NAMES.all(), strict=True))
 
 # Setting name -> environment variable.
@@ -33,6 +34,8 @@ ENV_VARS = {
     "header_nickname": "MICROBLOG_HEADER_NICKNAME",
     "header_email": "MICROBLOG_HEADER_EMAIL",
     "header_groups": "MICROBLOG_HEADER_GROUPS",
+    "header_auth_time": "MICROBLOG_HEADER_AUTH_TIME",
+    "header_acr": "MICROBLOG_HEADER_ACR",
     "header_proof": "MICROBLOG_HEADER_PROOF",
     # The gateway's JWT instead of the proof (identity_assertion = "jwt" or "both" there).
     "jwks_url": "MICROBLOG_JWKS_URL",
@@ -59,6 +62,8 @@ class AppSettings:
     header_nickname: str = _DEFAULT_NAMES.nickname
     header_email: str = _DEFAULT_NAMES.email
     header_groups: str = _DEFAULT_NAMES.groups
+    header_auth_time: str = _DEFAULT_NAMES.auth_time
+    header_acr: str = _DEFAULT_NAMES.acr
     header_proof: str = _DEFAULT_NAMES.proof
     # With jwks_url set the app believes the gateway's signed JWT (backend_app.assertion), not the proof:
     # keys from the JWKS, iss = issuer (the gateway's public URL), aud = the Host each request arrived with.
@@ -73,7 +78,7 @@ class AppSettings:
 
     def header_names(self) -> HeaderNames:
         return HeaderNames(self.header_user, self.header_nickname, self.header_email, self.header_proof,
-                           self.header_groups)
+                           self.header_groups, self.header_auth_time, self.header_acr)
 
 
 def load_app_settings(environ: Mapping[str, str] | None = None) -> AppSettings:

@@ -30,6 +30,7 @@ from types import FrameType
 
 from devtools.redis_server import RedisNotFound
 from devtools.stack import (
+    DEMO_ADMIN_MAX_AGE,
     DEMO_ADMIN_USER,
     DEMO_PORTS,
     LOCAL_OIDC_NAME,
@@ -147,8 +148,9 @@ Connect: the same user name at either reaches the same account (OpenID 2.0 to Op
 
 Access rules (devtools/stack.py, demo_access_settings): {stack.url}/about is
 public; {stack.url}/admin is for the group admins, which is the user name
-"{DEMO_ADMIN_USER}" at "{LOCAL_PROVIDER_NAME}" (anyone else gets a 403 there); every other page
-needs a sign-in.
+"{DEMO_ADMIN_USER}" at "{LOCAL_PROVIDER_NAME}" (anyone else gets a 403 there), signed in within the
+last {DEMO_ADMIN_MAX_AGE} seconds (step-up: older, and the gateway asks the provider again); every
+other page needs a sign-in.
 
     nginx      {stack.url}   (what a browser uses)
 {_gateway_lines(stack)}

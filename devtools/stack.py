@@ -326,17 +326,22 @@ def local_claimed_id(provider_url: str, username: str) -> str:
     return PROFILES[0].claimed_id(provider_url, username)
 
 
+DEMO_ADMIN_MAX_AGE = 120  # seconds: the demo's /admin asks for a sign-in this recent (step-up)
+
+
 def demo_access_settings(provider_url: str) -> dict[str, Any]:
     """The demo's access rules, as the TOML config would hold them.
 
     ``/about`` is public (the microblog shows the visitor as anonymous there),
     ``/admin`` is for the group ``admins`` (the local provider's user
-    ``admin``), everything else for anyone signed in.
+    ``admin``) who signed in within the last two minutes (step-up: ``max_age``),
+    everything else for anyone signed in.
     """
     return {
         "rules": [
             {"name": "about", "paths": ["/about"], "policy": "public"},
-            {"name": "admin", "paths": ["/admin"], "policy": "allow", "subjects": ["group:admins"]},
+            {"name": "admin", "paths": ["/admin"], "policy": "allow", "subjects": ["group:admins"],
+             "max_age": DEMO_ADMIN_MAX_AGE},
         ],
         "default_policy": "signed_in",
         "groups": {"admins": [local_claimed_id(provider_url, DEMO_ADMIN_USER)]},

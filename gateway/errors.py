@@ -173,6 +173,15 @@ class LoginFailed(GatewayError):
         super().__init__(reason)
 
 
+class StepUpRefused(LoginFailed):
+    """The provider's answer does not meet what a step-up rule asked: too old, another ``acr``, or no word of
+    when the person authenticated. The provider ignored the request; asking again would loop, so the person
+    gets a refusal page, and their session stays as it was."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "step-up-refused")
+
+
 class LoginCancelled(LoginFailed):
     """The person cancelled at the provider."""
 

@@ -19,6 +19,7 @@ the root of a site (RFC 8615 §3), and no app has a page there.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -103,12 +104,25 @@ class Paths:
         """Whether ``path`` is one of the gateway's pages (never the app's, in either mode)."""
         return path.startswith(self.space) or path in self.root_pages
 
-    def login_url(self, next_target: str, message: str | None = None) -> str:
-        """``login?next=...`` with ``next`` percent-encoded (nginx cannot encode it); ``/`` is left out."""
+    def login_url(self, next_target: str, message: str | None = None, max_age: int | None = None,
+                  acr_values: Sequence[str] = ()) -> str:
+        """``login?next=...`` with ``next`` percent-encoded (nginx cannot encode it); ``/`` is left out.
+
+        ``max_age``, ``acr_values``: what a step-up rule asks of the sign-in (space-separated values, as
+        OpenID Connect spells them); the login page asks the provider for it and records it in the login state.
+        """
         params = {"next": next_target} if next_target and next_target != "/" else {}
         if message:
             params["m"] = message
+        if max_age is not None:
+            params[MAX_AGE_PARAM] = str(max_age)
+        if acr_values:
+            params[ACR_VALUES_PARAM] = " ".join(acr_values)
         return self.login + ("?" + urlencode(params) if params else "")
+
+
+MAX_AGE_PARAM = "max_age"  # the login page's step-up parameters (Paths.login_url)
+ACR_VALUES_PARAM = "acr_values"
 
 
 # The paths without a prefix: what tests, the bench and documentation examples name.

@@ -10,14 +10,17 @@ proof must be refused.
 The signed message is a list of netstrings (``<length>:<bytes>,``), so no value
 can run into the next one whatever it contains (the first format joined values
 with separators, and moving the tail of an e-mail address into the proof kept
-it valid). The proof is ``v2.<timestamp>.<signature>`` and nothing else is
-accepted. docs/apps.md ("Identity headers") gives the same recipe for other
-languages; ``tests/test_proof.py`` checks it.
+it valid). The proof is ``v3.<timestamp>.<signature>`` and nothing else is
+accepted: v3 added the authentication time and context class (step-up) to the
+signed values, and a v2 proof must not pass where they are expected.
+docs/apps.md ("Identity headers") gives the same recipe for other languages; ``tests/test_proof.py`` checks it.
 
 Header values are UTF-8, percent-encoded outside printable ASCII and for ``%``
 itself (an ASCII nickname or e-mail arrives unchanged). The groups header is a
 comma-separated, sorted list of names, each encoded the same way and with ``,``
-encoded too, so a name containing a comma stays one name. The proof signs the
+encoded too, so a name containing a comma stays one name. The auth-time header
+is the person's last authentication at their provider in whole epoch seconds,
+the acr header its authentication context class ("" when none was reported). The proof signs the
 values *as sent*, so an app verifies first and decodes after.
 
 This module needs nothing beyond the standard library, so that protected
@@ -36,14 +39,14 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from gateway.errors import InvalidProof
-from gateway.types import Identity
+from gateway.types import Assurance, Identity
 
-PROOF_VERSION = "v2"
+PROOF_VERSION = "v3"
 # The first signed field: names what is signed, so this HMAC can never be mistaken for another use of the key.
-PROOF_CONTEXT = b"openid-gateway.identity-proof.v2"
+PROOF_CONTEXT = b"openid-gateway.identity-proof.v3"
 _CONTEXT_FIELD = b"%d:%b," % (len(PROOF_CONTEXT), PROOF_CONTEXT)
 DEFAULT_MAX_AGE = 30
-# v2.<decimal Unix time, no leading zero>.<base64url HMAC-SHA256, no padding: 43 characters>
+# v3.<decimal Unix time, no leading zero>.<base64url HMAC-SHA256, no padding: 43 characters>
 _PROOF_FORMAT = re.compile(re.escape(PROOF_VERSION) + r"\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})", re.ASCII)
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 _SAFE_IN_GROUP = _SAFE.replace(",", "")
@@ -69,6 +72,13 @@ def encode_groups(groups: Iterable[str]) -> str:
     name is not a group and is left out.
     """
     return ",".join(quote(name, safe=_SAFE_IN_GROUP) for name in sorted(set(groups)) if name)
+
+
+def encode_assurance(assurance: Assurance) -> tuple[str, str]:
+    """The auth-time (whole epoch seconds; "" when unknown, as for a bearer token without ``auth_time``) and acr
+    header values, as sent and as signed."""
+    auth_time = str(int(assurance.auth_time)) if assurance.auth_time >= 1 else ""
+    return auth_time, encode_header_value(assurance.acr) if assurance.acr else ""  # most sessions report no acr
 
 
 def decode_header_value(value: str) -> str:
@@ -98,7 +108,7 @@ def proof_message(timestamp: str, method: str, host: str, uri: str, *values: str
     """The bytes the proof's HMAC covers: every signed field as a netstring, in order.
 
     ``values`` are the identity header values in :meth:`HeaderNames.identity`
-    order (user, nickname, e-mail, groups), as sent (a new identity header is
+    order (user, nickname, e-mail, groups, auth time, acr), as sent (a new identity header is
     signed by adding it there).
     Strings carry the bytes as received (latin-1, as ASGI and WSGI decode
     them, so a netstring's length in characters is its length in bytes);
@@ -142,7 +152,7 @@ def _key_bytes(key: str | bytes) -> bytes:
 class HeaderNames:
     """The identity and proof header names, configurable on both sides."""
 
-    __slots__ = ("email", "groups", "nickname", "proof", "user")
+    __slots__ = ("acr", "auth_time", "email", "groups", "nickname", "proof", "user")
 
     def __init__(
         self,
@@ -151,16 +161,20 @@ class HeaderNames:
         email: str = "X-Gateway-Email",
         proof: str = "X-Gateway-Proof",
         groups: str = "X-Gateway-Groups",
+        auth_time: str = "X-Gateway-Auth-Time",
+        acr: str = "X-Gateway-Acr",
     ) -> None:
         self.user = user
         self.nickname = nickname
         self.email = email
         self.proof = proof
         self.groups = groups
+        self.auth_time = auth_time
+        self.acr = acr
 
     def identity(self) -> tuple[str, ...]:
         """The identity headers, in the order the proof signs their values."""
-        return (self.user, self.nickname, self.email, self.groups)
+        return (self.user, self.nickname, self.email, self.groups, self.auth_time, self.acr)
 
     def all(self) -> tuple[str, ...]:
         return (*self.identity(), self.proof)
@@ -174,22 +188,26 @@ class ProofSigner:
         self._clock = clock
 
     def sign(self, method: str, host: str, uri: str, user: str, nickname: str, email: str, *,
-             groups: str = "") -> str:
-        """The proof (``v2.<timestamp>.<signature>``) for this request and these encoded header values.
+             groups: str = "", auth_time: str = "", acr: str = "") -> str:
+        """The proof (``v3.<timestamp>.<signature>``) for this request and these encoded header values.
 
-        The values are as sent (:func:`encode_identity`, :func:`encode_groups`;
-        see :func:`proof_message`). ``groups`` is always signed, empty or not,
-        so that adding a groups header to a proof made without one breaks it.
+        The values are as sent (:func:`encode_identity`, :func:`encode_groups`, :func:`encode_assurance`;
+        see :func:`proof_message`). Every value is always signed, empty or not,
+        so that adding a header to a proof made without it breaks it.
         """
         timestamp = str(int(self._clock()))
-        message = proof_message(timestamp, method, host, uri, user, nickname, email, groups)
+        message = proof_message(timestamp, method, host, uri, user, nickname, email, groups, auth_time, acr)
         return f"{PROOF_VERSION}.{timestamp}.{_signature(self._keyed, message).decode('ascii')}"
 
     def headers(self, identity: Identity, method: str, host: str, uri: str,
                 names: HeaderNames) -> list[tuple[str, str]]:
-        """Every identity header (in :meth:`HeaderNames.identity` order) and the proof."""
-        values = (*encode_identity(identity), encode_groups(identity.groups))
-        proof = self.sign(method, host, uri, *values[:3], groups=values[3])
+        """Every identity header (in :meth:`HeaderNames.identity` order) and the proof.
+
+        The auth time and acr are ``identity.assurance``'s (both empty without one).
+        """
+        assured = encode_assurance(identity.assurance) if identity.assurance is not None else ("", "")
+        values = (*encode_identity(identity), encode_groups(identity.groups), *assured)
+        proof = self.sign(method, host, uri, *values[:3], groups=values[3], auth_time=values[4], acr=values[5])
         return [*zip(names.identity(), values, strict=True), (names.proof, proof)]
 
 
@@ -223,7 +241,9 @@ class ProofVerifier:
             raise InvalidProof("identity header without proof")
         found = _PROOF_FORMAT.fullmatch(proof)
         if found is None:
-            raise InvalidProof("proof is not in the v2 format")
+            if proof.startswith("v2."):
+                raise InvalidProof("proof is in the v2 format: this app needs the gateway's v3 proof (upgrade both)")
+            raise InvalidProof("proof is not in the v3 format")
         timestamp, signature = found.groups()
         values = [headers.get(name, "") for name in self.names.identity()]
         try:
@@ -237,14 +257,15 @@ class ProofVerifier:
             raise InvalidProof("proof expired")
         if age < 0:
             raise InvalidProof("proof from the future (are the clocks in sync?)")
-        user, nickname, email, groups = values
+        user, nickname, email, groups, auth_time, acr = values
         try:
+            assurance = Assurance(float(auth_time), decode_header_value(acr)) if auth_time.isdigit() else None
             return Identity(decode_header_value(user), decode_header_value(nickname), decode_header_value(email),
-                            decode_groups(groups))
+                            decode_groups(groups), assurance=assurance)
         except UnicodeDecodeError as exc:
             raise InvalidProof("identity header is not UTF-8") from exc
 
 
 __all__ = ["DEFAULT_MAX_AGE", "HeaderNames", "InvalidProof", "ProofSigner", "ProofVerifier", "decode_groups",
-           "decode_header_value", "encode_groups", "encode_header_value", "encode_identity", "proof_message",
-           "request_uri"]
+           "decode_header_value", "encode_assurance", "encode_groups", "encode_header_value", "encode_identity",
+           "proof_message", "request_uri"]

@@ -127,7 +127,7 @@ class Runtime:
         github = OAuth2SignIn(s.providers, buttons_fetcher, self.callback_url, require_email=s.require_email)
         # The configured buttons first; OpenID 2.0 takes any other (typed-in) identifier.
         self.methods = SignInMethods([self.oidc, github, OpenID2Method(self.exchange, self.callback_url)],
-                                     SignInCapacity(s.max_signins_in_flight))
+                                     SignInCapacity(s.max_signins_in_flight), clock=lambda: self.now())
         self.identities = Identities(self.store, OpenID2Migration(self.exchange), lambda: self.now(), self.events)
         self.logout_return = LogoutReturn(keys, lambda: self.now())
         self.signing_keys = load_signing_keys(s.assertion_keys_file) if s.assertion_keys_file else None
@@ -141,7 +141,7 @@ class Runtime:
             sessions=self.sessions, revocation=self.revocation, cookies=self.cookies,
             cookie_name=self.session_cookie_name, access=self.access,
             header_names=HeaderNames(s.header_user, s.header_nickname, s.header_email, s.header_proof,
-                                     s.header_groups),
+                                     s.header_groups, s.header_auth_time, s.header_acr),
             proof=ProofSigner(str(s.proof_key)) if s.identity_assertion != "jwt" else None,
             assertion=self.assertion, assertion_header=s.header_assertion, next_targets=self.next_targets,
             api_paths=tuple(s.api_paths),

@@ -138,6 +138,9 @@ class Settings:
     header_email: str = "X-Gateway-Email"
     header_groups: str = "X-Gateway-Groups"
     header_proof: str = "X-Gateway-Proof"
+    # When and how the person last authenticated at their provider (step-up): epoch seconds, acr.
+    header_auth_time: str = "X-Gateway-Auth-Time"
+    header_acr: str = "X-Gateway-Acr"
     # What vouches for the identity: the HMAC proof (proof_key), a signed JWT (public keys at
     # /.well-known/openid-gateway/jwks.json; gateway.gate.assertion), or both.
     identity_assertion: Literal["proof", "jwt", "both"] = "proof"
@@ -415,11 +418,16 @@ def _assertion_problems(settings: Settings) -> list[str]:
             problem = open_to_others("assertion_keys_file", settings.assertion_keys_file,
                                      Path(settings.assertion_keys_file).stat().st_mode)
             problems.extend([problem] if problem else [])
-    others = (settings.header_user, settings.header_nickname, settings.header_email, settings.header_groups,
-              settings.header_proof)
+    others = identity_header_settings(settings)
     if settings.header_assertion.lower() in {name.lower() for name in others}:
         problems.append(f"header_assertion {settings.header_assertion!r} must differ from the other identity headers")
     return problems
+
+
+def identity_header_settings(settings: Settings) -> tuple[str, ...]:
+    """The configured identity and proof header names (the JWT assertion's is checked against them)."""
+    return (settings.header_user, settings.header_nickname, settings.header_email, settings.header_groups,
+            settings.header_auth_time, settings.header_acr, settings.header_proof)
 
 
 def _store_key_file_problems(store: str) -> list[str]:
@@ -520,10 +528,10 @@ def validate(settings: Settings) -> list[str]:
     for name in ("session_cookie", "remember_cookie"):
         if not is_cookie_name(getattr(settings, name)) or getattr(settings, name).startswith("gw_state_"):
             problems.append(f"{name} must be a cookie name of letters, digits and -_. (not gw_state_*)")
-    headers = [settings.header_user, settings.header_nickname, settings.header_email, settings.header_groups,
-               settings.header_proof]
+    headers = identity_header_settings(settings)
     if len({h.lower() for h in headers}) != len(headers):
-        problems.append("header_user, header_nickname, header_email, header_groups and header_proof must differ")
+        problems.append("header_user, header_nickname, header_email, header_groups, header_auth_time, header_acr "
+                        "and header_proof must differ")
     problems.extend(_assertion_problems(settings))
     problems.extend(_store_key_file_problems(settings.store))
     problems.extend(allowlist_problems(settings.provider_allowlist))

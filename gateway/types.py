@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -11,6 +11,60 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Assurance:
+    """When and how the person last authenticated at their provider: what step-up rules judge.
+
+    ``auth_time`` (epoch seconds) is the provider's ``auth_time`` claim (OpenID Connect Core §2) or PAPE's
+    ``auth_time`` (OpenID 2.0); where the provider says nothing (GitHub, a provider that omits it), the time
+    the gateway completed the sign-in. ``acr`` is the authentication context class the provider reported
+    ("" when it reported none) and ``amr`` its authentication methods (RFC 8176). A remember-me restore
+    carries the series' recorded assurance, never a new one: a restore is not an authentication.
+    """
+
+    auth_time: float
+    acr: str = ""
+    amr: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepUp:
+    """What a rule asks of the sign-in beyond "signed in": ``max_age`` seconds at most since it was made,
+    and/or one of ``acr_values`` (OpenID Connect Core §3.1.2.1's request parameters of the same names).
+
+    The same check, exact, judges a session at the gate and a provider's answer at the callback: an answer
+    the callback accepts is one the gate accepts, so a provider whose clock runs behind is refused once,
+    never sent round again (a leeway on one side only would be a loop).
+    """
+
+    max_age: int | None = None
+    acr_values: tuple[str, ...] = ()
+
+    def met_by(self, assurance: Assurance, now: float) -> bool:
+        if self.max_age is not None and now - assurance.auth_time > self.max_age:
+            return False
+        return not self.acr_values or assurance.acr in self.acr_values
+
+    def shortfall(self, assurance: Assurance, now: float) -> str:
+        """Why ``assurance`` falls short, for logs and refusal pages ("" when it does not)."""
+        if self.max_age is not None and now - assurance.auth_time > self.max_age:
+            return f"authenticated {max(0, int(now - assurance.auth_time))}s ago, more than max_age {self.max_age}s"
+        if self.acr_values and assurance.acr not in self.acr_values:
+            return f"acr {assurance.acr or '(none)'!r} is not one of {', '.join(self.acr_values)}"
+        return ""
+
+    def joined(self, other: StepUp) -> StepUp | None:
+        """What meets both ``self`` and ``other`` (the smaller max_age, the common acr values); None when no
+        sign-in can (their acr values have nothing in common)."""
+        ages = [age for age in (self.max_age, other.max_age) if age is not None]
+        acr = self.acr_values
+        if acr and other.acr_values:
+            acr = tuple(value for value in acr if value in other.acr_values)
+            if not acr:
+                return None
+        return StepUp(min(ages) if ages else None, acr or other.acr_values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +81,10 @@ class Identity:
     ``link_key`` is the sign-in's own key when a link made it reach ``user_id``
     (:class:`gateway.store.base.LinkRecord`), else "": recorded with the session
     and the remember-me series it starts, so that unlinking ends them. It is
-    known at sign-in only (never in a cookie).
+    known at sign-in only (never in a cookie). ``assurance`` is how the sign-in
+    that produced this identity was made, set by the sign-in methods (None
+    elsewhere); like ``link_key`` it is known at sign-in only, and it is not
+    part of the identity's equality (the gate keeps per-identity caches).
     """
 
     user_id: str
@@ -36,6 +93,7 @@ class Identity:
     groups: tuple[str, ...] = ()
     provider: str = ""
     link_key: str = ""
+    assurance: Assurance | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

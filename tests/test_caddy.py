@@ -37,14 +37,17 @@ from tests.signin_steps import sign_in
 
 ROOT = Path(__file__).parents[1]
 RECIPE = ROOT / "deploy" / "caddy" / "Caddyfile"
+MFA = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"  # PAPE's: an OpenID 2.0 provider's acr
 RULES = (
     parse_rule(0, {"name": "open", "paths": ["/echo/public"], "policy": "public"}),
     parse_rule(1, {"name": "admins-only", "paths": ["/echo/admin"], "policy": "deny"}),
+    parse_rule(2, {"name": "multi-factor", "paths": ["/echo/mfa"], "policy": "signed_in", "acr_values": [MFA]}),
 )
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 METHOD_OVERRIDES = {"X-HTTP-Method-Override": "DELETE", "X-HTTP-Method": "DELETE", "X-Method-Override": "DELETE"}
 FORGED = {"X-Gateway-User": "https://evil.example/id/mallory", "X-Gateway-Email": "mallory@evil.example",
-          "X-Gateway-Proof": "v2.1.forged", "X-Gateway-Groups": "admins"}
+          "X-Gateway-Proof": "v2.1.forged", "X-Gateway-Groups": "admins", "X-Gateway-Auth-Time": "9999999999",
+          "X-Gateway-Acr": MFA}
 
 
 @dataclass
@@ -139,13 +142,31 @@ def test_sign_in_through_caddy_lands_on_next_with_a_proven_identity(caddy: Caddy
 def test_forged_identity_headers_never_reach_the_app(caddy: CaddyStack) -> None:
     with httpx.Client(follow_redirects=True, timeout=15) as browser:
         public = echoed(browser.get(caddy.url + "/echo/public", headers={**FORGED, **METHOD_OVERRIDES}))
-        assert not {"x-gateway-user", "x-gateway-email", "x-gateway-proof", "x-gateway-groups"} & public.keys(), public
+        assert not {"x-gateway-user", "x-gateway-email", "x-gateway-proof", "x-gateway-groups", "x-gateway-auth-time",
+                    "x-gateway-acr"} & public.keys(), public
         assert not {name.lower() for name in METHOD_OVERRIDES} & public.keys(), public
         sign_in(browser, caddy.url, f"{caddy.provider.url}/id/erin", "erin")
         signed = echoed(browser.get(caddy.url + "/echo/page", headers=FORGED))
         assert signed["x-gateway-user"] == [f"{caddy.provider.url}/id/erin"]
         assert "x-gateway-groups" not in signed or signed["x-gateway-groups"] != ["admins"]
         assert signed["x-gateway-proof"] != ["v2.1.forged"]
+        assert signed["x-gateway-auth-time"] != ["9999999999"] and signed.get("x-gateway-acr") != [MFA]
+
+
+def test_a_step_up_through_caddy_goes_back_to_the_provider_asking_through_pape(caddy: CaddyStack) -> None:
+    """Forward auth only translates the verdict: a session short of a rule is sent to the login page with what
+    the rule asks, and from there straight to the session's provider (no chooser)."""
+    identifier = f"{caddy.provider.url}/id/erin"
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        sign_in(browser, caddy.url, identifier, "erin")
+        asked = browser.get(caddy.url + "/echo/mfa/x", headers={"Accept": "text/html"}, follow_redirects=False)
+        assert asked.status_code == 302, (asked.status_code, asked.headers)
+        login = urlsplit(asked.headers["location"])
+        assert login.path == "/login" and parse_qs(login.query) == {"next": ["/echo/mfa/x"], "acr_values": [MFA]}
+        onward = browser.get(asked.headers["location"], follow_redirects=False)
+        assert onward.status_code in (200, 302, 303), onward.status_code
+        request = onward.headers.get("location", "") + onward.text
+        assert caddy.provider.url in request and "preferred_auth_policies" in request, request[:500]
 
 
 def test_the_auth_check_is_not_reachable_through_caddy(caddy: CaddyStack) -> None:

@@ -51,6 +51,7 @@ def alice_fixture(stack: Stack) -> Iterator[httpx.Client]:
 def test_the_demo_admin_is_the_local_providers_user_admin() -> None:
     settings = demo_access_settings("http://127.0.0.1:8001")
     assert settings["groups"] == {"admins": ["http://127.0.0.1:8001/id/admin"]}
+    assert settings["rules"][1]["max_age"] == 120  # step-up: the admin page wants a recent sign-in
     assert local_claimed_id("http://127.0.0.1:8001", "admin") == "http://127.0.0.1:8001/id/admin"
 
 

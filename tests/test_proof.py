@@ -24,7 +24,7 @@ from gateway.proof import (
     encode_groups,
     request_uri,
 )
-from gateway.types import Identity
+from gateway.types import Assurance, Identity
 
 KEY = "k" * 40
 ALICE = Identity("https://op.example/id/alice", "Zoë", "alice@example.test")
@@ -39,16 +39,17 @@ def readme_verify(key: str, headers: dict[str, str], method: str, host: str, uri
                   max_age: int = 30) -> bool:
     """docs/apps.md's recipe, step by step, in plain hmac (no gateway code)."""
     parts = headers["X-Gateway-Proof"].split(".")
-    if len(parts) != 3 or parts[0] != "v2":
+    if len(parts) != 3 or parts[0] != "v3":
         return False
     timestamp, signature = parts[1], parts[2]
     if not (timestamp.isascii() and timestamp.isdigit()) or timestamp.startswith("0"):
         return False
     if uri[-1:] == "?":
         uri = uri[:-1]
-    fields = ["openid-gateway.identity-proof.v2", timestamp, method.upper(), host.lower(), uri,
+    fields = ["openid-gateway.identity-proof.v3", timestamp, method.upper(), host.lower(), uri,
               headers["X-Gateway-User"], headers.get("X-Gateway-Nickname", ""), headers.get("X-Gateway-Email", ""),
-              headers.get("X-Gateway-Groups", "")]
+              headers.get("X-Gateway-Groups", ""), headers.get("X-Gateway-Auth-Time", ""),
+              headers.get("X-Gateway-Acr", "")]
     message = b""
     for field in fields:
         data = field.encode("latin-1")
@@ -80,7 +81,7 @@ def old_format_proof(method: str, uri: str, user: str, nickname: str, email: str
 def test_readme_recipe_verifies_the_gateway_proof() -> None:
     headers = headers_for(ALICE)
     assert headers["X-Gateway-Nickname"] == "Zo%C3%AB"  # non-ASCII is percent-encoded
-    assert headers["X-Gateway-Proof"].startswith(f"v2.{NOW}.")
+    assert headers["X-Gateway-Proof"].startswith(f"v3.{NOW}.")
     assert readme_verify(KEY, headers, "GET", HOST, "/a?b=1", NOW)
     assert readme_verify(KEY, headers, "GET", HOST, "/a?b=1", NOW + 30)
     assert not readme_verify(KEY, headers, "GET", HOST, "/a?b=1", NOW + 31)
@@ -150,6 +151,45 @@ def test_adding_groups_to_a_proof_made_without_them_is_refused() -> None:
     assert verifier().verify(absent, "GET", HOST, "/a?b=1") == ALICE  # absent and empty sign the same
 
 
+# Signed in at 1_799_999_000 with a one-time code: what a step-up rule, and an app, may rely on.
+DAVE = Identity("https://op.example/id/dave", "dave", "", assurance=Assurance(1_799_999_000.0, "urn:ex:mfa"))
+
+
+def test_auth_time_and_acr_are_sent_verified_and_returned() -> None:
+    headers = headers_for(DAVE)
+    assert (headers["X-Gateway-Auth-Time"], headers["X-Gateway-Acr"]) == ("1799999000", "urn:ex:mfa")
+    assert readme_verify(KEY, headers, "GET", HOST, "/a?b=1", NOW)
+    identity = verifier().verify(headers, "GET", HOST, "/a?b=1")
+    assert identity is not None and identity.assurance == Assurance(1_799_999_000.0, "urn:ex:mfa")
+
+
+@pytest.mark.parametrize(("field", "forged"), [
+    ("X-Gateway-Auth-Time", "1799999990"),  # an old sign-in passed off as a recent one
+    ("X-Gateway-Auth-Time", ""),
+    ("X-Gateway-Acr", "urn:ex:mfa2"),
+    ("X-Gateway-Acr", ""),
+])
+def test_changing_the_auth_time_or_acr_breaks_the_proof(field: str, forged: str) -> None:
+    headers = {**headers_for(DAVE), field: forged}
+    with pytest.raises(InvalidProof, match="does not match"):
+        verifier().verify(headers, "GET", HOST, "/a?b=1")
+    assert not readme_verify(KEY, headers, "GET", HOST, "/a?b=1", NOW)
+
+
+def test_adding_an_auth_time_to_a_proof_made_without_one_is_refused() -> None:
+    headers = headers_for(ALICE)
+    with pytest.raises(InvalidProof, match="does not match"):
+        verifier().verify({**headers, "X-Gateway-Auth-Time": str(NOW)}, "GET", HOST, "/a?b=1")
+
+
+def test_a_v2_proof_is_refused_with_a_hint_to_upgrade() -> None:
+    """A v2 proof signs no auth time: accepted, it would let any auth time header through."""
+    headers = headers_for(ALICE)
+    _, timestamp, signature = headers["X-Gateway-Proof"].split(".")
+    with pytest.raises(InvalidProof, match=r"v2 format.*upgrade"):
+        verifier().verify({**headers, "X-Gateway-Proof": f"v2.{timestamp}.{signature}"}, "GET", HOST, "/a?b=1")
+
+
 @pytest.mark.parametrize(("email", "groups"), [("alice@example.test", "admins"), ("alice@example.tes", "tadmins")])
 def test_moving_bytes_between_email_and_groups_is_refused(email: str, groups: str) -> None:
     """E-mail ``alice@example.testadmins`` (no groups) must not become ``alice@example.test`` in ``admins``."""
@@ -197,7 +237,7 @@ def test_old_format_proof_is_refused() -> None:
     user, nickname, email = "https://op.example/id/alice", "alice", "alice@example.test"
     headers = {"X-Gateway-User": user, "X-Gateway-Nickname": nickname, "X-Gateway-Email": email,
                "X-Gateway-Proof": old_format_proof("GET", "/a", user, nickname, email)}
-    with pytest.raises(InvalidProof, match="not in the v2 format"):
+    with pytest.raises(InvalidProof, match="not in the v3 format"):
         ProofVerifier(KEY).verify(headers, "GET", HOST, "/a")
 
 
@@ -211,18 +251,19 @@ def _proof_variants() -> list[str]:
     _, timestamp, signature = headers_for(ALICE)["X-Gateway-Proof"].split(".")
     return [
         f"v1.{timestamp}.{signature}",
-        f"V2.{timestamp}.{signature}",
+        f"v2.{timestamp}.{signature}",
+        f"V3.{timestamp}.{signature}",
         f"{timestamp}.{signature}",
-        f"v2.{timestamp}.{signature}.",
-        f"v2.{timestamp}.{signature}=",
-        f"v2.0{timestamp}.{signature}",
-        f"v2.+{timestamp}.{signature}",
-        f"v2.{timestamp}.{signature} ",
-        f"v2..{timestamp}.{signature}",
-        f"v2.{timestamp}.{signature[:-1]}",
-        f"v2.{timestamp}.{base64.b64encode(base64.urlsafe_b64decode(signature + '=')).decode()}",
-        f"v2.{timestamp}.{_non_canonical(signature)}",
-        f"v2.{'٣' * len(timestamp)}.{signature}",  # Unicode digits
+        f"v3.{timestamp}.{signature}.",
+        f"v3.{timestamp}.{signature}=",
+        f"v3.0{timestamp}.{signature}",
+        f"v3.+{timestamp}.{signature}",
+        f"v3.{timestamp}.{signature} ",
+        f"v3..{timestamp}.{signature}",
+        f"v3.{timestamp}.{signature[:-1]}",
+        f"v3.{timestamp}.{base64.b64encode(base64.urlsafe_b64decode(signature + '=')).decode()}",
+        f"v3.{timestamp}.{_non_canonical(signature)}",
+        f"v3.{'٣' * len(timestamp)}.{signature}",  # Unicode digits
     ]
 
 

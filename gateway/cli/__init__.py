@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     access.add_argument("--host", default="", help="the Host of the request (default: public_url's)")
     access.add_argument("--path", required=True, help="the request path (a query string is ignored, as rules do)")
     access.add_argument("--method", default="GET")
+    access.add_argument("--auth-age", type=_seconds, default=0, metavar="SECONDS",
+                        help="how long ago the person authenticated at their provider (step-up rules; default 0)")
+    access.add_argument("--acr", default="", help="the acr their provider reported for it (step-up rules)")
     health = sub.add_parser("health", help="ask the running gateway's /_gateway/health (the container's HEALTHCHECK)")
     for command in (serve, check, access, health, *admin_command.add_parser(sub)):
         command.add_argument("--config", "-c", default=os.environ.get("GATEWAY_CONFIG"),
@@ -72,21 +75,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
 def check_access(settings: Settings, args: argparse.Namespace) -> None:
     """Print the decision and the rule that made it, like Authelia's ``access-control check-policy``."""
+    import time
     from urllib.parse import urlsplit
 
     from gateway.gate.access import path_readings
+    from gateway.types import Assurance
 
     policy = settings.access_policy()
     person = policy.person(args.user, args.email, args.provider, provider_groups=args.group) if args.user else None
     host = args.host or (urlsplit(settings.public_url).netloc)
     path = args.path.partition("?")[0]
-    decision = policy.decide(person, args.method, host, path)
+    now = time.time()
+    assurance = Assurance(now - args.auth_age, args.acr)
+    decision = policy.decide(person, args.method, host, path, assurance, now)
     outcome = {"allow": "public (no identity passed)" if decision.public else "allow",
-               "sign_in": "sign in first", "forbidden": "forbidden (403)"}[decision.outcome]
+               "sign_in": "sign in first", "step_up": "step up: a more recent or stronger sign-in first (401)",
+               "forbidden": "forbidden (403)"}[decision.outcome]
     print(f"decision: {outcome}")
     print(f"rule:     {decision.rule}")
+    if decision.step_up is not None:
+        asked = decision.step_up
+        wanted = ([f"max_age {asked.max_age}s"] if asked.max_age is not None else []) \
+            + ([f"acr_values {' '.join(asked.acr_values)}"] if asked.acr_values else [])
+        print(f"step-up:  asks {', '.join(wanted)}; {asked.shortfall(assurance, now)}")
     if person is None:
         print("person:   anonymous")
     else:
@@ -94,6 +114,8 @@ def check_access(settings: Settings, args: argparse.Namespace) -> None:
         provider = f"; provider: {person.provider}" if person.provider else ""
         print(f"person:   {person.user_id}" + (f" <{person.email}>" if person.email else "")
               + f"; groups: {groups}{provider}")
+        if args.auth_age or args.acr or decision.step_up is not None:
+            print(f"sign-in:  {args.auth_age}s ago, acr {args.acr or '(none)'}")
     print(f"request:  {args.method.upper()} {host} {path}")
     methods = policy.methods_judged(args.method)
     if len(methods) > 1:

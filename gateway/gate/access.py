@@ -10,6 +10,13 @@ decides; ``default_policy`` decides the rest. Policies:
 * ``allow``: only people matching one of the rule's subjects;
 * ``deny``: nobody.
 
+A ``signed_in`` or ``allow`` rule may also ask for a recent or stronger sign-in (``max_age``,
+``acr_values``: a :class:`~gateway.types.StepUp`). A person it admits whose sign-in falls short gets the
+outcome ``step_up``, carrying what was asked: the browser is sent to its provider again, an API client
+gets RFC 9470's challenge. It is judged under every reading like the rest: forbidden beats step-up, and
+the step-ups of several readings are joined (the smaller ``max_age``, the common ``acr_values``; none
+in common is forbidden, since no sign-in could pass). Rules that ask nothing cost one attribute test.
+
 Rules match the *path only*, never the query string (oauth2-proxy's
 GHSA-7rh7-c77v-6434 came from matching the whole URI). And the path the app
 will serve is not always the path as written: apps and frameworks decode
@@ -41,6 +48,8 @@ from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote
 
+from gateway.types import Assurance, StepUp
+
 Policy = Literal["public", "signed_in", "allow", "deny"]
 POLICIES: tuple[Policy, ...] = ("public", "signed_in", "allow", "deny")
 SUBJECT_KINDS = ("user", "email", "domain", "group", "provider")
@@ -52,6 +61,8 @@ _METHOD = re.compile(r"[A-Z]{1,20}")
 # Stands for every method no rule names, when a POST is judged as what an override could make it
 # (not a method a rule can name: _METHOD has no underscore).
 _UNNAMED_METHOD = "_OTHER"
+# An acr value travels space-separated in URLs and quoted in RFC 9470's challenge: printable, no space, " or \.
+_ACR_VALUE = re.compile(r'[\x21\x23-\x5b\x5d-\x7e]{1,200}')
 _HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
 
 
@@ -114,6 +125,7 @@ class Rule:
     subjects: tuple[Subject, ...] = ()
     # Requests here may authenticate with a provider's bearer token instead of the session cookie.
     bearer: bool = False
+    step_up: StepUp | None = None  # max_age / acr_values: what the sign-in must also be
 
     def matches(self, method: str, host: str, path: str) -> bool:
         if self.methods and method not in self.methods:
@@ -142,12 +154,13 @@ class Rule:
         return self.policy == "signed_in" or any(subject.matches(person) for subject in self.subjects)
 
 
-Outcome = Literal["allow", "sign_in", "forbidden"]
+Outcome = Literal["allow", "sign_in", "step_up", "forbidden"]
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The answer: ``allow`` (``public`` says whether identity headers are withheld), ``sign_in`` or ``forbidden``.
+    """The answer: ``allow`` (``public`` says whether identity headers are withheld), ``sign_in``, ``step_up``
+    (signed in, but the sign-in is too old or too weak: ``step_up`` says what is asked) or ``forbidden``.
 
     ``rule`` names the rule that decided (for the 403 page, the logs and
     ``check-access``). "Unavailable" is not a decision: the callers raise
@@ -157,6 +170,7 @@ class Decision:
     outcome: Outcome
     rule: str
     public: bool = False
+    step_up: StepUp | None = None
 
 
 @dataclass(frozen=True)
@@ -226,11 +240,15 @@ class AccessPolicy:
         return all(any(_prefix_matches(prefix, reading) for prefix in api_paths)
                    or self.rule_for(method, host, reading).bearer for reading in (*readings.paths, *readings.derived))
 
-    def decide(self, person: Person | None, method: str, host: str, path: str) -> Decision:
+    def decide(self, person: Person | None, method: str, host: str, path: str,
+               assurance: Assurance | None = None, now: float = 0.0) -> Decision:
         """Decide for ``method host path`` (path without the query string), under every reading of the path.
 
+        ``assurance`` is how the person authenticated, judged at ``now`` by rules that ask for a step-up
+        (None: unknown, which no such rule accepts).
+
         Each reading picks its rule; the strictest answer wins: forbidden by
-        any reading beats "sign in", which beats allow. Headers are withheld
+        any reading beats "sign in" and "step up", which beat allow. Headers are withheld
         (``public``) only when every reading is public. A derived reading (no
         format suffix, no trailing slash) counts only where a rule names it:
         ``/robots.txt`` stays what a rule on it says when no rule names ``/robots``.
@@ -244,6 +262,7 @@ class AccessPolicy:
         outcome: Outcome = "allow"
         decided_by = ""
         public = True
+        asked: StepUp | None = None
         for rules, reading, derived in self._cases(readings):
             for judged in methods:
                 rule = _first(rules, judged, host, reading)
@@ -257,8 +276,18 @@ class AccessPolicy:
                     return Decision("forbidden", rule.name)
                 if admitted is None and outcome == "allow":
                     outcome, decided_by = "sign_in", rule.name
+                elif rule.step_up is not None and admitted and (
+                        assurance is None or not rule.step_up.met_by(assurance, now)):
+                    joined = rule.step_up if asked is None else asked.joined(rule.step_up)
+                    if joined is None:  # acr values with nothing in common: no sign-in can pass
+                        return Decision("forbidden", rule.name)
+                    if asked is None:
+                        outcome, decided_by = "step_up", rule.name
+                    asked = joined
                 elif not decided_by:
                     decided_by = rule.name
+        if asked is not None:
+            return Decision("step_up", decided_by, step_up=asked)
         return Decision(outcome, decided_by, public=public and outcome == "allow")
 
     def _cases(self, readings: Readings) -> list[tuple[tuple[Rule, ...], str, bool]]:
@@ -443,7 +472,8 @@ def parse_subject(text: str) -> Subject:
     return Subject(kind, value)
 
 
-_RULE_KEYS = {"name", "hosts", "paths", "path_regex", "methods", "policy", "subjects", "bearer"}
+_RULE_KEYS = {"name", "hosts", "paths", "path_regex", "methods", "policy", "subjects", "bearer", "max_age",
+              "acr_values"}
 
 
 def parse_rule(index: int, raw: Mapping[str, Any]) -> Rule:
@@ -494,7 +524,23 @@ def parse_rule(index: int, raw: Mapping[str, Any]) -> Rule:
     if bearer and policy == "public":
         raise RuleError(f"{label}: bearer = true on a public rule means nothing (nobody needs to authenticate)")
     return Rule(name, policy, tuple(h.lower() for h in hosts), tuple(paths), compiled, frozenset(methods), subjects,
-                bearer)
+                bearer, _step_up(raw, label, policy))
+
+
+def _step_up(raw: Mapping[str, Any], label: str, policy: str) -> StepUp | None:
+    """``max_age`` (positive whole seconds) and ``acr_values`` (non-empty strings), on rules that admit someone."""
+    if "max_age" not in raw and "acr_values" not in raw:
+        return None
+    if policy in ("public", "deny"):
+        raise RuleError(f"{label}: max_age and acr_values ask more of a sign-in; a {policy} rule asks for none")
+    max_age = raw.get("max_age")
+    if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int) or max_age <= 0):
+        raise RuleError(f"{label}: max_age must be a positive whole number of seconds, got {max_age!r}")
+    acr_values = _strings(raw.get("acr_values", []), label, "acr_values")
+    if "acr_values" in raw and (not acr_values or not all(_ACR_VALUE.fullmatch(value) for value in acr_values)):
+        raise RuleError(f"{label}: acr_values must be a non-empty list of printable values without spaces, quotes "
+                        "or backslashes, such as [\"urn:example:mfa\"]")
+    return StepUp(max_age, tuple(acr_values))
 
 
 def _strings(value: Any, label: str, key: str) -> list[str]:

@@ -12,9 +12,10 @@ for, ASCII-lower-cased with its port: the Host the HMAC proof binds), ``sub``
 (the verified OpenID identifier), ``nickname``, ``email`` (only when there is
 one: it only ever comes from signed provider fields), ``groups``,
 ``provider``, ``sid`` (a keyed hash of the session id, never the id: the app
-can tell sessions apart, not take one over), ``iat``, ``exp`` (a minute
-later) and a random ``jti``. Unlike the proof, the token is not bound to one
-method and URI: within its minute it is good for any request to its Host.
+can tell sessions apart, not take one over), ``auth_time`` (whole epoch seconds), ``acr`` and ``amr``
+(when known: how the person last authenticated, OpenID Connect Core §2's claims, for the app's own
+step-up decisions), ``iat``, ``exp`` (a minute later) and a random ``jti``. Unlike the proof, the token
+is not bound to one method and URI: within its minute it is good for any request to its Host.
 
 Signed with joserfc on every request (the key objects and the header are
 built once): about 45 µs for ES256 on one core, most of it the ECDSA signature.
@@ -34,7 +35,7 @@ from joserfc.errors import UnsupportedAlgorithmError
 from joserfc.jws import JWSRegistry
 
 from gateway.gate.signing_keys import KeyEntry, SigningKeys
-from gateway.types import Identity
+from gateway.types import Assurance, Identity
 
 ASSERTION_LIFETIME = 60
 DEFAULT_HEADER = "X-Gateway-Assertion"
@@ -91,7 +92,7 @@ class AssertionSigner:
         self.lifetime = lifetime
 
     def sign(self, identity: Identity, host: str, session_id: str, *, groups: Sequence[str] = (),
-             provider: str = "") -> str:
+             provider: str = "", assurance: Assurance | None = None) -> str:
         """The compact JWT for a request of ``identity``'s session to ``host``."""
         now = int(self._clock())
         claims: dict[str, Any] = {
@@ -108,6 +109,13 @@ class AssertionSigner:
         }
         if identity.email:
             claims["email"] = identity.email
+        if assurance is not None:
+            if assurance.auth_time >= 1:  # 0: unknown (a bearer token without auth_time)
+                claims["auth_time"] = int(assurance.auth_time)
+            if assurance.acr:
+                claims["acr"] = assurance.acr
+            if assurance.amr:
+                claims["amr"] = list(assurance.amr)
         return jwt.encode(self._header, claims, self._key, registry=self._registry)
 
     def sid(self, session_id: str) -> str:

@@ -31,11 +31,11 @@ from gateway.errors import StoreUnavailable, TokenRefused
 from gateway.gate.access import AccessPolicy, Decision, Person
 from gateway.gate.answers import is_api_request
 from gateway.gate.assertion import AssertionSigner
-from gateway.gate.bearer import BearerTokens, bearer_token, challenge
+from gateway.gate.bearer import BearerTokens, bearer_token, challenge, step_up_challenge
 from gateway.gate.redirects import NextTargets
 from gateway.observe import metrics
 from gateway.observe.events import Events, Forbidden, SignInRequired
-from gateway.proof import HeaderNames, ProofSigner, encode_groups, encode_identity
+from gateway.proof import HeaderNames, ProofSigner, encode_assurance, encode_groups, encode_identity
 from gateway.state.revocation import RevocationCache
 from gateway.state.sessions import CookiePolicy, Session, SessionCodec, read_cookie, strip_cookies
 from gateway.types import Identity
@@ -54,7 +54,7 @@ IDENTITY_CACHE_SIZE = 2048
 _ALLOW = Decision("allow", "default_policy")
 _SIGN_IN = Decision("sign_in", "default_policy")
 # A decision's outcome as the status every door answers with (nginx's auth_request reads these three).
-_STATUS = {"allow": 200, "sign_in": 401, "forbidden": 403}
+_STATUS = {"allow": 200, "sign_in": 401, "step_up": 401, "forbidden": 403}
 _BEARER_RULE = "bearer_token"  # names a token's refusal in the logs and metrics
 _INSUFFICIENT_SCOPE = challenge("insufficient_scope", "the token's user is not allowed here")
 
@@ -62,9 +62,10 @@ _INSUFFICIENT_SCOPE = challenge("insufficient_scope", "the token's user is not a
 class Verdict(NamedTuple):
     """What the gate decided about one request; the doors translate it, none decides again.
 
-    ``status``: 200 allow, 401 sign in first, 403 forbidden, 503 revocations are not current (fail
-    closed). ``decision``: the rule that decided (None only with 503). ``login``: with 401, the login
-    page that sends the browser back to the request afterwards (relative to the public origin).
+    ``status``: 200 allow, 401 sign in first (or again: a step-up, ``decision.step_up`` says what is
+    asked), 403 forbidden, 503 revocations are not current (fail closed). ``decision``: the rule that
+    decided (None only with 503). ``login``: with 401, the login page that sends the browser back to
+    the request afterwards (relative to the public origin), carrying what a step-up asks.
     ``public``: allowed on a public path, so it carries no identity, even for a signed-in person.
     """
 
@@ -145,7 +146,9 @@ class Authenticator:
         self.proof = proof  # None: identity_assertion "jwt" sends no HMAC proof
         self.assertion = assertion
         self._assertion_name = assertion_header.lower().encode("latin-1")
-        self._value_names = tuple(n.lower().encode("latin-1") for n in self.names.identity())
+        names = tuple(n.lower().encode("latin-1") for n in self.names.identity())
+        self._value_names = names[:4]  # user, nickname, e-mail, groups: per identity (_Known)
+        self._auth_time_name, self._acr_name = names[4:]  # per session
         self._proof_name = self.names.proof.lower().encode("latin-1")
         self.access = access
         self.next_targets = next_targets
@@ -183,8 +186,9 @@ class Authenticator:
         forward auth names an absolute URL on another host). Counted for the metrics.
         """
         path = uri.partition("?")[0]
+        now = self.now()
         try:
-            session, refreshed = self.authenticate(cookie_header, self.now())
+            session, refreshed = self.authenticate(cookie_header, now)
         except StoreUnavailable:
             decision = self.access.decide(None, method, host, path)
             if not decision.public:
@@ -194,13 +198,15 @@ class Authenticator:
         else:
             if self.access.trivial:
                 decision = _ALLOW if session is not None else _SIGN_IN
+            elif session is None:
+                decision = self.access.decide(None, method, host, path)
             else:
-                person = self._known_for(session.identity).person if session is not None else None
-                decision = self.access.decide(person, method, host, path)
+                decision = self.access.decide(self._known_for(session.identity).person, method, host, path,
+                                              session.assurance, now)
         metrics.count_decision(decision.outcome, decision.rule)
         status = _STATUS[decision.outcome]
         if status == 401:
-            login = self.next_targets.login_url(uri if next_target is None else next_target)
+            login = self.next_targets.login_url(uri if next_target is None else next_target, None, decision.step_up)
             return _verdict(Verdict, (401, decision, session, refreshed, login, False, b"", False))
         return _verdict(Verdict, (status, decision, session, refreshed, "", decision.public, b"", False))
 
@@ -241,10 +247,13 @@ class Authenticator:
             return Verdict(503, None, None, None)
         except TokenRefused as refused:
             return self._token_refused(refused)
-        decision = self.access.decide(self._known_for(session.identity).person, method, host, path)
+        decision = self.access.decide(self._known_for(session.identity).person, method, host, path,
+                                      session.assurance, now)
         metrics.count_decision(decision.outcome, decision.rule)
         if decision.outcome == "forbidden":
             return Verdict(403, decision, session, None, challenge=_INSUFFICIENT_SCOPE)
+        if decision.step_up is not None:  # RFC 9470 §3: the client must get a token from a fresher/stronger sign-in
+            return Verdict(401, decision, session, None, challenge=step_up_challenge(decision.step_up))
         if decision.public:
             return Verdict(200, decision, None, None, public=True)
         return Verdict(_STATUS[decision.outcome], decision, session, None, bearer=True)
@@ -265,9 +274,12 @@ class Authenticator:
         """The identity headers and a fresh proof for this request (what ``ProofSigner.headers`` gives)."""
         known = self._known_for(session.identity)
         user, nickname, email = known.values
-        headers = [*known.pairs]
+        auth_time, acr = encode_assurance(session.assurance)
+        headers = [*known.pairs, (self._auth_time_name, auth_time.encode("latin-1")),
+                   (self._acr_name, acr.encode("latin-1"))]
         if self.proof is not None:
-            proof = self.proof.sign(method, host, uri, user, nickname, email, groups=known.groups)
+            proof = self.proof.sign(method, host, uri, user, nickname, email, groups=known.groups,
+                                    auth_time=auth_time, acr=acr)
             headers.append((self._proof_name, proof.encode("latin-1")))
         if self.assertion is not None:
             headers.append(self.assertion_header(session, known.person, host))
@@ -277,7 +289,7 @@ class Authenticator:
         """The signed JWT for this request's Host (identity_assertion "jwt" or "both"; gateway.gate.assertion)."""
         assert self.assertion is not None
         token = self.assertion.sign(session.identity, host, session.session_id, groups=sorted(person.groups),
-                                    provider=person.provider)
+                                    provider=person.provider, assurance=session.assurance)
         return self._assertion_name, token.encode("ascii")
 
     def refusal_is_api(self, headers: Iterable[tuple[bytes, bytes]], path: str) -> bool:
@@ -297,7 +309,7 @@ class Authenticator:
         decision, session = verdict.decision, verdict.session
         assert decision is not None
         who = session.identity.user_id if session is not None else "anonymous"
-        what = "forbidden" if decision.outcome == "forbidden" else "sign-in required"
+        what = {"forbidden": "forbidden", "step_up": "step-up required"}.get(decision.outcome, "sign-in required")
         path = uri.partition("?")[0][:512]
         logger.info("%s by %s: %s %s %s%s", what, decision.rule, who, method, host, path)
         if decision.outcome == "forbidden":

@@ -29,7 +29,7 @@ from typing import NamedTuple, Protocol
 from gateway.errors import StoreUnavailable, TokenRefused
 from gateway.state.sessions import Session
 from gateway.store.base import CUTOFF_KEEP
-from gateway.types import VerifiedToken
+from gateway.types import Assurance, StepUp, VerifiedToken
 
 logger = logging.getLogger("gateway.access")
 
@@ -80,6 +80,20 @@ def challenge(error: str = "", description: str = "") -> bytes:
     return value
 
 
+def step_up_challenge(asked: StepUp) -> bytes:
+    """RFC 9470 §3's ``WWW-Authenticate``: ``insufficient_user_authentication`` with what the rule asks.
+
+    ``max_age`` and ``acr_values`` (space-separated, quoted) tell the client what to ask its
+    authorization server for before it comes back with a new token.
+    """
+    value = challenge("insufficient_user_authentication", "a more recent or stronger sign-in is required")
+    if asked.max_age is not None:
+        value += b", max_age=" + str(asked.max_age).encode("ascii")
+    if asked.acr_values:
+        value += b', acr_values="' + _UNSAFE_DESCRIPTION.sub("'", " ".join(asked.acr_values)).encode("ascii") + b'"'
+    return value
+
+
 class BearerTokens:
     """Verified tokens remembered until their ``exp``; verification itself is the :class:`TokenVerifier`'s."""
 
@@ -115,7 +129,9 @@ class BearerTokens:
         if verified.expires - verified.issued > MAX_TOKEN_LIFETIME:
             raise TokenRefused(f"the token lives longer than {MAX_TOKEN_LIFETIME // 3600:.0f} hours")
         # The session id names no session: only the JWT assertion's sid is derived from it (per token).
-        session = Session("bearer:" + key.hex()[:32], verified.identity, verified.issued, None, now)
+        # Its assurance is the token's auth_time/acr claims (RFC 9470 §3); without auth_time, 0: never fresh.
+        assurance = verified.identity.assurance or Assurance(0.0)
+        session = Session("bearer:" + key.hex()[:32], verified.identity, verified.issued, None, now, assurance)
         known = Known(session, min(verified.expires, verified.recheck))  # remembered until either comes
         if now < known.expires:  # one within the verifier's leeway past its exp passes once, unremembered
             while len(self._known) >= self.size:
@@ -124,4 +140,5 @@ class BearerTokens:
         return known
 
 
-__all__ = ["MAX_TOKEN_LIFETIME", "BearerTokens", "Known", "TokenVerifier", "bearer_token", "challenge"]
+__all__ = ["MAX_TOKEN_LIFETIME", "BearerTokens", "Known", "TokenVerifier", "bearer_token", "challenge",
+           "step_up_challenge"]

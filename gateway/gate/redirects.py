@@ -41,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 from gateway.errors import UnsafeRedirect
 from gateway.paths import Paths
+from gateway.types import StepUp
 
 __all__ = ["FALLBACK", "NextTargets", "check_next", "next_or_reason", "safe_next"]
 
@@ -121,9 +122,11 @@ class NextTargets:
         return check_next(target, public_url=self.public_url, allowed_hosts=self.allowed_hosts,
                           max_length=self.max_length)
 
-    def login_url(self, target: str | None, message: str | None = None) -> str:
-        """The login page that sends the browser on to ``target`` (made safe) afterwards."""
-        return self.paths.login_url(self.safe(target), message)
+    def login_url(self, target: str | None, message: str | None = None, step_up: StepUp | None = None) -> str:
+        """The login page that sends the browser on to ``target`` (made safe) afterwards, asking for ``step_up``."""
+        if step_up is None:
+            return self.paths.login_url(self.safe(target), message)
+        return self.paths.login_url(self.safe(target), message, step_up.max_age, step_up.acr_values)
 
 
 def _refuse_unsafe_path(reference: str, target: str) -> None:

@@ -25,15 +25,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.errors import BadRequest, LoginFailed, SignInBusy
+from gateway.errors import BadRequest, LoginFailed, SignInBusy, StepUpRefused
 from gateway.observe.events import IdentityLinkRefused, SignedIn, SignInFailed
 from gateway.pages.forms import MAX_FIELDS, read_form
 from gateway.pages.languages import N_
 from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
 from gateway.pages.session_start import start_session
+from gateway.pages.signout import SignOut
 from gateway.signin.identities import LinkIntent, LinkRefused, session_digest
-from gateway.signin.loginstate import STATE_COOKIE_PREFIX, STATE_LIFETIME, state_id_of
+from gateway.signin.loginstate import STATE_COOKIE_PREFIX, STATE_LIFETIME, state_id_of, step_up_of
 from gateway.state.sessions import state_cookie_returns
 from gateway.store import LoginStateRecord
 from gateway.types import Identity
@@ -52,6 +53,7 @@ class CallbackEndpoint:
         self.paths = services.runtime.paths
         self.states = self.runtime.login_states
         self.identities = self.runtime.identities
+        self.sign_out = SignOut(self.runtime)
 
     async def callback(self, request: Request) -> Response:
         runtime = self.runtime
@@ -90,6 +92,8 @@ class CallbackEndpoint:
             # A link keeps the sign-in's own key; any other sign-in reaches the user it resolves to.
             resolve = _unchanged if link is not None else self.identities.resolver(client)
             identity = await self.complete(record, query, runtime.callback_url + "?" + request.url.query, resolve)
+        except StepUpRefused as exc:
+            return await self.step_up_refused(exc, client, provider, clear_state)
         except LoginFailed as exc:
             await run_in_threadpool(runtime.failure_limiter.hit, client)
             logger.warning("sign-in failed for %s: %s", client, exc.reason)
@@ -99,10 +103,33 @@ class CallbackEndpoint:
             return redirect(self.paths.login_url(next_target, exc.code), clear_state)
         if link is not None:
             return await self.finish_link(request, link, identity, clear_state)
+        if step_up_of(record.data) is not None:
+            await self.replace_stepped_up(request)
         cookies = await start_session(self.services, request, identity, remember=record.remember)
         logger.info("signed in %s (%s) from %s", identity.user_id, identity.nickname, client)
         runtime.events.emit(SignedIn(identity.provider or provider, identity.user_id, client, record.remember))
         return redirect(next_target, clear_state + cookies)
+
+    async def replace_stepped_up(self, request: Request) -> None:
+        """End the session (and its remember-me series) a step-up replaces: its cookies are overwritten by the
+        new sign-in's, and a series left behind would restore the old, weaker sign-in for whoever kept a copy."""
+        previous = self.services.current_session(request)
+        if previous is not None:
+            await self.sign_out.end([previous.session_id], [previous.series_id] if previous.series_id else [])
+
+    async def step_up_refused(self, exc: StepUpRefused, client: str, provider: str, cookies: list[str]) -> Response:
+        """The provider ignored a step-up: a page that says so, never a redirect (back to the page, the gate would
+        ask again and the provider ignore it again: a loop). The person's session, if any, is left as it was."""
+        runtime = self.runtime
+        await run_in_threadpool(runtime.failure_limiter.hit, client)
+        logger.warning("step-up refused for %s: %s", client, exc.reason)
+        runtime.events.emit(SignInFailed(provider, exc.code, client))
+        return add_cookies(self.services.pages.error(
+            403, N_("A more recent sign-in is needed"),
+            N_("This page asks for a recent or stronger sign-in, and your provider did not confirm one: it signed "
+               "you in without asking again, or not in the way this page needs. Nothing else changed: if you "
+               "were signed in, you still are. Please tell the site's operator if this keeps happening."),
+            back_url="/", back_label=N_("Back to the start page")), cookies)
 
     async def complete(self, record: LoginStateRecord, query: dict[str, str], current_url: str,
                        resolve: Callable[[Identity], Identity]) -> Identity:

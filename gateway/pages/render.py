@@ -66,6 +66,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unlinked-signed-out": ("info", N_("The sign-in method you were signed in with is unlinked, so you have been "
                                        "signed out. Please sign in with one that reaches your account.")),
     "session-expired": ("info", N_("Your session has ended. Please sign in again.")),
+    "step-up": ("info", N_("This page asks for a recent or stronger sign-in. Please sign in again.")),
 }
 
 SECURITY_HEADERS = [

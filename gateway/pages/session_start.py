@@ -10,25 +10,31 @@ from starlette.requests import Request
 from gateway.pages.services import Services
 from gateway.signin.oidc.exchange import provider_login
 from gateway.store import ProviderSessionRecord, SessionRecord
-from gateway.types import Identity
+from gateway.types import Assurance, Identity
 
 
 async def start_session(services: Services, request: Request, identity: Identity, remember: bool,
-                        series_id: str | None = None) -> list[str]:
+                        series_id: str | None = None, assurance: Assurance | None = None) -> list[str]:
     """Create a server-side session (and, with ``remember``, a new remember-me series).
 
     ``series_id`` names the series a restored session belongs to, so that
     ending the series ends the sessions it produced. Both record the linked
     sign-in that started them (``identity.link_key``), so that unlinking it
     ends them. Returns the cookies to set.
+
+    ``assurance``: a restored session's, the series' recorded one (a restore is no authentication);
+    otherwise the sign-in's (``identity.assurance``), or "authenticated now" when its protocol says
+    nothing. A new series records it, so that its restores carry it.
     """
     runtime = services.runtime
     settings = runtime.settings
     now = runtime.now()
+    assurance = assurance or identity.assurance or Assurance(now)
     user_agent = request.headers.get("user-agent", "")
     cookies = []
     if remember and series_id is None:
-        series_id, remember_cookie = await run_in_threadpool(runtime.remember.issue, identity, user_agent, now)
+        series_id, remember_cookie = await run_in_threadpool(runtime.remember.issue, identity, user_agent, now,
+                                                             assurance)
         cookies.append(
             runtime.cookies.set(runtime.remember_cookie_name, remember_cookie, max_age=settings.remember_lifetime))
     session_id = secrets.token_urlsafe(18)
@@ -40,5 +46,5 @@ async def start_session(services: Services, request: Request, identity: Identity
         await run_in_threadpool(runtime.store.put_provider_session, ProviderSessionRecord(
             session_id, login.provider, login.sub, login.sid, login.id_token, record.expires, series_id))
     cookies.append(runtime.cookies.set(runtime.session_cookie_name,
-                                       runtime.sessions.encode(session_id, identity, now, series_id)))
+                                       runtime.sessions.encode(session_id, identity, now, series_id, assurance)))
     return cookies

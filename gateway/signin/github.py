@@ -21,6 +21,7 @@ primary *and* verified.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode
 
@@ -31,7 +32,7 @@ from gateway.signin.oidc.exchange import MAX_GROUP_LENGTH, MAX_GROUPS, authoriza
 from gateway.signin.oidc.metadata import PROVIDER_ERROR, fetch_json
 from gateway.signin.provider import Provider
 from gateway.store.base import SignInProtocol
-from gateway.types import Identity
+from gateway.types import Assurance, Identity, StepUp
 
 API_ACCEPT = "application/vnd.github+json"
 PER_PAGE = 100  # one page is enough: more than MAX_GROUPS is refused anyway
@@ -54,8 +55,13 @@ class OAuth2SignIn(ButtonMethod):
         self.redirect_uri = redirect_uri
         self.require_email = require_email
 
-    def authorize(self, provider: Provider, state: str) -> tuple[str, dict[str, object]]:
-        """The authorization request for ``provider`` (no network: GitHub has no discovery)."""
+    def authorize(self, provider: Provider, state: str,
+                  step_up: StepUp | None = None) -> tuple[str, dict[str, object]]:
+        """The authorization request for ``provider`` (no network: GitHub has no discovery).
+
+        GitHub's OAuth 2.0 can be asked for no step-up (no ``max_age``, ``prompt``, ``acr_values``): ``step_up``
+        is not sent, and the sign-in's time is ours (:meth:`complete`).
+        """
         verifier = secrets.token_urlsafe(48)
         params = {
             "response_type": "code", "client_id": provider.client_id, "redirect_uri": self.redirect_uri,
@@ -110,8 +116,10 @@ class OAuth2SignIn(ButtonMethod):
         email = _primary_verified_email(self._api(provider, token, "/user/emails"))
         if self.require_email and not email:
             raise LoginFailed(f"no primary verified e-mail from {provider.name}", "email-required")
+        # GitHub says nothing of when or how the person authenticated: the sign-in's own time counts (a round
+        # trip through GitHub may not have asked for a password), at no acr.
         return Identity(user_id(provider.api_url, github_id), login, email, self._groups(provider, token),
-                        provider.name)
+                        provider.name, assurance=Assurance(time.time()))
 
     def _groups(self, provider: Provider, token: str) -> tuple[str, ...]:
         """Org logins and ``org/team-slug`` names, only from the sources ``groups_from`` names.

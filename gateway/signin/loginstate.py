@@ -11,7 +11,9 @@ reads it: a replayed answer finds nothing, and since nothing stays in the
 process that began, any worker or instance can finish the sign-in.
 
 ``next`` and ``remember`` come from the record, never from the answer's
-query, so nobody on the way can change where the person lands.
+query, so nobody on the way can change where the person lands. So does what a
+step-up asked of the provider (:func:`step_up_of`): the answer is judged
+against what was asked, never against what it says was asked.
 """
 
 from __future__ import annotations
@@ -24,11 +26,30 @@ from gateway.errors import LoginFailed
 from gateway.state.sessions import CookiePolicy, TokenCodec
 from gateway.store import LoginStateRecord, Store
 from gateway.store.base import SignInProtocol
+from gateway.types import StepUp
 
 STATE_COOKIE_PREFIX = "gw_state_"
 STATE_LIFETIME = 900  # seconds: the cookie's and the record's
 STATE_FIELD = "gw_state"  # the query parameter of return_to that names the state
 _STATE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # secrets.token_urlsafe's alphabet
+STEP_UP_KEY = "step_up"  # the login state's data: what a step-up asked ({"max_age": ..., "acr_values": [...]})
+
+
+def step_up_data(step_up: StepUp | None) -> dict[str, object]:
+    """What a login state's data keeps of ``step_up`` (nothing for a plain sign-in)."""
+    if step_up is None:
+        return {}
+    return {STEP_UP_KEY: {"max_age": step_up.max_age, "acr_values": list(step_up.acr_values)}}
+
+
+def step_up_of(data: Mapping[str, object]) -> StepUp | None:
+    """The step-up a login state's data recorded (:func:`step_up_data`), or None."""
+    asked = data.get(STEP_UP_KEY)
+    if not isinstance(asked, Mapping):
+        return None
+    max_age, acr_values = asked.get("max_age"), asked.get("acr_values")
+    return StepUp(max_age if isinstance(max_age, int) else None,
+                  tuple(str(value) for value in acr_values) if isinstance(acr_values, list) else ())
 
 
 def new_state_id() -> str:
@@ -94,5 +115,5 @@ class LoginStates:
         return self.cookies.delete(cookie_name(state_id), path=self.callback_path)
 
 
-__all__ = ["STATE_COOKIE_PREFIX", "STATE_FIELD", "STATE_LIFETIME", "LoginStates", "cookie_name", "new_state_id",
-           "state_id_of"]
+__all__ = ["STATE_COOKIE_PREFIX", "STATE_FIELD", "STATE_LIFETIME", "STEP_UP_KEY", "LoginStates", "cookie_name",
+           "new_state_id", "state_id_of", "step_up_data", "step_up_of"]

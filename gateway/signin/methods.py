@@ -8,21 +8,35 @@ protocol here is a :class:`SignInMethod`: :meth:`~SignInMethod.begin` says where
 login page's choice when one starts, from the login state's recorded protocol when it comes back.
 The pages, the callback and account linking call it and never ask which protocol they are talking to.
 
+Step-up (a rule's ``max_age``/``acr_values``, :class:`~gateway.types.StepUp`) is asked by each protocol
+in its own terms (OpenID Connect's request parameters, OpenID 2.0's PAPE; GitHub cannot be asked), and
+judged here, the same for all: :meth:`SignInMethods.complete` checks the answer's
+:class:`~gateway.types.Assurance` against what the login state recorded, exactly as the gate will
+(:meth:`~gateway.types.StepUp.met_by`), and refuses (:class:`~gateway.errors.StepUpRefused`) an answer
+that does not meet it. A provider that ignored the request is refused once, never sent back to itself
+in a loop.
+
 Both calls block on the network (discovery, the token endpoint, JWKS), so the registry runs them on
 the sign-in threads (:class:`~gateway.signin.capacity.SignInCapacity`), refusing the excess at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Mapping
 from typing import NamedTuple, Protocol
 
-from gateway.errors import LoginFailed
+from gateway.errors import LoginFailed, StepUpRefused
 from gateway.fetch.allowlist import host_of
 from gateway.signin.capacity import SignInCapacity
+from gateway.signin.loginstate import step_up_of
 from gateway.signin.provider import Provider
 from gateway.store.base import LoginStateRecord, SignInProtocol
-from gateway.types import Identity
+from gateway.types import Assurance, Identity, StepUp
+
+# Seconds an auth_time may lie in the future (the provider's clock ahead of ours), as for iat; beyond, it is bogus.
+STEP_UP_LEEWAY = 60
 
 
 class Started(NamedTuple):
@@ -44,12 +58,19 @@ class SignInMethod(Protocol):
         """Whether the login page's ``choice`` (a button's value or a typed OpenID) is this protocol's."""
         ...
 
-    def begin(self, choice: str, state_id: str) -> Started:
-        """Discover the provider ``choice`` names and build the request to send the browser to."""
+    def begin(self, choice: str, state_id: str, step_up: StepUp | None = None) -> Started:
+        """Discover the provider ``choice`` names and build the request to send the browser to.
+
+        ``step_up``: ask the provider for a sign-in that meets it (as far as the protocol can ask).
+        """
         ...
 
     def complete(self, query: Mapping[str, str], current_url: str, data: Mapping[str, object]) -> Identity:
-        """Judge the provider's answer (``query``, arrived at ``current_url``) against what ``begin`` kept."""
+        """Judge the provider's answer (``query``, arrived at ``current_url``) against what ``begin`` kept.
+
+        The identity's ``assurance`` is what the provider said of the authentication; None when it said
+        nothing of its time (:meth:`SignInMethods.complete` then decides).
+        """
         ...
 
     def name_of(self, choice: str) -> str:
@@ -82,14 +103,15 @@ class ButtonMethod:
         provider = self.provider_for(choice)
         return provider.name if provider is not None else ""
 
-    def begin(self, choice: str, state_id: str) -> Started:
+    def begin(self, choice: str, state_id: str, step_up: StepUp | None = None) -> Started:
         provider = self.provider_for(choice)
         if provider is None:
             raise LoginFailed(f"no {self.protocol} provider is configured for {choice[:200]!r}", "no-provider")
-        url, data = self.authorize(provider, state_id)
+        url, data = self.authorize(provider, state_id, step_up)
         return Started(url, None, provider.identifier, provider.name, {"provider": provider.name, **data})
 
-    def authorize(self, provider: Provider, state: str) -> tuple[str, dict[str, object]]:
+    def authorize(self, provider: Provider, state: str,
+                  step_up: StepUp | None = None) -> tuple[str, dict[str, object]]:
         """The authorization URL for ``provider`` and the secrets to keep for the answer (may block)."""
         raise NotImplementedError
 
@@ -105,10 +127,12 @@ class SignInMethods:
     first, the catch-all (OpenID 2.0, any typed-in identifier) last.
     """
 
-    def __init__(self, methods: list[SignInMethod], capacity: SignInCapacity) -> None:
+    def __init__(self, methods: list[SignInMethod], capacity: SignInCapacity,
+                 clock: Callable[[], float] = time.time) -> None:
         self.methods = {method.protocol: method for method in methods}
         self._order = tuple(methods)
         self.capacity = capacity
+        self.clock = clock
 
     def method_for(self, choice: str) -> SignInMethod:
         """The protocol that handles the login page's ``choice``."""
@@ -117,9 +141,9 @@ class SignInMethods:
                 return method
         raise LoginFailed(f"no sign-in method accepts {choice[:200]!r}", "no-provider")
 
-    async def begin(self, method: SignInMethod, choice: str, state_id: str) -> Started:
+    async def begin(self, method: SignInMethod, choice: str, state_id: str, step_up: StepUp | None = None) -> Started:
         """``method.begin`` on a sign-in thread; :class:`SignInBusy` when all are taken."""
-        return await self.capacity.run(lambda: method.begin(choice, state_id))
+        return await self.capacity.run(lambda: method.begin(choice, state_id, step_up))
 
     def label(self, record: LoginStateRecord) -> str:
         method = self.methods.get(record.protocol)
@@ -138,10 +162,35 @@ class SignInMethods:
             raise LoginFailed(f"login state {record.state_id} is for {record.protocol}, not supported here")
         if record.protocol != "openid2" and "openid.mode" in query:
             raise LoginFailed(f"login state {record.state_id} is for {record.protocol}, answered as OpenID 2.0")
-        return await self.capacity.run(lambda: resolve(method.complete(query, current_url, record.data)))
+        asked = step_up_of(record.data)
+        return await self.capacity.run(
+            lambda: resolve(self.assured(method.complete(query, current_url, record.data), asked, self.clock())))
+
+    @staticmethod
+    def assured(identity: Identity, asked: StepUp | None, now: float) -> Identity:
+        """``identity`` with its assurance, judged against what the sign-in ``asked``.
+
+        A provider that says nothing of when the person authenticated: without a step-up, the time the
+        sign-in completes counts; with one that asks a ``max_age``, the answer cannot be judged and is
+        refused (OpenID Connect Core §3.1.2.1 makes ``auth_time`` required then). An answer that falls
+        short of ``asked``, judged exactly as the gate judges it, is refused; so is an ``auth_time`` more
+        than :data:`STEP_UP_LEEWAY` in the future.
+        """
+        assurance = identity.assurance
+        if asked is not None:
+            if assurance is None and asked.max_age is not None:
+                raise StepUpRefused(f"{identity.provider or 'the provider'} asked for a sign-in of at most "
+                                    f"{asked.max_age}s did not say when the person authenticated (no auth_time)")
+            if assurance is not None and assurance.auth_time > now + STEP_UP_LEEWAY:
+                raise StepUpRefused(f"{identity.provider or 'the provider'} says the person authenticated "
+                                    f"{int(assurance.auth_time - now)}s in the future (its clock?)")
+            shortfall = asked.shortfall(assurance or Assurance(now), now)
+            if shortfall:
+                raise StepUpRefused(f"{identity.provider or 'the provider'} ignored the step-up request: {shortfall}")
+        return identity if assurance is not None else dataclasses.replace(identity, assurance=Assurance(now))
 
     def close(self) -> None:
         self.capacity.close()
 
 
-__all__ = ["ButtonMethod", "SignInMethod", "SignInMethods", "Started"]
+__all__ = ["STEP_UP_LEEWAY", "ButtonMethod", "SignInMethod", "SignInMethods", "Started"]

@@ -34,7 +34,7 @@ from gateway.errors import StoreUnavailable
 from gateway.observe.events import Events, TheftSuspected, hash_id
 from gateway.state.sessions import REMEMBER_SALT, TokenCodec
 from gateway.store import RememberRecord, Store
-from gateway.types import Identity
+from gateway.types import Assurance, Identity
 
 logger = logging.getLogger("gateway.remember")
 
@@ -50,6 +50,9 @@ class Restored:
     identity: Identity
     series_id: str
     cookie: str | None  # the rotated cookie to set; None inside the grace window
+    # When and how the sign-in that started the series authenticated: the restored session's, never "now"
+    # (a restore proves the browser kept a cookie, not that the person authenticated again).
+    assurance: Assurance
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +74,17 @@ class RememberMe:
         self.lifetime = lifetime
         self.grace = grace
 
-    def issue(self, identity: Identity, user_agent: str, now: float) -> tuple[str, str]:
-        """Start a series; returns ``(series_id, cookie_value)``."""
+    def issue(self, identity: Identity, user_agent: str, now: float,
+              assurance: Assurance | None = None) -> tuple[str, str]:
+        """Start a series recording the sign-in's ``assurance`` (default: made ``now``, no acr);
+        returns ``(series_id, cookie_value)``."""
         series_id = secrets.token_urlsafe(18)
         token = secrets.token_urlsafe(32)
         self.store.create_series(RememberRecord(
             series_id=series_id, token_hash=_hash(token), user_id=identity.user_id,
             nickname=identity.nickname, email=identity.email, created=now, last_used=now,
             expires=now + self.lifetime, user_agent=user_agent, provider=identity.provider,
-            link_key=identity.link_key, groups=identity.groups,
+            link_key=identity.link_key, groups=identity.groups, assurance=assurance or Assurance(now),
         ))
         return series_id, self.codec.encode(f"{series_id}:{token}")
 
@@ -99,15 +104,17 @@ class RememberMe:
             return None
         identity = Identity(record.user_id, record.nickname, record.email, record.groups, record.provider,
                             link_key=record.link_key)
+        # A series from before step-up recorded none: its sign-in was when it was created, at no known level.
+        assurance = record.assurance or Assurance(record.created)
         if hmac.compare_digest(presented, record.token_hash):
             new_token = secrets.token_urlsafe(32)
             if self.store.rotate_series(series_id, presented, _hash(new_token), now):
-                return Restored(identity, series_id, self.codec.encode(f"{series_id}:{new_token}"))
+                return Restored(identity, series_id, self.codec.encode(f"{series_id}:{new_token}"), assurance)
             record = self.store.get_series(series_id)  # lost a race with a parallel request
             if record is None or record.revoked_at is not None:
                 return None
         if self._in_grace(record, presented, now):
-            return Restored(identity, series_id, None)
+            return Restored(identity, series_id, None, assurance)
         self._stolen(record, now, "replayed an old token")
         return None
 

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from itsdangerous import BadData, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 
-from gateway.types import Identity
+from gateway.types import Assurance, Identity
 
 SESSION_SALT = "openid-gateway.session"
 REMEMBER_SALT = "openid-gateway.state.remember"
@@ -43,13 +43,19 @@ VERIFIED_CACHE_TTL = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A decoded, signature-checked session cookie."""
+    """A decoded, signature-checked session cookie.
+
+    ``auth_time`` is when this session started (its absolute lifetime counts from it); ``assurance`` when and
+    how the person last authenticated at their provider (step-up rules judge it). They differ for a session
+    restored from remember-me: it starts now, but carries the series' recorded assurance.
+    """
 
     session_id: str
     identity: Identity
     auth_time: float
     series_id: str | None
     refreshed: float
+    assurance: Assurance
 
 
 class ClockedSigner(TimestampSigner):
@@ -87,15 +93,22 @@ class SessionCodec:
         # Per codec, never shared: a hit must mean "verified with *these* keys".
         self._verified = VerifiedCookies()
 
-    def encode(self, session_id: str, identity: Identity, auth_time: float, series_id: str | None) -> str:
+    def encode(self, session_id: str, identity: Identity, auth_time: float, series_id: str | None,
+               assurance: Assurance | None = None) -> str:
+        """The cookie value; ``assurance`` None means "authenticated at ``auth_time``, no acr" (then not written)."""
         payload = [session_id, identity.user_id, identity.nickname, identity.email, auth_time, series_id,
                    identity.provider]
-        if identity.groups:  # groups an OpenID Connect provider vouched for (its groups_claim)
+        recorded = assurance is not None and assurance != Assurance(auth_time)
+        if identity.groups or recorded:  # groups an OpenID Connect provider vouched for (its groups_claim)
             payload.append(list(identity.groups))
+        if recorded:
+            assert assurance is not None
+            payload.append([assurance.auth_time, assurance.acr, list(assurance.amr)])
         return self._serializer.dumps(payload)
 
     def refreshed(self, session: Session) -> str:
-        return self.encode(session.session_id, session.identity, session.auth_time, session.series_id)
+        return self.encode(session.session_id, session.identity, session.auth_time, session.series_id,
+                           session.assurance)
 
     def decode(self, value: str | None, now: float) -> Session | None:
         """The session in ``value`` if its signature is valid and it is within both lifetimes, else None."""
@@ -126,19 +139,23 @@ class SessionCodec:
             payload, signed_at = self._serializer.loads(value, max_age=self.idle_timeout, return_timestamp=True)
         except (BadData, UnicodeError, ValueError, TypeError, json.JSONDecodeError):
             return None
-        # Six fields: a cookie signed before the provider was recorded (it has none); eight: with provider groups.
-        if not (isinstance(payload, list) and len(payload) in (6, 7, 8)):
+        # Six fields: a cookie signed before the provider was recorded (it has none); eight: with provider groups;
+        # nine: with an assurance other than "authenticated when the session started, no acr" (step-up).
+        if not (isinstance(payload, list) and len(payload) in (6, 7, 8, 9)):
             return None
         session_id, user_id, nickname, email, auth_time, series_id, *rest = payload
         provider = rest[0] if rest else ""
         groups = rest[1] if len(rest) > 1 else []
+        if not isinstance(auth_time, int | float):
+            return None
+        assurance = _assurance(rest[2]) if len(rest) > 2 else Assurance(float(auth_time))
         if not (
             isinstance(session_id, str)
             and isinstance(user_id, str)
             and user_id
             and isinstance(nickname, str)
             and isinstance(email, str)
-            and isinstance(auth_time, int | float)
+            and assurance is not None
             and (series_id is None or isinstance(series_id, str))
             and isinstance(provider, str)
             and isinstance(groups, list)
@@ -146,10 +163,21 @@ class SessionCodec:
         ):
             return None
         return Session(session_id, Identity(user_id, nickname, email, tuple(groups), provider), float(auth_time),
-                       series_id, signed_at.timestamp())
+                       series_id, signed_at.timestamp(), assurance)
 
     def needs_refresh(self, session: Session, now: float) -> bool:
         return now - session.refreshed >= self.refresh_after
+
+
+def _assurance(value: Any) -> Assurance | None:
+    """The ``[auth_time, acr, amr]`` of a cookie's ninth field, or None when it is not that shape."""
+    if not (isinstance(value, list) and len(value) == 3):
+        return None
+    auth_time, acr, amr = value
+    if not (isinstance(auth_time, int | float) and isinstance(acr, str) and isinstance(amr, list)
+            and all(isinstance(method, str) for method in amr)):
+        return None
+    return Assurance(float(auth_time), acr, tuple(amr))
 
 
 class VerifiedCookies:

@@ -10,9 +10,12 @@ in a worker thread. Every failure is raised as
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+from gateway.types import Assurance
 
 SignInProtocol = Literal["openid2", "oidc", "oauth2"]
 
@@ -76,6 +79,29 @@ class RememberRecord:
     # The groups the provider vouched for at that sign-in (``Identity.groups``, its groups_claim): a restore
     # answers group rules as the sign-in did; every sign-in with remember-me starts a series with its own.
     groups: tuple[str, ...] = ()
+    # When and how that sign-in authenticated (step-up rules judge it); None for a series written before it
+    # was recorded (then: its ``created`` time, no acr). A restore carries it; only a new sign-in replaces it.
+    assurance: Assurance | None = None
+
+
+def assurance_text(assurance: Assurance | None) -> str:
+    """A series' assurance as both stores keep it: JSON ``[auth_time, acr, amr]``, "" for none."""
+    if assurance is None:
+        return ""
+    return json.dumps([assurance.auth_time, assurance.acr, list(assurance.amr)], separators=(",", ":"))
+
+
+def assurance_of(text: str | None) -> Assurance | None:
+    """:func:`assurance_text`'s inverse; None for "" (a series from before) or anything not of that shape."""
+    if not text:
+        return None
+    try:
+        auth_time, acr, amr = json.loads(text)
+    except (ValueError, TypeError):
+        return None
+    if not (isinstance(auth_time, int | float) and isinstance(acr, str) and isinstance(amr, list)):
+        return None
+    return Assurance(float(auth_time), acr, tuple(str(method) for method in amr))
 
 
 @dataclass(frozen=True, slots=True)

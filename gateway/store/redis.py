@@ -74,6 +74,8 @@ from gateway.store.base import (
     RememberRecord,
     RevocationPushes,
     SessionRecord,
+    assurance_of,
+    assurance_text,
     cutoff_entry,
 )
 from gateway.store.location import RedisLocation, parse_redis
@@ -385,7 +387,7 @@ class RedisStore:
             "th": record.token_hash, "u": record.user_id, "n": record.nickname, "em": record.email,
             "c": _num(record.created), "lu": _num(record.last_used), "e": _num(record.expires),
             "ua": record.user_agent[:256], "pv": record.provider, "lk": record.link_key,
-            "gr": json.dumps(list(record.groups))}
+            "gr": json.dumps(list(record.groups)), "as": assurance_text(record.assurance)}
         users = self._key("ru", record.user_id)
 
         def work(client: redis.Redis) -> None:
@@ -407,7 +409,7 @@ class RedisStore:
         return RememberRecord(series_id, row["th"], row["u"], row["n"], row["em"], float(row["c"]),
                               float(row["lu"]), float(row["e"]), row.get("ph"), _opt_float(row.get("ra")),
                               row.get("ua", ""), _opt_float(row.get("rv")), row.get("pv", ""), row.get("lk", ""),
-                              tuple(json.loads(row.get("gr", "[]"))))
+                              tuple(json.loads(row.get("gr", "[]"))), assurance_of(row.get("as")))
 
     def rotate_series(self, series_id: str, old_hash: str, new_hash: str, now: float) -> bool:
         """Compare-and-swap in one script: of two instances restoring the same token, one rotates."""

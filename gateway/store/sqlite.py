@@ -35,6 +35,8 @@ from gateway.store.base import (
     RememberRecord,
     RevocationPushes,
     SessionRecord,
+    assurance_of,
+    assurance_text,
     cutoff_entry,
 )
 
@@ -63,7 +65,7 @@ CREATE TABLE IF NOT EXISTS remember_series (
     nickname TEXT NOT NULL, email TEXT NOT NULL, created REAL NOT NULL, last_used REAL NOT NULL,
     expires REAL NOT NULL, previous_hash TEXT, rotated_at REAL, user_agent TEXT NOT NULL DEFAULT '',
     revoked_at REAL, provider TEXT NOT NULL DEFAULT '', link_key TEXT NOT NULL DEFAULT '',
-    provider_groups TEXT NOT NULL DEFAULT '[]');
+    provider_groups TEXT NOT NULL DEFAULT '[]', assurance TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS remember_user ON remember_series (user_id);
 CREATE TABLE IF NOT EXISTS login_states (
     state_id TEXT PRIMARY KEY, protocol TEXT NOT NULL, provider TEXT NOT NULL, next TEXT NOT NULL,
@@ -108,6 +110,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
         with _write(conn):
             if "provider_groups" not in _columns(conn, "remember_series"):
                 conn.execute("ALTER TABLE remember_series ADD COLUMN provider_groups TEXT NOT NULL DEFAULT '[]'")
+    if "assurance" not in _columns(conn, "remember_series"):  # the sign-in's auth_time, acr, amr (JSON; '' before)
+        with _write(conn):
+            if "assurance" not in _columns(conn, "remember_series"):
+                conn.execute("ALTER TABLE remember_series ADD COLUMN assurance TEXT NOT NULL DEFAULT ''")
     if "series_id" not in _columns(conn, "provider_sessions"):
         with _write(conn):  # checked again inside: another process may have just migrated it
             if "series_id" not in _columns(conn, "provider_sessions"):
@@ -486,18 +492,21 @@ class SQLiteStore:
     def create_series(self, record: RememberRecord) -> None:
         self._execute(
             "INSERT INTO remember_series (series_id, token_hash, user_id, nickname, email, created, last_used,"
-            " expires, user_agent, provider, link_key, provider_groups) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " expires, user_agent, provider, link_key, provider_groups, assurance)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.series_id, record.token_hash, record.user_id, record.nickname, record.email,
              record.created, record.last_used, record.expires, record.user_agent[:256], record.provider,
-             record.link_key, json.dumps(list(record.groups))),
+             record.link_key, json.dumps(list(record.groups)), assurance_text(record.assurance)),
         )
 
     def get_series(self, series_id: str) -> RememberRecord | None:
         sql = ("SELECT series_id, token_hash, user_id, nickname, email, created, last_used, expires, previous_hash,"
-               " rotated_at, user_agent, revoked_at, provider, link_key, provider_groups FROM remember_series"
-               " WHERE series_id = ?")
+               " rotated_at, user_agent, revoked_at, provider, link_key, provider_groups, assurance"
+               " FROM remember_series WHERE series_id = ?")
         row = self._call(lambda conn: conn.execute(sql, (series_id,)).fetchone())
-        return dataclasses.replace(RememberRecord(*row[:-1]), groups=_groups(row[-1])) if row else None
+        if not row:
+            return None
+        return dataclasses.replace(RememberRecord(*row[:-2]), groups=_groups(row[-2]), assurance=assurance_of(row[-1]))
 
     def rotate_series(self, series_id: str, old_hash: str, new_hash: str, now: float) -> bool:
         """Replace the token hash only if ``old_hash`` is still current (compare-and-swap)."""

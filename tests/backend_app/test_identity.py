@@ -142,7 +142,7 @@ def test_moving_the_end_of_the_email_into_the_proof_is_refused(
     headers["X-Gateway-Proof"] = "attacker.example." + headers["X-Gateway-Proof"]
     with caplog.at_level(logging.WARNING, logger="backend_app.identity"):
         assert_refused(client.get("/api/whoami", headers=headers))
-    assert "proof is not in the v2 format" in caplog.text
+    assert "proof is not in the v3 format" in caplog.text
 
 
 def test_proof_for_another_host_is_refused(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:

@@ -33,11 +33,14 @@ def test_every_variable_is_read() -> None:
             "MICROBLOG_HEADER_EMAIL": "X-Mail",
             "MICROBLOG_HEADER_PROOF": "X-Proof",
             "MICROBLOG_HEADER_GROUPS": "X-Groups",
+            "MICROBLOG_HEADER_AUTH_TIME": "X-Auth-Time",
+            "MICROBLOG_HEADER_ACR": "X-Acr",
         }
     )
     assert settings.state_dir == Path("/var/lib/microblog")
     assert settings.proof_max_age == 5
-    assert settings.header_names().all() == ("X-User", "X-Nick", "X-Mail", "X-Groups", "X-Proof")
+    assert settings.header_names().all() == ("X-User", "X-Nick", "X-Mail", "X-Groups", "X-Auth-Time", "X-Acr",
+                                             "X-Proof")
 
 
 def test_missing_proof_key_is_refused_with_a_hint() -> None:

@@ -14,6 +14,13 @@ policy = "allow"
 subjects = ["group:admins", "domain:.example.org"]
 
 [[rules]]
+name = "payments"
+paths = ["/pay"]
+policy = "signed_in"
+max_age = 300
+acr_values = ["urn:example:mfa"]
+
+[[rules]]
 name = "no-deletes"
 methods = ["DELETE"]
 policy = "deny"
@@ -61,7 +68,7 @@ def test_check_config_says_what_decides_the_paths_no_rule_matches(tmp_path: Path
     result = run("check-config", "--config", config(tmp_path, RULES))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1] == (
-        "openid-gateway: access: 2 rule(s) (+1 public_paths); default_policy = 'signed_in':"
+        "openid-gateway: access: 3 rule(s) (+1 public_paths); default_policy = 'signed_in':"
         " anyone signed in may reach every other path")
 
 
@@ -70,3 +77,26 @@ def test_a_bad_rule_is_one_line_naming_it(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == ("openid-gateway: invalid configuration: rules[0] (x): policy must be one of"
                                      " public, signed_in, allow, deny, got 'alow'")
+
+
+def test_check_access_explains_a_step_up_and_what_meets_it(tmp_path: Path) -> None:
+    alice = ("--user", "https://id.example/alice", "--path", "/pay/now")
+    lines = check_access(tmp_path, *alice, "--auth-age", "600", "--acr", "urn:example:mfa")
+    assert lines[:3] == ["decision: step up: a more recent or stronger sign-in first (401)", "rule:     payments",
+                         "step-up:  asks max_age 300s, acr_values urn:example:mfa; authenticated 600s ago, more than "
+                         "max_age 300s"]
+    assert "sign-in:  600s ago, acr urn:example:mfa" in lines
+    lines = check_access(tmp_path, *alice, "--auth-age", "60")
+    assert lines[2] == "step-up:  asks max_age 300s, acr_values urn:example:mfa; acr '(none)' is not one of " \
+                       "urn:example:mfa"
+    assert check_access(tmp_path, *alice, "--auth-age", "60", "--acr", "urn:example:mfa")[:2] == [
+        "decision: allow", "rule:     payments"]
+    assert check_access(tmp_path, "--path", "/pay")[0] == "decision: sign in first"
+
+
+def test_a_bad_step_up_rule_is_one_line_naming_it(tmp_path: Path) -> None:
+    rule = KEYS + '[[rules]]\nname = "pay"\npaths = ["/pay"]\npolicy = "signed_in"\nmax_age = "5m"\n'
+    result = run("check-config", "--config", config(tmp_path, rule))
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("openid-gateway: invalid configuration: rules[0] (pay): max_age must be a"
+                                     " positive whole number of seconds, got '5m'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from gateway.errors import TokenRefused
 from gateway.gate.access import parse_rule
 from gateway.gate.bearer import BearerTokens
 from gateway.proof import InvalidProof, ProofVerifier
-from gateway.types import Identity, VerifiedToken
+from gateway.types import Assurance, Identity, VerifiedToken
 from tests.conftest import PROOF_KEY, make_settings
 from tests.servers import run_async
 
@@ -124,10 +125,13 @@ def test_identity_headers_match_the_proof_signers(app: GatewayApp) -> None:
     session = app.runtime.sessions.decode(session_cookie(app).split("=", 1)[1], time.time())
     assert session is not None
     ours = app.runtime.auth.identity_headers(session, "GET", "app.example", "/p")
-    theirs = app.runtime.auth.proof.headers(ALICE, "GET", "app.example", "/p", app.runtime.auth.names)
-    assert [(n.decode(), v.decode()) for n, v in ours[:4]] == [(n.lower(), v) for n, v in theirs[:4]]
-    assert ours[4][0] == b"x-gateway-proof"
-    assert ProofVerifier(PROOF_KEY).verify(httpx.Headers(ours), "GET", "app.example", "/p") == ALICE
+    signed_in = dataclasses.replace(ALICE, assurance=session.assurance)
+    theirs = app.runtime.auth.proof.headers(signed_in, "GET", "app.example", "/p", app.runtime.auth.names)
+    assert [(n.decode(), v.decode()) for n, v in ours[:6]] == [(n.lower(), v) for n, v in theirs[:6]]
+    assert ours[6][0] == b"x-gateway-proof"
+    verified = ProofVerifier(PROOF_KEY).verify(httpx.Headers(ours), "GET", "app.example", "/p")
+    assert verified == ALICE and verified is not None
+    assert verified.assurance == Assurance(float(int(session.assurance.auth_time)))
 
 
 def test_proof_is_bound_to_the_host_nginx_passed(app: GatewayApp, client: TestClient) -> None:
@@ -313,3 +317,37 @@ def test_pass_bearer_token_hands_the_token_on_to_the_app(bearer: Bearer) -> None
     auth.pass_bearer_token = True
     headers = dict(auth.allow_headers(verdict, None, "GET", "testserver", "/api/x", "Bearer good"))
     assert headers[b"x-gateway-authorization"] == b"Bearer good"
+
+
+def test_a_session_too_old_for_a_step_up_rule_is_401_with_what_the_rule_asks(tmp_path: Path) -> None:
+    rules = (parse_rule(0, {"name": "admin", "paths": ["/admin"], "policy": "signed_in", "max_age": 300,
+                            "acr_values": ["urn:example:mfa"]}),)
+    app = GatewayApp(make_settings(tmp_path, 8080, rules=rules))
+    with TestClient(app, follow_redirects=False) as client:
+        old = session_cookie(app, signed_in=time.time() - 600)
+        response = client.get("/_gateway/auth", headers={"X-Original-URI": "/admin/x", "Cookie": old})
+        assert response.status_code == 401
+        assert response.headers["x-gateway-login"] == ("/login?next=%2Fadmin%2Fx&max_age=300"
+                                                       "&acr_values=urn%3Aexample%3Amfa")
+        assert client.get("/_gateway/auth", headers={"X-Original-URI": "/posts", "Cookie": old}).status_code == 200
+
+
+def test_starting_a_step_up_from_the_login_page_counts_against_the_login_rate_limit(tmp_path: Path) -> None:
+    """A GET that stores a login state must be limited like POST /login, or a session could fill the store."""
+    app = GatewayApp(make_settings(tmp_path, 8080, login_rate_limit=1))
+    unreachable = Identity("http://127.0.0.1:1/id/alice", "alice")  # an OpenID 2.0 identifier: discovery fails
+    cookie = f"{app.settings.session_cookie}={app.runtime.sessions.encode('sid', unreachable, time.time(), None)}"
+    with TestClient(app, follow_redirects=False) as client:
+        first = client.get("/login?max_age=60", headers={"Cookie": cookie})
+        assert first.status_code == 400  # tried: the provider could not be found
+        assert client.get("/login?max_age=60", headers={"Cookie": cookie}).status_code == 429
+
+
+def test_the_login_page_carries_a_step_up_on_to_whichever_sign_in_is_chosen(client: TestClient) -> None:
+    page = client.get("/login?next=/admin&max_age=60&acr_values=urn:example:mfa")
+    assert page.status_code == 200
+    assert '<input type="hidden" name="max_age" value="60">' in page.text
+    assert '<input type="hidden" name="acr_values" value="urn:example:mfa">' in page.text
+    assert "This page asks for a recent or stronger sign-in" in page.text
+    for malformed in ("max_age=-1", "max_age=1e3", "max_age=60&acr_values=" + "x" * 300):
+        assert 'name="max_age"' not in client.get("/login?" + malformed).text, malformed  # asked nothing: plain

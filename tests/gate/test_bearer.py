@@ -13,7 +13,7 @@ import pytest
 
 from gateway.errors import TokenRefused
 from gateway.gate.bearer import MAX_TOKEN_LIFETIME, BearerTokens, bearer_token, challenge
-from gateway.types import Identity, VerifiedToken
+from gateway.types import Assurance, Identity, VerifiedToken
 from tests.servers import run_async
 
 ALICE = Identity("https://op.example#alice", "alice")
@@ -106,3 +106,18 @@ def test_a_challenge_cannot_be_broken_out_of_by_its_description() -> None:
     value = challenge("invalid_token", 'bad "quoted" \\ text\r\nX-Injected: 1')
     assert value == (b'Bearer realm="openid-gateway", error="invalid_token", '
                      b"error_description=\"bad 'quoted' ' text''X-Injected: 1\"")
+
+
+def test_a_tokens_assurance_is_its_auth_time_and_acr_and_without_auth_time_it_is_never_fresh() -> None:
+    """RFC 9470 §3: step-up rules judge the sign-in behind a token, not when the token was minted (a refresh
+    token mints fresh access tokens from a sign-in of long ago)."""
+    now = time.time()
+    signed_in = Assurance(now - 7200, "urn:example:mfa", ("pwd", "otp"))
+
+    def with_assurance(token: str) -> VerifiedToken:
+        return VerifiedToken(Identity(ALICE.user_id, "alice", assurance=signed_in), now, now + 600)
+
+    known = run_async(BearerTokens(with_assurance).verify("t", now))
+    assert known.session.assurance == signed_in
+    unknown = run_async(BearerTokens(Counting(issued=now)).verify("t", now))
+    assert unknown.session.assurance == Assurance(0.0)

@@ -15,7 +15,7 @@ import pytest
 from gateway.observe.events import Event, TheftSuspected, hash_id
 from gateway.state.remember import Presented, RememberMe
 from gateway.store import LinkRecord, SessionRecord, SQLiteStore
-from gateway.types import Identity
+from gateway.types import Assurance, Identity
 
 KEYS = ["k" * 40]
 ALICE = Identity("https://op.example/id/alice", "alice", "alice@example.test")
@@ -228,3 +228,25 @@ def test_a_series_whose_link_was_removed_restores_nobody_and_ends(store: SQLiteS
     assert remember.restore(late, now + 2) is None
     record = store.get_series(late_id)
     assert record is not None and record.revoked_at is not None
+
+
+def test_a_restore_carries_the_sign_ins_assurance_not_a_fresh_one(store: SQLiteStore) -> None:
+    """A remember-me cookie proves the browser kept it, not that the person authenticated again: a step-up
+    rule must see the sign-in's time and level, however recent the restore."""
+    remember = RememberMe(store, KEYS, lifetime=3600 * 24, grace=60)
+    signed_in = Assurance(time.time() - 3000, "urn:example:mfa", ("pwd", "otp"))
+    _, cookie = remember.issue(ALICE, "UA", time.time() - 3000, signed_in)
+    restored = remember.restore(cookie, time.time())
+    assert restored is not None and restored.assurance == signed_in
+    again = remember.restore(restored.cookie, time.time() + 10)  # and at every later restore of the series
+    assert again is not None and again.assurance == signed_in
+
+
+def test_a_series_from_before_assurance_was_recorded_restores_its_creation_time(store: SQLiteStore) -> None:
+    remember = RememberMe(store, KEYS, lifetime=3600, grace=0)
+    created = time.time() - 500
+    series_id, cookie = remember.issue(ALICE, "UA", created)
+    with contextlib.closing(sqlite3.connect(store.path)) as conn, conn:
+        conn.execute("UPDATE remember_series SET assurance = '' WHERE series_id = ?", (series_id,))
+    restored = remember.restore(cookie, time.time())
+    assert restored is not None and restored.assurance == Assurance(created)

@@ -20,7 +20,7 @@ from gateway.state.sessions import (
     read_cookies,
     strip_cookies,
 )
-from gateway.types import Identity
+from gateway.types import Assurance, Identity
 
 ALICE = Identity("https://op.example/id/alice", "alice", "alice@example.test")
 OLD, NEW = "old-key-" + "o" * 32, "new-key-" + "n" * 32
@@ -237,3 +237,30 @@ def test_cookie_policy_refuses_names_and_values_that_could_split_a_header() -> N
             policy.set(name, value)
     with pytest.raises(ValueError):
         policy.delete("x\r\ny")
+
+
+def test_the_assurance_travels_in_the_cookie_and_survives_a_refresh() -> None:
+    c = codec(NEW)
+    now = time.time()
+    restored = Assurance(now - 4000, "urn:example:mfa", ("pwd", "otp"))
+    session = c.decode(c.encode("sid", ALICE, now, "series", restored), now)
+    assert session is not None and session.assurance == restored and session.auth_time == now
+    refreshed = c.decode(c.refreshed(session), now + 1)
+    assert refreshed is not None and refreshed.assurance == restored
+
+
+def test_cookies_without_an_assurance_mean_authenticated_when_the_session_started() -> None:
+    c = codec(NEW)
+    now = time.time()
+    six_fields = URLSafeTimedSerializer([NEW], salt=SESSION_SALT).dumps(["sid", ALICE.user_id, "a", "", now - 10, None])
+    for value in (c.encode("sid", ALICE, now - 10, None), six_fields):
+        session = c.decode(value, now)
+        assert session is not None and session.assurance == Assurance(now - 10)
+
+
+def test_a_malformed_assurance_is_no_session() -> None:
+    now = time.time()
+    for bad in ([now, "acr"], [now, 5, []], ["x", "", []], [now, "", [1]]):
+        value = URLSafeTimedSerializer([NEW], salt=SESSION_SALT).dumps(["sid", ALICE.user_id, "a", "", now, None, "",
+                                                                        [], bad])
+        assert codec(NEW).decode(value, now) is None

@@ -23,6 +23,7 @@ from gateway.store import (
     open_store,
 )
 from gateway.store.base import CUTOFF_KEEP, parse_cutoff
+from gateway.types import Assurance
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -169,6 +170,15 @@ def test_a_series_keeps_the_provider_groups_of_its_sign_in(store: Store) -> None
     assert store.get_series("s") is None
     store.create_series(series("none"))
     assert store.get_series("none").groups == ()  # type: ignore[union-attr]
+
+
+def test_a_series_keeps_when_and_how_its_sign_in_authenticated(store: Store) -> None:
+    """What a restore carries instead of "authenticated now" (step-up rules judge it)."""
+    signed_in = Assurance(1_700_000_000.5, "urn:example:mfa", ("pwd", "otp"))
+    store.create_series(dataclasses.replace(series("a"), assurance=signed_in))
+    assert store.get_series("a").assurance == signed_in  # type: ignore[union-attr]
+    store.create_series(series("none"))
+    assert store.get_series("none").assurance is None  # type: ignore[union-attr]
 
 
 def test_series_rotation_is_compare_and_swap(store: Store) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.runtime import Runtime
 from gateway.store import LinkRecord, ProviderSessionRecord, RememberRecord, SessionRecord, SQLiteStore, Store
+from gateway.types import Assurance
 from tests.conftest import make_settings
 
 
@@ -87,10 +88,12 @@ def test_a_store_made_before_remember_me_recorded_the_provider_is_brought_up_to_
     store = SQLiteStore(path)
     try:
         before = store.get_series("s1")
-        assert before is not None and before.provider == ""
-        store.create_series(RememberRecord("s2", "h2", "u", "n", "", 1, 1, 9e9, provider="Steam"))
+        assert before is not None and before.provider == "" and before.assurance is None  # no record: its created
+        store.create_series(RememberRecord("s2", "h2", "u", "n", "", 1, 1, 9e9, provider="Steam",
+                                           assurance=Assurance(1.0, "urn:x:mfa", ("pwd", "otp"))))
         after = store.get_series("s2")
         assert after is not None and after.provider == "Steam"
+        assert after.assurance == Assurance(1.0, "urn:x:mfa", ("pwd", "otp"))
     finally:
         store.close()
 

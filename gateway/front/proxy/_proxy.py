@@ -19,6 +19,7 @@ from gateway.observe import metrics
 from gateway.pages.languages import N_
 from gateway.pages.render import SECURITY_HEADERS
 from gateway.proof import request_uri
+from gateway.settings import identity_header_settings
 from gateway.types import Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -145,8 +146,7 @@ class UpstreamProxy:
         gateway_cookies: tuple[Iterable[str], Iterable[str]] | None = None,
     ) -> UpstreamProxy:
         """The proxy ``settings`` describe; ``gateway_cookies`` are stripped unless ``pass_gateway_cookies``."""
-        identity = (settings.header_user, settings.header_nickname, settings.header_email, settings.header_groups,
-                    settings.header_proof, settings.header_assertion)
+        identity = (*identity_header_settings(settings), settings.header_assertion)
         return cls(
             settings.upstream_url,
             strip_headers=(*identity, "X-Request-ID"),  # the gateway sends its own (gateway.observe.audit)

@@ -40,7 +40,7 @@ from joserfc.errors import JoseError
 from joserfc.jwt import JWTClaimsRegistry
 
 from gateway.errors import LoginFailed, TokenRefused
-from gateway.signin.oidc.exchange import LEEWAY, claim_groups, user_id
+from gateway.signin.oidc.exchange import LEEWAY, claim_groups, token_assurance, user_id
 from gateway.signin.oidc.introspection import Introspection
 from gateway.signin.oidc.metadata import ASYMMETRIC_ALGORITHMS, ProviderMetadata
 from gateway.signin.provider import Provider
@@ -148,9 +148,11 @@ class BearerVerifier:
         nickname = username if isinstance(username, str) and username.strip() else email or sub
         try:
             groups = claim_groups(claims, provider.groups_claim, provider.name)
+            assurance = token_assurance(claims, provider.name)  # RFC 9470 §3: what step-up rules judge
         except LoginFailed as exc:
-            raise TokenRefused(f"the token's {provider.groups_claim} claim is not a list of group names") from exc
-        return Identity(user_id(provider.issuer, sub), nickname[:200], email, groups, provider.name)
+            raise TokenRefused(exc.reason) from exc
+        return Identity(user_id(provider.issuer, sub), nickname[:200], email, groups, provider.name,
+                        assurance=assurance)
 
 
 __all__ = ["BearerVerifier"]

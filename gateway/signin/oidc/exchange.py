@@ -16,6 +16,12 @@ A provider configured with ``openid2_migration`` gets our OpenID 2.0 realm
 (``openid2_realm``) and its ``openid2_id`` claim is handed on unverified in
 :attr:`OIDCIdentity.openid2`: :mod:`gateway.signin.oidc.migration` verifies it.
 
+A step-up (a rule's ``max_age``/``acr_values``) asks with Core §3.1.2.1's ``max_age``,
+``prompt=login`` and ``acr_values``, and with an essential ``acr`` in the ``claims`` parameter
+(§5.5.1.1) where discovery says ``claims_parameter_supported``. The ID token's ``auth_time``,
+``acr`` and ``amr`` become the identity's :class:`~gateway.types.Assurance`, judged against what
+was asked by :meth:`SignInMethods.complete <gateway.signin.methods.SignInMethods.complete>`.
+
 Both methods block on the network (through the SSRF-guarded
 :class:`~gateway.fetch.fetcher.SafeFetcher`): run them on the sign-in
 threads (:class:`~gateway.signin.capacity.SignInCapacity`).
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,7 +54,7 @@ from gateway.signin.oidc.metadata import PROVIDER_ERROR, ProviderDocument, Provi
 from gateway.signin.oidc.migration import OpenID2Claim, openid2_realm
 from gateway.signin.provider import Provider
 from gateway.store.base import SignInProtocol
-from gateway.types import Identity
+from gateway.types import Assurance, Identity, StepUp
 
 LEEWAY = 60  # seconds of clock difference tolerated on exp and iat
 MAX_GROUPS = 30  # the groups ride in the session cookie (at most 4096 bytes)
@@ -135,7 +142,8 @@ class OIDCSignIn(ButtonMethod):
         self.clock = clock
         self.metadata = {p.name: ProviderMetadata(p.issuer, fetcher) for p in self.providers.values()}
 
-    def authorize(self, provider: Provider, state: str) -> tuple[str, dict[str, object]]:
+    def authorize(self, provider: Provider, state: str,
+                  step_up: StepUp | None = None) -> tuple[str, dict[str, object]]:
         """The authorization request for ``provider`` (discovery may be fetched: blocks)."""
         document = self.metadata[provider.name].document()
         verifier = secrets.token_urlsafe(48)
@@ -147,6 +155,8 @@ class OIDCSignIn(ButtonMethod):
         }
         if provider.openid2_migration:  # Migration §2: the realm our OpenID 2.0 sign-in uses
             params["openid2_realm"] = openid2_realm(self.redirect_uri)
+        if step_up is not None:
+            params |= step_up_params(step_up, document.claims_parameter_supported)
         endpoint = document.authorization_endpoint
         url = endpoint + ("&" if "?" in endpoint else "?") + urlencode(params)
         return url, {"nonce": nonce, "verifier": verifier}
@@ -172,7 +182,8 @@ class OIDCSignIn(ButtonMethod):
         sid = claims.get("sid")
         login = ProviderLogin(provider.name, claims["sub"], sid if isinstance(sid, str) and sid else None, id_token)
         return OIDCIdentity(identity.user_id, identity.nickname, identity.email, identity.groups, identity.provider,
-                            login=login, openid2=self._openid2_claim(provider, document, claims))
+                            assurance=token_assurance(claims, provider.name), login=login,
+                            openid2=self._openid2_claim(provider, document, claims))
 
     def end_session_url(self, provider_name: str, id_token: str, post_logout_redirect_uri: str,
                         state: str | None = None) -> str | None:
@@ -281,6 +292,41 @@ class OIDCSignIn(ButtonMethod):
         return Identity(user_id(issuer, sub), nickname[:200], email, groups, provider.name)
 
 
+def step_up_params(step_up: StepUp, claims_parameter: bool) -> dict[str, str]:
+    """The authorization request's step-up parameters (Core §3.1.2.1, §5.5.1.1).
+
+    ``prompt=login`` always: the provider must authenticate the person now, not vouch for its own session
+    (which is what the gateway's session already says). ``max_age`` and ``acr_values`` as asked; with
+    ``claims_parameter``, ``acr`` asked as an essential claim too (a voluntary ``acr_values`` may be ignored).
+    """
+    params = {"prompt": "login"}
+    if step_up.max_age is not None:
+        params["max_age"] = str(step_up.max_age)
+    if step_up.acr_values:
+        params["acr_values"] = " ".join(step_up.acr_values)
+        if claims_parameter:
+            essential = {"id_token": {"acr": {"essential": True, "values": list(step_up.acr_values)}}}
+            params["claims"] = json.dumps(essential, separators=(",", ":"))
+    return params
+
+
+def token_assurance(claims: Mapping[str, Any], provider: str) -> Assurance | None:
+    """The ``auth_time``, ``acr`` and ``amr`` claims (Core §2) of a verified token; None without ``auth_time``.
+
+    A malformed one is refused, not ignored: it is what a step-up rule will trust.
+    """
+    auth_time, acr, amr = claims.get("auth_time"), claims.get("acr", ""), claims.get("amr", [])
+    if auth_time is not None and (isinstance(auth_time, bool) or not isinstance(auth_time, int | float)
+                                  or auth_time <= 0):
+        raise LoginFailed(f"token from {provider}: auth_time {str(auth_time)[:40]!r} is not a time")
+    if not isinstance(acr, str) or len(acr) > 200 or not isinstance(amr, list) or len(amr) > 10 \
+            or not all(isinstance(method, str) and len(method) <= 50 for method in amr):
+        raise LoginFailed(f"token from {provider}: acr or amr is malformed")
+    if auth_time is None:
+        return None
+    return Assurance(float(auth_time), acr, tuple(amr))
+
+
 def claim_groups(claims: Mapping[str, Any], claim: str, provider: str) -> tuple[str, ...]:
     """The groups the configured claim names (a list of names, or one name); none when not configured.
 
@@ -300,4 +346,4 @@ def claim_groups(claims: Mapping[str, Any], claim: str, provider: str) -> tuple[
 
 
 __all__ = ["LEEWAY", "OIDCIdentity", "OIDCSignIn", "ProviderLogin", "claim_groups", "provider_login",
-           "user_id"]
+           "step_up_params", "token_assurance", "user_id"]

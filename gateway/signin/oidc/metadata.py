@@ -52,6 +52,7 @@ class ProviderDocument:
     iss_parameter_supported: bool
     end_session_endpoint: str | None = None  # RP-Initiated Logout 1.0 §2.1
     userinfo_endpoint: str | None = None  # Core §5.3: claims the ID token may leave out
+    claims_parameter_supported: bool = False  # Discovery §3: a step-up may ask for an essential acr (Core §5.5)
     introspection_endpoint: str | None = None  # RFC 7662 §2 (announced as RFC 8414 §2 says): opaque bearer tokens
     introspection_auth_method: str = "client_secret_basic"
 
@@ -98,6 +99,7 @@ def parse_document(issuer: str, document: object) -> ProviderDocument:
         document.get("authorization_response_iss_parameter_supported") is True,
         _http_url(document, "end_session_endpoint", issuer) if "end_session_endpoint" in document else None,
         _http_url(document, "userinfo_endpoint", issuer) if "userinfo_endpoint" in document else None,
+        document.get("claims_parameter_supported") is True,
         _http_url(document, "introspection_endpoint", issuer) if "introspection_endpoint" in document else None,
         (introspection_methods or usable)[0],
     )

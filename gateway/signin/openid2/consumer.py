@@ -48,12 +48,19 @@ from gateway.errors import (
 )
 from gateway.fetch.allowlist import check_endpoint_allowed
 from gateway.fetch.fetcher import SafeFetcher, find_fetch_error
+from gateway.signin.loginstate import step_up_of
 from gateway.signin.openid2.associations import ASSOCIATION_TTL, RememberedAssociations
 from gateway.signin.openid2.discovery import DISCOVERY_TTL, DiscoveryCache
-from gateway.signin.openid2.extensions import add_extension_requests, fallback_nickname, signed_profile
+from gateway.signin.openid2.extensions import (
+    add_extension_requests,
+    add_pape_request,
+    fallback_nickname,
+    signed_assurance,
+    signed_profile,
+)
 from gateway.signin.openid2.providers import check_authority, provider_label
 from gateway.store import Store
-from gateway.types import Identity
+from gateway.types import Identity, StepUp
 
 logger = logging.getLogger("gateway.openid")
 
@@ -175,10 +182,10 @@ class OpenIDExchange:
         self.require_email = require_email
         self.provider_allowlist = tuple(provider_allowlist)
 
-    def begin(self, identifier: str, return_to: str) -> ProviderRequest:
+    def begin(self, identifier: str, return_to: str, step_up: StepUp | None = None) -> ProviderRequest:
         """Discover the provider for ``identifier`` and build the request to send the browser to.
 
-        The caller keeps ``pending`` server-side for :meth:`complete`.
+        The caller keeps ``pending`` server-side for :meth:`complete`. ``step_up`` is asked through PAPE.
         """
         identifier = identifier.strip()
         if not identifier:
@@ -196,6 +203,8 @@ class OpenIDExchange:
         endpoint = auth_request.endpoint
         check_endpoint_allowed(endpoint.server_url, self.provider_allowlist)
         add_extension_requests(auth_request, self.require_email)
+        if step_up is not None:
+            add_pape_request(auth_request, step_up)
         pending = endpoint_fields(endpoint)
         message = auth_request.getMessage(self.realm, return_to)
         url = message.toURL(endpoint.server_url)
@@ -274,8 +283,10 @@ class OpenIDExchange:
         nickname, email = signed_profile(response)
         if self.require_email and not email:
             raise LoginFailed(f"no signed e-mail from {endpoint_url}", "email-required")
+        asked = step_up_of(pending)  # the login state's record of a step-up, if this sign-in was one
         return Identity(claimed_id, fallback_nickname(nickname, email, claimed_id), email,
-                        provider=provider_label(endpoint_url, self.named_providers))
+                        provider=provider_label(endpoint_url, self.named_providers),
+                        assurance=signed_assurance(response, asked.acr_values if asked is not None else ()))
 
 
 def _discovery_failed(identifier: str, cause: object) -> LoginFailed:

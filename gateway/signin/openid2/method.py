@@ -15,7 +15,7 @@ from gateway.signin.methods import Started
 from gateway.signin.openid2.consumer import OpenIDExchange
 from gateway.signin.openid2.providers import provider_label
 from gateway.store.base import LoginStateRecord, SignInProtocol
-from gateway.types import Identity
+from gateway.types import Identity, StepUp
 
 
 class OpenID2Method:
@@ -33,8 +33,8 @@ class OpenID2Method:
     def name_of(self, choice: str) -> str:
         return ""  # a typed-in identifier fails the visitor's way (400), as a button of this protocol does
 
-    def begin(self, choice: str, state_id: str) -> Started:
-        request = self.exchange.begin(choice, self.callback_url + "?" + urlencode({STATE_FIELD: state_id}))
+    def begin(self, choice: str, state_id: str, step_up: StepUp | None = None) -> Started:
+        request = self.exchange.begin(choice, self.callback_url + "?" + urlencode({STATE_FIELD: state_id}), step_up)
         return Started(request.url, request.form_fields, request.provider, self._label(request.provider),
                        request.pending)
 
