@@ -127,7 +127,7 @@ def test_a_person_signs_in_at_the_provider_and_the_app_gets_the_identity(walked:
         assert final.url.path == "/echo", (final.url, final.text[:500])
         headers = dict((k.lower(), v) for k, v in final.json()["headers"])
         assert headers["x-gateway-user"].startswith(issuer + "#")
-        assert headers["x-gateway-nickname"] == "alice" and headers["x-gateway-proof"].startswith("v2.")
+        assert headers["x-gateway-nickname"] == "alice" and headers["x-gateway-proof"].startswith("v3.")
 
 
 def test_the_readmes_ssh_tunnel_forwards_every_port_the_demos_browser_visits() -> None:

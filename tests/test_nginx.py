@@ -38,6 +38,8 @@ FORGED = [
     ("X-Gateway-Proof", "1700000000.forged"),
     ("X_Gateway_User", "https://evil.example/id/underscore"),
     ("x_gateway_proof", "1700000000.forged"),
+    ("X-Gateway-Auth-Time", "9999999999"),  # a sign-in "in the future": fresh for every step-up rule
+    ("X-Gateway-Acr", "urn:forged:mfa"),
 ]
 IDENTITY_HEADERS = ("x-gateway-user", "x-gateway-nickname", "x-gateway-email", "x-gateway-proof")
 
@@ -159,8 +161,10 @@ def test_identity_headers_from_the_client_are_replaced_by_the_real_identity(
     response = whoami(alice, stack, FORGED)
     # Had any forged header reached the app, it would refuse the request (bad proof or header sent twice).
     assert response.status_code == 200, response.text[:500]
-    assert response.json() == {
-        "user": stack.provider_url + "/id/alice", "nickname": "alice", "email": "alice@example.test"}
+    seen = response.json()
+    assert {key: seen[key] for key in ("user", "nickname", "email", "acr")} == {
+        "user": stack.provider_url + "/id/alice", "nickname": "alice", "email": "alice@example.test", "acr": ""}
+    assert time.time() - 600 < seen["auth_time"] <= time.time()  # the real sign-in's, not the forged one
 
 
 def test_identity_headers_do_not_get_an_anonymous_request_in(stack: Stack, client: httpx.Client) -> None:
