@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -27,8 +26,10 @@ from gateway.pages.languages import N_
 from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
 from gateway.pages.session_start import start_session
+from gateway.pages.threads import run_in_threadpool
 from gateway.signin.loginstate import new_state_id
 from gateway.signin.logout_return import STATE_PARAM, LogoutStateRefused
+from gateway.signin.methods import Started
 from gateway.state.sessions import read_cookie, state_cookie_returns
 
 logger = logging.getLogger("gateway.login")
@@ -127,8 +128,13 @@ class LoginEndpoints:
         state_id = new_state_id()
         method = runtime.methods.method_for(choice)
         name = method.name_of(choice)  # "" for a typed-in identifier
+
+        def keep(started: Started) -> str:  # the login state, written on the sign-in thread that began it
+            return runtime.login_states.begin(state_id, method.protocol, started.provider, next_target, remember,
+                                              {**started.data, **(extra or {})})
+
         try:
-            started = await runtime.methods.begin(method, choice, state_id)
+            started, state_cookie = await runtime.methods.begin_and_keep(method, choice, state_id, keep)
         except LoginFailed as exc:
             logger.warning("sign-in start%s failed for %s: %s", f" with {name}" if name else "", client, exc.reason)
             runtime.events.emit(SignInFailed(name, exc.code, client))
@@ -138,9 +144,6 @@ class LoginEndpoints:
                 return self.render(request, next_target, exc.code, remember=remember, status=502)
             return self.render(request, next_target, exc.code, identifier=choice[:1024], remember=remember,
                                status=400)
-        state_cookie = await run_in_threadpool(runtime.login_states.begin, state_id, method.protocol,
-                                               started.provider, next_target, remember,
-                                               {**started.data, **(extra or {})})
         runtime.events.emit(SignInStarted(started.label, client))
         if started.form_fields is None:
             return redirect(started.url, [state_cookie])

@@ -15,7 +15,7 @@ the sign-in threads (:class:`~gateway.signin.capacity.SignInCapacity`), refusing
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from gateway.errors import LoginFailed
 from gateway.fetch.allowlist import host_of
@@ -23,6 +23,8 @@ from gateway.signin.capacity import SignInCapacity
 from gateway.signin.provider import Provider
 from gateway.store.base import LoginStateRecord, SignInProtocol
 from gateway.types import Identity
+
+T = TypeVar("T")
 
 
 class Started(NamedTuple):
@@ -120,6 +122,19 @@ class SignInMethods:
     async def begin(self, method: SignInMethod, choice: str, state_id: str) -> Started:
         """``method.begin`` on a sign-in thread; :class:`SignInBusy` when all are taken."""
         return await self.capacity.run(lambda: method.begin(choice, state_id))
+
+    async def begin_and_keep(self, method: SignInMethod, choice: str, state_id: str,
+                             keep: Callable[[Started], T]) -> tuple[Started, T]:
+        """:meth:`begin`, then ``keep(started)`` (the login state's store write) on the same sign-in thread.
+
+        One thread hop per started sign-in instead of two: each hop wakes a thread and then the event
+        loop again, which cost more CPU than the store write it carries.
+        """
+        def work() -> tuple[Started, T]:
+            started = method.begin(choice, state_id)
+            return started, keep(started)
+
+        return await self.capacity.run(work)
 
     def label(self, record: LoginStateRecord) -> str:
         method = self.methods.get(record.protocol)
