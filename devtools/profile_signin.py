@@ -1,10 +1,11 @@
-"""``python -m devtools.profile_signin``: where a complete OpenID 2.0 sign-in spends its CPU.
+"""``python -m devtools.profile_signin``: where a complete sign-in spends its CPU.
 
 Runs the benchmark's sign-in row as the benchmark does (:class:`bench.stacks.BenchStack`
 in mode 1: nginx, the gateway, the development OpenID provider; browsers from
 :func:`bench.signin_load.sign_in_rate`) and reports, per completed sign-in, the CPU
 milliseconds of every process, read from ``/proc`` (the machine is shared:
-wall-clock rates are noisy, CPU per sign-in is not).
+wall-clock rates are noisy, CPU per sign-in is not). ``--protocol oidc`` signs in
+with the stack's OpenID Connect provider instead (its button; the same browsers).
 
 With ``--profile gateway,provider`` those processes run under a profiler of
 every thread (cProfile with a per-thread CPU clock, installed by this module
@@ -243,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {label}: {event}", file=sys.stderr, flush=True)
 
     with stack_class("auth_request", upstream=TRIVIAL_UPSTREAM, progress=progress) as stack:
-        site, identifier = stack.url, stack.provider_identifier
+        site = stack.url
+        identifier = stack.oidc_url if args.protocol == "oidc" else stack.provider_identifier
         if args.warmup > 0:
             warm = asyncio.run(signin_load.sign_in_rate(site, identifier, concurrency=args.concurrency,
                                                    duration=args.warmup, next_path=TRIVIAL_PATH))
@@ -286,6 +288,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m devtools.profile_signin", description=__doc__.split("\n", 1)[0])
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of measured sign-ins (default %(default)s)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of sign-ins first (default %(default)s)")
+    p.add_argument("--protocol", choices=("openid2", "oidc"), default="openid2",
+                   help="sign in with the local OpenID 2.0 provider (as the bench) or the local OpenID Connect one")
     p.add_argument("--concurrency", type=int, default=32, help="browsers at once (default %(default)s, as the bench)")
     p.add_argument("--profile", default="", help=f"processes to profile, comma-separated: {', '.join(PROFILED)}")
     p.add_argument("--top", type=int, default=30, help="functions listed per profile (default %(default)s)")
