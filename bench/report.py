@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bench.runner import Measurement, Results, Soak
+from bench.runner import Measurement, Results, SignIns, Soak
 
 # CPU columns: (component, heading); a column is shown when some row used it.
 COMPONENTS = (("nginx", "nginx"), ("apache", "Apache"), ("gateway", "gateway"), ("llng", "LL::NG handler"),
@@ -83,17 +83,16 @@ def throughput_table(results: Results) -> list[str]:
                         "—" if ref_paced is None else _signed_ms(paced.p99 - ref_paced.p99),
                         "—" if ceiling_paced is None else _signed_ms(paced.p99 - ceiling_paced.p99)]
         rows.append(row)
-    if results.signins is not None:
-        s = results.signins
+    # After the trivial app's rows, whose stack they sign in to.
+    at = sum(1 for m in results.measurements if m.scenario.upstream == "trivial")
+    for n, (number, protocol, s) in enumerate(results.signin_rows()):
         lat = sorted(s.latencies)
         p50 = 1000 * _percentile(lat, 50) if lat else 0.0
         p99 = 1000 * _percentile(lat, 99) if lat else 0.0
-        row = ["trivial", str(results.signin_row), f"complete sign-ins, {s.concurrency} browsers at once (errors: "
-               f"{s.rate.errors})", f"{s.rate.per_second:,.1f}/s", f"{s.rate.completed} in {s.rate.seconds:.1f} s",
-               "—", "—", _ms(p50), _ms(p99), "—"]
-        # After the trivial app's rows, whose stack it signs in to.
-        at = sum(1 for m in results.measurements if m.scenario.upstream == "trivial")
-        rows.insert(at, row + (["—"] * 5 if steady else []))
+        row = ["trivial", str(number), f"complete sign-ins ({protocol}), {s.concurrency} browsers at once "
+               f"(errors: {s.rate.errors})", f"{s.rate.per_second:,.1f}/s",
+               f"{s.rate.completed} in {s.rate.seconds:.1f} s", "—", "—", _ms(p50), _ms(p99), "—"]
+        rows.insert(at + n, row + (["—"] * 5 if steady else []))
     return table(header, rows, "lrlrrrrrrr" + ("rrrrr" if steady else ""))
 
 
@@ -134,15 +133,20 @@ def cpu_table(results: Results) -> list[str]:
         per = {c: best.cpu_per_request(c) for c, _ in (*COMPONENTS, ("wrk", ""))}
         rows.append([m.scenario.upstream, str(m.scenario.row), *(f"{per[c]:.0f}" for c, _ in columns),
                      f"{per['wrk']:.0f}", f"{sum(per.values()):.0f}", f"{best.cpu.foreign_percent:.0f}%"])
-    if results.signins is not None:
-        s = results.signins
+    at = sum(1 for m in results.measurements if m.scenario.upstream == "trivial")
+    for offset, (number, _, s) in enumerate(results.signin_rows()):
         n = max(1, s.rate.completed)
         per = {c: 1e6 * s.cpu.components.get(c, 0.0) / n for c, _ in COMPONENTS}
         client = 1e6 * s.rate.client_cpu / n
-        at = sum(1 for m in results.measurements if m.scenario.upstream == "trivial")
-        rows.insert(at, ["trivial", str(results.signin_row), *(f"{per[c]:.0f}" for c, _ in columns),
-                         f"{client:.0f}", f"{sum(per.values()) + client:.0f}", f"{s.cpu.foreign_percent:.0f}%"])
+        rows.insert(at + offset, ["trivial", str(number), *(f"{per[c]:.0f}" for c, _ in columns),
+                                  f"{client:.0f}", f"{sum(per.values()) + client:.0f}",
+                                  f"{s.cpu.foreign_percent:.0f}%"])
     return table(header, rows, "ll" + "r" * (len(header) - 2))
+
+
+def gateway_ms_per_signin(signins: SignIns) -> float:
+    """The gateway's CPU milliseconds per completed sign-in (all its processes)."""
+    return 1e3 * signins.cpu.components.get("gateway", 0.0) / max(1, signins.rate.completed)
 
 
 def added_cpu(results: Results, m: Measurement) -> dict[str, float] | None:
@@ -277,8 +281,10 @@ def targets_table(results: Results) -> list[str]:
                 f"{rate.per_second:.1f}/s, {rate.errors} errors",
                 rate.per_second >= MIN_SIGNINS_PER_SECOND and rate.errors == 0)
     if results.signins is not None:
-        per = 1e3 * results.signins.cpu.components.get("gateway", 0.0) / max(1, results.signins.rate.completed)
-        _target(rows, f"gateway ≤ {MAX_SIGNIN_CPU_MS:g} ms CPU per complete sign-in", f"{per:.2f} ms",
+        per = gateway_ms_per_signin(results.signins)
+        oidc = results.oidc_signins  # reported beside it, never judged: the target is the bench's OpenID 2.0 row
+        _target(rows, f"gateway ≤ {MAX_SIGNIN_CPU_MS:g} ms CPU per complete sign-in", f"{per:.2f} ms"
+                + ("" if oidc is None else f" (OpenID Connect: {gateway_ms_per_signin(oidc):.2f} ms, reported)"),
                 per <= MAX_SIGNIN_CPU_MS)
     if results.peak_memory:
         peak = max(results.peak_memory.values())
@@ -351,9 +357,11 @@ def render(results: Results, context: list[str]) -> str:
               "Cookie to the app; protect.conf passes the identity headers and the proof.",
               *_redis_note(results),
               *_uds_apache_note(results),
-              f"Row {results.signin_row}: p50/p99 are the durations of one whole sign-in (6 HTTP requests: login "
-              "page, login form, its redirect to the provider, consent form, its redirect to the callback, the "
-              "callback's redirect to the page)."]
+              f"Rows {results.signin_row} and {results.signin_row + 1}: p50/p99 are the durations of one whole "
+              "sign-in (6 HTTP requests: login page, login form, its redirect to the provider, consent form, its "
+              "redirect to the callback, the callback's redirect to the page); the OpenID 2.0 callback discovers "
+              "the claimed identifier again (two fetches), the OpenID Connect one redeems the code and asks "
+              "userinfo (the local provider's ID token carries no e-mail)."]
     lines += websocket_lines(results)
     lines += ["", "CPU per request, µs (best round; \"others' CPU\": load from processes outside the benchmark, "
                   "in % of one CPU):", ""]

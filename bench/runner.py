@@ -161,7 +161,8 @@ class Results:
     config: Config
     measurements: list[Measurement] = field(default_factory=list)
     soaks: list[Soak] = field(default_factory=list)
-    signins: SignIns | None = None
+    signins: SignIns | None = None  # OpenID 2.0 (the local provider): the targets are about these
+    oidc_signins: SignIns | None = None  # OpenID Connect (the local provider's button): reported only
     websockets: list[WebSocketEcho] = field(default_factory=list)
     peak_memory: dict[str, float] = field(default_factory=dict)  # "trivial mode 1" -> VmHWM MiB
     gateway_processes: int = 1
@@ -177,8 +178,14 @@ class Results:
 
     @property
     def signin_row(self) -> int:
-        """The sign-ins' row number: after the trivial app's wrk rows."""
+        """The sign-ins' row number: after the trivial app's wrk rows (OpenID Connect's is the next one)."""
         return 1 + max((m.scenario.row for m in self.measurements if m.scenario.upstream == "trivial"), default=0)
+
+    def signin_rows(self) -> list[tuple[int, str, SignIns]]:
+        """``(row, protocol, sign-ins)`` of each sign-in row that ran, in row order."""
+        ran = [(name, s) for name, s in (("OpenID 2.0", self.signins), ("OpenID Connect", self.oidc_signins))
+               if s is not None]
+        return [(self.signin_row + n, name, s) for n, (name, s) in enumerate(ran)]
 
 
 def background_load(seconds: float) -> float:
@@ -347,7 +354,10 @@ class Runner:
             for number, stack, key in ((1, mode1, "mode1"), (2, mode2, "mode2")):
                 if cfg.soak > 0:
                     self._soak(f"mode {number}", stack, by_key[key], path)
-            self._signins(mode1, path)
+            self.results.signins = self._signins(mode1, path, mode1.provider_identifier, "provider",
+                                                 "the local OpenID 2.0 provider")
+            self.results.oidc_signins = self._signins(mode1, path, mode1.oidc_url, "oidc",
+                                                      "the local OpenID Connect provider")
         names = {"mode1": "mode 1", "mode2": "mode 2", "redis1": "mode 1 on Redis, 1 instance",
                  "redis2": "mode 1 on Redis, 2 instances", "uds1": "mode 1, Unix socket",
                  "uds2": "mode 2, Unix socket"}
@@ -424,31 +434,32 @@ class Runner:
         self.progress(f"memory ({mode}): RSS {samples[0][1]:.1f} MiB at start, {samples[-1][1]:.1f} MiB after "
                       f"{samples[-1][0]:.0f} s ({result.rps:,.0f} req/s)")
 
-    def _signins(self, stack: BenchStack, path: str) -> None:
+    def _signins(self, stack: BenchStack, path: str, identifier: str, process: str, provider: str) -> SignIns:
+        """Complete sign-ins with the provider ``identifier`` names (an OP identifier, or an issuer's button);
+        ``process`` is that provider's, counted in the provider column."""
         cfg = self.config
         what = f"{cfg.signin_count} sign-ins" if cfg.signin_count else f"{cfg.signin_seconds:g} s of sign-ins"
-        self.progress(f"sign-ins: {what}, {cfg.signin_concurrency} browsers at once, through nginx and the "
-                      "local provider")
+        self.progress(f"sign-ins: {what}, {cfg.signin_concurrency} browsers at once, through nginx and {provider}")
         if cfg.warmup > 0:
             self.progress(f"sign-ins: warm-up {cfg.warmup:g} s")
-            warm = asyncio.run(signin_load.sign_in_rate(stack.url, stack.provider_identifier,
-                                                   concurrency=cfg.signin_concurrency, duration=cfg.warmup,
-                                                   next_path=path))
+            warm = asyncio.run(signin_load.sign_in_rate(stack.url, identifier, concurrency=cfg.signin_concurrency,
+                                                   duration=cfg.warmup, next_path=path))
             if warm.errors:
-                self.results.errors.append(f"sign-ins (warm-up): {warm.errors} failed ({warm.first_error})")
-        meter = procstat.CPUMeter(stack.pids())
+                self.results.errors.append(f"sign-ins with {provider} (warm-up): {warm.errors} failed "
+                                           f"({warm.first_error})")
+        meter = procstat.CPUMeter({**stack.pids(), "provider": stack.pid(process)})
         latencies: list[float] = []
         meter.start()
-        rate = asyncio.run(signin_load.sign_in_rate(stack.url, stack.provider_identifier,
-                                               concurrency=cfg.signin_concurrency, count=cfg.signin_count,
-                                               duration=cfg.signin_seconds, next_path=path, latencies=latencies))
+        rate = asyncio.run(signin_load.sign_in_rate(stack.url, identifier, concurrency=cfg.signin_concurrency,
+                                               count=cfg.signin_count, duration=cfg.signin_seconds, next_path=path,
+                                               latencies=latencies))
         usage = meter.stop()
         stack.check_running()
         if rate.errors or not rate.completed:
-            self.results.errors.append(f"sign-ins: {rate.errors} failed of {rate.errors + rate.completed} "
-                                       f"({rate.first_error or 'none completed'})")
-        self.results.signins = SignIns(rate, latencies, usage, cfg.signin_concurrency)
+            self.results.errors.append(f"sign-ins with {provider}: {rate.errors} failed of "
+                                       f"{rate.errors + rate.completed} ({rate.first_error or 'none completed'})")
         self.progress(f"sign-ins: {rate.completed} completed ({rate.per_second:,.1f}/s), {rate.errors} errors")
+        return SignIns(rate, latencies, usage, cfg.signin_concurrency)
 
 
 __all__ = ["FULL", "SMOKE", "Config", "Measurement", "Results", "Round", "Runner", "Scenario", "SignIns", "Soak",

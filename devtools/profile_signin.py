@@ -1,10 +1,11 @@
-"""``python -m devtools.profile_signin``: where a complete OpenID 2.0 sign-in spends its CPU.
+"""``python -m devtools.profile_signin``: where a complete sign-in spends its CPU.
 
 Runs the benchmark's sign-in row as the benchmark does (:class:`bench.stacks.BenchStack`
 in mode 1: nginx, the gateway, the development OpenID provider; browsers from
 :func:`bench.signin_load.sign_in_rate`) and reports, per completed sign-in, the CPU
 milliseconds of every process, read from ``/proc`` (the machine is shared:
-wall-clock rates are noisy, CPU per sign-in is not).
+wall-clock rates are noisy, CPU per sign-in is not). ``--protocol oidc`` signs in
+with the stack's OpenID Connect provider instead (its button; the same browsers).
 
 With ``--profile gateway,provider`` those processes run under a profiler of
 every thread (cProfile with a per-thread CPU clock, installed by this module
@@ -41,7 +42,7 @@ DUMP_SIGNAL = signal.SIGUSR2  # the child writes what it measured since the rese
 # (label, substring of "file:line(function)") counted per sign-in in the gateway's or the provider's profile.
 GATEWAY_COUNTS: tuple[tuple[str, str, str], ...] = (
     ("HTTP requests served (uvicorn on_message_complete)", "httptools_impl.py:", "on_message_complete"),
-    ("HTTP fetches by the gateway (SafeFetcher.fetch)", "openid/fetcher.py:", "fetch"),
+    ("HTTP fetches by the gateway (SafeFetcher.fetch)", "fetch/fetcher.py:", "fetch"),
     ("Yadis discovery (yadis discover)", "yadis/discover.py:", "discover"),
     ("OpenID discovery (discover.discover)", "consumer/discover.py:", "discover"),
     ("associations requested (_requestAssociation)", "consumer/consumer.py:", "_requestAssociation"),
@@ -219,7 +220,9 @@ def profile_report(path: Path, signins: int, counts: Sequence[tuple[str, str, st
     raw = marshal.loads(path.read_bytes())
     out = StringIO()
     total = sum(value[2] for value in raw.values())
-    out.write(f"profiled CPU: {1000 * total / signins:.2f} ms per sign-in (inflated by the profiler)\n")
+    calls = sum(value[1] for value in raw.values())  # the profiler's cost grows with them; so, roughly, does CPU
+    out.write(f"profiled CPU: {1000 * total / signins:.2f} ms per sign-in (inflated by the profiler); "
+              f"{calls / signins:.0f} function calls per sign-in\n")
     for label, where, name in counts:
         out.write(f"  {count_calls(raw, where, name) / signins:7.2f}  {label}\n")
     stats = pstats.Stats(str(path), stream=out)
@@ -241,7 +244,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {label}: {event}", file=sys.stderr, flush=True)
 
     with stack_class("auth_request", upstream=TRIVIAL_UPSTREAM, progress=progress) as stack:
-        site, identifier = stack.url, stack.provider_identifier
+        site = stack.url
+        identifier = stack.oidc_url if args.protocol == "oidc" else stack.provider_identifier
         if args.warmup > 0:
             warm = asyncio.run(signin_load.sign_in_rate(site, identifier, concurrency=args.concurrency,
                                                    duration=args.warmup, next_path=TRIVIAL_PATH))
@@ -284,6 +288,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m devtools.profile_signin", description=__doc__.split("\n", 1)[0])
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of measured sign-ins (default %(default)s)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of sign-ins first (default %(default)s)")
+    p.add_argument("--protocol", choices=("openid2", "oidc"), default="openid2",
+                   help="sign in with the local OpenID 2.0 provider (as the bench) or the local OpenID Connect one")
     p.add_argument("--concurrency", type=int, default=32, help="browsers at once (default %(default)s, as the bench)")
     p.add_argument("--profile", default="", help=f"processes to profile, comma-separated: {', '.join(PROFILED)}")
     p.add_argument("--top", type=int, default=30, help="functions listed per profile (default %(default)s)")

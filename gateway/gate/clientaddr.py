@@ -8,6 +8,7 @@ of the address our own proxy appended.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -16,6 +17,10 @@ from gateway.observe.events import request_id
 from gateway.types import Scope
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Addresses whose answer is remembered: the peers (nginx, a few proxies) are asked about on every request,
+# and parsing an address costs more than the rest of the question; hops an attacker writes into
+# X-Forwarded-For only push others out of a bounded cache.
+TRUST_CACHE_SIZE = 1024
 
 
 class ClientAddress:
@@ -28,8 +33,13 @@ class ClientAddress:
         """
         self.trusted: tuple[Network, ...] = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
         self.unix_socket = unix_socket
+        self._remembered = functools.lru_cache(maxsize=TRUST_CACHE_SIZE)(self._is_trusted)
 
     def is_trusted(self, address: str) -> bool:
+        """Whether ``address`` (an IP address as text) is in a trusted proxy network; garbage is not."""
+        return self._remembered(address)
+
+    def _is_trusted(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,6 +25,7 @@ from gateway.pages.login import LoginEndpoints
 from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
 from gateway.pages.signout import SignOut
+from gateway.pages.threads import run_in_threadpool
 from gateway.signin.identities import NOT_YOURS, LinkIntent, session_digest
 from gateway.state.sessions import Session
 

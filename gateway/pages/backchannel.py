@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -22,6 +21,7 @@ from gateway.observe.events import SignedOut, hash_id
 from gateway.pages.forms import read_form
 from gateway.pages.services import Services
 from gateway.pages.signout import SignOut
+from gateway.pages.threads import run_in_threadpool
 from gateway.signin.oidc.exchange import user_id
 from gateway.signin.oidc.logout_token import LogoutRequest, LogoutTokenRefused, LogoutTokenVerifier
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -33,6 +32,7 @@ from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
 from gateway.pages.session_start import start_session
 from gateway.pages.signout import SignOut
+from gateway.pages.threads import run_in_threadpool
 from gateway.signin.identities import LinkIntent, LinkRefused, session_digest
 from gateway.signin.loginstate import STATE_COOKIE_PREFIX, STATE_LIFETIME, state_id_of, step_up_of
 from gateway.state.sessions import state_cookie_returns

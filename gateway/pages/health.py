@@ -9,12 +9,12 @@ the traffic elsewhere.
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from gateway.errors import StoreUnavailable
 from gateway.pages.services import Services
+from gateway.pages.threads import run_in_threadpool
 
 
 class HealthEndpoint:

@@ -26,7 +26,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -37,9 +36,11 @@ from gateway.pages.languages import N_
 from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
 from gateway.pages.session_start import start_session
+from gateway.pages.threads import run_in_threadpool
 from gateway.paths import ACR_VALUES_PARAM, MAX_AGE_PARAM
 from gateway.signin.loginstate import new_state_id, step_up_data
 from gateway.signin.logout_return import STATE_PARAM, LogoutStateRefused
+from gateway.signin.methods import Started
 from gateway.state.sessions import Session, read_cookie, state_cookie_returns
 from gateway.types import StepUp
 
@@ -192,8 +193,13 @@ class LoginEndpoints:
         state_id = new_state_id()
         method = runtime.methods.method_for(choice)
         name = method.name_of(choice)  # "" for a typed-in identifier
+
+        def keep(started: Started) -> str:  # the login state, written on the sign-in thread that began it
+            return runtime.login_states.begin(state_id, method.protocol, started.provider, next_target, remember,
+                                              {**started.data, **(extra or {}), **step_up_data(step_up)})
+
         try:
-            started = await runtime.methods.begin(method, choice, state_id, step_up)
+            started, state_cookie = await runtime.methods.begin_and_keep(method, choice, state_id, keep, step_up)
         except LoginFailed as exc:
             logger.warning("sign-in start%s failed for %s: %s", f" with {name}" if name else "", client, exc.reason)
             runtime.events.emit(SignInFailed(name, exc.code, client))
@@ -203,9 +209,6 @@ class LoginEndpoints:
                 return self.render(request, next_target, exc.code, remember=remember, status=502, step_up=step_up)
             return self.render(request, next_target, exc.code, identifier=choice[:1024], remember=remember,
                                status=400, step_up=step_up)
-        state_cookie = await run_in_threadpool(runtime.login_states.begin, state_id, method.protocol,
-                                               started.provider, next_target, remember,
-                                               {**started.data, **(extra or {}), **step_up_data(step_up)})
         runtime.events.emit(SignInStarted(started.label, client))
         if started.form_fields is None:
             return redirect(started.url, [state_cookie])

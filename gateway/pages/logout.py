@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -33,6 +32,7 @@ from gateway.pages.languages import N_
 from gateway.pages.render import add_cookies, redirect
 from gateway.pages.services import Services
 from gateway.pages.signout import SignOut
+from gateway.pages.threads import run_in_threadpool
 from gateway.state.sessions import read_cookies
 
 logger = logging.getLogger("gateway.login")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import secrets
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from gateway.pages.services import Services
+from gateway.pages.threads import run_in_threadpool
 from gateway.signin.oidc.exchange import provider_login
 from gateway.store import ProviderSessionRecord, SessionRecord
 from gateway.types import Assurance, Identity
@@ -31,20 +31,28 @@ async def start_session(services: Services, request: Request, identity: Identity
     now = runtime.now()
     assurance = assurance or identity.assurance or Assurance(now)
     user_agent = request.headers.get("user-agent", "")
+    client = services.client(request)
+    session_id = secrets.token_urlsafe(18)
+    login = provider_login(identity)  # for RP-initiated and back-channel logout
+
+    def write() -> tuple[str | None, str | None]:
+        """Every store write of the new session, on one pool thread: one thread hop, not one per write."""
+        series, remember_cookie = series_id, None
+        if remember and series is None:
+            series, remember_cookie = runtime.remember.issue(identity, user_agent, now, assurance)
+        record = SessionRecord(session_id, identity.user_id, now, now + settings.session_max_lifetime, series,
+                               user_agent, client, link_key=identity.link_key)
+        runtime.store.create_session(record)
+        if login is not None:  # kept as long as the series too: a logout at the provider must end it
+            runtime.store.put_provider_session(ProviderSessionRecord(
+                session_id, login.provider, login.sub, login.sid, login.id_token, record.expires, series))
+        return series, remember_cookie
+
+    series_id, remember_cookie = await run_in_threadpool(write)
     cookies = []
-    if remember and series_id is None:
-        series_id, remember_cookie = await run_in_threadpool(runtime.remember.issue, identity, user_agent, now,
-                                                             assurance)
+    if remember_cookie is not None:
         cookies.append(
             runtime.cookies.set(runtime.remember_cookie_name, remember_cookie, max_age=settings.remember_lifetime))
-    session_id = secrets.token_urlsafe(18)
-    record = SessionRecord(session_id, identity.user_id, now, now + settings.session_max_lifetime, series_id,
-                           user_agent, services.client(request), link_key=identity.link_key)
-    await run_in_threadpool(runtime.store.create_session, record)
-    login = provider_login(identity)  # for RP-initiated and back-channel logout
-    if login is not None:  # kept as long as the series too: a logout at the provider must end it
-        await run_in_threadpool(runtime.store.put_provider_session, ProviderSessionRecord(
-            session_id, login.provider, login.sub, login.sid, login.id_token, record.expires, series_id))
     cookies.append(runtime.cookies.set(runtime.session_cookie_name,
                                        runtime.sessions.encode(session_id, identity, now, series_id, assurance)))
     return cookies

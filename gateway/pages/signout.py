@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection
 
-from starlette.concurrency import run_in_threadpool
-
 from gateway.errors import StoreUnavailable
+from gateway.pages.threads import run_in_threadpool
 from gateway.runtime import Runtime
 
 # Pauses between attempts at the store write: under half a second in all, a person is waiting.

@@ -3,7 +3,7 @@
 Every protocol waits on providers (python3-openid's discovery, OpenID Connect's
 token endpoint and JWKS): seconds per request when one is slow (or an attacker's
 provider is slow on purpose). Run in the thread
-pool the rest of the gateway shares (Starlette's ``run_in_threadpool``, 40
+pool the rest of the gateway shares (:mod:`gateway.pages.threads`, 40
 threads), a few dozen slow sign-ins would take every thread, and whatever else
 needs one (the store calls of sign-out, the account page) would queue behind
 them. :class:`SignInCapacity` gives sign-ins their own pool of ``limit``

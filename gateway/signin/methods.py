@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from gateway.errors import LoginFailed, StepUpRefused
 from gateway.fetch.allowlist import host_of
@@ -37,6 +37,8 @@ from gateway.types import Assurance, Identity, StepUp
 
 # Seconds an auth_time may lie in the future (the provider's clock ahead of ours), as for iat; beyond, it is bogus.
 STEP_UP_LEEWAY = 60
+
+T = TypeVar("T")
 
 
 class Started(NamedTuple):
@@ -144,6 +146,19 @@ class SignInMethods:
     async def begin(self, method: SignInMethod, choice: str, state_id: str, step_up: StepUp | None = None) -> Started:
         """``method.begin`` on a sign-in thread; :class:`SignInBusy` when all are taken."""
         return await self.capacity.run(lambda: method.begin(choice, state_id, step_up))
+
+    async def begin_and_keep(self, method: SignInMethod, choice: str, state_id: str,
+                             keep: Callable[[Started], T], step_up: StepUp | None = None) -> tuple[Started, T]:
+        """:meth:`begin`, then ``keep(started)`` (the login state's store write) on the same sign-in thread.
+
+        One thread hop per started sign-in instead of two: each hop wakes a thread and then the event
+        loop again, which cost more CPU than the store write it carries.
+        """
+        def work() -> tuple[Started, T]:
+            started = method.begin(choice, state_id, step_up)
+            return started, keep(started)
+
+        return await self.capacity.run(work)
 
     def label(self, record: LoginStateRecord) -> str:
         method = self.methods.get(record.protocol)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.gate.clientaddr import ClientAddress
+from gateway.gate.clientaddr import TRUST_CACHE_SIZE, ClientAddress
 
 resolver = ClientAddress(["127.0.0.1/32", "10.0.0.0/8"])
 
@@ -43,3 +43,17 @@ def test_a_unix_socket_server_still_judges_tcp_peers_by_address() -> None:
     unix = ClientAddress(["127.0.0.1/32"], unix_socket=True)
     assert not unix.trusts_peer({"type": "http", "client": ("203.0.113.9", 4000), "headers": []})
     assert unix.resolve("203.0.113.9", "1.1.1.1") == "203.0.113.9"
+
+
+def test_remembered_answers_stay_right_and_the_cache_stays_bounded() -> None:
+    """Answers are remembered per address (the peer is asked about on every request); a flood of made-up
+    X-Forwarded-For hops cannot grow the memory, nor make an untrusted address trusted."""
+    cached = ClientAddress(["10.0.0.0/8"])
+    for _ in range(3):
+        assert cached.is_trusted("10.1.2.3") and not cached.is_trusted("203.0.113.9")
+        assert not cached.is_trusted("not-an-ip") and not cached.is_trusted("")
+    for n in range(3 * TRUST_CACHE_SIZE):
+        assert cached.resolve("10.0.0.1", f"198.51.{n // 256 % 256}.{n % 256}, 10.0.{n // 256 % 256}.{n % 256}") \
+            == f"198.51.{n // 256 % 256}.{n % 256}"
+    assert cached._remembered.cache_info().currsize <= TRUST_CACHE_SIZE
+    assert cached.is_trusted("10.1.2.3") and not cached.is_trusted("203.0.113.9")

@@ -7,6 +7,7 @@ nothing here reaches the network: choosing, labelling and refusing happen before
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from gateway.errors import LoginFailed, SignInBusy
 from gateway.fetch.fetcher import SafeFetcher
 from gateway.signin.capacity import SignInCapacity
 from gateway.signin.github import OAuth2SignIn
-from gateway.signin.methods import SignInMethods
+from gateway.signin.methods import SignInMethods, Started
 from gateway.signin.oidc.exchange import OIDCSignIn
 from gateway.signin.openid2.consumer import OpenIDExchange
 from gateway.signin.openid2.method import OpenID2Method
@@ -111,3 +112,24 @@ def test_beginning_with_every_thread_taken_is_refused_at_once(methods: SignInMet
         assert started.data["provider"] == "GitHub" and isinstance(started.data["verifier"], str)
 
     run_async(scenario())
+
+
+def test_beginning_and_keeping_the_login_state_happen_on_one_sign_in_thread(methods: SignInMethods) -> None:
+    threads: list[str] = []
+    main = threading.current_thread().name
+
+    def keep(started: Started) -> str:
+        threads.append(threading.current_thread().name)
+        return f"kept {started.label}"
+
+    started, kept = run_async(methods.begin_and_keep(methods.method_for(GITHUB.identifier), GITHUB.identifier, "st",
+                                                     keep))
+    assert kept == "kept GitHub" and "state=st" in started.url
+    assert len(threads) == 1 and threads[0].startswith("signin") and threads[0] != main
+
+
+def test_keeping_is_skipped_when_beginning_fails(methods: SignInMethods) -> None:
+    kept: list[Started] = []
+    with pytest.raises(LoginFailed):
+        run_async(methods.begin_and_keep(methods.method_for("xri://=me"), "xri://=me", "st", kept.append))
+    assert kept == []
