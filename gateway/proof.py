@@ -29,7 +29,7 @@ Python apps can import it on its own.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
 import re
@@ -50,6 +50,7 @@ DEFAULT_MAX_AGE = 30
 _PROOF_FORMAT = re.compile(re.escape(PROOF_VERSION) + r"\.([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})", re.ASCII)
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 _SAFE_IN_GROUP = _SAFE.replace(",", "")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 to base64url (RFC 4648 §5)
 
 Clock = Callable[[], float]
 
@@ -117,10 +118,26 @@ def proof_message(timestamp: str, method: str, host: str, uri: str, *values: str
     and one trailing ``?`` is dropped from the URI: ``/path?`` reaches most
     apps as ``/path``.
     """
+    return _request_fields(timestamp, method, host, uri) + signed_values(*values)
+
+
+def signed_values(*values: str) -> bytes:
+    """The identity values' part of :func:`proof_message`: the same for every request of one session.
+
+    The gateway works it out once per session (:meth:`ProofSigner.sign_values`); only the request's
+    own fields are encoded per request.
+    """
+    return "".join([f"{len(value)}:{value}," for value in values]).encode("latin-1")
+
+
+def _request_fields(timestamp: str, method: str, host: str, uri: str) -> bytes:
+    """The context, timestamp, method, Host and URI fields of :func:`proof_message`: one format per request."""
     if uri.endswith("?"):
         uri = uri[:-1]
-    fields = (timestamp, _ascii_case(method, str.upper), _ascii_case(host, str.lower), uri, *values)
-    return _CONTEXT_FIELD + "".join([f"{len(field)}:{field}," for field in fields]).encode("latin-1")
+    method = method.upper() if method.isascii() else _ascii_case(method, str.upper)
+    host = host.lower() if host.isascii() else _ascii_case(host, str.lower)
+    return _CONTEXT_FIELD + (f"{len(timestamp)}:{timestamp},{len(method)}:{method},{len(host)}:{host},"
+                             f"{len(uri)}:{uri},").encode("latin-1")
 
 
 def _ascii_case(value: str, change: Callable[[str], str]) -> str:
@@ -140,9 +157,14 @@ def _keyed(key: bytes) -> hmac.HMAC:
 
 
 def _signature(keyed: hmac.HMAC, message: bytes) -> bytes:
+    """The HMAC in base64url without padding: a SHA-256 digest (32 bytes) always ends in exactly one ``=``.
+
+    binascii and a translation table rather than ``base64.urlsafe_b64encode(...).rstrip``: two Python
+    frames fewer per proof, the same bytes (tests/test_proof.py).
+    """
     mac = keyed.copy()
     mac.update(message)
-    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=")
+    return binascii.b2a_base64(mac.digest(), newline=False)[:-1].translate(_URLSAFE)
 
 
 def _key_bytes(key: str | bytes) -> bytes:
@@ -195,8 +217,12 @@ class ProofSigner:
         see :func:`proof_message`). Every value is always signed, empty or not,
         so that adding a header to a proof made without it breaks it.
         """
+        return self.sign_values(method, host, uri, signed_values(user, nickname, email, groups, auth_time, acr))
+
+    def sign_values(self, method: str, host: str, uri: str, values: bytes) -> str:
+        """:meth:`sign` with the identity values already encoded by :func:`signed_values` (once per session)."""
         timestamp = str(int(self._clock()))
-        message = proof_message(timestamp, method, host, uri, user, nickname, email, groups, auth_time, acr)
+        message = _request_fields(timestamp, method, host, uri) + values
         return f"{PROOF_VERSION}.{timestamp}.{_signature(self._keyed, message).decode('ascii')}"
 
     def headers(self, identity: Identity, method: str, host: str, uri: str,
@@ -268,4 +294,4 @@ class ProofVerifier:
 
 __all__ = ["DEFAULT_MAX_AGE", "HeaderNames", "InvalidProof", "ProofSigner", "ProofVerifier", "decode_groups",
            "decode_header_value", "encode_assurance", "encode_groups", "encode_header_value", "encode_identity",
-           "proof_message", "request_uri"]
+           "proof_message", "request_uri", "signed_values"]

@@ -35,10 +35,10 @@ from gateway.gate.bearer import BearerTokens, bearer_token, challenge, step_up_c
 from gateway.gate.redirects import NextTargets
 from gateway.observe import metrics
 from gateway.observe.events import Events, Forbidden, SignInRequired
-from gateway.proof import HeaderNames, ProofSigner, encode_assurance, encode_groups, encode_identity
+from gateway.proof import HeaderNames, ProofSigner, encode_assurance, encode_groups, encode_identity, signed_values
 from gateway.state.revocation import RevocationCache
 from gateway.state.sessions import CookiePolicy, Session, SessionCodec, read_cookie, strip_cookies
-from gateway.types import Identity
+from gateway.types import Assurance, Identity
 
 logger = logging.getLogger("gateway.access")
 
@@ -48,8 +48,10 @@ _APP_COOKIE = b"x-gateway-cookie"
 # The Authorization header the app receives (nginx: protect.conf); absent when a bearer token authenticated
 # the request and pass_bearer_token is off.
 _APP_AUTHORIZATION = b"x-gateway-authorization"
-# Identities whose encoded headers are kept (oldest dropped first when full).
-IDENTITY_CACHE_SIZE = 2048
+# Sessions whose person, encoded headers and signed values are kept (oldest dropped first when full).
+SESSION_CACHE_SIZE = 2048
+# A session cookie's idle-timeout refresh answers the same old cookie for this many seconds (_refreshed_cookie).
+REFRESH_REUSE = 5.0
 
 _ALLOW = Decision("allow", "default_policy")
 _SIGN_IN = Decision("sign_in", "default_policy")
@@ -87,16 +89,33 @@ _verdict = tuple.__new__
 
 
 class _Known:
-    """What is worked out once per identity: the person the rules see, and the encoded headers."""
+    """What is worked out once per session: the person the rules see, the encoded headers, the signed values.
 
-    __slots__ = ("groups", "pairs", "person", "values")
+    Keyed by the session id (a string: its hash is computed once), and checked against the session's
+    identity and assurance, so that a session is never judged or vouched for as another.
+    """
 
-    def __init__(self, person: Person, values: tuple[str, ...], groups: str,
-                 pairs: tuple[tuple[bytes, bytes], ...]) -> None:
+    __slots__ = ("assurance", "identity", "pairs", "person", "signed")
+
+    def __init__(self, identity: Identity, assurance: Assurance, person: Person,
+                 pairs: tuple[tuple[bytes, bytes], ...], signed: bytes) -> None:
+        self.identity = identity
+        self.assurance = assurance
         self.person = person
-        self.values = values  # user, nickname, email: as sent and as signed
-        self.groups = groups  # the groups header value
-        self.pairs = pairs
+        self.pairs = pairs  # the identity headers, as sent
+        self.signed = signed  # their values as the proof signs them (gateway.proof.signed_values)
+
+    def fits(self, session: Session) -> bool:
+        """Whether this was worked out for ``session``'s identity and assurance (identical objects: no comparison)."""
+        if self.identity is not session.identity:
+            if self.identity != session.identity:
+                return False
+            self.identity = session.identity  # the next request of this cookie is an identity check again
+        if self.assurance is not session.assurance:
+            if self.assurance != session.assurance:
+                return False
+            self.assurance = session.assurance
+        return True
 
 
 # (Cookie, X-Original-URI, X-Original-Method, X-Forwarded-For, Host, Authorization): a plain tuple, the
@@ -146,16 +165,16 @@ class Authenticator:
         self.proof = proof  # None: identity_assertion "jwt" sends no HMAC proof
         self.assertion = assertion
         self._assertion_name = assertion_header.lower().encode("latin-1")
-        names = tuple(n.lower().encode("latin-1") for n in self.names.identity())
-        self._value_names = names[:4]  # user, nickname, e-mail, groups: per identity (_Known)
-        self._auth_time_name, self._acr_name = names[4:]  # per session
+        # user, nickname, e-mail, groups, auth time, acr: worked out once per session (_Known)
+        self._value_names = tuple(n.lower().encode("latin-1") for n in self.names.identity())
         self._proof_name = self.names.proof.lower().encode("latin-1")
         self.access = access
         self.next_targets = next_targets
         self.api_paths = api_paths
         self.events = events
         self.now = clock
-        self._known: dict[Identity, _Known] = {}
+        self._known: dict[str, _Known] = {}  # session id -> what is worked out once per session
+        self._refreshed: dict[str, tuple[float, str]] = {}  # cookie value -> (when, its refreshed Set-Cookie)
         # (names, prefixes) of the cookies kept from the app; None: pass every cookie.
         self._gateway_cookies = gateway_cookies
         self.bearer = bearer  # None: no provider accepts bearer tokens (no bearer_audiences)
@@ -166,17 +185,34 @@ class Authenticator:
 
         Raises :class:`StoreUnavailable` when revocations are not known to be current.
         """
-        session = self.codec.decode(read_cookie(cookie_header, self.cookie_name), now)
+        value = read_cookie(cookie_header, self.cookie_name)
+        session = self.codec.decode(value, now)
         if session is None:
             return None, None
         if not self.revocation.healthy:
             raise StoreUnavailable("revocation list is stale")
         if self.revocation.is_revoked(session.session_id):
             return None, None
-        refreshed = None
-        if self.codec.needs_refresh(session, now):
-            refreshed = self.cookies.set(self.cookie_name, self.codec.refreshed(session))
-        return session, refreshed
+        if not self.codec.needs_refresh(session, now):
+            return session, None
+        assert value is not None
+        return session, self._refreshed_cookie(value, session, now)
+
+    def _refreshed_cookie(self, value: str, session: Session, now: float) -> str:
+        """The refreshed ``Set-Cookie`` for the cookie ``value``, signed once per :data:`REFRESH_REUSE` seconds.
+
+        A client that keeps sending the old cookie (a script with a fixed Cookie header, the requests a
+        page makes before the browser has stored the new one) would otherwise be re-signed on every request,
+        which costs about as much as the whole check. The same value answers them: it renews the same session.
+        """
+        entry = self._refreshed.get(value)
+        if entry is not None and 0 <= now - entry[0] < REFRESH_REUSE:
+            return entry[1]
+        refreshed = self.cookies.set(self.cookie_name, self.codec.refreshed(session))
+        while len(self._refreshed) >= SESSION_CACHE_SIZE:
+            del self._refreshed[next(iter(self._refreshed))]
+        self._refreshed[value] = (now, refreshed)
+        return refreshed
 
     def check(self, cookie_header: str | None, method: str, host: str, uri: str,
               next_target: str | None = None) -> Verdict:
@@ -201,7 +237,7 @@ class Authenticator:
             elif session is None:
                 decision = self.access.decide(None, method, host, path)
             else:
-                decision = self.access.decide(self._known_for(session.identity).person, method, host, path,
+                decision = self.access.decide(self._known_for(session).person, method, host, path,
                                               session.assurance, now)
         metrics.count_decision(decision.outcome, decision.rule)
         status = _STATUS[decision.outcome]
@@ -247,7 +283,7 @@ class Authenticator:
             return Verdict(503, None, None, None)
         except TokenRefused as refused:
             return self._token_refused(refused)
-        decision = self.access.decide(self._known_for(session.identity).person, method, host, path,
+        decision = self.access.decide(self._known_for(session).person, method, host, path,
                                       session.assurance, now)
         metrics.count_decision(decision.outcome, decision.rule)
         if decision.outcome == "forbidden":
@@ -272,14 +308,10 @@ class Authenticator:
 
     def identity_headers(self, session: Session, method: str, host: str, uri: str) -> list[tuple[bytes, bytes]]:
         """The identity headers and a fresh proof for this request (what ``ProofSigner.headers`` gives)."""
-        known = self._known_for(session.identity)
-        user, nickname, email = known.values
-        auth_time, acr = encode_assurance(session.assurance)
-        headers = [*known.pairs, (self._auth_time_name, auth_time.encode("latin-1")),
-                   (self._acr_name, acr.encode("latin-1"))]
+        known = self._known_for(session)
+        headers = [*known.pairs]
         if self.proof is not None:
-            proof = self.proof.sign(method, host, uri, user, nickname, email, groups=known.groups,
-                                    auth_time=auth_time, acr=acr)
+            proof = self.proof.sign_values(method, host, uri, known.signed)
             headers.append((self._proof_name, proof.encode("latin-1")))
         if self.assertion is not None:
             headers.append(self.assertion_header(session, known.person, host))
@@ -323,20 +355,19 @@ class Authenticator:
             return cookie_header or ""
         return strip_cookies(cookie_header, *self._gateway_cookies)
 
-    def _known_for(self, identity: Identity) -> _Known:
-        known = self._known.get(identity)
-        if known is not None:
+    def _known_for(self, session: Session) -> _Known:
+        known = self._known.get(session.session_id)
+        if known is not None and known.fits(session):
             return known
+        identity = session.identity
         person = self.access.person(identity.user_id, identity.email, identity.provider,
                                     provider_groups=identity.groups)
-        values = encode_identity(identity)
-        groups = encode_groups(person.groups)
-        pairs = tuple((name, value.encode("latin-1"))
-                      for name, value in zip(self._value_names, (*values, groups), strict=True))
-        known = _Known(person, values, groups, pairs)
-        while len(self._known) >= IDENTITY_CACHE_SIZE:
+        values = (*encode_identity(identity), encode_groups(person.groups), *encode_assurance(session.assurance))
+        pairs = tuple((name, value.encode("latin-1")) for name, value in zip(self._value_names, values, strict=True))
+        known = _Known(identity, session.assurance, person, pairs, signed_values(*values))
+        while len(self._known) >= SESSION_CACHE_SIZE:
             del self._known[next(iter(self._known))]
-        self._known[identity] = known
+        self._known[session.session_id] = known
         return known
 
     def allow_headers(self, verdict: Verdict, cookie: str | None, method: str, host: str,

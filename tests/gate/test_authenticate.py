@@ -14,6 +14,7 @@ import pytest
 from gateway.app import GatewayApp
 from gateway.errors import TokenRefused
 from gateway.gate.access import parse_rule
+from gateway.gate.authenticate import REFRESH_REUSE
 from gateway.gate.bearer import BearerTokens
 from gateway.proof import InvalidProof, ProofVerifier
 from gateway.types import Assurance, Identity, VerifiedToken
@@ -83,6 +84,40 @@ def test_an_ageing_session_cookie_is_refreshed(app: GatewayApp, client: TestClie
     response = client.get("/_gateway/auth", headers={"Cookie": cookie, **NGINX})
     assert response.status_code == 200
     assert response.headers["set-cookie"].startswith(app.settings.session_cookie + "=")
+
+
+def test_a_client_repeating_an_ageing_cookie_gets_one_refresh_not_a_signature_per_request(
+        app: GatewayApp, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A script with a fixed Cookie header (or a page's burst before the browser stores the new cookie):
+    re-signing costs about as much as the whole check, so one refresh answers them for REFRESH_REUSE s."""
+    cookie, other_cookie = session_cookie(app), session_cookie(app, "other")
+    clock = [time.time() + app.runtime.sessions.refresh_after + 1]
+    monkeypatch.setattr(app.runtime, "now", lambda: clock[0])
+    signed = []
+    original = app.runtime.sessions.refreshed
+    monkeypatch.setattr(app.runtime.sessions, "refreshed", lambda session: signed.append(session) or original(session))
+    first = client.get("/_gateway/auth", headers={"Cookie": cookie, **NGINX}).headers["set-cookie"]
+    clock[0] += 1
+    again = client.get("/_gateway/auth", headers={"Cookie": cookie, **NGINX}).headers["set-cookie"]
+    assert again == first and len(signed) == 1
+    other = client.get("/_gateway/auth", headers={"Cookie": other_cookie, **NGINX})
+    assert other.headers["set-cookie"] != first  # never another cookie's refresh
+    clock[0] += REFRESH_REUSE
+    later = client.get("/_gateway/auth", headers={"Cookie": cookie, **NGINX}).headers["set-cookie"]
+    assert later != first and len(signed) == 3
+
+
+def test_what_is_worked_out_once_per_session_is_never_used_for_another_identity(app: GatewayApp,
+                                                                               client: TestClient) -> None:
+    """The headers and signed values are kept by session id; a cookie naming the same id for someone else
+    (never issued, but the cache must not depend on that) gets its own identity and proof."""
+    bob = Identity("https://op.example/id/bob", "bob", "b@example.test")
+    alice_cookie = session_cookie(app, "same")
+    bob_cookie = f"{app.settings.session_cookie}={app.runtime.sessions.encode('same', bob, time.time(), None)}"
+    for cookie, who in ((alice_cookie, ALICE), (bob_cookie, bob), (alice_cookie, ALICE)):
+        response = client.get("/_gateway/auth", headers={"Cookie": cookie, **NGINX})
+        assert response.headers["x-gateway-nickname"] == who.nickname
+        assert ProofVerifier(PROOF_KEY).verify(response.headers, "GET", "testserver", "/") == who
 
 
 def test_revoked_session_is_401(app: GatewayApp, client: TestClient) -> None:
