@@ -247,6 +247,21 @@ def targets_table(results: Results) -> list[str]:
             _target(rows, "CPU a protected request adds over its own direct row: ours less than each peer's",
                     f"ours {ours['total']:.0f} µs; {compared}",
                     all(a is not None and ours["total"] < a["total"] for _, a in others))
+    uds1 = get("uds1")
+    if uds1 is not None:  # the same-machine default since issue 25: the same targets over the Unix socket
+        check = uds1.best.cpu_per_request("gateway")
+        _target(rows, f"auth check ≤ {MAX_CHECK_CPU_US:g} µs CPU in the stack, Unix socket (the same-machine "
+                f"default; #{uds1.scenario.row})", f"{check:.0f} µs", check <= MAX_CHECK_CPU_US)
+        if ceiling1 is not None:
+            ratio = uds1.best.result.rps / ceiling1.best.result.rps
+            _target(rows, f"mode 1 ≥ {MODE1_MIN_CEILING_RATIO_25:.0%} of its ceiling's req/s, Unix socket "
+                    f"(#{uds1.scenario.row} vs #{ceiling1.scenario.row})", f"{ratio:.0%}",
+                    ratio >= MODE1_MIN_CEILING_RATIO_25)
+        over = added_cpu(results, uds1)
+        if over is not None and apache_oidc is not None and (theirs := added_cpu(results, apache_oidc)) is not None:
+            _target(rows, "CPU a protected request adds over its own direct row, Unix socket: less than "
+                    "mod_auth_openidc's", f"ours {over['total']:.0f} µs; mod_auth_openidc {theirs['total']:.0f}",
+                    over["total"] < theirs["total"])
     if mode1 is not None and apache_oidc is not None and apache_oidc.paced is not None and mode1.paced is not None:
         _target(rows, f"mode 1 p99 lower than mod_auth_openidc's, {steady}",
                 f"{mode1.paced.p99:.2f} vs {apache_oidc.paced.p99:.2f} ms", mode1.paced.p99 < apache_oidc.paced.p99)
