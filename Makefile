@@ -90,7 +90,7 @@ dist: venv
 
 # podman, runc and mmdebstrap: tests/test_container.py builds the image (Containerfile) from Debian's packages and runs it.
 system-deps:
-	@scripts/install-system-deps nginx chromium wrk openssl npm caddy redis-server systemd lemonldap-ng \
+	@scripts/install-system-deps nginx chromium wrk openssl curl npm caddy redis-server systemd lemonldap-ng \
 	  lemonldap-ng-fastcgi-server podman runc mmdebstrap apache2 libapache2-mod-auth-openidc
 
 # axe-core (the browser tests' accessibility checks), pinned by tests/browser/package-lock.json.

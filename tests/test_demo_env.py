@@ -1,5 +1,5 @@
 """``make demo`` takes the ``GATEWAY_*`` variables of its environment over its own settings, and
-``INSTANCES``/``STORE`` to run several gateway instances on Redis.
+``INSTANCES``/``STORE`` to run several gateway instances on Redis; the README's demo commands work against it.
 
 The demo's stack is built by the same function ``make demo`` uses
 (:func:`devtools.demo.demo_stack`), with free ports instead of the fixed ones.
@@ -8,15 +8,17 @@ The demo's stack is built by the same function ``make demo`` uses
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from devtools.demo import banner, demo_stack, parse_args, user_gateway_env
-from devtools.stack import INSTANCE_HEADER, LOCAL_OIDC_NAME, PROJECT_ROOT, Ports
+from devtools.stack import DEMO_PORTS, INSTANCE_HEADER, LOCAL_OIDC_NAME, PROJECT_ROOT, Ports
 
 SITE_NAME = "Demo With My Own Name"
 
@@ -104,3 +106,21 @@ def test_the_scaled_out_demo_runs_its_instances_on_its_redis_and_says_so(tmp_pat
     assert "(mode proxy, 2 gateway instances on Redis)" in text
     assert stack.instance_url(1) in text and stack.instance_url(2) in text and stack.redis.url in text
     assert (tmp_path / "demo" / "redis").is_dir()  # its append-only file beside the demo's other state
+
+
+@pytest.mark.parametrize("mode", ["auth_request", "proxy"])
+def test_the_readmes_bearer_token_commands_work_against_the_demo(tmp_path: Path, mode: str) -> None:
+    """The README's "scripts with a token" block, run by bash as written (the demo's ports swapped for free ones)."""
+    block = re.search(r"<!-- test: demo -->\n```sh\n(.*?)\n```", (PROJECT_ROOT / "README.md").read_text(), re.DOTALL)
+    assert block, "README.md has no demo block"
+    assert shutil.which("curl"), "curl is needed (make system-deps installs it)"
+    ports = Ports.free()
+    script = block.group(1)
+    for demo_port, port in ((DEMO_PORTS.nginx, ports.nginx), (DEMO_PORTS.oidc, ports.oidc)):
+        script = re.sub(rf"\b{demo_port}\b", str(port), script)
+    with demo_stack(mode, ports, tmp_path / "demo", {}) as stack:
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=30,
+                              env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}, check=False)
+        assert done.returncode == 0, done.stderr
+        whoami = json.loads(done.stdout)
+    assert whoami["nickname"] == "alice" and whoami["user"].startswith(stack.oidc_url + "#")
