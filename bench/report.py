@@ -303,7 +303,7 @@ def targets_table(results: Results) -> list[str]:
                 per <= MAX_SIGNIN_CPU_MS)
     if results.peak_memory:
         peak = max(results.peak_memory.values())
-        _target(rows, f"gateway < {MAX_RSS_MIB:g} MB RSS", f"{peak:.1f} MiB peak", peak < MAX_RSS_MIB)
+        _target(rows, f"gateway < {MAX_RSS_MIB:g} MiB RSS", f"{peak:.1f} MiB peak", peak < MAX_RSS_MIB)
     for soak in results.soaks:
         growth = _growth(soak)
         _target(rows, f"gateway RSS flat over {soak.seconds:g} s of full load ({soak.mode}; < "

@@ -66,7 +66,7 @@ EXPECTED_TARGETS = [
     "mode 1 adds ≤ 1 ms to p99, steady",
     "mode 2 ≥ 30% of direct",
     "≥ 250 complete sign-ins/s with 0 errors",
-    "gateway < 80 MB RSS",
+    "gateway < 80 MiB RSS",
     "gateway RSS flat over 1 s of full load (mode 1",
     "gateway RSS flat over 1 s of full load (mode 2",
 ]
