@@ -332,8 +332,7 @@ def _uds_apache_note(results: Results) -> list[str]:
     if apache_rows:
         notes.append(f"Rows {' and '.join(map(str, apache_rows))}: Apache 2.4 (Debian), a child process on "
                      "loopback with a generated configuration: Debian's event MPM and keep-alive defaults "
-                     "except MaxKeepAliveRequests 1000 (Debian: 100; nginx's default, the same keep-alive budget "
-                     "for both front servers) and a fixed pool of 3 child processes "
+                     "(MaxKeepAliveRequests 100; nginx allows 1,000) except a fixed pool of 3 child processes "
                      "(StartServers 3, MaxSpareThreads 150: no child started or stopped mid-run), a combined "
                      "access log as Debian's default site, mod_proxy_http to the same app. mod_auth_openidc 2.4.12 "
                      "with its documented defaults "
