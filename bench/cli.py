@@ -1,9 +1,11 @@
 """``python -m bench``: measure the gateway against its ceiling on this machine, in one run.
 
 Exit status: 0 when every request and sign-in succeeded, 1 when something
-was broken (an answer other than 200, a socket error, a failed sign-in, a
-process that died), 2 when the benchmark could not run (no nginx, no wrk, no
-LemonLDAP::NG, no Apache with mod_auth_openidc: ``make system-deps`` installs them).
+was broken (an answer other than 200, a socket error on a row of ours or
+nginx's, a failed sign-in, a process that died; a peer's own socket errors,
+its server dropping connections under load, are reported apart), 2 when the
+benchmark could not run (no nginx, no wrk, no LemonLDAP::NG, no Apache with
+mod_auth_openidc: ``make system-deps`` installs them).
 Speed never decides the exit status.
 """
 

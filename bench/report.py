@@ -384,9 +384,17 @@ def render(results: Results, context: list[str]) -> str:
     lines += added_cpu_table(results)
     lines += ["", *memory_lines(results), "", "Targets (reported, not enforced):", ""]
     lines += targets_table(results)
-    if results.errors:
-        lines += ["", "ERRORS:", *(f"- {e}" for e in results.errors)]
+    lines += error_lines(results)
     return "\n".join(lines)
 
 
-__all__ = ["render", "table"]
+def error_lines(results: Results) -> list[str]:
+    """What broke the run (its exit status is 1), then the peers' own socket errors (reported only)."""
+    lines = ["", "ERRORS:", *(f"- {e}" for e in results.errors)] if results.errors else []
+    if results.peer_errors:
+        lines += ["", "The peers' own socket errors (their servers closed or dropped connections under load; "
+                      "reported, the run still counts):", *(f"- {e}" for e in results.peer_errors)]
+    return lines
+
+
+__all__ = ["error_lines", "render", "table"]

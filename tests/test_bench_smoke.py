@@ -9,6 +9,7 @@ status 2), it never skips — ``make system-deps`` installs them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from bench import report
 from bench.procstat import CPUUsage
-from bench.runner import FULL, Measurement, Results, Round, Scenario, SignIns
+from bench.runner import FULL, PEER_KEYS, Measurement, Results, Round, Scenario, SignIns
 from bench.signin_load import SignInRate
 from bench.stacks import TRIVIAL_UPSTREAM, BenchStack
 from bench.wrk import WrkResult
@@ -194,3 +195,30 @@ def test_openid_connect_sign_ins_are_reported_beside_the_sign_in_target_but_neve
         assert _targets(rows, cpu=CPU_MET, signin_gateway_cpu=openid2, oidc_gateway_cpu=oidc,
                         measured=measured)[target] == verdict
         assert measured[target] == f"{openid2:.2f} ms (OpenID Connect: {oidc:.2f} ms, reported)"
+
+
+def test_a_peers_socket_errors_are_reported_but_any_other_error_breaks_the_run() -> None:
+    stack = BenchStack("auth_request", upstream=TRIVIAL_UPSTREAM)  # constructed only: never started
+    try:
+        results = Results(FULL)
+
+        def round_of(key: str, row: int, socket_errors: int = 0, non_200: int = 0) -> None:
+            result = dataclasses.replace(_wrk_result(10000, 2.0), socket_errors=socket_errors, non_200=non_200,
+                                         first_non_200=502 if non_200 else 0)
+            results.record_errors(Scenario("trivial", key, key, stack, "http://127.0.0.1:1/", row=row), result)
+
+        round_of("apache", 13, socket_errors=5)  # Apache dropping connections: the peer's behaviour
+        round_of("llng", 4, socket_errors=1)
+        round_of("mode1", 3)  # no error, nothing said
+        assert results.errors == [] and len(results.peer_errors) == 2
+        round_of("apache_oidc", 14, non_200=3)  # a peer answering other than 200: its row measures nothing
+        round_of("mode1", 3, socket_errors=1)  # ours or nginx's: never excused
+        assert results.errors == ["trivial row 14 (apache_oidc): 3 answers other than 200 (first: 502)",
+                                  "trivial row 3 (mode1): 1 socket errors/timeouts"]
+    finally:
+        stack.stop()
+    text = "\n".join(report.error_lines(results))
+    assert "\nERRORS:\n" in text and "- trivial row 13 (apache): 5 socket errors/timeouts" in text
+    assert text.index("The peers' own socket errors") > text.index("ERRORS:")
+    assert "ERRORS" not in "\n".join(report.error_lines(Results(FULL, peer_errors=results.peer_errors)))
+    assert set(PEER_KEYS) == {"llng", "apache", "apache_oidc"}
