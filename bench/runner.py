@@ -66,6 +66,14 @@ class Config:
 # The peers' rows (LemonLDAP::NG, Apache, Apache with mod_auth_openidc): their servers are not ours.
 PEER_KEYS = frozenset({"llng", "apache", "apache_oidc"})
 
+
+
+def peers_own(scenario: Scenario, result: wrk.WrkResult) -> bool:
+    """Whether a round's errors are a peer's own: socket errors only, on a peer's row (see
+    :meth:`Results.record_errors`)."""
+    return scenario.key in PEER_KEYS and not result.non_200
+
+
 FULL = Config(rounds=3, duration=10, warmup=3, connections=32, threads=2, paced=5, steady_rps=1000,
               signin_concurrency=32, signin_seconds=10, signin_count=None, soak=60, soak_every=5)
 # Every code path of a full run, each for about a second.
@@ -181,7 +189,7 @@ class Results:
         if not result.errors:
             return
         line = f"{scenario.upstream} row {scenario.row} ({scenario.label}): {result.describe_errors()}"
-        if scenario.key in PEER_KEYS and not result.non_200:
+        if peers_own(scenario, result):
             self.peer_errors.append(line)
         else:
             self.errors.append(line)
@@ -358,8 +366,8 @@ class Runner:
             for m in measurements:
                 r = self._wrk(m.scenario, path, cfg.duration)
                 m.rounds.append(r)
-                peers = m.scenario.key in PEER_KEYS and not r.result.non_200
-                errors = ("  the peer's errors: " if peers else "  ERRORS: ") + r.result.describe_errors()
+                errors = (("  the peer's errors: " if peers_own(m.scenario, r.result) else "  ERRORS: ")
+                          + r.result.describe_errors())
                 self.progress(f"{upstream} row {m.scenario.row} round {n}/{cfg.rounds}: {r.result.rps:,.0f} req/s, "
                               f"p99 {r.result.p99:.2f} ms, others' CPU {r.cpu.foreign_percent:.0f}%"
                               + (errors if r.result.errors else ""))
